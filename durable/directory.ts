@@ -1,0 +1,163 @@
+import { DurableObject } from "cloudflare:workers";
+import type { ApiKey } from "../src/auth/api-key";
+import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
+import type { Env } from "../src/config";
+import type { Failure } from "../src/errors";
+import { migrateSchema } from "./sql-schema";
+
+const SCHEMA = [
+  `CREATE TABLE policies (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     namespace TEXT NOT NULL,
+     revision INTEGER NOT NULL,
+     updated_at TEXT NOT NULL);
+   CREATE TABLE enrollment_keys (
+     id TEXT PRIMARY KEY,
+     api_key_id TEXT NOT NULL UNIQUE,
+     secret_hash TEXT NOT NULL,
+     name TEXT NOT NULL,
+     policy_id TEXT NOT NULL,
+     active INTEGER NOT NULL,
+     created_at TEXT NOT NULL,
+     expire_at TEXT);
+   CREATE TABLE enrollment_ids (enrollment_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL);`,
+];
+
+export interface PolicySummary {
+  id: string;
+  name: string;
+  namespace: string;
+  revision: number;
+  updated_at: string;
+}
+
+/** An enrollment key as admins see it; `api_key` (the secret) only in the answer that creates it. */
+export interface EnrollmentKeyRecord {
+  id: string;
+  api_key_id: string;
+  api_key?: string;
+  name: string;
+  policy_id: string;
+  active: boolean;
+  created_at: string;
+  expire_at?: string;
+}
+
+interface KeyRow extends Record<string, SqlStorageValue> {
+  id: string;
+  api_key_id: string;
+  secret_hash: string;
+  name: string;
+  policy_id: string;
+  active: number;
+  created_at: string;
+  expire_at: string | null;
+}
+
+/**
+ * The fleet's small, read-mostly catalogue: agent policies (id, name, latest revision), enrollment
+ * keys (secret stored as a SHA-256 hash) and enrollment-id claims. One instance, named "fleet".
+ * Enrollment is the only agent path that reaches it, so it is never on the check-in hot path.
+ */
+export class Directory extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+  }
+
+  async registerPolicy(policy: PolicySummary): Promise<void> {
+    this.ctx.storage.sql.exec(
+      `INSERT INTO policies (id, name, namespace, revision, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, namespace = excluded.namespace,
+         revision = MAX(revision, excluded.revision), updated_at = excluded.updated_at`,
+      policy.id,
+      policy.name,
+      policy.namespace,
+      policy.revision,
+      policy.updated_at,
+    );
+  }
+
+  async getPolicy(id: string): Promise<PolicySummary | null> {
+    return this.ctx.storage.sql.exec<PolicySummary & Record<string, SqlStorageValue>>("SELECT * FROM policies WHERE id = ?", id).toArray()[0] ?? null;
+  }
+
+  async createEnrollmentKey(input: { policyId: string; name?: string; expireAt?: string }): Promise<EnrollmentKeyRecord | Failure> {
+    const policy = await this.getPolicy(input.policyId);
+    if (!policy) return { error: "NotFound", detail: `agent policy ${input.policyId} not found` };
+    const id = crypto.randomUUID();
+    const apiKeyId = randomToken(15);
+    const secret = randomToken(32);
+    const record: EnrollmentKeyRecord = {
+      id,
+      api_key_id: apiKeyId,
+      api_key: btoa(`${apiKeyId}:${secret}`),
+      name: input.name ? `${input.name} (${id})` : id,
+      policy_id: input.policyId,
+      active: true,
+      created_at: new Date().toISOString(),
+      ...(input.expireAt ? { expire_at: input.expireAt } : {}),
+    };
+    this.ctx.storage.sql.exec(
+      "INSERT INTO enrollment_keys (id, api_key_id, secret_hash, name, policy_id, active, created_at, expire_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+      id,
+      apiKeyId,
+      await sha256Hex(secret),
+      record.name,
+      record.policy_id,
+      record.created_at,
+      input.expireAt ?? null,
+    );
+    return record;
+  }
+
+  /** Revokes a key at once: the next enrollment with it fails. */
+  async revokeEnrollmentKey(id: string): Promise<EnrollmentKeyRecord | Failure> {
+    const row = this.#keyRow("id", id);
+    if (!row) return { error: "NotFound", detail: `enrollment key ${id} not found` };
+    this.ctx.storage.sql.exec("UPDATE enrollment_keys SET active = 0 WHERE id = ?", id);
+    return toRecord({ ...row, active: 0 });
+  }
+
+  /** The policy an enrollment key enrolls into, if the key is genuine, active and unexpired. */
+  async resolveEnrollmentKey(key: ApiKey): Promise<{ policyId: string; namespaces: string[] } | Failure> {
+    const row = this.#keyRow("api_key_id", key.id);
+    const hash = await sha256Hex(key.secret);
+    if (!row || !constantTimeEqual(hash, row.secret_hash) || row.active !== 1) return { error: "Unauthorized" };
+    if (row.expire_at && Date.parse(row.expire_at) <= Date.now()) return { error: "Unauthorized" };
+    return { policyId: row.policy_id, namespaces: [] };
+  }
+
+  /**
+   * Records that `enrollmentId` now belongs to `agentId` and returns the agent that held it before
+   * (fleet-protocol.md §2.2 step 5), so the caller can retire it.
+   */
+  async claimEnrollmentId(enrollmentId: string, agentId: string): Promise<string | null> {
+    const previous = this.ctx.storage.sql
+      .exec<{ agent_id: string }>("SELECT agent_id FROM enrollment_ids WHERE enrollment_id = ?", enrollmentId)
+      .toArray()[0];
+    this.ctx.storage.sql.exec(
+      "INSERT INTO enrollment_ids (enrollment_id, agent_id) VALUES (?, ?) ON CONFLICT (enrollment_id) DO UPDATE SET agent_id = excluded.agent_id",
+      enrollmentId,
+      agentId,
+    );
+    return previous && previous.agent_id !== agentId ? previous.agent_id : null;
+  }
+
+  #keyRow(column: "id" | "api_key_id", value: string): KeyRow | undefined {
+    return this.ctx.storage.sql.exec<KeyRow>(`SELECT * FROM enrollment_keys WHERE ${column} = ?`, value).toArray()[0];
+  }
+}
+
+function toRecord(row: KeyRow): EnrollmentKeyRecord {
+  return {
+    id: row.id,
+    api_key_id: row.api_key_id,
+    name: row.name,
+    policy_id: row.policy_id,
+    active: row.active === 1,
+    created_at: row.created_at,
+    ...(row.expire_at ? { expire_at: row.expire_at } : {}),
+  };
+}

@@ -1,0 +1,89 @@
+import { parseGoDuration } from "./protocol/duration";
+
+/** Bindings and vars from wrangler.toml (`[vars]`, secrets, Durable Object namespaces). */
+export interface Env {
+  // Untyped here; durable-stubs.ts gives each stub its class's method signatures.
+  AGENTS: DurableObjectNamespace;
+  POLICY_HUBS: DurableObjectNamespace;
+  DIRECTORY: DurableObjectNamespace;
+  FLEET_ADMIN_TOKEN?: string;
+  FLEET_SERVER_VERSION?: string;
+  FLEET_SERVER_BUILD_HASH?: string;
+  FLEET_SERVER_BUILD_TIME?: string;
+  CHECKIN_LONG_POLL?: string;
+  CHECKIN_JITTER?: string;
+  CHECKIN_MIN_POLL?: string;
+  CHECKIN_MAX_POLL?: string;
+  ACTION_DEFAULT_EXPIRATION?: string;
+}
+
+export interface ServerVersion {
+  number: string;
+  major: number;
+  minor: number;
+  buildHash: string;
+  buildTime: string;
+}
+
+export interface CheckinTimings {
+  /** Hold time of a check-in that carries no `poll_timeout` (fleet-server `checkin_long_poll`). */
+  longPollMs: number;
+  /** Upper bound of the random time subtracted from each hold, so a fleet's polls do not synchronise. */
+  jitterMs: number;
+  /** Floor and ceiling for a hold derived from the agent's `poll_timeout`. */
+  minPollMs: number;
+  maxPollMs: number;
+}
+
+export interface FleetConfig {
+  version: ServerVersion;
+  checkin: CheckinTimings;
+  actionDefaultExpirationMs: number;
+}
+
+const cache = new WeakMap<Env, FleetConfig>();
+
+/** Parses the vars once per env object; a malformed var fails loudly at the first request. */
+export function fleetConfig(env: Env): FleetConfig {
+  let config = cache.get(env);
+  if (!config) {
+    config = {
+      version: parseServerVersion(env),
+      checkin: {
+        longPollMs: durationVar(env, "CHECKIN_LONG_POLL", "5m"),
+        jitterMs: durationVar(env, "CHECKIN_JITTER", "30s"),
+        minPollMs: durationVar(env, "CHECKIN_MIN_POLL", "1m"),
+        maxPollMs: durationVar(env, "CHECKIN_MAX_POLL", "1h"),
+      },
+      actionDefaultExpirationMs: durationVar(env, "ACTION_DEFAULT_EXPIRATION", "720h"),
+    };
+    cache.set(env, config);
+  }
+  return config;
+}
+
+function durationVar(env: Env, name: keyof Env, fallback: string): number {
+  const raw = (env[name] as string | undefined) ?? fallback;
+  const ms = parseGoDuration(raw);
+  if (ms === null || ms < 0) throw new Error(`configuration: ${name}=${JSON.stringify(raw)} is not a duration like "5m" or "30s"`);
+  return ms;
+}
+
+function parseServerVersion(env: Env): ServerVersion {
+  const number = env.FLEET_SERVER_VERSION ?? "9.6.0";
+  const match = /^(\d+)\.(\d+)\.(\d+)$/.exec(number);
+  if (!match) throw new Error(`configuration: FLEET_SERVER_VERSION=${JSON.stringify(number)} is not X.Y.Z`);
+  return {
+    number,
+    major: Number(match[1]),
+    minor: Number(match[2]),
+    buildHash: env.FLEET_SERVER_BUILD_HASH ?? "edge",
+    buildTime: env.FLEET_SERVER_BUILD_TIME ?? "2026-11-28T00:00:00Z",
+  };
+}
+
+/** Hono's type parameter for every route and middleware. */
+export interface AppEnv {
+  Bindings: Env;
+  Variables: { requestId: string };
+}

@@ -1,0 +1,19 @@
+import { z } from "zod";
+import { FleetError, badRequest } from "../errors";
+
+/** Validates a decoded body; the first issue becomes a 400 naming the field, in the route's error style. */
+export function parseBody<S extends z.ZodType>(schema: S, value: unknown, style: "agent" | "admin" = "agent"): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path.length > 0 ? issue.path.join(".") : "body";
+  const message = `${field}: ${issue.message}`;
+  throw style === "agent" ? badRequest(message) : new FleetError("AdminBadRequest", message);
+}
+
+/** Any JSON value; typed as such (not `unknown`) so it survives Durable Object RPC typing. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A JSON object whose members we keep as sent (metadata, components, policy sections). */
+export const JsonObject = z.record(z.string(), z.json());
+export type JsonObject = { [key: string]: JsonValue };

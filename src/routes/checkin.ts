@@ -1,0 +1,89 @@
+import { Hono, type Context } from "hono";
+import type { CheckinInput } from "../../durable/agent";
+import { orAuthError, validateAfterAuth } from "../auth/agent-auth";
+import { parseApiKeyHeader } from "../auth/api-key";
+import { pollDuration } from "../checkin/poll-duration";
+import { policyChangeAction } from "../checkin/policy-change";
+import { fleetConfig, type AppEnv } from "../config";
+import { agentObject, policyHub } from "../durable-stubs";
+import { badRequest } from "../errors";
+import { readJsonBody } from "../http/body";
+import { agentJson } from "../http/json-response";
+import type { DeliveredAction } from "../protocol/action";
+import { CheckinRequest, type CheckinResponse } from "../protocol/checkin";
+import { parseGoDuration } from "../protocol/duration";
+import { parseBody } from "../protocol/parse";
+import { checkUserAgent } from "../protocol/user-agent";
+
+/** fleet-server's check-in body limits: 1 MiB as sent, 20 MiB once gunzipped. */
+const BODY_LIMITS = { maxBytes: 1 << 20, maxDecompressedBytes: 20 << 20 };
+
+/**
+ * `POST /api/fleet/agents/{id}/checkin` (fleet-protocol.md §2.3). The agent's object records the
+ * check-in and returns pending actions; with none, the request parks in the policy's hub until a new
+ * revision or an action arrives, or the long poll ends.
+ */
+export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", async (c) => {
+  const started = Date.now();
+  const agentId = c.req.param("id");
+  const key = parseApiKeyHeader(c.req.header("Authorization"));
+  const { input, pollTimeoutMs } = await validateAfterAuth(c.env, key, agentId, () => parseCheckin(c));
+
+  const agent = agentObject(c.env, agentId);
+  const outcome = await orAuthError(c.env, key, await agent.checkin(key, input));
+  if (outcome.actions.length > 0) return respond(c, outcome.ackToken, outcome.actions);
+
+  const holdMs = pollDuration(fleetConfig(c.env).checkin, pollTimeoutMs, Date.now() - started);
+  const parked = await policyHub(c.env, outcome.policyId).park({
+    agentId,
+    claim: outcome.claim,
+    actionSeq: outcome.actionSeq,
+    holdMs,
+  });
+  switch (parked.kind) {
+    case "policy":
+      // A synthesised POLICY_CHANGE never moves the agent's ack_token.
+      return respond(c, "", [policyChangeAction(agentId, parked.revision)]);
+    case "actions": {
+      const pending = await agent.pendingActions(input.ackToken);
+      return respond(c, pending.ackToken, pending.actions);
+    }
+    case "timeout":
+      return respond(c, input.ackToken ?? "", []);
+  }
+});
+
+/** Validates User-Agent and body into what the agent's object records. */
+async function parseCheckin(c: Context<AppEnv>): Promise<{ input: CheckinInput; pollTimeoutMs?: number }> {
+  const version = checkUserAgent(c.req.header("User-Agent"), fleetConfig(c.env).version);
+  const raw = await readJsonBody(c, BODY_LIMITS);
+  // fleet-server's exact message for the one field it checks itself.
+  const status = (raw as { status?: unknown } | null)?.status;
+  if (typeof status !== "string" || status === "") throw badRequest("checkin status missing");
+  const body = parseBody(CheckinRequest, raw);
+  let pollTimeoutMs: number | undefined;
+  if (body.poll_timeout !== undefined) {
+    const parsed = parseGoDuration(body.poll_timeout);
+    if (parsed === null || parsed < 0) throw badRequest(`poll_timeout: ${JSON.stringify(body.poll_timeout)} is not a duration`);
+    pollTimeoutMs = parsed;
+  }
+  const input: CheckinInput = {
+    status: body.status,
+    message: body.message ?? "",
+    version,
+    ...(body.ack_token ? { ackToken: body.ack_token } : {}),
+    ...(body.local_metadata !== undefined ? { localMetadata: body.local_metadata } : {}),
+    ...(body.components !== undefined ? { components: body.components } : {}),
+    ...(body.upgrade_details !== undefined ? { upgradeDetails: body.upgrade_details } : {}),
+    ...(body.agent_policy_id && body.policy_revision_idx !== undefined
+      ? { reported: { policyId: body.agent_policy_id, revision: body.policy_revision_idx } }
+      : {}),
+    ...(body.upgrade ? { rollbacks: body.upgrade.rollbacks ?? null } : {}),
+  };
+  return pollTimeoutMs === undefined ? { input } : { input, pollTimeoutMs };
+}
+
+function respond(c: Context<AppEnv>, ackToken: string, actions: DeliveredAction[]): Response {
+  const body: CheckinResponse = actions.length > 0 ? { ack_token: ackToken, action: "checkin", actions } : { ack_token: ackToken, action: "checkin" };
+  return agentJson(c.req.raw, body);
+}
