@@ -20,5 +20,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 20_000,
+    // Structured logs of passing tests are noise; a failing test still shows its output.
+    silent: "passed-only",
   },
 });

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
-import { FleetError } from "../errors";
+import type { ErrorCode } from "../errors";
+import { errorResponse } from "../http/error-response";
 
 export const API_VERSION = "2023-06-01";
 
@@ -9,26 +10,31 @@ export const API_VERSION = "2023-06-01";
  */
 export const apiVersion = (): MiddlewareHandler => async (c, next) => {
   const requested = c.req.header("Elastic-Api-Version");
-  try {
-    if (requested !== undefined && requested !== "") {
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(requested) || !isCalendarDate(requested)) {
-        throw new FleetError(
-          "InvalidAPIVersionFormat",
-          `received "${requested}", expected a valid date string formatted as YYYY-MM-DD. invalid version format`,
-        );
-      }
-      if (requested !== API_VERSION) {
-        throw new FleetError(
-          "UnsupportedAPIVersion",
-          `received "${requested}", is not supported. supported versions are: [${API_VERSION}] version is not supported`,
-        );
-      }
-    }
-    await next();
-  } finally {
-    c.header("Elastic-Api-Version", requested && requested === API_VERSION ? requested : API_VERSION);
+  const rejection = requested ? checkVersion(requested) : null;
+  if (rejection) {
+    const response = errorResponse(rejection.code, rejection.message);
+    response.headers.set("Elastic-Api-Version", API_VERSION);
+    return response;
   }
+  await next();
+  c.res.headers.set("Elastic-Api-Version", requested || API_VERSION);
 };
+
+function checkVersion(requested: string): { code: ErrorCode; message: string } | null {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(requested) || !isCalendarDate(requested)) {
+    return {
+      code: "InvalidAPIVersionFormat",
+      message: `received "${requested}", expected a valid date string formatted as YYYY-MM-DD. invalid version format`,
+    };
+  }
+  if (requested !== API_VERSION) {
+    return {
+      code: "UnsupportedAPIVersion",
+      message: `received "${requested}", is not supported. supported versions are: [${API_VERSION}] version is not supported`,
+    };
+  }
+  return null;
+}
 
 function isCalendarDate(text: string): boolean {
   const date = new Date(`${text}T00:00:00Z`);

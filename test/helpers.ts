@@ -1,0 +1,141 @@
+import { SELF } from "cloudflare:test";
+
+export const BASE = "http://fleet.example.internal:8220";
+export const ADMIN_TOKEN = "test-admin-token";
+export const AGENT_VERSION = "9.6.0";
+
+/** Headers a 9.x Elastic Agent puts on every request (elastic-agent-client.md §1.2). */
+export function agentHeaders(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    "User-Agent": `Elastic Agent v${AGENT_VERSION}`,
+    Accept: "application/json",
+    "Content-Type": "application/json",
+    "Elastic-Api-Version": "2023-06-01",
+    "Kbn-Xsrf": "1",
+    "X-Request-Id": "01K3BWR7Q4M9ZJ8E2YV6T1N5PD",
+    "Accept-Encoding": "gzip",
+    ...extra,
+  };
+}
+
+/** Sends a request the way the agent does: a bare `?` on the path, compact JSON. */
+export function agentRequest(method: string, path: string, init: { key?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+  const headers = agentHeaders(init.headers);
+  if (init.key !== undefined) headers.Authorization = `ApiKey ${init.key}`;
+  return SELF.fetch(`${BASE}${path}?`, {
+    method,
+    headers,
+    ...(init.body !== undefined ? { body: rawBody(init.body) } : {}),
+  });
+}
+
+/** Strings and bytes go as they are; anything else as compact JSON. */
+function rawBody(body: unknown): BodyInit {
+  if (typeof body === "string" || body instanceof ArrayBuffer || body instanceof Uint8Array) return body;
+  return JSON.stringify(body);
+}
+
+export function adminRequest(method: string, path: string, body?: unknown, token = ADMIN_TOKEN) {
+  return SELF.fetch(`${BASE}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+}
+
+export function policyBody(overrides: Record<string, unknown> = {}) {
+  return {
+    name: "Linux servers",
+    namespace: "default",
+    policy: {
+      outputs: { default: { type: "elasticsearch", hosts: ["https://es.example.internal:9200"], preset: "balanced" } },
+      output_permissions: { default: { _elastic_agent_checks: { cluster: ["monitor"] } } },
+      inputs: [{ id: "logfile-system-1", type: "logfile", use_output: "default", streams: [] }],
+      agent: { monitoring: { enabled: true, logs: true, metrics: true, namespace: "default", use_output: "default" } },
+      fleet: { hosts: ["https://fleet.example.internal:8220"] },
+      ...overrides,
+    },
+  };
+}
+
+export async function putPolicy(policyId: string, overrides: Record<string, unknown> = {}) {
+  const res = await adminRequest("PUT", `/api/fleet/agent_policies/${policyId}`, policyBody(overrides));
+  if (res.status !== 200) throw new Error(`PUT policy: ${res.status} ${await res.text()}`);
+  return (await res.json()) as { item: { id: string; revision: number; updated_at: string }; changed: boolean };
+}
+
+export async function createEnrollmentKey(policyId: string) {
+  const res = await adminRequest("POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: "test" });
+  if (res.status !== 200) throw new Error(`create key: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { item: { id: string; api_key: string; api_key_id: string } }).item;
+}
+
+/** The enroll body of a 9.6 agent (elastic-agent-client.md §3.1). */
+export function enrollBody(overrides: Record<string, unknown> = {}) {
+  return {
+    type: "PERMANENT",
+    id: "",
+    replace_token: "",
+    metadata: {
+      local: {
+        elastic: { agent: { id: "0d6f2b7e-3c41-4f8a-9e25-7b1c8d4a6f03", version: AGENT_VERSION, snapshot: false } },
+        host: { hostname: "web-01", name: "web-01" },
+      },
+      user_provided: {},
+      tags: null,
+    },
+    ...overrides,
+  };
+}
+
+export interface Enrolled {
+  id: string;
+  key: string;
+  policyId: string;
+}
+
+/** Creates the policy (unless it exists) and a key, and enrolls one agent. */
+export async function enrolledAgent(policyId: string, overrides: Record<string, unknown> = {}): Promise<Enrolled> {
+  const existing = await adminRequest("GET", `/api/fleet/agent_policies/${policyId}/full`);
+  if (existing.status === 404) await putPolicy(policyId);
+  const key = await createEnrollmentKey(policyId);
+  const res = await agentRequest("POST", "/api/fleet/agents/enroll", { key: key.api_key, body: enrollBody(overrides) });
+  if (res.status !== 200) throw new Error(`enroll: ${res.status} ${await res.text()}`);
+  const { item } = (await res.json()) as { item: { id: string; access_api_key: string } };
+  return { id: item.id, key: item.access_api_key, policyId };
+}
+
+export function checkinRequest(agent: Enrolled, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  return agentRequest("POST", `/api/fleet/agents/${agent.id}/checkin`, {
+    key: agent.key,
+    body: { status: "online", message: "Running", components: null, upgrade: {}, ...body },
+    headers,
+  });
+}
+
+export function ackRequest(agent: Enrolled, events: unknown[]) {
+  return agentRequest("POST", `/api/fleet/agents/${agent.id}/acks`, { key: agent.key, body: { events } });
+}
+
+/** A current-layout ack event (keys alphabetical, RFC3339Nano timestamp). */
+export function ackEvent(agent: Enrolled, actionId: string, type: string, extra: Record<string, unknown> = {}) {
+  return {
+    action_id: actionId,
+    agent_id: agent.id,
+    message: `Action "${actionId}" of type "${type}" acknowledged.`,
+    subtype: "ACKNOWLEDGED",
+    timestamp: "2026-08-22T14:03:27.512345678Z",
+    type: "ACTION_RESULT",
+    ...extra,
+  };
+}
+
+export async function queueAction(agentId: string, action: Record<string, unknown>) {
+  const res = await adminRequest("POST", `/api/fleet/agents/${agentId}/actions`, { action });
+  if (res.status !== 200) throw new Error(`queue action: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { item: { id: string } }).item;
+}
+
+export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
