@@ -1,0 +1,160 @@
+import { describe, expect, it } from "vitest";
+import { agentIdOfAccessKey, newAccessKeyId } from "../../src/auth/access-key";
+import { parseApiKeyHeader } from "../../src/auth/api-key";
+import { hashReplaceToken, verifyReplaceToken } from "../../src/auth/replace-token";
+import { pollDuration } from "../../src/checkin/poll-duration";
+import { FleetError } from "../../src/errors";
+import { ERROR_TABLE } from "../../src/http/error-table";
+import { effectiveRevision } from "../../src/policy/revision-claim";
+import { parsePolicyActionId } from "../../src/protocol/ack";
+import { shapeActionData } from "../../src/protocol/action";
+import { unhealthyReason } from "../../src/protocol/agent-doc";
+import { parseGoDuration } from "../../src/protocol/duration";
+import { normaliseTags } from "../../src/protocol/enroll";
+import { checkUserAgent } from "../../src/protocol/user-agent";
+
+const server = { number: "9.6.0", major: 9, minor: 6, buildHash: "x", buildTime: "x" };
+const codeOf = (fn: () => unknown): string | undefined => {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof FleetError ? err.code : "other";
+  }
+  return undefined;
+};
+
+describe("parseGoDuration", () => {
+  it.each([
+    ["5m", 300_000],
+    ["30s", 30_000],
+    ["1h30m", 5_400_000],
+    ["1.5s", 1_500],
+    ["300ms", 300],
+    ["0", 0],
+    ["-1m", -60_000],
+  ])("%s is %d ms", (text, ms) => expect(parseGoDuration(text)).toBe(ms));
+  it.each(["abc", "5", "", "1d", "m"])("%s is not a duration", (text) => expect(parseGoDuration(text)).toBeNull());
+});
+
+describe("pollDuration (fleet-server calcPollDuration)", () => {
+  const timings = { longPollMs: 300_000, jitterMs: 30_000, minPollMs: 60_000, maxPollMs: 3_600_000 };
+  it.each([
+    ["default, no jitter drawn", undefined, 0, 0, 300_000],
+    ["default minus jitter", undefined, 0, 0.5, 285_000],
+    ["poll_timeout 3m → 1m floor", 180_000, 0, 0, 60_000],
+    ["poll_timeout 30s → 1m floor", 30_000, 0, 0, 60_000],
+    ["poll_timeout 10m → 8m", 600_000, 0, 0, 480_000],
+    ["poll_timeout 5h → 1h ceiling", 18_000_000, 0, 0, 3_600_000],
+    ["setup time is subtracted", undefined, 10_000, 0, 290_000],
+    ["setup longer than the hold → 1 ms", 30_000, 70_000, 0, 1],
+  ])("%s", (_name, pollTimeout, elapsed, random, expected) => {
+    expect(pollDuration(timings, pollTimeout, elapsed, () => random)).toBe(expected);
+  });
+  it("skips a jitter that is not smaller than the hold", () => {
+    expect(pollDuration({ ...timings, longPollMs: 10_000 }, undefined, 0, () => 0.9)).toBe(10_000);
+  });
+});
+
+describe("checkUserAgent", () => {
+  it.each([
+    ["Elastic Agent v9.6.0", "9.6.0"],
+    ["elastic agent 8.6.0-SNAPSHOT", "8.6.0"],
+    ["Elastic Agent v7.13.0", "7.13.0"],
+    ["Elastic Agent v9.7.0-SNAPSHOT", "9.7.0"],
+  ])("accepts %s", (ua, version) => expect(checkUserAgent(ua, server)).toBe(version));
+  it.each([
+    ["elastic-agent 9.0.0", "InvalidUserAgent"],
+    [undefined, "InvalidUserAgent"],
+    ["Elastic Agent vX", "InvalidUserAgent"],
+    ["Elastic Agent v9.7.0", "UnsupportedVersion"],
+    ["Elastic Agent v10.0.0", "UnsupportedVersion"],
+    ["Elastic Agent v7.12.9", "UnsupportedVersion"],
+  ])("rejects %s with %s", (ua, code) => expect(codeOf(() => checkUserAgent(ua, server))).toBe(code));
+});
+
+describe("parseApiKeyHeader", () => {
+  it("splits at the first colon", () => {
+    expect(parseApiKeyHeader(`ApiKey ${btoa("id:se:cret")}`)).toEqual({ id: "id", secret: "se:cret" });
+  });
+  it.each([
+    [undefined, "NoAuthHeader"],
+    ["", "NoAuthHeader"],
+    ["apikey abc", "MalformedHeader"],
+    ["Bearer abc", "MalformedHeader"],
+    ["ApiKey !!!", "InvalidToken"],
+    [`ApiKey ${btoa("\xff\xfe:x")}`, "InvalidToken"],
+    [`ApiKey ${btoa("no-colon")}`, "MalformedToken"],
+    [`ApiKey ${btoa(":secret")}`, "MalformedToken"],
+  ])("%s → %s", (header, code) => expect(codeOf(() => parseApiKeyHeader(header))).toBe(code));
+});
+
+describe("access key ids", () => {
+  it.each(["5f7c2a4e-9b1d-4c3e-8a6f-2d1e0b9c7a35", "host:with.dots", "ü"])("name their agent %s", (id) => {
+    expect(agentIdOfAccessKey(newAccessKeyId(id))).toBe(id);
+  });
+  it("are never confused with enrollment key ids", () => {
+    expect(agentIdOfAccessKey("Dwv7B-tfX7WFGkciMwuf")).toBeNull();
+  });
+});
+
+describe("replace tokens", () => {
+  it("verify only the original token", async () => {
+    const hash = await hashReplaceToken("t1");
+    expect(await verifyReplaceToken("t1", hash)).toBe(true);
+    expect(await verifyReplaceToken("t2", hash)).toBe(false);
+    expect(await verifyReplaceToken("t1", "plain")).toBe(false);
+  });
+});
+
+describe("effectiveRevision (processPolicyDetails)", () => {
+  it.each([
+    ["no report: the acked revision", { stored: 3 }, 5, 3],
+    ["reported revision", { stored: 1, reported: { policyId: "p", revision: 4 } }, 5, 4],
+    ["reassigned: another policy", { stored: 1, reported: { policyId: "q", revision: 4 } }, 5, 0],
+    ["newer than known", { stored: 1, reported: { policyId: "p", revision: 9 } }, 5, 0],
+  ])("%s", (_name, claim, latest, expected) => expect(effectiveRevision(claim, "p", latest)).toBe(expected));
+});
+
+describe("action data", () => {
+  it("drops unknown keys per type", () => {
+    expect(shapeActionData("SETTINGS", { log_level: "debug", junk: 1 })).toEqual({ ok: true, data: { log_level: "debug" } });
+    expect(shapeActionData("UNENROLL", { anything: 1 })).toEqual({ ok: true, data: null });
+    expect(shapeActionData("REQUEST_DIAGNOSTICS", undefined)).toEqual({ ok: true, data: null });
+    expect(shapeActionData("INPUT_ACTION", { query: "x" })).toEqual({ ok: true, data: { query: "x" } });
+  });
+  it("refuses data that does not fit, and undelivered types", () => {
+    expect(shapeActionData("POLICY_REASSIGN", {})).toMatchObject({ ok: false });
+    expect(shapeActionData("SETTINGS", { log_level: "loud" })).toMatchObject({ ok: false });
+    expect(shapeActionData("FORCE_UNENROLL", null)).toMatchObject({ ok: false });
+  });
+});
+
+describe("small protocol helpers", () => {
+  it("parse policy action ids of 3 and 4 segments", () => {
+    expect(parsePolicyActionId("policy:p1:3")).toEqual({ policyId: "p1", revision: 3 });
+    expect(parsePolicyActionId("policy:p1:3:1")).toEqual({ policyId: "p1", revision: 3 });
+    expect(parsePolicyActionId("policy:p1")).toBeNull();
+    expect(parsePolicyActionId("policy:p1:x")).toBeNull();
+  });
+  it("normalise tags", () => expect(normaliseTags([" b", "a", "b", ""])).toEqual(["a", "b"]));
+  it("derive unhealthy reasons", () => {
+    const units = [
+      { id: "o", type: "output", status: "FAILED" },
+      { id: "i", type: "input", status: "HEALTHY" },
+    ];
+    expect(unhealthyReason([{ id: "c", units }], "error")).toEqual(["output"]);
+    expect(unhealthyReason(null, "DEGRADED")).toEqual(["other"]);
+    expect(unhealthyReason(null, "online")).toBeNull();
+  });
+});
+
+describe("error table", () => {
+  it("gives each agent-facing error name one status", () => {
+    const statusByName = new Map<string, number>();
+    for (const row of Object.values(ERROR_TABLE)) {
+      const seen = statusByName.get(row.name);
+      if (seen !== undefined) expect({ name: row.name, status: row.status }).toEqual({ name: row.name, status: seen });
+      statusByName.set(row.name, row.status);
+    }
+  });
+});
