@@ -18,15 +18,28 @@ export default defineConfig({
                 CHECKIN_LONG_POLL: "1500ms",
                 CHECKIN_JITTER: "0s",
                 CHECKIN_MIN_POLL: "1s",
+                // The PGP route's configured key; never fetch Elastic's key from a test.
+                PGP_PUBLIC_KEY: "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nconfigured-test-key\n-----END PGP PUBLIC KEY BLOCK-----\n",
+                PGP_UPSTREAM_URL: "",
               },
             },
           }),
         ],
-        test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**"], testTimeout: 20_000 },
+        test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**", "test/elasticsearch/**"], testTimeout: 20_000 },
       },
       {
         // `npm start` as an operator runs it, spoken to over real sockets from Node.
         test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 60_000, hookTimeout: 90_000 },
+      },
+      {
+        // `npm start` wired to the real test search server (scripts/test-search-server.sh, started by .ci/run).
+        test: {
+          name: "elasticsearch",
+          include: ["test/elasticsearch/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 240_000,
+          hookTimeout: 120_000,
+        },
       },
     ],
   },

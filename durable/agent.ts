@@ -3,14 +3,23 @@ import { newAccessKeyId } from "../src/auth/access-key";
 import type { ApiKey } from "../src/auth/api-key";
 import { hashReplaceToken, verifyReplaceToken } from "../src/auth/replace-token";
 import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
-import type { Env } from "../src/config";
+import { fleetConfig, type Env } from "../src/config";
+import { mirrorMonitorFor } from "../src/durable-stubs";
+import { actionDocument, actionResultId, agentDocument } from "../src/es/documents";
+import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
 import { parsePolicyActionId, statusText, type AckEvent, type AckItem } from "../src/protocol/ack";
 import { DELIVERED_TYPES, shapeActionData, type DeliveredAction } from "../src/protocol/action";
+import { createApiKey, invalidateApiKeys, updateApiKeyRoles } from "../src/es/api-keys";
+import { esConfig, type EsConfig } from "../src/es/config";
+import type { KeyedOutput } from "../src/policy/output-keys";
 import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
+import type { AgentSummary } from "../src/agents/status";
+import { normaliseTags } from "../src/protocol/enroll";
 import type { Component, UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
+import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -23,6 +32,10 @@ const SCHEMA = [
      expiration TEXT NOT NULL,
      body TEXT NOT NULL);
    CREATE TABLE action_results (action_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, body TEXT NOT NULL);`,
+  OUTBOX_SCHEMA,
+  // Per-agent output API keys: the secret never leaves this object except inside the agent's POLICY_CHANGE.
+  `CREATE TABLE output_keys (output TEXT PRIMARY KEY, api_key_id TEXT, secret TEXT, permissions_hash TEXT, remote TEXT);
+   CREATE TABLE retired_keys (api_key_id TEXT PRIMARY KEY, remote TEXT, retired_at TEXT NOT NULL);`,
 ];
 
 /** fleet-server delivers at most this many stored actions per check-in. */
@@ -70,10 +83,23 @@ export interface CheckinOutcome {
   ackToken: string;
   /** Highest stored action sequence number, so the hub can tell if it missed a notification. */
   actionSeq: number;
+  /** The agent's roster row for its policy hub, when it changed. */
+  summary?: AgentSummary;
+}
+
+/** A pending action as admins see it on one agent. */
+export interface PendingAction {
+  id: string;
+  type: string;
+  created_at: string;
+  expiration: string;
+  start_time?: string;
 }
 
 export interface NewAction {
   action_id: string;
+  /** The Elasticsearch `_id` of an action ingested from `.fleet-actions` (its ack_token); ours use action_id. */
+  doc_id?: string;
   type: string;
   data: JsonValue;
   created_at: string;
@@ -97,9 +123,18 @@ interface StoredActionRow extends Record<string, SqlStorageValue> {
 export class Agent extends DurableObject<Env> {
   #doc: AgentDoc | null = null;
   #keyHash: string | null = null;
+  readonly #outbox: EsOutbox;
+  /** The roster row last handed to the policy hub (kept in memory; a lost copy only causes a re-push). */
+  #pushed: string | null = null;
+  /** Serialises output-key work: it awaits Elasticsearch, and two check-ins must not mint two keys. */
+  #keysInFlight: Promise<unknown> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#outbox = new EsOutbox(ctx, env, {
+      flushDelayMs: fleetConfig(env).mirrorFlushMs,
+      report: (backlog) => mirrorMonitorFor(env, `agent:${this.#doc?.id ?? ctx.id.toString()}`).report(`agent:${this.#doc?.id ?? ctx.id.toString()}`, backlog),
+    });
     ctx.blockConcurrencyWhile(async () => {
       migrateSchema(ctx.storage, SCHEMA);
       const row = ctx.storage.sql
@@ -112,7 +147,7 @@ export class Agent extends DurableObject<Env> {
     });
   }
 
-  async enroll(input: AgentEnrollInput): Promise<{ item: EnrolledAgent } | Failure> {
+  async enroll(input: AgentEnrollInput): Promise<{ item: EnrolledAgent; summary: AgentSummary; previousPolicyId?: string } | Failure> {
     const existing = this.#doc;
     const now = new Date().toISOString();
     let replaceTokenHash: string | undefined;
@@ -174,6 +209,8 @@ export class Agent extends DurableObject<Env> {
         type: doc.type,
         user_provided_metadata: null,
       },
+      summary: this.#forcePush(),
+      ...(existing && existing.policy_id !== doc.policy_id ? { previousPolicyId: existing.policy_id } : {}),
     };
   }
 
@@ -235,10 +272,14 @@ export class Agent extends DurableObject<Env> {
     return {
       agentId: doc.id,
       policyId: doc.policy_id,
-      claim: { stored: before.policy_revision_idx, ...(input.reported ? { reported: input.reported } : {}) },
+      // An output without its key forces the policy to be sent again (fleet-protocol.md §4.2).
+      claim: this.#outputsIncomplete()
+        ? { stored: 0 }
+        : { stored: before.policy_revision_idx, ...(input.reported ? { reported: input.reported } : {}) },
       actions: pending.actions,
       ackToken: pending.ackToken ?? input.ackToken ?? "",
       actionSeq: this.#maxSeq(),
+      ...this.#summaryIfChanged(),
     };
   }
 
@@ -249,17 +290,28 @@ export class Agent extends DurableObject<Env> {
   }
 
   /** Processes one ack batch in order; the HTTP status is the worst item status (fleet-protocol.md §6). */
-  async ack(key: ApiKey, events: AckEvent[]): Promise<{ items: AckItem[] } | Failure> {
+  async ack(
+    key: ApiKey,
+    events: AckEvent[],
+  ): Promise<{ items: AckItem[]; results: Array<{ action_id: string; error?: string }>; policyId: string; summary?: AgentSummary } | Failure> {
     const failure = await this.#verify(key);
     if (failure) return failure;
     const doc: AgentDoc = { ...this.#doc! };
     const now = new Date().toISOString();
     const items: AckItem[] = [];
+    const results: Array<{ action_id: string; error?: string }> = [];
     let newRevision = -1;
     let unenroll = false;
     this.ctx.storage.transactionSync(() => {
       for (const event of events) {
-        const status = this.#ackOne(doc, event, now, (revision) => (newRevision = Math.max(newRevision, revision)), () => (unenroll = true));
+        const status = this.#ackOne(
+          doc,
+          event,
+          now,
+          (revision) => (newRevision = Math.max(newRevision, revision)),
+          () => (unenroll = true),
+          (result) => results.push(result),
+        );
         items.push({ status, message: statusText(status) });
       }
       if (newRevision > doc.policy_revision_idx) {
@@ -271,11 +323,14 @@ export class Agent extends DurableObject<Env> {
         doc.unenrolled_at = now;
         doc.updated_at = now;
       }
-      // An unenrolled agent's key is revoked in the same transaction, so its next check-in gets 401.
+      // An unenrolled agent's key is revoked in the same transaction, so its next check-in gets 401;
+      // its output keys are queued for invalidation in Elasticsearch.
       this.#save(doc, unenroll ? null : undefined);
+      if (unenroll) this.#retireOutputKeys(null);
     });
+    if (unenroll) await this.#scheduleRetirement();
     if (unenroll) console.log(JSON.stringify({ event: "agent.unenrolled", agent_id: doc.id }));
-    return { items };
+    return { items, results, policyId: doc.policy_id, ...this.#summaryIfChanged() };
   }
 
   async auditUnenroll(key: ApiKey, reason: string, timestamp: string): Promise<{ ok: true } | Failure> {
@@ -288,21 +343,29 @@ export class Agent extends DurableObject<Env> {
   }
 
   /** Stores an action for this agent; the caller then wakes the agent's parked check-in through its hub. */
-  async addAction(action: NewAction): Promise<{ policyId: string; seq: number } | Failure> {
+  async addAction(action: NewAction): Promise<{ policyId: string; seq: number; summary?: AgentSummary } | Failure> {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
+    const existing = this.ctx.storage.sql.exec<{ seq: number }>("SELECT seq FROM actions WHERE action_id = ?", action.action_id).toArray()[0];
+    // Idempotent: the ingest watcher may bring back an action this server wrote to Elasticsearch.
+    if (existing) return { policyId: doc.policy_id, seq: existing.seq };
     const row = this.ctx.storage.sql
       .exec<{ seq: number }>(
         "INSERT INTO actions (action_id, doc_id, type, expiration, body) VALUES (?, ?, ?, ?, ?) RETURNING seq",
         action.action_id,
-        action.action_id,
+        action.doc_id ?? action.action_id,
         action.type,
         action.expiration,
         JSON.stringify(action),
       )
       .one();
-    return { policyId: doc.policy_id, seq: row.seq };
+    if (!action.doc_id) {
+      this.#outbox.add({ index: INDEX.actions, id: `${action.action_id}:${doc.id}`, op: "create", body: actionDocument(action, [doc.id]) });
+    }
+    // Kibana marks an upgrade as started when it creates the action.
+    if (action.type === "UPGRADE") this.#save({ ...doc, upgrade_started_at: action.created_at, updated_at: action.created_at });
+    return { policyId: doc.policy_id, seq: row.seq, ...this.#summaryIfChanged() };
   }
 
   /**
@@ -310,16 +373,249 @@ export class Agent extends DurableObject<Env> {
    * with the same id replaces it (fleet-protocol.md §2.2 step 5). Returns whether it was dropped.
    */
   async dropIfNeverCheckedIn(): Promise<boolean> {
-    if (!this.#doc || this.#doc.last_checkin) return false;
-    await this.ctx.storage.deleteAll();
+    const doc = this.#doc;
+    if (!doc || doc.last_checkin) return false;
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.sql.exec("DELETE FROM agent; DELETE FROM actions; DELETE FROM action_results");
+      this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "delete", coalesce: true });
+    });
     this.#doc = null;
     this.#keyHash = null;
     return true;
   }
 
+  /** Delivers the Elasticsearch outbox and invalidates retired output keys. */
+  override async alarm(): Promise<void> {
+    await this.#outbox.drain();
+    await this.#invalidateRetired();
+  }
+
+  /**
+   * This agent's API key for each Elasticsearch output of the policy it is about to receive, as
+   * `id:key` (fleet-protocol.md §4.4): minted on first use, roles updated in place when the policy's
+   * permissions change, retired when the output disappears. When Elasticsearch cannot mint a key the
+   * output goes without one and the next check-in sends the policy again.
+   */
+  async outputKeys(outputs: KeyedOutput[]): Promise<Record<string, string>> {
+    const run = this.#keysInFlight.then(() => this.#ensureOutputKeys(outputs));
+    this.#keysInFlight = run.catch(() => undefined);
+    return run;
+  }
+
+  async #ensureOutputKeys(outputs: KeyedOutput[]): Promise<Record<string, string>> {
+    const own = esConfig(this.env);
+    const doc = this.#doc;
+    if (!own || !doc) return {};
+    const keys: Record<string, string> = {};
+    for (const output of outputs) {
+      const config = output.remote ?? own;
+      const row = this.ctx.storage.sql
+        .exec<{ api_key_id: string | null; secret: string | null; permissions_hash: string | null }>(
+          "SELECT api_key_id, secret, permissions_hash FROM output_keys WHERE output = ?",
+          output.name,
+        )
+        .toArray()[0];
+      try {
+        if (row?.secret && row.api_key_id) {
+          if (row.permissions_hash !== output.permissionsHash) {
+            await updateApiKeyRoles(config, row.api_key_id, output.permissions);
+            this.ctx.storage.sql.exec("UPDATE output_keys SET permissions_hash = ? WHERE output = ?", output.permissionsHash, output.name);
+          }
+          keys[output.name] = `${row.api_key_id}:${row.secret}`;
+          continue;
+        }
+        const created = await createApiKey(config, {
+          name: `${doc.id}:${output.name}`,
+          roleDescriptors: output.permissions,
+          metadata: { agent_id: doc.id, managed: true, managed_by: "fleet-server", output_name: output.name, type: "output" },
+        });
+        this.ctx.storage.sql.exec(
+          "INSERT INTO output_keys (output, api_key_id, secret, permissions_hash, remote) VALUES (?, ?, ?, ?, ?) ON CONFLICT (output) DO UPDATE SET api_key_id = excluded.api_key_id, secret = excluded.secret, permissions_hash = excluded.permissions_hash, remote = excluded.remote",
+          output.name,
+          created.id,
+          created.api_key,
+          output.permissionsHash,
+          output.remote ? JSON.stringify(output.remote) : null,
+        );
+        keys[output.name] = `${created.id}:${created.api_key}`;
+      } catch (err) {
+        console.warn(JSON.stringify({ event: "output_key.failed", agent_id: doc.id, output: output.name, error: (err as Error).message }));
+        if (!row) this.ctx.storage.sql.exec("INSERT INTO output_keys (output) VALUES (?)", output.name);
+      }
+    }
+    this.#retireOutputKeys(new Set(outputs.map((o) => o.name)));
+    this.#save({ ...this.#doc!, outputs: this.#outputsSummary() });
+    await this.#scheduleRetirement();
+    return keys;
+  }
+
+  #outputsIncomplete(): boolean {
+    return this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM output_keys WHERE secret IS NULL").one().n > 0;
+  }
+
+  /** `outputs` as the agent document shows it: key ids and permission hashes, never the secrets. */
+  #outputsSummary(): NonNullable<AgentDoc["outputs"]> {
+    const rows = this.ctx.storage.sql
+      .exec<{ output: string; api_key_id: string | null; permissions_hash: string | null }>("SELECT output, api_key_id, permissions_hash FROM output_keys")
+      .toArray();
+    return Object.fromEntries(
+      rows.map((row) => [row.output, { api_key_id: row.api_key_id ?? "", permissions_hash: row.permissions_hash ?? "", type: "elasticsearch" }]),
+    );
+  }
+
+  /** Moves the keys of outputs not in `keep` (all when null) to the invalidation queue. */
+  #retireOutputKeys(keep: Set<string> | null): void {
+    const sql = this.ctx.storage.sql;
+    const rows = sql.exec<{ output: string; api_key_id: string | null; remote: string | null }>("SELECT output, api_key_id, remote FROM output_keys").toArray();
+    for (const row of rows) {
+      if (keep?.has(row.output)) continue;
+      if (row.api_key_id) {
+        sql.exec("INSERT OR IGNORE INTO retired_keys (api_key_id, remote, retired_at) VALUES (?, ?, ?)", row.api_key_id, row.remote, new Date().toISOString());
+      }
+      sql.exec("DELETE FROM output_keys WHERE output = ?", row.output);
+    }
+  }
+
+  async #scheduleRetirement(): Promise<void> {
+    const pending = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM retired_keys").one().n;
+    if (pending > 0 && (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + 1000);
+  }
+
+  async #invalidateRetired(): Promise<void> {
+    const own = esConfig(this.env);
+    if (!own) return;
+    const rows = this.ctx.storage.sql.exec<{ api_key_id: string; remote: string | null }>("SELECT api_key_id, remote FROM retired_keys LIMIT 100").toArray();
+    if (rows.length === 0) return;
+    const byCluster = new Map<string | null, string[]>();
+    for (const row of rows) byCluster.set(row.remote, [...(byCluster.get(row.remote) ?? []), row.api_key_id]);
+    let failed = false;
+    for (const [remote, ids] of byCluster) {
+      try {
+        await invalidateApiKeys(remote ? (JSON.parse(remote) as EsConfig) : own, ids);
+        for (const id of ids) this.ctx.storage.sql.exec("DELETE FROM retired_keys WHERE api_key_id = ?", id);
+      } catch (err) {
+        failed = true;
+        console.warn(JSON.stringify({ event: "output_key.invalidate_failed", count: ids.length, error: (err as Error).message }));
+      }
+    }
+    if (failed || this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM retired_keys").one().n > 0) {
+      // Never postpone an earlier alarm the outbox asked for.
+      const at = Date.now() + (failed ? 30_000 : 0);
+      const current = await this.ctx.storage.getAlarm();
+      if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+    }
+  }
+
+  /**
+   * Unenrolls at once (`revoke: true`): the agent is deactivated and its access key revoked, so its
+   * next check-in gets 401, without waiting for an UNENROLL ack. Its output keys are invalidated.
+   */
+  async forceUnenroll(): Promise<{ policyId: string; summary: AgentSummary } | Failure> {
+    const doc = this.#doc;
+    if (!doc) return { error: "NotFound", detail: "agent not found" };
+    const now = new Date().toISOString();
+    this.ctx.storage.transactionSync(() => {
+      this.#save({ ...doc, active: false, unenrolled_at: doc.unenrolled_at ?? now, unenrolled_reason: "manual", updated_at: now }, null);
+      this.#retireOutputKeys(null);
+    });
+    await this.#scheduleRetirement();
+    console.log(JSON.stringify({ event: "agent.revoked", agent_id: doc.id }));
+    return { policyId: doc.policy_id, summary: this.#forcePush() };
+  }
+
+  /** Moves the agent to another policy; its revision resets so the new policy is delivered. */
+  async reassign(policyId: string): Promise<{ previousPolicyId: string; summary: AgentSummary } | Failure> {
+    const doc = this.#doc;
+    if (!doc) return { error: "NotFound", detail: "agent not found" };
+    if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
+    if (doc.policy_id === policyId) return { error: "Conflict", detail: `agent ${doc.id} is already assigned to ${policyId}` };
+    this.#save({ ...doc, policy_id: policyId, policy_revision_idx: 0, updated_at: new Date().toISOString() });
+    return { previousPolicyId: doc.policy_id, summary: this.#forcePush() };
+  }
+
+  /** Adds and removes tags (kept trimmed, unique and sorted). */
+  async updateTags(add: string[], remove: string[]): Promise<{ policyId: string; tags: string[]; summary: AgentSummary } | Failure> {
+    const doc = this.#doc;
+    if (!doc) return { error: "NotFound", detail: "agent not found" };
+    const removed = new Set(remove);
+    const tags = normaliseTags([...doc.tags.filter((t) => !removed.has(t)), ...add]);
+    this.#save({ ...doc, tags, updated_at: new Date().toISOString() });
+    return { policyId: doc.policy_id, tags, summary: this.#forcePush() };
+  }
+
+  /** Everything an admin sees on one agent: the record (no secrets), pending actions, results. */
+  async detail(): Promise<{ doc: AgentDoc; summary: AgentSummary; pending: PendingAction[]; results: number } | null> {
+    const doc = this.#doc;
+    if (!doc) return null;
+    const now = new Date().toISOString();
+    const pending = this.ctx.storage.sql
+      .exec<{ body: string }>(
+        "SELECT body FROM actions WHERE expiration > ? AND action_id NOT IN (SELECT action_id FROM action_results) ORDER BY seq",
+        now,
+      )
+      .toArray()
+      .map((row) => JSON.parse(row.body) as NewAction)
+      .filter((action) => DELIVERED_TYPES.has(action.type))
+      .map((action) => ({
+        id: action.action_id,
+        type: action.type,
+        created_at: action.created_at,
+        expiration: action.expiration,
+        ...(action.start_time ? { start_time: action.start_time } : {}),
+      }));
+    const results = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM action_results").one().n;
+    const { replace_token: _hidden, ...visible } = doc;
+    return { doc: visible, summary: this.#summary(), pending, results };
+  }
+
   /** The stored record (without secrets), for admin reads and tests. */
   async record(): Promise<AgentDoc | null> {
     return this.#doc;
+  }
+
+  /** This agent's row in its policy hub's roster. */
+  #summary(): AgentSummary {
+    const doc = this.#doc!;
+    const host = (doc.local_metadata?.host ?? null) as { hostname?: unknown } | null;
+    const state = doc.upgrade_details?.state;
+    const unenrolling =
+      doc.active &&
+      this.ctx.storage.sql
+        .exec<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM actions WHERE type = 'UNENROLL' AND expiration > ? AND action_id NOT IN (SELECT action_id FROM action_results)",
+          new Date().toISOString(),
+        )
+        .one().n > 0;
+    return {
+      agent_id: doc.id,
+      active: doc.active,
+      enrolled_at: doc.enrolled_at,
+      last_checkin: doc.last_checkin ?? null,
+      last_checkin_status: doc.last_checkin_status ?? null,
+      last_checkin_message: doc.last_checkin_message ?? null,
+      hostname: typeof host?.hostname === "string" ? host.hostname : null,
+      version: doc.agent.version || null,
+      tags: doc.tags,
+      policy_revision_idx: doc.policy_revision_idx,
+      upgrading: !!doc.upgrade_started_at || (!!state && state !== "UPG_COMPLETED" && state !== "UPG_FAILED"),
+      unenrolling,
+      unhealthy_reason: doc.unhealthy_reason ?? null,
+    };
+  }
+
+  /** The roster row when it differs from the last one pushed (check-in times aside: the hub records those itself). */
+  #summaryIfChanged(): { summary?: AgentSummary } {
+    if (!this.#doc) return {};
+    const summary = this.#summary();
+    const fingerprint = JSON.stringify({ ...summary, last_checkin: summary.last_checkin !== null });
+    if (fingerprint === this.#pushed) return {};
+    this.#pushed = fingerprint;
+    return { summary };
+  }
+
+  #forcePush(): AgentSummary {
+    this.#pushed = null;
+    return this.#summaryIfChanged().summary!;
   }
 
   async #verify(key: ApiKey): Promise<Failure | null> {
@@ -332,7 +628,14 @@ export class Agent extends DurableObject<Env> {
     return null;
   }
 
-  #ackOne(doc: AgentDoc, event: AckEvent, now: string, onRevision: (r: number) => void, onUnenroll: () => void): number {
+  #ackOne(
+    doc: AgentDoc,
+    event: AckEvent,
+    now: string,
+    onRevision: (r: number) => void,
+    onUnenroll: () => void,
+    onResult: (result: { action_id: string; error?: string }) => void,
+  ): number {
     if (event.agent_id && event.agent_id !== doc.id) return 400;
     const actionId = event.action_id ?? "";
     if (actionId.startsWith("policy:")) {
@@ -345,12 +648,17 @@ export class Agent extends DurableObject<Env> {
       .toArray()[0];
     if (!stored) return 404;
     // The first result wins; agents re-send acks on retry and restart.
-    this.ctx.storage.sql.exec(
+    const result = actionResult(doc.id, event);
+    const inserted = this.ctx.storage.sql.exec(
       "INSERT OR IGNORE INTO action_results (action_id, created_at, body) VALUES (?, ?, ?)",
       actionId,
       now,
-      JSON.stringify(actionResult(doc.id, event)),
-    );
+      JSON.stringify(result),
+    ).rowsWritten;
+    if (inserted > 0) {
+      onResult(event.error ? { action_id: actionId, error: event.error } : { action_id: actionId });
+      this.#outbox.add({ index: INDEX.actionResults, id: actionResultId(actionId, doc.id), op: "create", body: { ...result, namespaces: doc.namespaces } });
+    }
     if (stored.type === "UPGRADE") {
       if (!event.error) {
         doc.upgrade_started_at = null;
@@ -413,6 +721,7 @@ export class Agent extends DurableObject<Env> {
     );
     this.#doc = doc;
     this.#keyHash = hash;
+    this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
   }
 }
 

@@ -1,8 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ApiKey } from "../src/auth/api-key";
 import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
-import type { Env } from "../src/config";
+import { fleetConfig, type Env } from "../src/config";
+import { mirrorMonitorFor } from "../src/durable-stubs";
+import { enrollmentKeyDocument } from "../src/es/documents";
+import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
+import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -22,6 +26,7 @@ const SCHEMA = [
      created_at TEXT NOT NULL,
      expire_at TEXT);
    CREATE TABLE enrollment_ids (enrollment_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL);`,
+  OUTBOX_SCHEMA,
 ];
 
 export interface PolicySummary {
@@ -61,8 +66,14 @@ interface KeyRow extends Record<string, SqlStorageValue> {
  * Enrollment is the only agent path that reaches it, so it is never on the check-in hot path.
  */
 export class Directory extends DurableObject<Env> {
+  readonly #outbox: EsOutbox;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#outbox = new EsOutbox(ctx, env, {
+      flushDelayMs: fleetConfig(env).mirrorFlushMs,
+      report: (backlog) => mirrorMonitorFor(env, "directory").report("directory", backlog),
+    });
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }
 
@@ -109,15 +120,47 @@ export class Directory extends DurableObject<Env> {
       record.created_at,
       input.expireAt ?? null,
     );
+    this.#outbox.add({ index: INDEX.enrollmentKeys, id, op: "index", body: enrollmentKeyDocument(record, record.created_at) });
     return record;
+  }
+
+  /**
+   * Adopts an enrollment key Kibana created (from `.fleet-enrollment-api-keys`): only the hash of its
+   * secret is kept. Not mirrored back: Elasticsearch already has it.
+   */
+  async upsertExternalEnrollmentKey(key: {
+    id: string;
+    apiKeyId: string;
+    secret: string;
+    policyId: string;
+    name: string;
+    active: boolean;
+    createdAt: string;
+    expireAt?: string;
+  }): Promise<void> {
+    this.ctx.storage.sql.exec(
+      `INSERT INTO enrollment_keys (id, api_key_id, secret_hash, name, policy_id, active, created_at, expire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, name = excluded.name, policy_id = excluded.policy_id,
+         active = excluded.active, expire_at = excluded.expire_at`,
+      key.id,
+      key.apiKeyId,
+      await sha256Hex(key.secret),
+      key.name,
+      key.policyId,
+      key.active ? 1 : 0,
+      key.createdAt,
+      key.expireAt ?? null,
+    );
   }
 
   /** Revokes a key at once: the next enrollment with it fails. */
   async revokeEnrollmentKey(id: string): Promise<EnrollmentKeyRecord | Failure> {
     const row = this.#keyRow("id", id);
     if (!row) return { error: "NotFound", detail: `enrollment key ${id} not found` };
+    const revoked = toRecord({ ...row, active: 0 });
     this.ctx.storage.sql.exec("UPDATE enrollment_keys SET active = 0 WHERE id = ?", id);
-    return toRecord({ ...row, active: 0 });
+    this.#outbox.add({ index: INDEX.enrollmentKeys, id, op: "index", body: enrollmentKeyDocument(revoked, new Date().toISOString()) });
+    return revoked;
   }
 
   /** The policy an enrollment key enrolls into, if the key is genuine, active and unexpired. */
@@ -143,6 +186,11 @@ export class Directory extends DurableObject<Env> {
       agentId,
     );
     return previous && previous.agent_id !== agentId ? previous.agent_id : null;
+  }
+
+  /** Delivers the Elasticsearch outbox. */
+  override async alarm(): Promise<void> {
+    await this.#outbox.drain();
   }
 
   #keyRow(column: "id" | "api_key_id", value: string): KeyRow | undefined {

@@ -1,9 +1,15 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../src/config";
+import { fleetConfig, type Env } from "../src/config";
+import { mirrorMonitorFor } from "../src/durable-stubs";
+import { policyDocument, policyDocumentId } from "../src/es/documents";
+import { INDEX } from "../src/es/indices";
 import { contentHash } from "../src/policy/content-hash";
 import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
+import type { AgentStatus, AgentSummary } from "../src/agents/status";
 import type { RevisionClaim } from "./agent";
+import { AgentRoster, ROSTER_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
+import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -12,12 +18,16 @@ const SCHEMA = [
      created_at TEXT NOT NULL,
      content_hash TEXT NOT NULL,
      body TEXT NOT NULL);`,
+  OUTBOX_SCHEMA,
+  ROSTER_SCHEMA,
 ];
 
 /** Parked check-ins expire in batches on this grid, so the hub runs one timer, not one per agent. */
 const DEADLINE_GRID_MS = 250;
 /** How long an action notification is remembered for a check-in that parks just after it. */
 const NOTIFICATION_MEMORY_MS = 60_000;
+/** Check-in times are written to the roster in batches, like fleet-server's 10 s check-in bulk. */
+const SEEN_FLUSH_MS = 10_000;
 
 export type ParkResult = { kind: "policy"; revision: PolicyRevision } | { kind: "actions" } | { kind: "timeout" };
 
@@ -27,6 +37,8 @@ export interface ParkRequest {
   /** Highest action sequence number the agent's object had when the check-in read it. */
   actionSeq: number;
   holdMs: number;
+  /** The agent's roster row, when it changed since the agent's object last pushed it. */
+  summary?: AgentSummary;
 }
 
 export interface PolicyPut {
@@ -56,11 +68,23 @@ export class PolicyHub extends DurableObject<Env> {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #timerAt = Infinity;
   #notified = new Map<string, { seq: number; at: number }>();
+  readonly #outbox: EsOutbox;
+  #roster!: AgentRoster;
+  #seen = new Map<string, string>();
+  #seenTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#outbox = new EsOutbox(ctx, env, {
+      flushDelayMs: fleetConfig(env).mirrorFlushMs,
+      report: (backlog) => {
+        const owner = `policy:${this.#latest?.policy_id ?? ctx.id.toString()}`;
+        return mirrorMonitorFor(env, owner).report(owner, backlog);
+      },
+    });
     ctx.blockConcurrencyWhile(async () => {
       migrateSchema(ctx.storage, SCHEMA);
+      this.#roster = new AgentRoster(ctx.storage.sql);
       const row = ctx.storage.sql
         .exec<{ body: string; content_hash: string }>("SELECT body, content_hash FROM revisions ORDER BY revision DESC LIMIT 1")
         .toArray()[0];
@@ -83,6 +107,12 @@ export class PolicyHub extends DurableObject<Env> {
       created_at: new Date().toISOString(),
       policy: input.policy,
     };
+    await this.#store(revision, hash, true);
+    return { revision, changed: true };
+  }
+
+  /** Stores a revision (mirrored unless it came from Elasticsearch) and wakes every check-in behind it. */
+  async #store(revision: PolicyRevision, hash: string, mirror: boolean): Promise<void> {
     this.ctx.storage.sql.exec(
       "INSERT INTO revisions (revision, created_at, content_hash, body) VALUES (?, ?, ?, ?)",
       revision.revision,
@@ -90,11 +120,31 @@ export class PolicyHub extends DurableObject<Env> {
       hash,
       JSON.stringify(revision),
     );
+    if (mirror) this.#outbox.add({ index: INDEX.policies, id: policyDocumentId(revision), op: "index", body: policyDocument(revision) });
     this.#latest = revision;
     this.#latestHash = hash;
     const woken = this.#wakeBehind(revision);
-    console.log(JSON.stringify({ event: "policy.revision", policy_id: input.policyId, revision: revision.revision, woken }));
-    return { revision, changed: true };
+    console.log(JSON.stringify({ event: "policy.revision", policy_id: revision.policy_id, revision: revision.revision, woken }));
+  }
+
+  /**
+   * Stores a revision Kibana wrote to `.fleet-policies`, under Kibana's own revision number, when it
+   * is newer than the latest; older or equal ones (including this server's own mirrored revisions)
+   * are ignored. Returns the stored revision, or null.
+   */
+  async ingestRevision(input: { policyId: string; revision: number; createdAt: string; policy: PolicyContent }): Promise<PolicyRevision | null> {
+    const latest = this.#latest;
+    if (latest && input.revision <= latest.revision) return null;
+    const revision: PolicyRevision = {
+      policy_id: input.policyId,
+      revision: input.revision,
+      name: latest?.name ?? input.policyId,
+      namespace: latest?.namespace ?? "default",
+      created_at: input.createdAt,
+      policy: input.policy,
+    };
+    await this.#store(revision, await contentHash(revision), false);
+    return revision;
   }
 
   async latest(): Promise<PolicyRevision | null> {
@@ -106,6 +156,8 @@ export class PolicyHub extends DurableObject<Env> {
    * looked; otherwise holds the call until one of those happens or `holdMs` passes.
    */
   async park(request: ParkRequest): Promise<ParkResult> {
+    if (request.summary) this.#roster.upsert(request.summary);
+    this.#markSeen(request.agentId);
     const latest = this.#latest;
     const revision = effectiveRevision(request.claim, latest?.policy_id ?? "", latest?.revision ?? null);
     if (latest && latest.revision > revision) return { kind: "policy", revision: latest };
@@ -129,6 +181,69 @@ export class PolicyHub extends DurableObject<Env> {
   async notifyActions(agentId: string, seq: number): Promise<boolean> {
     this.#notified.set(agentId, { seq, at: Date.now() });
     return this.#release(agentId, { kind: "actions" });
+  }
+
+  /** Delivers the Elasticsearch outbox. */
+  override async alarm(): Promise<void> {
+    await this.#outbox.drain();
+  }
+
+  /** Adds or refreshes an agent's roster row (enrollment, acks, admin changes). */
+  async upsertAgent(summary: AgentSummary): Promise<void> {
+    this.#roster.upsert(summary);
+  }
+
+  /** Removes an agent that left this policy (reassigned), ending its parked check-in so it re-checks in. */
+  async removeAgent(agentId: string): Promise<void> {
+    this.#seen.delete(agentId);
+    this.#roster.remove(agentId);
+    this.#release(agentId, { kind: "timeout" });
+  }
+
+  /** A page of this policy's agents, filtered and sorted in SQLite. */
+  async listAgents(policyId: string, query: AgentQuery, offlineAfterMs: number): Promise<{ items: ListedAgent[]; total: number; latestRevision: number }> {
+    this.#flushSeen();
+    const latestRevision = this.#latest?.revision ?? 0;
+    return { ...this.#roster.list(policyId, query, { now: Date.now(), offlineAfterMs, latestRevision }), latestRevision };
+  }
+
+  async statusCounts(offlineAfterMs: number): Promise<Record<AgentStatus, number> & { total: number }> {
+    this.#flushSeen();
+    return this.#roster.counts({ now: Date.now(), offlineAfterMs, latestRevision: this.#latest?.revision ?? 0 });
+  }
+
+  /** How far the latest revision has reached: agents per acked revision, and the ones in trouble. */
+  async rollout(): Promise<{ latest: number; revisions: Array<{ revision: number; agents: number }>; failing: ListedAgent[] }> {
+    const latest = this.#latest?.revision ?? 0;
+    return { latest, revisions: this.#roster.revisions(), failing: this.#roster.failing(latest, 100) };
+  }
+
+  /** Every revision, oldest first, with its size (for the admin revision history). */
+  async revisions(): Promise<Array<{ revision: number; created_at: string; size: number; content_hash: string }>> {
+    return this.ctx.storage.sql
+      .exec<{ revision: number; created_at: string; size: number; content_hash: string }>(
+        "SELECT revision, created_at, length(body) AS size, content_hash FROM revisions ORDER BY revision",
+      )
+      .toArray();
+  }
+
+  async revision(revision: number): Promise<PolicyRevision | null> {
+    const row = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM revisions WHERE revision = ?", revision).toArray()[0];
+    return row ? (JSON.parse(row.body) as PolicyRevision) : null;
+  }
+
+  #markSeen(agentId: string): void {
+    this.#seen.set(agentId, new Date().toISOString());
+    this.#seenTimer ??= setTimeout(() => this.#flushSeen(), SEEN_FLUSH_MS);
+  }
+
+  #flushSeen(): void {
+    if (this.#seenTimer) clearTimeout(this.#seenTimer);
+    this.#seenTimer = null;
+    if (this.#seen.size === 0) return;
+    const seen = this.#seen;
+    this.#seen = new Map();
+    this.ctx.storage.transactionSync(() => this.#roster.touch(seen));
   }
 
   /** Number of check-ins parked here (for tests and the admin overview). */

@@ -6,6 +6,20 @@ export interface Env {
   AGENTS: DurableObjectNamespace;
   POLICY_HUBS: DurableObjectNamespace;
   DIRECTORY: DurableObjectNamespace;
+  /** Upload state machines (one per upload id) and per-agent upload indexes (durable/uploads.ts). */
+  UPLOADS: DurableObjectNamespace;
+  /** Artifact bytes, upload chunks, files for delivery and the admin-set PGP key. */
+  FILES: R2Bucket;
+  /** Armored PGP public key served on the upgrades route when no admin has uploaded one. */
+  PGP_PUBLIC_KEY?: string;
+  /** Where the PGP key is fetched from when neither is set (empty: never fetch). */
+  PGP_UPSTREAM_URL?: string;
+  /** "false" serves the PGP key over plain HTTP too (local development); default "true". */
+  PGP_REQUIRE_TLS?: string;
+  /** Largest file an agent may upload, in bytes; unset means no limit, "0" disables uploads. */
+  UPLOAD_MAX_FILE_SIZE?: string;
+  MIRROR_MONITORS: DurableObjectNamespace;
+  INGEST: DurableObjectNamespace;
   FLEET_ADMIN_TOKEN?: string;
   FLEET_SERVER_VERSION?: string;
   FLEET_SERVER_BUILD_HASH?: string;
@@ -15,6 +29,13 @@ export interface Env {
   CHECKIN_MIN_POLL?: string;
   CHECKIN_MAX_POLL?: string;
   ACTION_DEFAULT_EXPIRATION?: string;
+  ES_URL?: string;
+  ES_SERVICE_TOKEN?: string;
+  ES_API_KEY?: string;
+  ES_USERNAME?: string;
+  ES_PASSWORD?: string;
+  ES_MIRROR_FLUSH?: string;
+  ES_INGEST_INTERVAL?: string;
 }
 
 export interface ServerVersion {
@@ -39,6 +60,8 @@ export interface FleetConfig {
   version: ServerVersion;
   checkin: CheckinTimings;
   actionDefaultExpirationMs: number;
+  /** Delay between a state change and the `_bulk` that mirrors it; writes within it coalesce. */
+  mirrorFlushMs: number;
 }
 
 const cache = new WeakMap<Env, FleetConfig>();
@@ -56,6 +79,7 @@ export function fleetConfig(env: Env): FleetConfig {
         maxPollMs: durationVar(env, "CHECKIN_MAX_POLL", "1h"),
       },
       actionDefaultExpirationMs: durationVar(env, "ACTION_DEFAULT_EXPIRATION", "720h"),
+      mirrorFlushMs: durationVar(env, "ES_MIRROR_FLUSH", "1s"),
     };
     cache.set(env, config);
   }

@@ -1,6 +1,9 @@
 import type { Agent } from "../durable/agent";
 import type { Directory } from "../durable/directory";
+import type { IngestWatcher } from "../durable/ingest-watcher";
+import type { MirrorMonitor } from "../durable/mirror-monitor";
 import type { PolicyHub } from "../durable/policy-hub";
+import type { Uploads } from "../durable/uploads";
 import type { Env } from "./config";
 
 /**
@@ -19,3 +22,24 @@ export const agentObject = (env: Env, agentId: string) => env.AGENTS.get(env.AGE
 export const policyHub = (env: Env, policyId: string) =>
   env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as Remote<PolicyHub>;
 export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromName("fleet")) as unknown as Remote<Directory>;
+
+/** The single watcher that follows Kibana's writes in Elasticsearch. */
+export const ingestWatcher = (env: Env) => env.INGEST.get(env.INGEST.idFromName("kibana")) as unknown as Remote<IngestWatcher>;
+
+/** Mirror backlog reports are spread over this many monitor objects. */
+export const MIRROR_MONITOR_SHARDS = 16;
+
+export const mirrorMonitorShard = (env: Env, shard: number) =>
+  env.MIRROR_MONITORS.get(env.MIRROR_MONITORS.idFromName(`mirror-${shard}`)) as unknown as Remote<MirrorMonitor>;
+
+/** The monitor shard an object reports to, by a stable hash of its name. */
+export function mirrorMonitorFor(env: Env, owner: string) {
+  let hash = 0;
+  for (let i = 0; i < owner.length; i++) hash = (hash * 31 + owner.charCodeAt(i)) >>> 0;
+  return mirrorMonitorShard(env, hash % MIRROR_MONITOR_SHARDS);
+}
+/** One object per upload (`upload:<uploadId>`) and one upload index per agent (`agent:<agentId>`). */
+export const uploadObject = (env: Env, uploadId: string) =>
+  env.UPLOADS.get(env.UPLOADS.idFromName(`upload:${uploadId}`)) as unknown as Remote<Uploads>;
+export const agentUploadIndex = (env: Env, agentId: string) =>
+  env.UPLOADS.get(env.UPLOADS.idFromName(`agent:${agentId}`)) as unknown as Remote<Uploads>;

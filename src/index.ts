@@ -1,12 +1,24 @@
 import { createApp } from "./app";
 import type { Env } from "./config";
+import { ingestWatcher } from "./durable-stubs";
 
 export { Agent } from "../durable/agent";
 export { Directory } from "../durable/directory";
+export { IngestWatcher } from "../durable/ingest-watcher";
+export { MirrorMonitor } from "../durable/mirror-monitor";
 export { PolicyHub } from "../durable/policy-hub";
+export { Uploads } from "../durable/uploads";
 
 const app = createApp();
+let ingestStarted = false;
 
 export default {
-  fetch: app.fetch,
+  fetch(request, env, ctx) {
+    // The first request an isolate serves makes sure the Kibana ingest loop runs (a no-op standalone).
+    if (!ingestStarted && env.ES_URL) {
+      ingestStarted = true;
+      ctx.waitUntil(ingestWatcher(env).ensureRunning().catch(() => (ingestStarted = false)));
+    }
+    return app.fetch(request, env, ctx);
+  },
 } satisfies ExportedHandler<Env>;

@@ -8,10 +8,14 @@ import { FleetError } from "../errors";
  * admin API stays closed rather than open.
  */
 export const adminAuth = (): MiddlewareHandler<{ Bindings: Env }> => async (c, next) => {
-  const expected = c.env.FLEET_ADMIN_TOKEN;
-  if (!expected) throw new FleetError("AdminDisabled");
-  const header = c.req.header("Authorization") ?? "";
-  const match = /^Bearer\s+(\S+)$/i.exec(header);
-  if (!match || !constantTimeEqual(match[1]!, expected)) throw new FleetError("AdminUnauthorized");
+  if (!c.env.FLEET_ADMIN_TOKEN) throw new FleetError("AdminDisabled");
+  if (!isAdminToken(c.env, c.req.header("Authorization") ?? "")) throw new FleetError("AdminUnauthorized");
   await next();
 };
+
+/** Whether an Authorization header carries the admin token (compared in constant time). */
+export function isAdminToken(env: Env, header: string): boolean {
+  const expected = env.FLEET_ADMIN_TOKEN;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return !!expected && !!match && constantTimeEqual(match[1]!, expected);
+}

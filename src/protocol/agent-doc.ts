@@ -34,6 +34,8 @@ export interface AgentDoc {
   upgraded_at?: string | null;
   upgrade_attempts?: string[] | null;
   upgrade?: { rollbacks?: JsonObject[] | null };
+  /** Per-output API key ids and permission hashes; the keys themselves stay in the agent's object. */
+  outputs?: Record<string, { api_key_id: string; permissions_hash: string; type: string }>;
   unenrolled_at?: string;
   unenrolled_reason?: string;
   audit_unenrolled_time?: string;

@@ -6,6 +6,8 @@ import { pollDuration } from "../checkin/poll-duration";
 import { policyChangeAction } from "../checkin/policy-change";
 import { fleetConfig, type AppEnv } from "../config";
 import { agentObject, policyHub } from "../durable-stubs";
+import { esConfig } from "../es/config";
+import { keyedOutputs } from "../policy/output-keys";
 import { badRequest } from "../errors";
 import { readJsonBody } from "../http/body";
 import { agentJson } from "../http/json-response";
@@ -31,19 +33,26 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
 
   const agent = agentObject(c.env, agentId);
   const outcome = await orAuthError(c.env, key, await agent.checkin(key, input));
-  if (outcome.actions.length > 0) return respond(c, outcome.ackToken, outcome.actions);
+  const hub = policyHub(c.env, outcome.policyId);
+  if (outcome.actions.length > 0) {
+    if (outcome.summary) await hub.upsertAgent(outcome.summary);
+    return respond(c, outcome.ackToken, outcome.actions);
+  }
 
   const holdMs = pollDuration(fleetConfig(c.env).checkin, pollTimeoutMs, Date.now() - started);
-  const parked = await policyHub(c.env, outcome.policyId).park({
+  const parked = await hub.park({
     agentId,
     claim: outcome.claim,
     actionSeq: outcome.actionSeq,
     holdMs,
+    ...(outcome.summary ? { summary: outcome.summary } : {}),
   });
   switch (parked.kind) {
-    case "policy":
+    case "policy": {
+      const keys = esConfig(c.env) ? await agent.outputKeys(await keyedOutputs(parked.revision)) : {};
       // A synthesised POLICY_CHANGE never moves the agent's ack_token.
-      return respond(c, "", [policyChangeAction(agentId, parked.revision)]);
+      return respond(c, "", [policyChangeAction(agentId, parked.revision, keys)]);
+    }
     case "actions": {
       const pending = await agent.pendingActions(input.ackToken);
       return respond(c, pending.ackToken, pending.actions);

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { parseApiKeyHeader } from "../auth/api-key";
 import { fleetConfig, type AppEnv } from "../config";
-import { agentObject, directory } from "../durable-stubs";
+import { agentObject, directory, policyHub } from "../durable-stubs";
 import { orThrow } from "../errors";
 import { readJsonBody } from "../http/body";
 import { EnrollRequest, normaliseTags, type EnrollResponse } from "../protocol/enroll";
@@ -37,6 +37,9 @@ export const enroll = new Hono<AppEnv>().post("/api/fleet/agents/enroll", async 
       version,
     }),
   );
+  // The policy's roster lists the agent from now on (and a re-enrolled agent leaves its old policy's).
+  await policyHub(c.env, enrollment.policyId).upsertAgent(result.summary);
+  if (result.previousPolicyId) await policyHub(c.env, result.previousPolicyId).removeAgent(agentId);
   const response: EnrollResponse = { action: "created", item: result.item };
   return c.json(response);
 });

@@ -1,7 +1,7 @@
 import { request } from "node:http";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "./dev-server";
+import { startDevServer, type DevServer } from "../support/dev-server";
 
 let server: DevServer;
 

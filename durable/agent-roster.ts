@@ -1,0 +1,213 @@
+import type { AgentStatus, AgentSummary, StatusContext } from "../src/agents/status";
+
+/** Schema step the policy hub appends: one row per agent assigned to the policy. */
+export const ROSTER_SCHEMA = `
+  CREATE TABLE roster (
+    agent_id TEXT PRIMARY KEY,
+    active INTEGER NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    last_checkin TEXT,
+    last_checkin_status TEXT,
+    last_checkin_message TEXT,
+    hostname TEXT,
+    version TEXT,
+    tags TEXT NOT NULL,
+    policy_revision_idx INTEGER NOT NULL,
+    upgrading INTEGER NOT NULL,
+    unenrolling INTEGER NOT NULL,
+    unhealthy_reason TEXT);
+  CREATE INDEX roster_enrolled_at ON roster (enrolled_at);
+  CREATE INDEX roster_last_checkin ON roster (last_checkin);
+  CREATE INDEX roster_hostname ON roster (hostname);
+  CREATE INDEX roster_revision ON roster (policy_revision_idx);`;
+
+export const SORT_FIELDS = ["enrolled_at", "last_checkin", "hostname", "version", "agent_id"] as const;
+export type SortField = (typeof SORT_FIELDS)[number];
+
+export interface AgentQuery {
+  status?: AgentStatus;
+  tag?: string;
+  version?: string;
+  /** Case-insensitive substring of hostname or agent id (a simple `kuery`). */
+  text?: string;
+  sortField: SortField;
+  sortOrder: "asc" | "desc";
+  limit: number;
+  offset: number;
+}
+
+export type ListedAgent = AgentSummary & { status: AgentStatus; policy_id: string };
+
+interface RosterRow extends Record<string, SqlStorageValue> {
+  agent_id: string;
+  active: number;
+  enrolled_at: string;
+  last_checkin: string | null;
+  last_checkin_status: string | null;
+  last_checkin_message: string | null;
+  hostname: string | null;
+  version: string | null;
+  tags: string;
+  policy_revision_idx: number;
+  upgrading: number;
+  unenrolling: number;
+  unhealthy_reason: string | null;
+  status: string;
+}
+
+/**
+ * The status rule of `src/agents/status.ts` as SQL, so a page of 100k agents can be filtered and
+ * counted by status inside SQLite. Parameters: the offline cutoff (ISO time) and the latest revision.
+ */
+const STATUS_SQL = `CASE
+  WHEN active = 0 THEN 'unenrolled'
+  WHEN unenrolling = 1 THEN 'unenrolling'
+  WHEN last_checkin IS NULL THEN 'enrolling'
+  WHEN last_checkin < ?1 THEN 'offline'
+  WHEN upgrading = 1 OR policy_revision_idx < ?2 THEN 'updating'
+  WHEN lower(last_checkin_status) IN ('error', 'failed') THEN 'error'
+  WHEN lower(last_checkin_status) = 'degraded' THEN 'degraded'
+  ELSE 'online' END`;
+
+/**
+ * A policy's agents, kept in its hub's SQLite so admins can list, filter, page and count them
+ * without touching (or loading) each agent's object. Rows are pushed by the agents' objects when
+ * their summary changes; `last_checkin` is refreshed when a check-in parks here.
+ */
+export class AgentRoster {
+  readonly #sql: SqlStorage;
+
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
+  }
+
+  upsert(agent: AgentSummary): void {
+    this.#sql.exec(
+      `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, last_checkin_message, hostname, version, tags,
+         policy_revision_idx, upgrading, unenrolling, unhealthy_reason)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (agent_id) DO UPDATE SET active = excluded.active, enrolled_at = excluded.enrolled_at,
+         last_checkin = CASE WHEN last_checkin IS NULL OR excluded.last_checkin > last_checkin THEN excluded.last_checkin ELSE last_checkin END,
+         last_checkin_status = excluded.last_checkin_status, last_checkin_message = excluded.last_checkin_message,
+         hostname = excluded.hostname, version = excluded.version, tags = excluded.tags, policy_revision_idx = excluded.policy_revision_idx,
+         upgrading = excluded.upgrading, unenrolling = excluded.unenrolling, unhealthy_reason = excluded.unhealthy_reason`,
+      agent.agent_id,
+      agent.active ? 1 : 0,
+      agent.enrolled_at,
+      agent.last_checkin,
+      agent.last_checkin_status,
+      agent.last_checkin_message,
+      agent.hostname,
+      agent.version,
+      JSON.stringify(agent.tags),
+      agent.policy_revision_idx,
+      agent.upgrading ? 1 : 0,
+      agent.unenrolling ? 1 : 0,
+      agent.unhealthy_reason ? JSON.stringify(agent.unhealthy_reason) : null,
+    );
+  }
+
+  remove(agentId: string): void {
+    this.#sql.exec("DELETE FROM roster WHERE agent_id = ?", agentId);
+  }
+
+  /** Refreshes `last_checkin` for agents seen checking in; one statement per agent inside the caller's transaction. */
+  touch(seen: Map<string, string>): void {
+    for (const [agentId, at] of seen) {
+      this.#sql.exec("UPDATE roster SET last_checkin = ? WHERE agent_id = ? AND (last_checkin IS NULL OR last_checkin < ?)", at, agentId, at);
+    }
+  }
+
+  list(policyId: string, query: AgentQuery, context: StatusContext): { items: ListedAgent[]; total: number } {
+    const { where, params } = this.#filter(query);
+    const cutoff = new Date(context.now - context.offlineAfterMs).toISOString();
+    const base = `SELECT *, ${STATUS_SQL} AS status FROM roster`;
+    const filtered = `SELECT * FROM (${base}) ${where}`;
+    const total = this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM (${filtered})`, cutoff, context.latestRevision, ...params).one().n;
+    // NULLs sort last in either direction so "never checked in" does not crowd the first page.
+    const order = `${query.sortField} IS NULL, ${query.sortField} ${query.sortOrder === "asc" ? "ASC" : "DESC"}, agent_id ASC`;
+    const rows = this.#sql
+      .exec<RosterRow>(`${filtered} ORDER BY ${order} LIMIT ? OFFSET ?`, cutoff, context.latestRevision, ...params, query.limit, query.offset)
+      .toArray();
+    return { items: rows.map((row) => toListed(row, policyId)), total };
+  }
+
+  counts(context: StatusContext): Record<AgentStatus, number> & { total: number } {
+    const cutoff = new Date(context.now - context.offlineAfterMs).toISOString();
+    const rows = this.#sql
+      .exec<{ status: AgentStatus; n: number }>(`SELECT ${STATUS_SQL} AS status, COUNT(*) AS n FROM roster GROUP BY status`, cutoff, context.latestRevision)
+      .toArray();
+    const counts = { online: 0, offline: 0, degraded: 0, error: 0, updating: 0, enrolling: 0, unenrolling: 0, unenrolled: 0, total: 0 };
+    for (const row of rows) {
+      counts[row.status] = row.n;
+      counts.total += row.n;
+    }
+    return counts;
+  }
+
+  /** Active agents per acked revision, newest first. */
+  revisions(): Array<{ revision: number; agents: number }> {
+    return this.#sql
+      .exec<{ revision: number; agents: number }>(
+        "SELECT policy_revision_idx AS revision, COUNT(*) AS agents FROM roster WHERE active = 1 GROUP BY policy_revision_idx ORDER BY policy_revision_idx DESC",
+      )
+      .toArray();
+  }
+
+  /** Active agents behind `revision` that report trouble: the likely failures of a rollout. */
+  failing(revision: number, limit: number): ListedAgent[] {
+    return this.#sql
+      .exec<RosterRow>(
+        `SELECT *, 'error' AS status FROM roster WHERE active = 1 AND policy_revision_idx < ?
+           AND (lower(last_checkin_status) IN ('error', 'failed', 'degraded') OR unhealthy_reason IS NOT NULL)
+         ORDER BY last_checkin DESC LIMIT ?`,
+        revision,
+        limit,
+      )
+      .toArray()
+      .map((row) => toListed(row, ""));
+  }
+
+  #filter(query: AgentQuery): { where: string; params: SqlStorageValue[] } {
+    const clauses: string[] = [];
+    const params: SqlStorageValue[] = [];
+    if (query.status) {
+      clauses.push("status = ?");
+      params.push(query.status);
+    }
+    if (query.version) {
+      clauses.push("version = ?");
+      params.push(query.version);
+    }
+    if (query.tag) {
+      clauses.push("EXISTS (SELECT 1 FROM json_each(tags) WHERE json_each.value = ?)");
+      params.push(query.tag);
+    }
+    if (query.text) {
+      clauses.push("(lower(hostname) LIKE ? ESCAPE '\\' OR lower(agent_id) LIKE ? ESCAPE '\\')");
+      const pattern = `%${query.text.toLowerCase().replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+      params.push(pattern, pattern);
+    }
+    return { where: clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "", params };
+  }
+}
+
+function toListed(row: RosterRow, policyId: string): ListedAgent {
+  return {
+    agent_id: row.agent_id,
+    policy_id: policyId,
+    status: row.status as AgentStatus,
+    active: row.active === 1,
+    enrolled_at: row.enrolled_at,
+    last_checkin: row.last_checkin,
+    last_checkin_status: row.last_checkin_status,
+    last_checkin_message: row.last_checkin_message,
+    hostname: row.hostname,
+    version: row.version,
+    tags: JSON.parse(row.tags) as string[],
+    policy_revision_idx: row.policy_revision_idx,
+    upgrading: row.upgrading === 1,
+    unenrolling: row.unenrolling === 1,
+    unhealthy_reason: row.unhealthy_reason ? (JSON.parse(row.unhealthy_reason) as string[]) : null,
+  };
+}

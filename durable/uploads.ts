@@ -1,0 +1,293 @@
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../src/config";
+import type { Failure } from "../src/errors";
+import type { JsonObject } from "../src/protocol/parse";
+import {
+  CHUNK_SIZE,
+  UPLOAD_EXPIRY_MS,
+  canUpload,
+  chunkCount,
+  verifyChunks,
+  type ChunkRecord,
+  type UploadBegin,
+  type UploadStatus,
+} from "../src/protocol/upload";
+import { migrateSchema } from "./sql-schema";
+
+const SCHEMA = [
+  `CREATE TABLE upload (
+     k INTEGER PRIMARY KEY CHECK (k = 1),
+     upload_id TEXT NOT NULL,
+     agent_id TEXT NOT NULL,
+     action_id TEXT NOT NULL,
+     source TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     name TEXT NOT NULL,
+     mime_type TEXT NOT NULL,
+     start_ms INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     transithash TEXT,
+     updated_at TEXT NOT NULL,
+     doc TEXT NOT NULL);
+   CREATE TABLE chunks (pos INTEGER PRIMARY KEY, sha2 TEXT NOT NULL, size INTEGER NOT NULL, last INTEGER NOT NULL, r2_key TEXT NOT NULL);
+   CREATE TABLE agent_uploads (upload_id TEXT PRIMARY KEY, action_id TEXT NOT NULL, created_at TEXT NOT NULL);`,
+];
+
+/** The upload metadata document (`.fleet-fileds-fromhost-meta-<src>` in fleet-server) as admins read it. */
+export interface UploadInfo {
+  upload_id: string;
+  agent_id: string;
+  action_id: string;
+  src: string;
+  name: string;
+  mime_type: string;
+  size: number;
+  chunk_size: number;
+  chunk_count: number;
+  chunks_received: number;
+  status: UploadStatus;
+  upload_start: string;
+  expired: boolean;
+  updated_at: string;
+  transithash?: string;
+  /** The begin payload with the fields fleet-server adds (ChunkSize, Status, upload_id, …). */
+  doc: JsonObject;
+}
+
+export interface ChunkTicket {
+  agentId: string;
+  /** Whether this chunk number is the file's last (fleet-server's chunk `last` flag). */
+  last: boolean;
+}
+
+interface UploadRow extends Record<string, SqlStorageValue> {
+  upload_id: string;
+  agent_id: string;
+  action_id: string;
+  source: string;
+  size: number;
+  name: string;
+  mime_type: string;
+  start_ms: number;
+  status: string;
+  transithash: string | null;
+  updated_at: string;
+  doc: string;
+}
+
+/** Sweep of chunk bytes nothing refers to, shortly after an upload stops accepting chunks. */
+const SWEEP_DELAY_MS = UPLOAD_EXPIRY_MS + 60 * 60 * 1000;
+
+/**
+ * Agent file uploads. One object per upload id (`upload:<uuid>`) is the upload's state machine: its
+ * metadata, status and the list of stored chunks (the bytes are in R2 under `uploads/<id>/`). Each
+ * chunk PUT and the completion go through it, so status checks and the final validation see one
+ * consistent state without a global lock. A second role of the same class, `agent:<agentId>`, is the
+ * per-agent index behind the admin listing. Methods return `{error}` instead of throwing.
+ */
+export class Uploads extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+  }
+
+  // ---- upload role ----
+
+  async create(begin: UploadBegin): Promise<{ ok: true } | Failure> {
+    if (this.#row()) return { error: "Conflict", detail: `upload ${begin.uploadId} exists` };
+    this.ctx.storage.sql.exec(
+      `INSERT INTO upload (k, upload_id, agent_id, action_id, source, size, name, mime_type, start_ms, status, updated_at, doc)
+       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'AWAITING_UPLOAD', ?, ?)`,
+      begin.uploadId,
+      begin.agentId,
+      begin.actionId,
+      begin.source,
+      begin.size,
+      begin.name,
+      begin.mimeType,
+      begin.startMs,
+      new Date(begin.startMs).toISOString(),
+      JSON.stringify(begin.doc),
+    );
+    await this.ctx.storage.setAlarm(begin.startMs + SWEEP_DELAY_MS);
+    return { ok: true };
+  }
+
+  async info(): Promise<UploadInfo | null> {
+    const row = this.#row();
+    return row ? this.#toInfo(row) : null;
+  }
+
+  /** fleet-server's `Uploader.Chunk` checks, in its order: unknown, expired, stopped, chunk number. */
+  async checkChunk(pos: number, nowMs: number): Promise<ChunkTicket | Failure> {
+    const row = this.#row();
+    if (!row) return { error: "InvalidFileID" };
+    if (nowMs > row.start_ms + UPLOAD_EXPIRY_MS) return { error: "UploadExpired" };
+    if (!canUpload(row.status as UploadStatus)) return { error: "UploadStopped" };
+    const count = chunkCount(row.size);
+    if (pos < 0 || pos >= count) return { error: "InvalidChunkNum" };
+    return { agentId: row.agent_id, last: pos === count - 1 };
+  }
+
+  /**
+   * Records a chunk whose bytes are already in R2 under `key`. Returns the key of the chunk it
+   * replaces (a re-sent chunk with other bytes), which the caller deletes.
+   */
+  async recordChunk(chunk: ChunkRecord, key: string): Promise<{ replaced: string | null } | Failure> {
+    const row = this.#row();
+    if (!row) return { error: "InvalidFileID" };
+    if (!canUpload(row.status as UploadStatus)) return { error: "UploadStopped" };
+    const previous = this.ctx.storage.sql.exec<{ r2_key: string }>("SELECT r2_key FROM chunks WHERE pos = ?", chunk.pos).toArray()[0];
+    this.ctx.storage.sql.exec(
+      `INSERT INTO chunks (pos, sha2, size, last, r2_key) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (pos) DO UPDATE SET sha2 = excluded.sha2, size = excluded.size, last = excluded.last, r2_key = excluded.r2_key`,
+      chunk.pos,
+      chunk.sha2,
+      chunk.size,
+      chunk.last ? 1 : 0,
+      key,
+    );
+    this.#touch();
+    return { replaced: previous && previous.r2_key !== key ? previous.r2_key : null };
+  }
+
+  /**
+   * A chunk failed its hash check. fleet-server has already overwritten the position and deletes it,
+   * so whatever was stored there is gone; returns the R2 key to delete.
+   */
+  async dropChunk(pos: number): Promise<string | null> {
+    const row = this.#row();
+    if (!row || !canUpload(row.status as UploadStatus)) return null;
+    const previous = this.ctx.storage.sql.exec<{ r2_key: string }>("SELECT r2_key FROM chunks WHERE pos = ?", pos).toArray()[0];
+    if (!previous) return null;
+    this.ctx.storage.sql.exec("DELETE FROM chunks WHERE pos = ?", pos);
+    this.#touch();
+    return previous.r2_key;
+  }
+
+  /**
+   * fleet-server's `Uploader.Complete`: not writable → ErrStatusNoUploads; wrong count or gaps →
+   * ErrMissingChunks (status unchanged); sizes, last flags or transit hash wrong → UPLOAD_ERROR, every
+   * chunk deleted, ErrFailValidation; else READY with the transit hash.
+   */
+  async complete(transitHash: string): Promise<{ ok: true } | Failure> {
+    // No chunk may be recorded between reading the chunk list and setting the status.
+    const outcome = await this.ctx.blockConcurrencyWhile(async (): Promise<{ ok: true } | (Failure & { keys?: string[] })> => {
+      const row = this.#row();
+      if (!row) return { error: "InvalidFileID" };
+      if (!canUpload(row.status as UploadStatus)) return { error: "StatusNoUploads" };
+      const chunks = this.#chunks();
+      const verdict = await verifyChunks(chunks, chunkCount(row.size), transitHash);
+      if (verdict === "missing") return { error: "MissingChunks" };
+      if (verdict === "invalid") {
+        this.ctx.storage.transactionSync(() => {
+          this.ctx.storage.sql.exec("DELETE FROM chunks");
+          this.#setStatus("UPLOAD_ERROR", null);
+        });
+        return { error: "FailValidation", keys: chunks.map((chunk) => chunk.r2_key) };
+      }
+      this.#setStatus("READY", transitHash.toLowerCase());
+      return { ok: true };
+    });
+    if ("error" in outcome) {
+      if (outcome.keys && outcome.keys.length > 0) await this.env.FILES.delete(outcome.keys);
+      return { error: outcome.error };
+    }
+    return outcome;
+  }
+
+  /** The R2 keys of a READY upload in file order, for the admin download. */
+  async parts(): Promise<{ info: UploadInfo; keys: string[] } | Failure> {
+    const row = this.#row();
+    if (!row) return { error: "NotFound", detail: "file not found" };
+    if (row.status !== "READY") return { error: "NotFound", detail: `file ${row.upload_id} is not ready (status ${row.status})` };
+    return { info: this.#toInfo(row), keys: this.#chunks().map((chunk) => chunk.r2_key) };
+  }
+
+  /** Deletes chunk bytes no record refers to (left by a race with completion or a failed write). */
+  override async alarm(): Promise<void> {
+    const row = this.#row();
+    if (!row) return;
+    const referenced = new Set(this.#chunks().map((chunk) => chunk.r2_key));
+    let cursor: string | undefined;
+    do {
+      const page = await this.env.FILES.list({ prefix: `uploads/${row.upload_id}/`, ...(cursor ? { cursor } : {}) });
+      const orphans = page.objects.map((object) => object.key).filter((key) => !referenced.has(key));
+      if (orphans.length > 0) await this.env.FILES.delete(orphans);
+      cursor = page.truncated ? page.cursor : undefined;
+    } while (cursor);
+  }
+
+  // ---- per-agent index role ----
+
+  async indexUpload(uploadId: string, actionId: string, createdAt: string): Promise<void> {
+    this.ctx.storage.sql.exec(
+      "INSERT OR IGNORE INTO agent_uploads (upload_id, action_id, created_at) VALUES (?, ?, ?)",
+      uploadId,
+      actionId,
+      createdAt,
+    );
+  }
+
+  /** The agent's uploads, newest first. */
+  async indexed(limit: number): Promise<Array<{ upload_id: string; action_id: string; created_at: string }>> {
+    return this.ctx.storage.sql
+      .exec<{ upload_id: string; action_id: string; created_at: string }>(
+        "SELECT upload_id, action_id, created_at FROM agent_uploads ORDER BY created_at DESC, upload_id LIMIT ?",
+        limit,
+      )
+      .toArray()
+      .map((row) => ({ upload_id: row.upload_id, action_id: row.action_id, created_at: row.created_at }));
+  }
+
+  #row(): UploadRow | undefined {
+    return this.ctx.storage.sql.exec<UploadRow>("SELECT * FROM upload WHERE k = 1").toArray()[0];
+  }
+
+  #chunks(): Array<ChunkRecord & { r2_key: string }> {
+    return this.ctx.storage.sql
+      .exec<{ pos: number; sha2: string; size: number; last: number; r2_key: string }>("SELECT pos, sha2, size, last, r2_key FROM chunks ORDER BY pos")
+      .toArray()
+      .map((row) => ({ pos: row.pos, sha2: row.sha2, size: row.size, last: row.last === 1, r2_key: row.r2_key }));
+  }
+
+  #touch(): void {
+    this.ctx.storage.sql.exec("UPDATE upload SET updated_at = ? WHERE k = 1", new Date().toISOString());
+  }
+
+  #setStatus(status: UploadStatus, transitHash: string | null): void {
+    const row = this.#row()!;
+    const doc = JSON.parse(row.doc) as JsonObject;
+    doc.file = { ...(doc.file as JsonObject), Status: status };
+    if (transitHash) doc.transithash = { sha256: transitHash };
+    this.ctx.storage.sql.exec(
+      "UPDATE upload SET status = ?, transithash = ?, updated_at = ?, doc = ? WHERE k = 1",
+      status,
+      transitHash,
+      new Date().toISOString(),
+      JSON.stringify(doc),
+    );
+  }
+
+  #toInfo(row: UploadRow): UploadInfo {
+    const received = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM chunks").one().n;
+    return {
+      upload_id: row.upload_id,
+      agent_id: row.agent_id,
+      action_id: row.action_id,
+      src: row.source,
+      name: row.name,
+      mime_type: row.mime_type,
+      size: row.size,
+      chunk_size: CHUNK_SIZE,
+      chunk_count: chunkCount(row.size),
+      chunks_received: received,
+      status: row.status as UploadStatus,
+      upload_start: new Date(row.start_ms).toISOString(),
+      expired: Date.now() > row.start_ms + UPLOAD_EXPIRY_MS,
+      updated_at: row.updated_at,
+      ...(row.transithash ? { transithash: row.transithash } : {}),
+      doc: JSON.parse(row.doc) as JsonObject,
+    };
+  }
+}

@@ -1,0 +1,31 @@
+import type { EsConfig } from "./config";
+import { esRequest } from "./client";
+
+export interface CreatedApiKey {
+  id: string;
+  api_key: string;
+}
+
+/** `POST /_security/api_key` with the given role descriptors; never expires (fleet-server's choice). */
+export async function createApiKey(
+  config: EsConfig,
+  request: { name: string; roleDescriptors: unknown; metadata: Record<string, unknown> },
+): Promise<CreatedApiKey> {
+  const { body } = await esRequest<CreatedApiKey>(config, {
+    method: "POST",
+    path: "/_security/api_key?refresh=false",
+    body: { name: request.name, role_descriptors: request.roleDescriptors, metadata: request.metadata },
+  });
+  return { id: body.id, api_key: body.api_key };
+}
+
+/** Replaces a key's role descriptors in place (`PUT /_security/api_key/{id}`), so agents keep their key. */
+export async function updateApiKeyRoles(config: EsConfig, id: string, roleDescriptors: unknown): Promise<void> {
+  await esRequest(config, { method: "PUT", path: `/_security/api_key/${encodeURIComponent(id)}`, body: { role_descriptors: roleDescriptors } });
+}
+
+/** Invalidates keys this server created; already-invalid or unknown ids are not an error. */
+export async function invalidateApiKeys(config: EsConfig, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await esRequest(config, { method: "DELETE", path: "/_security/api_key", body: { ids, owner: true } });
+}

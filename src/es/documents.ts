@@ -1,0 +1,74 @@
+import type { EnrollmentKeyRecord } from "../../durable/directory";
+import type { NewAction } from "../../durable/agent";
+import type { AgentDoc } from "../protocol/agent-doc";
+import type { JsonObject } from "../protocol/parse";
+import { toAgentPolicy, type PolicyRevision } from "../protocol/policy";
+
+/**
+ * The documents fleet-server and Kibana keep in Elasticsearch, built field for field from
+ * `reference/fleet-server/schema.json`. Secrets never appear: access keys are represented by their
+ * id, replace tokens by their PBKDF2 hash, enrollment tokens not at all.
+ */
+
+/** `.fleet-agents/_doc/<agent id>`. `status` is what the agent last reported, or `unenrolled`. */
+export function agentDocument(doc: AgentDoc): JsonObject {
+  const { id: _id, ...fields } = doc;
+  const body = JSON.parse(JSON.stringify(fields)) as JsonObject;
+  body.status = doc.active ? (doc.last_checkin_status ?? "enrolled") : "unenrolled";
+  body.agent = { id: doc.agent.id, version: doc.agent.version, type: "PERMANENT" };
+  return body;
+}
+
+/** `.fleet-actions-results/_doc/<action_id>:<agent_id>`. */
+export function actionResultId(actionId: string, agentId: string): string {
+  return `${actionId}:${agentId}`;
+}
+
+/** `.fleet-actions/_doc/<doc id>` for an action created here, so Kibana lists it. */
+export function actionDocument(action: NewAction, agents: string[]): JsonObject {
+  const body: JsonObject = {
+    action_id: action.action_id,
+    agents,
+    type: action.type,
+    data: action.data,
+    "@timestamp": action.created_at,
+    expiration: action.expiration,
+  };
+  if (action.start_time) body.start_time = action.start_time;
+  if (action.input_type) body.input_type = action.input_type;
+  if (action.timeout !== undefined) body.timeout = action.timeout;
+  return body;
+}
+
+/** `.fleet-policies/_doc/<policy_id>:<revision>`: one document per revision, as Kibana writes them. */
+export function policyDocumentId(revision: PolicyRevision): string {
+  return `${revision.policy_id}:${revision.revision}`;
+}
+
+export function policyDocument(revision: PolicyRevision): JsonObject {
+  return {
+    "@timestamp": revision.created_at,
+    policy_id: revision.policy_id,
+    revision_idx: revision.revision,
+    coordinator_idx: 0,
+    namespaces: [],
+    data: toAgentPolicy(revision),
+    default_fleet_server: false,
+  };
+}
+
+/** `.fleet-enrollment-api-keys/_doc/<key id>`; `api_key` (the token) is deliberately empty. */
+export function enrollmentKeyDocument(key: EnrollmentKeyRecord, updatedAt: string): JsonObject {
+  const body: JsonObject = {
+    active: key.active,
+    api_key_id: key.api_key_id,
+    api_key: "",
+    name: key.name,
+    policy_id: key.policy_id,
+    namespaces: [],
+    created_at: key.created_at,
+    updated_at: updatedAt,
+  };
+  if (key.expire_at) body.expire_at = key.expire_at;
+  return body;
+}

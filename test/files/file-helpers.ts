@@ -1,0 +1,148 @@
+import { SELF } from "cloudflare:test";
+import { BASE, adminRequest, agentHeaders, agentRequest, putPolicy, type Enrolled } from "../helpers";
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+/** zlib (RFC 1950), what Kibana compresses artifacts with. */
+export async function zlib(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+export interface ArtifactFixture {
+  identifier: string;
+  decoded: Uint8Array;
+  encoded: Uint8Array;
+  decoded_sha256: string;
+  encoded_sha256: string;
+}
+
+export async function artifactFixture(identifier: string, content: unknown): Promise<ArtifactFixture> {
+  const decoded = new TextEncoder().encode(JSON.stringify(content));
+  const encoded = await zlib(decoded);
+  return { identifier, decoded, encoded, decoded_sha256: await sha256Hex(decoded), encoded_sha256: await sha256Hex(encoded) };
+}
+
+/** The `.fleet-artifacts` document body Kibana would write, for the admin publish route. */
+export function artifactDoc(a: ArtifactFixture, overrides: Record<string, unknown> = {}) {
+  return {
+    identifier: a.identifier,
+    compression_algorithm: "zlib",
+    encryption_algorithm: "none",
+    encoded_sha256: a.encoded_sha256,
+    encoded_size: a.encoded.byteLength,
+    decoded_sha256: a.decoded_sha256,
+    decoded_size: a.decoded.byteLength,
+    created: "2026-08-22T10:00:00.000Z",
+    package_name: "endpoint",
+    body: toBase64(a.encoded),
+    ...overrides,
+  };
+}
+
+export async function publishArtifact(a: ArtifactFixture): Promise<void> {
+  const res = await adminRequest("PUT", `/api/fleet/artifacts/${a.identifier}`, artifactDoc(a));
+  if (res.status !== 200) throw new Error(`publish artifact: ${res.status} ${await res.text()}`);
+}
+
+/** An Endpoint-style input whose `artifact_manifest` lists the given artifacts. */
+export function manifestInput(artifacts: ArtifactFixture[]) {
+  const entries: Record<string, unknown> = {};
+  for (const a of artifacts) {
+    entries[a.identifier] = {
+      encryption_algorithm: "none",
+      decoded_sha256: a.decoded_sha256,
+      decoded_size: a.decoded.byteLength,
+      encoded_sha256: a.encoded_sha256,
+      encoded_size: a.encoded.byteLength,
+      compression_algorithm: "zlib",
+      relative_url: `/api/fleet/artifacts/${a.identifier}/${a.decoded_sha256}`,
+    };
+  }
+  return { id: "endpoint-1", type: "endpoint", use_output: "default", artifact_manifest: { manifest_version: "1.0.1", schema_version: "v1", artifacts: entries } };
+}
+
+export async function policyListing(policyId: string, artifacts: ArtifactFixture[]) {
+  await putPolicy(policyId, { inputs: [manifestInput(artifacts)] });
+}
+
+export function getArtifact(key: string, identifier: string, sha2: string, headers: Record<string, string> = {}) {
+  return agentRequest("GET", `/api/fleet/artifacts/${identifier}/${sha2}`, { key, headers });
+}
+
+/** The begin body a 9.6 agent sends for diagnostics (elastic-agent-client.md §8.1). */
+export function beginBody(agent: Enrolled, size: number, overrides: Record<string, unknown> = {}) {
+  return {
+    action_id: "6e4d2c1b-0a9f-4e8d-b7c6-5a4b3c2d1e0f",
+    agent_id: agent.id,
+    src: "agent",
+    file: {
+      size,
+      name: "elastic-agent-diagnostics-2026-08-22T15-03-01Z-00.zip",
+      ext: "zip",
+      mime_type: "application/zip",
+      hash: { sha256: "", md5: "" },
+    },
+    contents: null,
+    ...overrides,
+  };
+}
+
+export async function beginUpload(agent: Enrolled, size: number, overrides: Record<string, unknown> = {}): Promise<string> {
+  const res = await agentRequest("POST", "/api/fleet/uploads", { key: agent.key, body: beginBody(agent, size, overrides) });
+  if (res.status !== 200) throw new Error(`begin: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { upload_id: string }).upload_id;
+}
+
+export async function putChunk(key: string, uploadId: string, n: number | string, bytes: Uint8Array, sha2?: string) {
+  return agentRequest("PUT", `/api/fleet/uploads/${uploadId}/${n}`, {
+    key,
+    body: bytes,
+    headers: { "X-Chunk-Sha2": sha2 ?? (await sha256Hex(bytes)) },
+  });
+}
+
+export function completeUpload(key: string, uploadId: string, transithash: string) {
+  return agentRequest("POST", `/api/fleet/uploads/${uploadId}`, { key, body: { transithash: { sha256: transithash } } });
+}
+
+/** sha256 over the concatenated raw 32-byte chunk digests (elastic-agent-client.md §8.3). */
+export async function transitHash(chunks: Uint8Array[]): Promise<string> {
+  const all = new Uint8Array(32 * chunks.length);
+  for (const [i, chunk] of chunks.entries()) all.set(new Uint8Array(await crypto.subtle.digest("SHA-256", chunk)), 32 * i);
+  return sha256Hex(all);
+}
+
+/** Deterministic pseudo-random bytes (incompressible, unlike a fill). */
+export function bytesOf(length: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+export async function publishFile(fileId: string, body: Uint8Array, targets: string[], extra: Record<string, unknown> = {}) {
+  const res = await adminRequest("PUT", `/api/fleet/files/${fileId}`, { name: `${fileId}.bin`, target_agents: targets, body: toBase64(body), ...extra });
+  if (res.status !== 200) throw new Error(`publish file: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+export function getFile(key: string, fileId: string, headers: Record<string, string> = {}, query = "") {
+  return SELF.fetch(`${BASE}/api/fleet/file/${fileId}${query}`, { headers: { ...agentHeaders(), Authorization: `ApiKey ${key}`, ...headers } });
+}
+
+export const errorHeaders = { "content-type": "application/json; charset=utf-8", "x-content-type-options": "nosniff" };
