@@ -30,6 +30,8 @@ export interface AgentQuery {
   version?: string;
   /** Case-insensitive substring of hostname or agent id (a simple `kuery`). */
   text?: string;
+  /** Unenrolled agents are hidden unless asked for (as Kibana's `showInactive`). */
+  includeInactive?: boolean;
   sortField: SortField;
   sortOrder: "asc" | "desc";
   limit: number;
@@ -174,6 +176,8 @@ export class AgentRoster {
     if (query.status) {
       clauses.push("status = ?");
       params.push(query.status);
+    } else if (!query.includeInactive) {
+      clauses.push("active = 1");
     }
     if (query.version) {
       clauses.push("version = ?");

@@ -533,12 +533,12 @@ export class Agent extends DurableObject<Env> {
     return { previousPolicyId: doc.policy_id, summary: this.#forcePush() };
   }
 
-  /** Adds and removes tags (kept trimmed, unique and sorted). */
-  async updateTags(add: string[], remove: string[]): Promise<{ policyId: string; tags: string[]; summary: AgentSummary } | Failure> {
+  /** Adds and removes tags, or replaces them all (kept trimmed, unique and sorted). */
+  async updateTags(add: string[], remove: string[], replace?: string[]): Promise<{ policyId: string; tags: string[]; summary: AgentSummary } | Failure> {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     const removed = new Set(remove);
-    const tags = normaliseTags([...doc.tags.filter((t) => !removed.has(t)), ...add]);
+    const tags = normaliseTags([...(replace ?? doc.tags).filter((t) => !removed.has(t)), ...add]);
     this.#save({ ...doc, tags, updated_at: new Date().toISOString() });
     return { policyId: doc.policy_id, tags, summary: this.#forcePush() };
   }

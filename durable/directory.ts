@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { ADMIN_KEY_PREFIX } from "../src/auth/admin-key";
 import type { ApiKey } from "../src/auth/api-key";
 import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
 import { fleetConfig, type Env } from "../src/config";
@@ -27,7 +28,19 @@ const SCHEMA = [
      expire_at TEXT);
    CREATE TABLE enrollment_ids (enrollment_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL);`,
   OUTBOX_SCHEMA,
+  `CREATE TABLE admin_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT);
+   CREATE TABLE jobs (id TEXT PRIMARY KEY, type TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL);
+   CREATE INDEX jobs_created_at ON jobs (created_at);`,
 ];
+
+/** An admin API key as listed; the secret is shown once, at creation. */
+export interface AdminKeyRecord {
+  id: string;
+  name: string;
+  created_at: string;
+  revoked_at?: string;
+  api_key?: string;
+}
 
 export interface PolicySummary {
   id: string;
@@ -92,6 +105,100 @@ export class Directory extends DurableObject<Env> {
 
   async getPolicy(id: string): Promise<PolicySummary | null> {
     return this.ctx.storage.sql.exec<PolicySummary & Record<string, SqlStorageValue>>("SELECT * FROM policies WHERE id = ?", id).toArray()[0] ?? null;
+  }
+
+  async listPolicies(limit: number, offset: number): Promise<{ items: PolicySummary[]; total: number }> {
+    const sql = this.ctx.storage.sql;
+    const total = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM policies").one().n;
+    const items = sql
+      .exec<PolicySummary & Record<string, SqlStorageValue>>("SELECT * FROM policies ORDER BY name, id LIMIT ? OFFSET ?", limit, offset)
+      .toArray();
+    return { items, total };
+  }
+
+  /** Every policy id (the fleet has at most about a thousand policies). */
+  async policyIds(): Promise<string[]> {
+    return this.ctx.storage.sql.exec<{ id: string }>("SELECT id FROM policies ORDER BY id").toArray().map((row) => row.id);
+  }
+
+  /** Forgets a deleted policy and revokes its enrollment keys. */
+  async removePolicy(id: string): Promise<void> {
+    const keys = this.ctx.storage.sql.exec<KeyRow>("SELECT * FROM enrollment_keys WHERE policy_id = ? AND active = 1", id).toArray();
+    this.ctx.storage.sql.exec("DELETE FROM policies WHERE id = ?", id);
+    for (const key of keys) await this.revokeEnrollmentKey(key.id);
+  }
+
+  async listEnrollmentKeys(limit: number, offset: number, policyId?: string): Promise<{ items: EnrollmentKeyRecord[]; total: number }> {
+    const sql = this.ctx.storage.sql;
+    const where = policyId ? "WHERE policy_id = ?" : "";
+    const params = policyId ? [policyId] : [];
+    const total = sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM enrollment_keys ${where}`, ...params).one().n;
+    const items = sql
+      .exec<KeyRow>(`SELECT * FROM enrollment_keys ${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, ...params, limit, offset)
+      .toArray()
+      .map(toRecord);
+    return { items, total };
+  }
+
+  async getEnrollmentKey(id: string): Promise<EnrollmentKeyRecord | Failure> {
+    const row = this.#keyRow("id", id);
+    return row ? toRecord(row) : { error: "NotFound", detail: `enrollment key ${id} not found` };
+  }
+
+  /** Creates an admin API key: `Authorization: Bearer <api_key>` on admin routes. Only its hash is kept. */
+  async createAdminKey(name: string): Promise<AdminKeyRecord> {
+    const id = randomToken(12);
+    const secret = randomToken(32);
+    const created_at = new Date().toISOString();
+    this.ctx.storage.sql.exec(
+      "INSERT INTO admin_keys (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)",
+      id,
+      name,
+      await sha256Hex(secret),
+      created_at,
+    );
+    return { id, name, created_at, api_key: `${ADMIN_KEY_PREFIX}${id}.${secret}` };
+  }
+
+  async listAdminKeys(): Promise<AdminKeyRecord[]> {
+    return this.ctx.storage.sql
+      .exec<{ id: string; name: string; created_at: string; revoked_at: string | null }>("SELECT id, name, created_at, revoked_at FROM admin_keys ORDER BY created_at")
+      .toArray()
+      .map((row) => ({ id: row.id, name: row.name, created_at: row.created_at, ...(row.revoked_at ? { revoked_at: row.revoked_at } : {}) }));
+  }
+
+  async revokeAdminKey(id: string): Promise<AdminKeyRecord | Failure> {
+    const now = new Date().toISOString();
+    const row = this.ctx.storage.sql.exec<{ name: string; created_at: string }>("SELECT name, created_at FROM admin_keys WHERE id = ?", id).toArray()[0];
+    if (!row) return { error: "NotFound", detail: `admin API key ${id} not found` };
+    this.ctx.storage.sql.exec("UPDATE admin_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", now, id);
+    return { id, name: row.name, created_at: row.created_at, revoked_at: now };
+  }
+
+  /** The name of the admin key `token` belongs to, or null when it is not a live admin key. */
+  async verifyAdminKey(token: string): Promise<string | null> {
+    if (!token.startsWith(ADMIN_KEY_PREFIX)) return null;
+    const [id, secret] = token.slice(ADMIN_KEY_PREFIX.length).split(".");
+    if (!id || !secret) return null;
+    const row = this.ctx.storage.sql
+      .exec<{ name: string; secret_hash: string; revoked_at: string | null }>("SELECT name, secret_hash, revoked_at FROM admin_keys WHERE id = ?", id)
+      .toArray()[0];
+    const hash = await sha256Hex(secret);
+    if (!row || row.revoked_at || !constantTimeEqual(hash, row.secret_hash)) return null;
+    return row.name;
+  }
+
+  async registerJob(job: { id: string; type: string; created_at: string; created_by: string }): Promise<void> {
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO jobs (id, type, created_at, created_by) VALUES (?, ?, ?, ?)", job.id, job.type, job.created_at, job.created_by);
+  }
+
+  async listJobs(limit: number, offset: number): Promise<{ items: Array<{ id: string; type: string; created_at: string; created_by: string }>; total: number }> {
+    const sql = this.ctx.storage.sql;
+    const total = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM jobs").one().n;
+    const items = sql
+      .exec<{ id: string; type: string; created_at: string; created_by: string }>("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ? OFFSET ?", limit, offset)
+      .toArray();
+    return { items, total };
   }
 
   async createEnrollmentKey(input: { policyId: string; name?: string; expireAt?: string }): Promise<EnrollmentKeyRecord | Failure> {

@@ -4,6 +4,8 @@ import { mirrorMonitorFor } from "../src/durable-stubs";
 import { policyDocument, policyDocumentId } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import { contentHash } from "../src/policy/content-hash";
+import { changedPaths } from "../src/policy/diff";
+import type { Failure } from "../src/errors";
 import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentStatus, AgentSummary } from "../src/agents/status";
@@ -20,6 +22,7 @@ const SCHEMA = [
      body TEXT NOT NULL);`,
   OUTBOX_SCHEMA,
   ROSTER_SCHEMA,
+  `ALTER TABLE revisions ADD COLUMN created_by TEXT; ALTER TABLE revisions ADD COLUMN changed_paths INTEGER;`,
 ];
 
 /** Parked check-ins expire in batches on this grid, so the hub runs one timer, not one per agent. */
@@ -43,6 +46,8 @@ export interface ParkRequest {
 
 export interface PolicyPut {
   policyId: string;
+  /** Who published it (admin key name, "admin-token", or "kibana" for ingested revisions). */
+  createdBy: string;
   name: string;
   namespace: string;
   description?: string;
@@ -107,18 +112,46 @@ export class PolicyHub extends DurableObject<Env> {
       created_at: new Date().toISOString(),
       policy: input.policy,
     };
-    await this.#store(revision, hash, true);
+    await this.#store(revision, hash, true, input.createdBy);
     return { revision, changed: true };
   }
 
+  /** Publishes the content of an earlier revision as a new revision. */
+  async rollback(to: number, createdBy: string): Promise<{ revision: PolicyRevision; changed: boolean } | Failure> {
+    const old = await this.revision(to);
+    if (!old) return { error: "NotFound", detail: `revision ${to} not found` };
+    return this.put({
+      policyId: old.policy_id,
+      createdBy,
+      name: old.name,
+      namespace: old.namespace,
+      ...(old.description !== undefined ? { description: old.description } : {}),
+      policy: old.policy,
+    });
+  }
+
+  /** Deletes the policy, refused while any active agent is assigned to it. */
+  async deletePolicy(): Promise<{ deleted: true } | Failure> {
+    const active = this.#roster.counts({ now: Date.now(), offlineAfterMs: Number.MAX_SAFE_INTEGER, latestRevision: 0 });
+    const assigned = active.total - active.unenrolled;
+    if (assigned > 0) return { error: "Conflict", detail: `cannot delete an agent policy with ${assigned} active agents; reassign or unenroll them first` };
+    for (const agentId of [...this.#waiters.keys()]) this.#release(agentId, { kind: "timeout" });
+    this.ctx.storage.sql.exec("DELETE FROM revisions; DELETE FROM roster");
+    this.#latest = null;
+    this.#latestHash = null;
+    return { deleted: true };
+  }
+
   /** Stores a revision (mirrored unless it came from Elasticsearch) and wakes every check-in behind it. */
-  async #store(revision: PolicyRevision, hash: string, mirror: boolean): Promise<void> {
+  async #store(revision: PolicyRevision, hash: string, mirror: boolean, createdBy: string): Promise<void> {
     this.ctx.storage.sql.exec(
-      "INSERT INTO revisions (revision, created_at, content_hash, body) VALUES (?, ?, ?, ?)",
+      "INSERT INTO revisions (revision, created_at, content_hash, body, created_by, changed_paths) VALUES (?, ?, ?, ?, ?, ?)",
       revision.revision,
       revision.created_at,
       hash,
       JSON.stringify(revision),
+      createdBy,
+      changedPaths(this.#latest?.policy ?? {}, revision.policy),
     );
     if (mirror) this.#outbox.add({ index: INDEX.policies, id: policyDocumentId(revision), op: "index", body: policyDocument(revision) });
     this.#latest = revision;
@@ -143,7 +176,7 @@ export class PolicyHub extends DurableObject<Env> {
       created_at: input.createdAt,
       policy: input.policy,
     };
-    await this.#store(revision, await contentHash(revision), false);
+    await this.#store(revision, await contentHash(revision), false, "kibana");
     return revision;
   }
 
@@ -219,12 +252,13 @@ export class PolicyHub extends DurableObject<Env> {
   }
 
   /** Every revision, oldest first, with its size (for the admin revision history). */
-  async revisions(): Promise<Array<{ revision: number; created_at: string; size: number; content_hash: string }>> {
+  async revisions(): Promise<Array<{ revision: number; created_at: string; created_by: string; size_bytes: number; changed_paths: number }>> {
     return this.ctx.storage.sql
-      .exec<{ revision: number; created_at: string; size: number; content_hash: string }>(
-        "SELECT revision, created_at, length(body) AS size, content_hash FROM revisions ORDER BY revision",
+      .exec<{ revision: number; created_at: string; created_by: string | null; size_bytes: number; changed_paths: number | null }>(
+        "SELECT revision, created_at, created_by, length(body) AS size_bytes, changed_paths FROM revisions ORDER BY revision DESC",
       )
-      .toArray();
+      .toArray()
+      .map((row) => ({ ...row, created_by: row.created_by ?? "unknown", changed_paths: row.changed_paths ?? 0 }));
   }
 
   async revision(revision: number): Promise<PolicyRevision | null> {

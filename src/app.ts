@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "./config";
 import { FleetError } from "./errors";
 import { handleError } from "./http/error-response";
@@ -6,70 +6,56 @@ import { adminAuth } from "./middleware/admin-auth";
 import { apiVersion } from "./middleware/api-version";
 import { requestId } from "./middleware/request-id";
 import { acks } from "./routes/acks";
-import { agentActions } from "./routes/admin/agent-actions";
-import { adminFiles } from "./routes/admin/files";
+import { actionStatus } from "./routes/admin/action-status";
+import { adminKeys } from "./routes/admin/admin-keys";
+import { agentOperations } from "./routes/admin/agent-operations";
+import { agents } from "./routes/admin/agents";
 import { enrollmentKeys } from "./routes/admin/enrollment-keys";
+import { adminFiles } from "./routes/admin/files";
 import { policies } from "./routes/admin/policies";
 import { artifacts } from "./routes/artifacts";
 import { auditUnenroll } from "./routes/audit-unenroll";
 import { checkin } from "./routes/checkin";
 import { enroll } from "./routes/enroll";
 import { fileDelivery } from "./routes/file-delivery";
+import { openapi } from "./routes/openapi";
 import { pgpKey } from "./routes/pgp-key";
 import { status } from "./routes/status";
 import { uploads } from "./routes/uploads";
 
-/** Paths served to Elastic Agents: fleet-server's wire contract, API-version header included. */
-const AGENT_PATHS = ["/api/status", "/api/fleet/agents/enroll", "/api/fleet/agents/:id/checkin", "/api/fleet/agents/:id/acks", "/api/fleet/agents/:id/audit/unenroll"];
-AGENT_PATHS.push(
-  "/api/fleet/artifacts/:id/:sha2",
-  "/api/fleet/uploads",
-  "/api/fleet/uploads/:id",
-  "/api/fleet/uploads/:id/:chunkNum",
-  "/api/fleet/file/:id",
-  "/api/agents/upgrades/:version/pgp-public-key",
-);
+/** Routes Elastic Agents call: fleet-server's wire contract, with its API-version header rule. */
+const AGENT_ROUTES = [status, enroll, checkin, acks, auditUnenroll, artifacts, uploads, fileDelivery, pgpKey];
 
-/** Paths for admins with curl, behind the admin token. */
-const ADMIN_PATHS = [
-  "/api/fleet/agent_policies/*",
-  "/api/fleet/enrollment_api_keys",
-  "/api/fleet/enrollment_api_keys/*",
-  "/api/fleet/agents/:agentId/actions",
-  "/api/fleet/agents/:agentId/unenroll",
-];
-ADMIN_PATHS.push(
-  "/api/fleet/artifacts",
-  "/api/fleet/artifacts/:id",
-  "/api/fleet/files/:fileId",
-  "/api/fleet/agents/:agentId/uploads",
-  "/api/fleet/agents/files/:fileId/:fileName",
-  "/api/fleet/pgp_public_key",
-);
+/**
+ * Routes for admins, behind the admin token or an admin API key. `actionStatus` comes before
+ * `agents` so `/agents/action_status` is not read as an agent id.
+ */
+const ADMIN_ROUTES = [actionStatus, agents, agentOperations, policies, enrollmentKeys, adminKeys, adminFiles];
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use("*", requestId());
-  for (const path of AGENT_PATHS) app.use(path, apiVersion());
-  for (const path of ADMIN_PATHS) app.use(path, adminAuth());
-
-  app.route("/", status);
-  app.route("/", enroll);
-  app.route("/", checkin);
-  app.route("/", acks);
-  app.route("/", auditUnenroll);
-  app.route("/", policies);
-  app.route("/", enrollmentKeys);
-  app.route("/", agentActions);
-  app.route("/", artifacts);
-  app.route("/", uploads);
-  app.route("/", fileDelivery);
-  app.route("/", pgpKey);
-  app.route("/", adminFiles);
+  // Middleware is bound to each route's own method and path, so an agent path and an admin path
+  // that share a pattern (`POST /agents/enroll`, `PUT /agents/{id}`) never get each other's checks.
+  guard(app, AGENT_ROUTES, apiVersion());
+  guard(app, ADMIN_ROUTES, adminAuth());
+  for (const routes of [...AGENT_ROUTES, ...ADMIN_ROUTES, openapi]) app.route("/", routes);
 
   app.notFound(() => {
     throw new FleetError("RouteNotFound");
   });
   app.onError(handleError);
   return app;
+}
+
+function guard(app: Hono<AppEnv>, groups: Hono<AppEnv>[], middleware: MiddlewareHandler<AppEnv>): void {
+  const seen = new Set<string>();
+  for (const group of groups) {
+    for (const route of group.routes) {
+      const key = `${route.method} ${route.path}`;
+      if (route.method === "ALL" || seen.has(key)) continue;
+      seen.add(key);
+      app.on(route.method, route.path, middleware);
+    }
+  }
 }

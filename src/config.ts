@@ -20,6 +20,7 @@ export interface Env {
   UPLOAD_MAX_FILE_SIZE?: string;
   MIRROR_MONITORS: DurableObjectNamespace;
   INGEST: DurableObjectNamespace;
+  BULK_JOBS: DurableObjectNamespace;
   FLEET_ADMIN_TOKEN?: string;
   FLEET_SERVER_VERSION?: string;
   FLEET_SERVER_BUILD_HASH?: string;
@@ -36,6 +37,7 @@ export interface Env {
   ES_PASSWORD?: string;
   ES_MIRROR_FLUSH?: string;
   ES_INGEST_INTERVAL?: string;
+  AGENT_OFFLINE_AFTER?: string;
 }
 
 export interface ServerVersion {
@@ -62,6 +64,8 @@ export interface FleetConfig {
   actionDefaultExpirationMs: number;
   /** Delay between a state change and the `_bulk` that mirrors it; writes within it coalesce. */
   mirrorFlushMs: number;
+  /** No check-in for this long makes an agent offline in admin views. */
+  offlineAfterMs: number;
 }
 
 const cache = new WeakMap<Env, FleetConfig>();
@@ -80,6 +84,7 @@ export function fleetConfig(env: Env): FleetConfig {
       },
       actionDefaultExpirationMs: durationVar(env, "ACTION_DEFAULT_EXPIRATION", "720h"),
       mirrorFlushMs: durationVar(env, "ES_MIRROR_FLUSH", "1s"),
+      offlineAfterMs: durationVar(env, "AGENT_OFFLINE_AFTER", "10m"),
     };
     cache.set(env, config);
   }
@@ -109,5 +114,6 @@ function parseServerVersion(env: Env): ServerVersion {
 /** Hono's type parameter for every route and middleware. */
 export interface AppEnv {
   Bindings: Env;
-  Variables: { requestId: string };
+  /** `admin`: who made an admin request (the admin key's name, or "admin-token"). */
+  Variables: { requestId: string; admin: string };
 }

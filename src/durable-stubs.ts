@@ -1,4 +1,5 @@
 import type { Agent } from "../durable/agent";
+import type { BulkJob } from "../durable/bulk-job";
 import type { Directory } from "../durable/directory";
 import type { IngestWatcher } from "../durable/ingest-watcher";
 import type { MirrorMonitor } from "../durable/mirror-monitor";
@@ -25,6 +26,9 @@ export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromNam
 
 /** The single watcher that follows Kibana's writes in Elasticsearch. */
 export const ingestWatcher = (env: Env) => env.INGEST.get(env.INGEST.idFromName("kibana")) as unknown as Remote<IngestWatcher>;
+
+/** One object per bulk operation, named by its action (or job) id. */
+export const bulkJob = (env: Env, id: string) => env.BULK_JOBS.get(env.BULK_JOBS.idFromName(id)) as unknown as Remote<BulkJob>;
 
 /** Mirror backlog reports are spread over this many monitor objects. */
 export const MIRROR_MONITOR_SHARDS = 16;

@@ -3,6 +3,7 @@ import type { Env } from "./config";
 import { ingestWatcher } from "./durable-stubs";
 
 export { Agent } from "../durable/agent";
+export { BulkJob } from "../durable/bulk-job";
 export { Directory } from "../durable/directory";
 export { IngestWatcher } from "../durable/ingest-watcher";
 export { MirrorMonitor } from "../durable/mirror-monitor";

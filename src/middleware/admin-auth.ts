@@ -1,16 +1,27 @@
 import type { MiddlewareHandler } from "hono";
 import { constantTimeEqual } from "../auth/secrets";
-import type { Env } from "../config";
+import type { AppEnv, Env } from "../config";
+import { ADMIN_KEY_PREFIX } from "../auth/admin-key";
+import { directory } from "../durable-stubs";
 import { FleetError } from "../errors";
 
 /**
- * Admin routes take `Authorization: Bearer <FLEET_ADMIN_TOKEN>`. Without a configured token the
- * admin API stays closed rather than open.
+ * Admin routes take `Authorization: Bearer <FLEET_ADMIN_TOKEN>` or `Bearer <admin API key>`. Without
+ * a configured token and without admin keys the admin API stays closed rather than open.
  */
-export const adminAuth = (): MiddlewareHandler<{ Bindings: Env }> => async (c, next) => {
-  if (!c.env.FLEET_ADMIN_TOKEN) throw new FleetError("AdminDisabled");
-  if (!isAdminToken(c.env, c.req.header("Authorization") ?? "")) throw new FleetError("AdminUnauthorized");
-  await next();
+export const adminAuth = (): MiddlewareHandler<AppEnv> => async (c, next) => {
+  const header = c.req.header("Authorization") ?? "";
+  if (isAdminToken(c.env, header)) {
+    c.set("admin", "admin-token");
+    return next();
+  }
+  const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
+  const keyName = bearer?.startsWith(ADMIN_KEY_PREFIX) ? await directory(c.env).verifyAdminKey(bearer) : null;
+  if (keyName !== null) {
+    c.set("admin", `key:${keyName}`);
+    return next();
+  }
+  throw new FleetError(c.env.FLEET_ADMIN_TOKEN ? "AdminUnauthorized" : "AdminDisabled");
 };
 
 /** Whether an Authorization header carries the admin token (compared in constant time). */

@@ -22,3 +22,190 @@ export const ActionCreate = z.object({
   }),
 });
 export type ActionCreate = z.infer<typeof ActionCreate>;
+
+// ---- Shared pieces -------------------------------------------------------------------------------
+
+export const Paging = z.object({
+  page: z.coerce.number().int().min(1).default(1),
+  perPage: z.coerce.number().int().min(1).max(1000).default(20),
+});
+
+/** Who a bulk operation targets: explicit agent ids, or every active agent of a policy. */
+export const BulkTargets = z
+  .object({
+    agents: z.array(z.string().min(1)).min(1).max(10_000).optional(),
+    policy_id: z.string().min(1).optional(),
+  })
+  .refine((t) => (t.agents === undefined) !== (t.policy_id === undefined), { message: "give either agents (a list of ids) or policy_id", path: ["agents"] });
+
+export const ErrorBody = z.object({ statusCode: z.number().int(), error: z.string(), message: z.string().optional() });
+
+// ---- Agents ----------------------------------------------------------------------------------------
+
+export const AgentListQuery = Paging.extend({
+  sortField: z.enum(["enrolled_at", "last_checkin", "hostname", "version", "agent_id"]).default("enrolled_at"),
+  sortOrder: z.enum(["asc", "desc"]).default("desc"),
+  policy_id: z.string().optional(),
+  status: z.enum(["online", "offline", "degraded", "error", "updating", "enrolling", "unenrolling", "unenrolled"]).optional(),
+  tag: z.string().optional(),
+  version: z.string().optional(),
+  /** A hostname or agent id fragment; `field:value` KQL is reduced to its value. */
+  kuery: z.string().max(256).optional(),
+  showInactive: z.enum(["true", "false"]).default("false"),
+});
+
+export const AgentListItem = z.object({
+  id: z.string(),
+  policy_id: z.string(),
+  policy_revision: z.number().int(),
+  status: z.string(),
+  active: z.boolean(),
+  enrolled_at: z.string(),
+  last_checkin: z.string().nullable(),
+  last_checkin_status: z.string().nullable(),
+  last_checkin_message: z.string().nullable(),
+  hostname: z.string().nullable(),
+  agent: z.object({ id: z.string(), version: z.string().nullable() }),
+  tags: z.array(z.string()),
+  unhealthy_reason: z.array(z.string()).nullable(),
+});
+
+export const AgentList = z.object({ items: z.array(AgentListItem), total: z.number().int(), page: z.number().int(), perPage: z.number().int() });
+
+export const AgentDetail = z.object({
+  item: AgentListItem.extend({
+    latest_policy_revision: z.number().int(),
+    local_metadata: z.record(z.string(), z.json()).nullable(),
+    components: z.array(z.record(z.string(), z.json())).nullable(),
+    upgrade_details: z.record(z.string(), z.json()).nullable(),
+    upgrade_started_at: z.string().nullable(),
+    upgraded_at: z.string().nullable(),
+    unenrolled_at: z.string().nullable(),
+    audit_unenrolled_reason: z.string().nullable(),
+    outputs: z.record(z.string(), z.object({ api_key_id: z.string(), permissions_hash: z.string(), type: z.string() })),
+    pending_actions: z.array(
+      z.object({ id: z.string(), type: z.string(), created_at: z.string(), expiration: z.string(), start_time: z.string().optional() }),
+    ),
+    action_results: z.number().int(),
+  }),
+});
+
+export const StatusCounts = z.object({
+  online: z.number().int(),
+  offline: z.number().int(),
+  degraded: z.number().int(),
+  error: z.number().int(),
+  updating: z.number().int(),
+  enrolling: z.number().int(),
+  unenrolling: z.number().int(),
+  unenrolled: z.number().int(),
+  total: z.number().int(),
+  active: z.number().int(),
+});
+
+export const FleetOverview = z.object({
+  results: StatusCounts,
+  by_policy: z.array(StatusCounts.extend({ policy_id: z.string(), name: z.string(), revision: z.number().int() })),
+});
+
+export const AgentUpdate = z.object({ tags: z.array(z.string().max(1024)).max(100) });
+export const Reassign = z.object({ policy_id: z.string().min(1) });
+export const Unenroll = z.object({ revoke: z.boolean().default(false) });
+export const UpgradeRequest = z.object({
+  version: z.string().regex(/^\d+\.\d+\.\d+(-SNAPSHOT)?$/, { message: "a version like 9.6.1" }),
+  source_uri: z.string().url().optional(),
+  start_time: isoDate.optional(),
+  expiration: isoDate.optional(),
+});
+export const DiagnosticsRequest = z.object({ additional_metrics: z.array(z.enum(["CPU", "CONN"])).optional() });
+
+export const BulkUnenroll = z.intersection(BulkTargets, Unenroll);
+export const BulkReassign = z.object({ agents: z.array(z.string().min(1)).min(1).max(10_000), policy_id: z.string().min(1) });
+export const BulkTags = z.intersection(
+  BulkTargets,
+  z.object({ tagsToAdd: z.array(z.string().max(1024)).max(100).default([]), tagsToRemove: z.array(z.string().max(1024)).max(100).default([]) }),
+);
+export const BulkUpgrade = z.intersection(BulkTargets, UpgradeRequest.extend({ rollout_duration_seconds: z.number().int().min(0).max(30 * 86_400).optional() }));
+export const BulkDiagnostics = z.intersection(BulkTargets, DiagnosticsRequest);
+export const BulkAction = z.intersection(BulkTargets, ActionCreate);
+
+export const BulkAccepted = z.object({ actionId: z.string() });
+
+// ---- Actions ---------------------------------------------------------------------------------------
+
+export const ActionItem = z.object({
+  item: z.object({
+    id: z.string(),
+    type: z.string(),
+    data: z.json(),
+    agents: z.array(z.string()),
+    created_at: z.string(),
+    expiration: z.string(),
+    start_time: z.string().optional(),
+  }),
+});
+
+export const ActionStatus = z.object({
+  actionId: z.string(),
+  type: z.string(),
+  status: z.enum(["IN_PROGRESS", "COMPLETE", "EXPIRED", "CANCELLED", "FAILED"]),
+  nbAgentsActioned: z.number().int(),
+  nbAgentsActionCreated: z.number().int(),
+  nbAgentsAck: z.number().int(),
+  nbAgentsFailed: z.number().int(),
+  creationTime: z.string(),
+  expiration: z.string().optional(),
+  completionTime: z.string().optional(),
+  cancellationTime: z.string().optional(),
+  createdBy: z.string(),
+  latestErrors: z.array(z.object({ agentId: z.string(), error: z.string(), timestamp: z.string() })),
+});
+export const ActionStatusList = z.object({ items: z.array(ActionStatus), total: z.number().int(), page: z.number().int(), perPage: z.number().int() });
+
+// ---- Policies ---------------------------------------------------------------------------------------
+
+export const PolicyItem = z.object({
+  id: z.string(),
+  name: z.string(),
+  namespace: z.string(),
+  description: z.string().optional(),
+  revision: z.number().int(),
+  updated_at: z.string(),
+  agents: z.number().int().optional(),
+});
+export const PolicyPutResponse = z.object({ item: PolicyItem, changed: z.boolean() });
+export const PolicyList = z.object({ items: z.array(PolicyItem), total: z.number().int(), page: z.number().int(), perPage: z.number().int() });
+export const PolicyRevisions = z.object({
+  items: z.array(z.object({ revision: z.number().int(), created_at: z.string(), created_by: z.string(), size_bytes: z.number().int(), changed_paths: z.number().int() })),
+});
+export const PolicyRollout = z.object({
+  item: z.object({
+    policy_id: z.string(),
+    latest_revision: z.number().int(),
+    agents_total: z.number().int(),
+    agents_on_latest: z.number().int(),
+    revisions: z.array(z.object({ revision: z.number().int(), agents: z.number().int() })),
+    failing: z.array(z.object({ id: z.string(), revision: z.number().int(), status: z.string().nullable(), message: z.string().nullable(), unhealthy_reason: z.array(z.string()).nullable() })),
+  }),
+});
+export const FullPolicy = z.object({ item: z.record(z.string(), z.json()) });
+
+// ---- Keys --------------------------------------------------------------------------------------------
+
+export const EnrollmentKeyItem = z.object({
+  id: z.string(),
+  api_key_id: z.string(),
+  api_key: z.string().optional(),
+  name: z.string(),
+  policy_id: z.string(),
+  active: z.boolean(),
+  created_at: z.string(),
+  expire_at: z.string().optional(),
+});
+export const EnrollmentKeyResponse = z.object({ item: EnrollmentKeyItem, action: z.enum(["created", "deleted"]).optional() });
+export const EnrollmentKeyList = z.object({ items: z.array(EnrollmentKeyItem), total: z.number().int(), page: z.number().int(), perPage: z.number().int() });
+
+export const AdminKeyCreate = z.object({ name: z.string().min(1).max(256) });
+export const AdminKeyItem = z.object({ id: z.string(), name: z.string(), created_at: z.string(), revoked_at: z.string().optional(), api_key: z.string().optional() });
+export const AdminKeyResponse = z.object({ item: AdminKeyItem });
+export const AdminKeyList = z.object({ items: z.array(AdminKeyItem) });

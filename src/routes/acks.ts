@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { orAuthError, validateAfterAuth } from "../auth/agent-auth";
 import { parseApiKeyHeader } from "../auth/api-key";
 import type { AppEnv } from "../config";
-import { agentObject } from "../durable-stubs";
+import { agentObject, bulkJob, policyHub } from "../durable-stubs";
 import { readJsonBody } from "../http/body";
 import { agentJson } from "../http/json-response";
 import { AckRequest, type AckEvent, type AckResponse } from "../protocol/ack";
@@ -23,7 +23,14 @@ export const acks = new Hono<AppEnv>().post("/api/fleet/agents/:id/acks", async 
     agentId,
     async () => parseBody(AckRequest, await readJsonBody(c, { maxBytes: MAX_BODY })).events ?? [],
   );
-  const { items } = await orAuthError(c.env, key, await agentObject(c.env, agentId).ack(key, events));
+  const outcome = await orAuthError(c.env, key, await agentObject(c.env, agentId).ack(key, events));
+  const { items } = outcome;
+  // Progress of admin actions, and the policy roster when the ack moved the agent's revision.
+  const now = new Date().toISOString();
+  await Promise.all([
+    ...outcome.results.map((result) => bulkJob(c.env, result.action_id).recordResult(agentId, result.error, now)),
+    ...(outcome.summary ? [policyHub(c.env, outcome.policyId).upsertAgent(outcome.summary)] : []),
+  ]);
   if (items.length === 0) return agentJson(c.req.raw, { action: "acks" } satisfies AckResponse);
   const worst = Math.max(...items.map((item) => item.status));
   const body: AckResponse = worst >= 400 ? { action: "acks", errors: true, items } : { action: "acks", items };
