@@ -122,7 +122,7 @@ export class AgentRoster {
 
   list(policyId: string, query: AgentQuery, context: StatusContext): { items: ListedAgent[]; total: number } {
     const { where, params } = this.#filter(query);
-    const cutoff = new Date(context.now - context.offlineAfterMs).toISOString();
+    const cutoff = offlineCutoff(context);
     const base = `SELECT *, ${STATUS_SQL} AS status FROM roster`;
     const filtered = `SELECT * FROM (${base}) ${where}`;
     const total = this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM (${filtered})`, cutoff, context.latestRevision, ...params).one().n;
@@ -135,7 +135,7 @@ export class AgentRoster {
   }
 
   counts(context: StatusContext): Record<AgentStatus, number> & { total: number } {
-    const cutoff = new Date(context.now - context.offlineAfterMs).toISOString();
+    const cutoff = offlineCutoff(context);
     const rows = this.#sql
       .exec<{ status: AgentStatus; n: number }>(`SELECT ${STATUS_SQL} AS status, COUNT(*) AS n FROM roster GROUP BY status`, cutoff, context.latestRevision)
       .toArray();
@@ -145,6 +145,10 @@ export class AgentRoster {
       counts.total += row.n;
     }
     return counts;
+  }
+
+  activeCount(): number {
+    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM roster WHERE active = 1").one().n;
   }
 
   /** Active agents per acked revision, newest first. */
@@ -194,6 +198,11 @@ export class AgentRoster {
     }
     return { where: clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "", params };
   }
+}
+
+/** Check-ins before this time mean offline; an unbounded window means never offline. */
+function offlineCutoff(context: StatusContext): string {
+  return new Date(Math.max(0, context.now - context.offlineAfterMs)).toISOString();
 }
 
 function toListed(row: RosterRow, policyId: string): ListedAgent {

@@ -132,8 +132,7 @@ export class PolicyHub extends DurableObject<Env> {
 
   /** Deletes the policy, refused while any active agent is assigned to it. */
   async deletePolicy(): Promise<{ deleted: true } | Failure> {
-    const active = this.#roster.counts({ now: Date.now(), offlineAfterMs: Number.MAX_SAFE_INTEGER, latestRevision: 0 });
-    const assigned = active.total - active.unenrolled;
+    const assigned = this.#roster.activeCount();
     if (assigned > 0) return { error: "Conflict", detail: `cannot delete an agent policy with ${assigned} active agents; reassign or unenroll them first` };
     for (const agentId of [...this.#waiters.keys()]) this.#release(agentId, { kind: "timeout" });
     this.ctx.storage.sql.exec("DELETE FROM revisions; DELETE FROM roster");

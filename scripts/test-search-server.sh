@@ -39,10 +39,8 @@ MAVEN_PATH="org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERS
 CENTRAL="https://repo1.maven.org/maven2"
 
 ZIP="$CACHE_DIR/dist/elasticsearch-$ES_VERSION.zip"
-# Everything the server writes lives in one per-port folder so several ports can coexist.
-RUN_DIR="$CACHE_DIR/run-$PORT"
-PID_FILE="$RUN_DIR/es.pid"
-CRED_FILE="$RUN_DIR/credentials"
+# SERVER_DIR holds the unpacked server and the per-port run folders; see resolve_dirs.
+SERVER_DIR="" RUN_DIR="" PID_FILE="" CRED_FILE=""
 
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "SEARCH_PORT must be a number, got '$PORT'"
 
@@ -73,11 +71,29 @@ pick_java_home() {
   dirname "$(dirname "$(readlink -f "$java_bin")")"
 }
 
+# The unprivileged user must reach the server files through every parent folder. A clone under
+# /root (mode 700) does not allow that, so the server then lives in /var/tmp instead; the
+# download stays in CACHE_DIR either way.
+resolve_dirs() {
+  SERVER_DIR="$CACHE_DIR"
+  if is_root && id -u "$RUN_USER" >/dev/null 2>&1 && [[ -d "$CACHE_DIR" ]] &&
+     ! runuser -u "$RUN_USER" -- test -x "$CACHE_DIR"; then
+    SERVER_DIR="/var/tmp/search-server-$(printf '%s' "$CACHE_DIR" | sha1sum | cut -c1-8)"
+  fi
+  # Everything the server writes lives in one per-port folder so several ports can coexist.
+  RUN_DIR="$SERVER_DIR/run-$PORT"
+  PID_FILE="$RUN_DIR/es.pid"
+  CRED_FILE="$RUN_DIR/credentials"
+}
+
+# Prints the pid only if it is alive and really is an Elasticsearch JVM (pids get reused).
 running_pid() {
   [[ -f "$PID_FILE" ]] || return 1
   local pid
   pid="$(tr -dc '0-9' <"$PID_FILE")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'org.elasticsearch' || return 1
+  echo "$pid"
 }
 
 password() {
@@ -348,6 +364,9 @@ EOF
 
 start() {
   mkdir -p "$CACHE_DIR"
+  ensure_user
+  resolve_dirs
+  mkdir -p "$RUN_DIR"
   # Serialize concurrent starts/stops (e.g. parallel test workers) on the same cache.
   exec 9>"$CACHE_DIR/.lock-$PORT"
   flock -w 600 9 || die "timed out waiting for the start lock"
@@ -372,10 +391,9 @@ start() {
 launch() {
   command -v curl >/dev/null || die "curl is required"
   command -v unzip >/dev/null || die "unzip is required"
-  local t0=$SECONDS java_home home="$CACHE_DIR/elasticsearch-$ES_VERSION"
+  local t0=$SECONDS java_home home="$SERVER_DIR/elasticsearch-$ES_VERSION"
   java_home="$(pick_java_home)"
   download
-  ensure_user
 
   if [[ ! -x "$home/bin/elasticsearch" ]]; then
     log "unpacking into $home"
@@ -398,9 +416,8 @@ launch() {
   if is_root; then
     chown -R "$RUN_USER:" "$home" "$RUN_DIR"
     chown root: "$CRED_FILE"
-    # The unprivileged user must be able to reach the cache through every parent folder.
     runuser -u "$RUN_USER" -- test -x "$home/bin/elasticsearch" -a -w "$RUN_DIR" ||
-      die "user $RUN_USER cannot reach $CACHE_DIR (a parent folder is not world-executable); set SEARCH_CACHE_DIR"
+      die "user $RUN_USER cannot reach $SERVER_DIR; set SEARCH_CACHE_DIR to a world-traversable folder"
   fi
 
   local -a esenv=(ES_JAVA_HOME="$java_home" ES_TMPDIR="$RUN_DIR/tmp"
@@ -415,8 +432,9 @@ launch() {
 
   log "starting Elasticsearch $ES_VERSION on 127.0.0.1:$PORT (java: $java_home, heap $HEAP)"
   # -d daemonizes once the node has started (or failed); the gc log is relative to the cwd.
+  # fds 3 (our stdout, maybe a $(...) pipe) and 9 (the lock) must not leak into the daemon.
   (cd "$RUN_DIR/logs" && as_runner "${esenv[@]}" "$home/bin/elasticsearch" -d -p "$PID_FILE" \
-     >"$RUN_DIR/startup.log" 2>&1) || {
+     </dev/null >"$RUN_DIR/startup.log" 2>&1 3>&- 9>&-) || {
     tail -n 60 "$RUN_DIR/startup.log" "$RUN_DIR/logs/fleet-test.log" || true
     die "Elasticsearch failed to start (see $RUN_DIR/startup.log and $RUN_DIR/logs)"
   }
@@ -438,6 +456,7 @@ wait_healthy() {
 
 stop() {
   [[ -d "$CACHE_DIR" ]] || { log "not running"; return 0; }
+  resolve_dirs
   exec 9>"$CACHE_DIR/.lock-$PORT"
   flock -w 120 9 || die "timed out waiting for the lock"
   local pid
@@ -463,6 +482,7 @@ stop() {
 
 status() {
   local pid
+  resolve_dirs
   if pid="$(running_pid)" && healthy; then
     log "running (pid $pid) on http://127.0.0.1:$PORT"
     print_env
