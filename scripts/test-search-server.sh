@@ -7,7 +7,12 @@
 #
 # The server is Elastic's integration-test distribution, published on Maven Central (the only
 # place this machine can download from). It holds the core server plus x-pack-core/security, so
-# API keys and _authenticate are genuine, but it has no reindex, painless, data streams or fleet.
+# API keys and _authenticate are genuine, but it has no reindex (_update_by_query), painless,
+# data streams, ILM or fleet (_fleet/global_checkpoints). A small plugin built below adds the few
+# analysis components the security index needs, and `GET /`.
+#
+# Runs as root too: the server then runs as the system user `esrunner` (created if absent).
+# Each start begins with an empty data folder unless SEARCH_KEEP_DATA=1.
 #
 # stdout carries only `NAME=value` lines for `eval`; everything else goes to stderr.
 #

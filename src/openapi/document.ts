@@ -96,13 +96,15 @@ interface Operation {
   body?: z.ZodType;
   /** The 200 answer; `binary` for raw bytes. */
   response: z.ZodType | "binary" | "empty";
+  /** Non-200 answers that carry the 200 shape too (acks: the HTTP status is the worst item's). */
+  partialFailure?: true;
 }
 
 const OPERATIONS: Operation[] = [
   { method: "get", path: "/api/status", summary: "Server health; the version with a genuine key; the mirror with the admin token", auth: "none", response: StatusResponse },
   { method: "post", path: "/api/fleet/agents/enroll", summary: "Enroll an agent with an enrollment key", auth: "enrollment", body: EnrollRequest, response: EnrollResponse },
   { method: "post", path: "/api/fleet/agents/{id}/checkin", summary: "Long-poll check-in", auth: "agent", body: CheckinRequest, response: CheckinResponse },
-  { method: "post", path: "/api/fleet/agents/{id}/acks", summary: "Acknowledge actions", auth: "agent", body: AckRequest, response: AckResponse },
+  { method: "post", path: "/api/fleet/agents/{id}/acks", summary: "Acknowledge actions", auth: "agent", body: AckRequest, response: AckResponse, partialFailure: true },
   { method: "post", path: "/api/fleet/agents/{id}/audit/unenroll", summary: "Record an uninstall or orphaned agent", auth: "agent", body: AuditUnenrollRequest, response: "empty" },
   { method: "get", path: "/api/fleet/artifacts/{id}/{sha2}", summary: "An artifact listed in the agent's policy", auth: "agent", response: "binary" },
   { method: "post", path: "/api/fleet/uploads", summary: "Begin a file upload (diagnostics)", auth: "agent", body: UploadBegin, response: UploadBegun },
@@ -183,7 +185,17 @@ export function openApiDocument(serverVersion: string): Record<string, unknown> 
       ...(op.body ? { requestBody: { required: true, content: { "application/json": { schema: schema(op.body, "input") } } } } : {}),
       responses: {
         "200": ok,
-        default: { description: "An error", content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } },
+        default: {
+          description: op.partialFailure ? "Per-item results with the worst item's status, or an error" : "An error",
+          content: {
+            "application/json": {
+              schema:
+                op.partialFailure && typeof op.response === "object"
+                  ? { anyOf: [schema(op.response, "output"), { $ref: "#/components/schemas/Error" }] }
+                  : { $ref: "#/components/schemas/Error" },
+            },
+          },
+        },
       },
     };
   }
