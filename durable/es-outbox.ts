@@ -3,7 +3,7 @@ import { bulk, isDelivered, type BulkOperation } from "../src/es/bulk";
 import { EsError } from "../src/es/client";
 import { esConfig } from "../src/es/config";
 import type { IndexName } from "../src/es/indices";
-import { ensureTemplates } from "../src/es/templates";
+import { ensureTemplates, forgetTemplates } from "../src/es/templates";
 import type { JsonObject } from "../src/protocol/parse";
 
 /** Schema step each owning object appends to its migrations. */
@@ -157,6 +157,7 @@ export class EsOutbox {
       if (this.stats().pending > 0) await this.#ctx.storage.setAlarm(Date.now());
     } catch (err) {
       const message = err instanceof EsError ? err.message : `mirror: ${(err as Error).message}`;
+      if (!(err instanceof EsError) || err.transient) forgetTemplates(config);
       await this.#backoff(message);
     }
   }

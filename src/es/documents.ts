@@ -14,8 +14,15 @@ import { toAgentPolicy, type PolicyRevision } from "../protocol/policy";
 export function agentDocument(doc: AgentDoc): JsonObject {
   const { id: _id, ...fields } = doc;
   const body = JSON.parse(JSON.stringify(fields)) as JsonObject;
+  // The document is written whole, so a field that is null here is simply absent.
+  for (const [key, value] of Object.entries(body)) if (value === null) delete body[key];
   body.status = doc.active ? (doc.last_checkin_status ?? "enrolled") : "unenrolled";
   body.agent = { id: doc.agent.id, version: doc.agent.version, type: "PERMANENT" };
+  if (doc.outputs) {
+    // fleet-server keeps `api_key` ("id:key") here; the secret stays in the agent's object and the
+    // field is empty, which a fleet-server reading this document takes as "mint a new key".
+    body.outputs = Object.fromEntries(Object.entries(doc.outputs).map(([name, output]) => [name, { ...output, api_key: "" }]));
+  }
   return body;
 }
 

@@ -21,6 +21,11 @@ export function ensureTemplates(config: EsConfig): Promise<void> {
   return pending;
 }
 
+/** After a connection failure the cluster may have been replaced: install again before the next write. */
+export function forgetTemplates(config: EsConfig): void {
+  installed.delete(config.url);
+}
+
 async function installAll(config: EsConfig): Promise<void> {
   await Promise.all(
     Object.entries(TEMPLATES).map(([index, properties]) =>

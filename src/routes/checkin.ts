@@ -87,7 +87,7 @@ async function parseCheckin(c: Context<AppEnv>): Promise<{ input: CheckinInput; 
     ...(body.agent_policy_id && body.policy_revision_idx !== undefined
       ? { reported: { policyId: body.agent_policy_id, revision: body.policy_revision_idx } }
       : {}),
-    ...(body.upgrade ? { rollbacks: body.upgrade.rollbacks ?? null } : {}),
+    ...(body.upgrade ? { rollbacks: body.upgrade.rollbacks ?? [] } : {}),
   };
   return pollTimeoutMs === undefined ? { input } : { input, pollTimeoutMs };
 }

@@ -61,5 +61,10 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
 
 /** Stops or starts the test search server through its script (for the outage test). */
 export function searchServerScript(command: "stop" | "start"): void {
-  execFileSync("bash", ["scripts/test-search-server.sh", command], { stdio: ["ignore", "ignore", "inherit"], timeout: 300_000 });
+  // An outage, not a new cluster: the data directory survives the restart.
+  execFileSync("bash", ["scripts/test-search-server.sh", command], {
+    stdio: ["ignore", "ignore", "inherit"],
+    timeout: 300_000,
+    env: { ...process.env, SEARCH_KEEP_DATA: "1" },
+  });
 }
