@@ -36,7 +36,12 @@ const SCHEMA = [
   // Per-agent output API keys: the secret never leaves this object except inside the agent's POLICY_CHANGE.
   `CREATE TABLE output_keys (output TEXT PRIMARY KEY, api_key_id TEXT, secret TEXT, permissions_hash TEXT, remote TEXT);
    CREATE TABLE retired_keys (api_key_id TEXT PRIMARY KEY, remote TEXT, retired_at TEXT NOT NULL);`,
+  // While a WebSocket is open, it alone delivers actions (a lease, renewed by the socket's messages).
+  `CREATE TABLE socket_lease (k INTEGER PRIMARY KEY CHECK (k = 1), connection TEXT NOT NULL, until INTEGER NOT NULL);`,
 ];
+
+/** A socket's delivery lease outlives its last message by this much (clients check in every few minutes). */
+const SOCKET_LEASE_MS = 10 * 60_000;
 
 /** fleet-server delivers at most this many stored actions per check-in. */
 const MAX_ACTIONS_PER_CHECKIN = 100;
@@ -85,6 +90,8 @@ export interface CheckinOutcome {
   actionSeq: number;
   /** The agent's roster row for its policy hub, when it changed. */
   summary?: AgentSummary;
+  /** An HTTP check-in while the agent's WebSocket holds the delivery lease: answer at once, deliver nothing. */
+  socketOpen?: true;
 }
 
 /** A pending action as admins see it on one agent. */
@@ -94,6 +101,15 @@ export interface PendingAction {
   created_at: string;
   expiration: string;
   start_time?: string;
+}
+
+export interface AckOutcome {
+  items: AckItem[];
+  results: Array<{ action_id: string; error?: string }>;
+  policyId: string;
+  summary?: AgentSummary;
+  /** The ack unenrolled the agent: its socket (if any) must close. */
+  unenrolled?: true;
 }
 
 export interface NewAction {
@@ -233,6 +249,31 @@ export class Agent extends DurableObject<Env> {
   async checkin(key: ApiKey, input: CheckinInput): Promise<CheckinOutcome | Failure> {
     const failure = await this.#verify(key);
     if (failure) return failure;
+    return this.#checkin(input, false);
+  }
+
+  /** A check-in that arrived on the agent's WebSocket, authenticated when the socket was opened. */
+  async checkinOverSocket(connection: string, input: CheckinInput): Promise<CheckinOutcome | Failure> {
+    const failure = this.#stillActive();
+    if (failure) return failure;
+    this.#renewLease(connection);
+    return this.#checkin(input, true);
+  }
+
+  /** The socket `connection` now delivers this agent's actions; HTTP check-ins stop delivering them. */
+  async attachSocket(connection: string): Promise<Failure | null> {
+    const failure = this.#stillActive();
+    if (failure) return failure;
+    this.#renewLease(connection);
+    return null;
+  }
+
+  /** The socket closed: long polls deliver again. A newer socket's lease is left alone. */
+  async detachSocket(connection: string): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM socket_lease WHERE connection = ?", connection);
+  }
+
+  async #checkin(input: CheckinInput, viaSocket: boolean): Promise<CheckinOutcome> {
     const before = this.#doc!;
     const now = new Date().toISOString();
     const doc: AgentDoc = {
@@ -268,7 +309,8 @@ export class Agent extends DurableObject<Env> {
     const cursor = this.#resolveCursor(input.ackToken);
     if (cursor >= 0) doc.action_seq_no = [cursor];
     this.#save(doc);
-    const pending = this.#pending(cursor);
+    const socketOpen = !viaSocket && this.#socketHoldsLease();
+    const pending = socketOpen ? { actions: [] } : this.#pending(cursor);
     return {
       agentId: doc.id,
       policyId: doc.policy_id,
@@ -280,6 +322,7 @@ export class Agent extends DurableObject<Env> {
       ackToken: pending.ackToken ?? input.ackToken ?? "",
       actionSeq: this.#maxSeq(),
       ...this.#summaryIfChanged(),
+      ...(socketOpen ? { socketOpen: true as const } : {}),
     };
   }
 
@@ -293,9 +336,21 @@ export class Agent extends DurableObject<Env> {
   async ack(
     key: ApiKey,
     events: AckEvent[],
-  ): Promise<{ items: AckItem[]; results: Array<{ action_id: string; error?: string }>; policyId: string; summary?: AgentSummary } | Failure> {
+  ): Promise<AckOutcome | Failure> {
     const failure = await this.#verify(key);
     if (failure) return failure;
+    return this.#ack(events);
+  }
+
+  /** Acks that arrived on the agent's WebSocket. */
+  async ackOverSocket(connection: string, events: AckEvent[]): Promise<AckOutcome | Failure> {
+    const failure = this.#stillActive();
+    if (failure) return failure;
+    this.#renewLease(connection);
+    return this.#ack(events);
+  }
+
+  async #ack(events: AckEvent[]): Promise<AckOutcome> {
     const doc: AgentDoc = { ...this.#doc! };
     const now = new Date().toISOString();
     const items: AckItem[] = [];
@@ -330,7 +385,7 @@ export class Agent extends DurableObject<Env> {
     });
     if (unenroll) await this.#scheduleRetirement();
     if (unenroll) console.log(JSON.stringify({ event: "agent.unenrolled", agent_id: doc.id }));
-    return { items, results, policyId: doc.policy_id, ...this.#summaryIfChanged() };
+    return { items, results, policyId: doc.policy_id, ...this.#summaryIfChanged(), ...(unenroll ? { unenrolled: true as const } : {}) };
   }
 
   async auditUnenroll(key: ApiKey, reason: string, timestamp: string): Promise<{ ok: true } | Failure> {
@@ -478,7 +533,13 @@ export class Agent extends DurableObject<Env> {
 
   async #scheduleRetirement(): Promise<void> {
     const pending = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM retired_keys").one().n;
-    if (pending > 0 && (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + 1000);
+    if (pending > 0) await this.#alarmNoLaterThan(Date.now() + 1000);
+  }
+
+  /** Brings the alarm forward to `at` unless it is already due sooner (the outbox may be backing off). */
+  async #alarmNoLaterThan(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   async #invalidateRetired(): Promise<void> {
@@ -500,9 +561,7 @@ export class Agent extends DurableObject<Env> {
     }
     if (failed || this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM retired_keys").one().n > 0) {
       // Never postpone an earlier alarm the outbox asked for.
-      const at = Date.now() + (failed ? 30_000 : 0);
-      const current = await this.ctx.storage.getAlarm();
-      if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+      await this.#alarmNoLaterThan(Date.now() + (failed ? 30_000 : 0));
     }
   }
 
@@ -616,6 +675,26 @@ export class Agent extends DurableObject<Env> {
   #forcePush(): AgentSummary {
     this.#pushed = null;
     return this.#summaryIfChanged().summary!;
+  }
+
+  /** For socket traffic: the key was checked when the socket opened; the agent must still be active. */
+  #stillActive(): Failure | null {
+    const doc = this.#doc;
+    if (!doc || this.#keyHash === null) return { error: "Unauthorized" };
+    return doc.active ? null : { error: "AgentInactive" };
+  }
+
+  #renewLease(connection: string): void {
+    this.ctx.storage.sql.exec(
+      "INSERT INTO socket_lease (k, connection, until) VALUES (1, ?, ?) ON CONFLICT (k) DO UPDATE SET connection = excluded.connection, until = excluded.until",
+      connection,
+      Date.now() + SOCKET_LEASE_MS,
+    );
+  }
+
+  #socketHoldsLease(): boolean {
+    const lease = this.ctx.storage.sql.exec<{ until: number }>("SELECT until FROM socket_lease WHERE k = 1").toArray()[0];
+    return !!lease && lease.until > Date.now();
   }
 
   async #verify(key: ApiKey): Promise<Failure | null> {

@@ -4,6 +4,7 @@ import { agentObject, policyHub } from "../src/durable-stubs";
 import { isFailure, type ErrorCode } from "../src/errors";
 import type { AgentSummary } from "../src/agents/status";
 import type { NewAction } from "./agent";
+import { CLOSE } from "../src/protocol/socket";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -227,8 +228,11 @@ export class BulkJob extends DurableObject<Env> {
       }
       case "tags":
         return this.#pushSummary(await agent.updateTags(operation.add, operation.remove, operation.replace));
-      case "revoke":
-        return this.#pushSummary(await agent.forceUnenroll());
+      case "revoke": {
+        const revoked = await agent.forceUnenroll();
+        if (!isFailure(revoked)) await policyHub(this.env, revoked.policyId).disconnect(agentId, CLOSE.unenrolled, "agent revoked");
+        return this.#pushSummary(revoked);
+      }
     }
   }
 

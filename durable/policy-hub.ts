@@ -12,6 +12,7 @@ import type { AgentStatus, AgentSummary } from "../src/agents/status";
 import type { RevisionClaim } from "./agent";
 import { AgentRoster, ROSTER_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
+import { SocketChannel, agentTag } from "./socket-channel";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -77,9 +78,17 @@ export class PolicyHub extends DurableObject<Env> {
   #roster!: AgentRoster;
   #seen = new Map<string, string>();
   #seenTimer: ReturnType<typeof setTimeout> | null = null;
+  readonly #sockets: SocketChannel;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#sockets = new SocketChannel({
+      ctx,
+      env,
+      latest: () => this.#latest,
+      rosterUpsert: (summary) => this.#roster.upsert(summary),
+      markSeen: (agentId) => this.#markSeen(agentId),
+    });
     this.#outbox = new EsOutbox(ctx, env, {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => {
@@ -157,6 +166,13 @@ export class PolicyHub extends DurableObject<Env> {
     this.#latestHash = hash;
     const woken = this.#wakeBehind(revision);
     console.log(JSON.stringify({ event: "policy.revision", policy_id: revision.policy_id, revision: revision.revision, woken }));
+    // Sockets are pushed to in the background: publishing never waits for a fan-out.
+    this.ctx.waitUntil(
+      this.#sockets.pushRevision(revision).then(
+        (pushed) => console.log(JSON.stringify({ event: "policy.pushed", policy_id: revision.policy_id, revision: revision.revision, sockets: pushed })),
+        (err: unknown) => console.error(JSON.stringify({ event: "policy.push_failed", error: (err as Error).message })),
+      ),
+    );
   }
 
   /**
@@ -211,8 +227,38 @@ export class PolicyHub extends DurableObject<Env> {
 
   /** An action was stored for the agent: release its parked check-in, or remember for the next one. */
   async notifyActions(agentId: string, seq: number): Promise<boolean> {
+    if (await this.#sockets.pushActions(agentId)) return true;
     this.#notified.set(agentId, { seq, at: Date.now() });
     return this.#release(agentId, { kind: "actions" });
+  }
+
+  /** Closes the agent's socket (it was unenrolled or revoked elsewhere). */
+  async disconnect(agentId: string, code: number, reason: string): Promise<void> {
+    for (const ws of this.ctx.getWebSockets(agentTag(agentId))) ws.close(code, reason);
+  }
+
+  /** Takes over an agent's authenticated WebSocket upgrade (forwarded by the Worker). */
+  override async fetch(request: Request): Promise<Response> {
+    const agentId = request.headers.get("X-Fleet-Agent-Id");
+    const connection = request.headers.get("X-Fleet-Connection");
+    if (!agentId || !connection || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("policy hubs accept only forwarded agent WebSockets", { status: 400 });
+    }
+    // The socket replaces a parked long poll of the same agent.
+    this.#release(agentId, { kind: "timeout" });
+    return this.#sockets.accept(agentId, connection, request.headers.get("X-Fleet-Agent-Version") ?? "");
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await this.#sockets.message(ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    await this.#sockets.closed(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.#sockets.closed(ws);
   }
 
   /** Delivers the Elasticsearch outbox. */

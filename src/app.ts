@@ -20,11 +20,12 @@ import { enroll } from "./routes/enroll";
 import { fileDelivery } from "./routes/file-delivery";
 import { openapi } from "./routes/openapi";
 import { pgpKey } from "./routes/pgp-key";
+import { socket } from "./routes/socket";
 import { status } from "./routes/status";
 import { uploads } from "./routes/uploads";
 
 /** Routes Elastic Agents call: fleet-server's wire contract, with its API-version header rule. */
-const AGENT_ROUTES = [status, enroll, checkin, acks, auditUnenroll, artifacts, uploads, fileDelivery, pgpKey];
+const AGENT_ROUTES = [status, enroll, checkin, acks, auditUnenroll, socket, artifacts, uploads, fileDelivery, pgpKey];
 
 /**
  * Routes for admins, behind the admin token or an admin API key. `actionStatus` comes before

@@ -21,6 +21,7 @@ export type ErrorCode =
   | "BadRequest"
   | "RouteNotFound"
   | "MethodNotAllowed"
+  | "UpgradeRequired"
   // Artifacts, uploads, file delivery and the PGP key (fleet-protocol.md §2.6–2.9).
   | "AgentNotFound"
   | "UnauthorizedArtifact"

@@ -17,7 +17,7 @@ export const apiVersion = (): MiddlewareHandler => async (c, next) => {
     return response;
   }
   await next();
-  c.res.headers.set("Elastic-Api-Version", requested || API_VERSION);
+  if (c.res.status !== 101) c.res.headers.set("Elastic-Api-Version", requested || API_VERSION);
 };
 
 function checkVersion(requested: string): { code: ErrorCode; message: string } | null {

@@ -5,5 +5,6 @@ export const requestId = (): MiddlewareHandler => async (c, next) => {
   const id = c.req.header("X-Request-Id") || crypto.randomUUID();
   c.set("requestId", id);
   await next();
-  c.res.headers.set("X-Request-Id", id);
+  // A WebSocket upgrade's 101 comes from the policy hub with immutable headers.
+  if (c.res.status !== 101) c.res.headers.set("X-Request-Id", id);
 };

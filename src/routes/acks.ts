@@ -7,6 +7,7 @@ import { readJsonBody } from "../http/body";
 import { agentJson } from "../http/json-response";
 import { AckRequest, type AckEvent, type AckResponse } from "../protocol/ack";
 import { parseBody } from "../protocol/parse";
+import { CLOSE } from "../protocol/socket";
 
 const MAX_BODY = 2 << 20;
 
@@ -30,6 +31,7 @@ export const acks = new Hono<AppEnv>().post("/api/fleet/agents/:id/acks", async 
   await Promise.all([
     ...outcome.results.map((result) => bulkJob(c.env, result.action_id).recordResult(agentId, result.error, now)),
     ...(outcome.summary ? [policyHub(c.env, outcome.policyId).upsertAgent(outcome.summary)] : []),
+    ...(outcome.unenrolled ? [policyHub(c.env, outcome.policyId).disconnect(agentId, CLOSE.unenrolled, "agent unenrolled")] : []),
   ]);
   if (items.length === 0) return agentJson(c.req.raw, { action: "acks" } satisfies AckResponse);
   const worst = Math.max(...items.map((item) => item.status));

@@ -34,6 +34,11 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
   const agent = agentObject(c.env, agentId);
   const outcome = await orAuthError(c.env, key, await agent.checkin(key, input));
   const hub = policyHub(c.env, outcome.policyId);
+  // The agent's WebSocket delivers its actions; this poll only records the status.
+  if (outcome.socketOpen) {
+    if (outcome.summary) await hub.upsertAgent(outcome.summary);
+    return respond(c, input.ackToken ?? "", []);
+  }
   if (outcome.actions.length > 0) {
     if (outcome.summary) await hub.upsertAgent(outcome.summary);
     return respond(c, outcome.ackToken, outcome.actions);

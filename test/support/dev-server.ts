@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,9 +33,18 @@ export async function startDevServer(vars: Record<string, string> = {}): Promise
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
+  // The server's own log is kept next to the run (test-output/, git-ignored) for failures to be read.
+  mkdirSync("test-output", { recursive: true });
+  const log = createWriteStream(join("test-output", `dev-server-${port}.log`));
   let output = "";
-  child.stdout!.on("data", (d) => (output += d));
-  child.stderr!.on("data", (d) => (output += d));
+  child.stdout!.on("data", (d) => {
+    output += d;
+    log.write(d);
+  });
+  child.stderr!.on("data", (d) => {
+    output += d;
+    log.write(d);
+  });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {

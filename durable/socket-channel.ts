@@ -1,0 +1,195 @@
+import type { AgentSummary } from "../src/agents/status";
+import { policyChangeAction } from "../src/checkin/policy-change";
+import type { Env } from "../src/config";
+import { agentObject, bulkJob } from "../src/durable-stubs";
+import { isFailure, type ErrorCode, type Failure } from "../src/errors";
+import { esConfig } from "../src/es/config";
+import { errorBody } from "../src/http/error-response";
+import { ERROR_TABLE } from "../src/http/error-table";
+import { keyedOutputs } from "../src/policy/output-keys";
+import { effectiveRevision } from "../src/policy/revision-claim";
+import type { DeliveredAction } from "../src/protocol/action";
+import type { PolicyRevision } from "../src/protocol/policy";
+import { CLOSE, SocketClientMessage, type SocketServerMessage } from "../src/protocol/socket";
+import type { CheckinInput } from "./agent";
+
+/** What a socket remembers across hibernation (serialised, well under the 2 KiB attachment limit). */
+export interface SocketAttachment {
+  agentId: string;
+  connection: string;
+  version: string;
+  /** Revision the agent is known to run or has been sent: pushes go only to sockets behind. */
+  revision: number;
+  /** The last ack_token sent: pushes deliver only actions after it. */
+  ackToken: string;
+}
+
+export interface ChannelHost {
+  ctx: DurableObjectState;
+  env: Env;
+  latest(): PolicyRevision | null;
+  rosterUpsert(summary: AgentSummary): void;
+  markSeen(agentId: string): void;
+}
+
+/** Concurrent pushes while fanning a revision out (each may call the agent's object for its keys). */
+const PUSH_CONCURRENCY = 32;
+
+export const agentTag = (agentId: string): string => `agent:${agentId}`;
+
+/**
+ * The WebSocket side of a policy hub: sockets accepted with hibernation, check-ins and acks handled
+ * as messages, and new revisions and actions pushed the moment they exist.
+ */
+export class SocketChannel {
+  readonly #host: ChannelHost;
+
+  constructor(host: ChannelHost) {
+    this.#host = host;
+  }
+
+  /** Accepts an authenticated upgrade; an older socket of the same agent is closed. */
+  accept(agentId: string, connection: string, version: string): Response {
+    const { ctx } = this.#host;
+    for (const old of ctx.getWebSockets(agentTag(agentId))) old.close(CLOSE.superseded, "superseded by a newer connection");
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    ctx.acceptWebSocket(server, [agentTag(agentId)]);
+    const attachment: SocketAttachment = { agentId, connection, version, revision: -1, ackToken: "" };
+    server.serializeAttachment(attachment);
+    this.#host.markSeen(agentId);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  hasSocket(agentId: string): boolean {
+    return this.#host.ctx.getWebSockets(agentTag(agentId)).length > 0;
+  }
+
+  async message(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    const attachment = ws.deserializeAttachment() as SocketAttachment;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
+    } catch {
+      return send(ws, errorMessage(null, "BadRequest", "Bad request: message is not JSON"));
+    }
+    const parsed = SocketClientMessage.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      const id = (raw as { id?: unknown } | null)?.id;
+      return send(ws, errorMessage(typeof id === "string" || typeof id === "number" ? id : null, "BadRequest", `Bad request: ${issue.path.join(".") || "message"}: ${issue.message}`));
+    }
+    const message = parsed.data;
+    this.#host.markSeen(attachment.agentId);
+    if (message.type === "checkin") await this.#checkin(ws, attachment, message.id, message.body);
+    else await this.#ack(ws, attachment, message.id, message.body.events ?? []);
+  }
+
+  async closed(ws: WebSocket): Promise<void> {
+    const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+    if (attachment) await agentObject(this.#host.env, attachment.agentId).detachSocket(attachment.connection);
+  }
+
+  /** Sends the new revision to every socket behind it. */
+  async pushRevision(revision: PolicyRevision): Promise<number> {
+    const behind = this.#host.ctx.getWebSockets().filter((ws) => {
+      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      return attachment !== null && attachment.revision < revision.revision;
+    });
+    for (let i = 0; i < behind.length; i += PUSH_CONCURRENCY) {
+      await Promise.all(
+        behind.slice(i, i + PUSH_CONCURRENCY).map(async (ws) => {
+          const attachment = ws.deserializeAttachment() as SocketAttachment;
+          const action = await this.#policyChange(attachment.agentId, revision);
+          ws.serializeAttachment({ ...attachment, revision: revision.revision });
+          send(ws, { v: 1, type: "actions", body: { ack_token: "", action: "checkin", actions: [action as unknown as Record<string, never>] } });
+        }),
+      );
+    }
+    return behind.length;
+  }
+
+  /** Pushes the agent's actions stored after the last ack_token sent on its socket. Returns false without a socket. */
+  async pushActions(agentId: string): Promise<boolean> {
+    const sockets = this.#host.ctx.getWebSockets(agentTag(agentId));
+    if (sockets.length === 0) return false;
+    for (const ws of sockets) {
+      const attachment = ws.deserializeAttachment() as SocketAttachment;
+      const pending = await agentObject(this.#host.env, agentId).pendingActions(attachment.ackToken || undefined);
+      if (pending.actions.length === 0) continue;
+      ws.serializeAttachment({ ...attachment, ackToken: pending.ackToken });
+      send(ws, { v: 1, type: "actions", body: { ack_token: pending.ackToken, action: "checkin", actions: asJson(pending.actions) } });
+    }
+    return true;
+  }
+
+  async #checkin(ws: WebSocket, attachment: SocketAttachment, id: string | number, checkin: Extract<SocketClientMessage, { type: "checkin" }>["body"]): Promise<void> {
+    const input: CheckinInput = {
+      status: checkin.status,
+      message: checkin.message ?? "",
+      version: attachment.version,
+      ...(checkin.ack_token ? { ackToken: checkin.ack_token } : {}),
+      ...(checkin.local_metadata !== undefined ? { localMetadata: checkin.local_metadata } : {}),
+      ...(checkin.components !== undefined ? { components: checkin.components } : {}),
+      ...(checkin.upgrade_details !== undefined ? { upgradeDetails: checkin.upgrade_details } : {}),
+      ...(checkin.agent_policy_id && checkin.policy_revision_idx !== undefined
+        ? { reported: { policyId: checkin.agent_policy_id, revision: checkin.policy_revision_idx } }
+        : {}),
+      ...(checkin.upgrade ? { rollbacks: checkin.upgrade.rollbacks ?? [] } : {}),
+    };
+    const outcome = await agentObject(this.#host.env, attachment.agentId).checkinOverSocket(attachment.connection, input);
+    if (isFailure(outcome)) return this.#refuse(ws, id, outcome);
+    if (outcome.summary) this.#host.rosterUpsert(outcome.summary);
+
+    const latest = this.#host.latest();
+    const revision = effectiveRevision(outcome.claim, latest?.policy_id ?? "", latest?.revision ?? null);
+    let actions: DeliveredAction[] = outcome.actions;
+    let ackToken = outcome.ackToken;
+    let known = revision;
+    if (actions.length === 0 && latest && latest.revision > revision) {
+      actions = [await this.#policyChange(attachment.agentId, latest)];
+      ackToken = "";
+      known = latest.revision;
+    }
+    ws.serializeAttachment({ ...attachment, revision: known, ackToken: ackToken || attachment.ackToken });
+    send(ws, { v: 1, type: "checkin", id, status: 200, body: actions.length > 0 ? { ack_token: ackToken, action: "checkin", actions: asJson(actions) } : { ack_token: ackToken, action: "checkin" } });
+  }
+
+  async #ack(ws: WebSocket, attachment: SocketAttachment, id: string | number, events: NonNullable<Extract<SocketClientMessage, { type: "ack" }>["body"]["events"]>): Promise<void> {
+    const outcome = await agentObject(this.#host.env, attachment.agentId).ackOverSocket(attachment.connection, events);
+    if (isFailure(outcome)) return this.#refuse(ws, id, outcome);
+    const now = new Date().toISOString();
+    await Promise.all(outcome.results.map((result) => bulkJob(this.#host.env, result.action_id).recordResult(attachment.agentId, result.error, now)));
+    if (outcome.summary) this.#host.rosterUpsert(outcome.summary);
+    const worst = outcome.items.length > 0 ? Math.max(...outcome.items.map((item) => item.status)) : 200;
+    const body = outcome.items.length === 0 ? { action: "acks" as const } : worst >= 400 ? { action: "acks" as const, errors: true as const, items: outcome.items } : { action: "acks" as const, items: outcome.items };
+    send(ws, { v: 1, type: "ack", id, status: worst, body });
+    if (outcome.unenrolled) ws.close(CLOSE.unenrolled, "agent unenrolled");
+  }
+
+  /** An auth failure ends the socket: the agent must reconnect with a valid key (and will get 401). */
+  #refuse(ws: WebSocket, id: string | number, failure: Failure): void {
+    send(ws, errorMessage(id, failure.error, failure.detail));
+    if (ERROR_TABLE[failure.error].status === 401) ws.close(CLOSE.unauthorized, ERROR_TABLE[failure.error].name);
+  }
+
+  async #policyChange(agentId: string, revision: PolicyRevision): Promise<DeliveredAction> {
+    const keys = esConfig(this.#host.env) ? await agentObject(this.#host.env, agentId).outputKeys(await keyedOutputs(revision)) : {};
+    return policyChangeAction(agentId, revision, keys);
+  }
+}
+
+function send(ws: WebSocket, message: SocketServerMessage): void {
+  try {
+    ws.send(JSON.stringify(message));
+  } catch {
+    // The socket closed while we were working; the agent's next connection catches up.
+  }
+}
+
+function errorMessage(id: string | number | null, code: ErrorCode, detail?: string): SocketServerMessage {
+  const body = errorBody(code, detail);
+  return { v: 1, type: "error", id, status: body.statusCode, body };
+}
+
+const asJson = (actions: DeliveredAction[]) => actions as unknown as Array<Record<string, never>>;

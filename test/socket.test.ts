@@ -1,0 +1,105 @@
+import { SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { BASE, ackEvent, agentHeaders, checkinRequest, enrolledAgent, json, putPolicy, queueAction, type Enrolled } from "./helpers";
+
+type Message = { v: number; type: string; id?: unknown; status?: number; body: Record<string, any> };
+
+/** An agent's socket with a queue of what the server sent, in order. */
+async function connect(agent: Enrolled) {
+  const res = await SELF.fetch(`${BASE}/api/fleet/agents/${agent.id}/ws`, {
+    headers: { ...agentHeaders(), Authorization: `ApiKey ${agent.key}`, Upgrade: "websocket" },
+  });
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  ws.accept();
+  const inbox: Message[] = [];
+  const waiting: Array<(m: Message) => void> = [];
+  let closed: { code: number; reason: string } | null = null;
+  ws.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data as string) as Message;
+    const next = waiting.shift();
+    if (next) next(message);
+    else inbox.push(message);
+  });
+  ws.addEventListener("close", (event) => (closed = { code: event.code, reason: event.reason }));
+  return {
+    send: (message: unknown) => ws.send(JSON.stringify(message)),
+    next: (): Promise<Message> =>
+      inbox.length > 0
+        ? Promise.resolve(inbox.shift()!)
+        : new Promise((resolve, reject) => {
+            waiting.push(resolve);
+            setTimeout(() => reject(new Error("no message within 5 s")), 5000);
+          }),
+    closed: () => closed,
+    close: () => ws.close(1000, "done"),
+  };
+}
+
+const checkin = (id: number, body: Record<string, unknown> = {}) => ({ v: 1, type: "checkin", id, body: { status: "online", message: "Running", ...body } });
+
+describe("WebSocket channel (v1)", () => {
+  it("answers check-ins and acks as messages and pushes new revisions and actions the moment they exist", async () => {
+    const agent = await enrolledAgent("ws-p");
+    const socket = await connect(agent);
+
+    socket.send(checkin(1, { status: "starting" }));
+    const first = await socket.next();
+    expect(first).toMatchObject({ v: 1, type: "checkin", id: 1, status: 200, body: { ack_token: "", action: "checkin" } });
+    expect(first.body.actions).toEqual([expect.objectContaining({ id: "policy:ws-p:1", type: "POLICY_CHANGE", agent_id: agent.id })]);
+
+    socket.send({ v: 1, type: "ack", id: "a1", body: { events: [ackEvent(agent, "policy:ws-p:1", "POLICY_CHANGE")] } });
+    expect(await socket.next()).toEqual({ v: 1, type: "ack", id: "a1", status: 200, body: { action: "acks", items: [{ status: 200, message: "OK" }] } });
+
+    socket.send(checkin(2, { agent_policy_id: "ws-p", policy_revision_idx: 1 }));
+    expect(await socket.next()).toEqual({ v: 1, type: "checkin", id: 2, status: 200, body: { ack_token: "", action: "checkin" } });
+
+    await putPolicy("ws-p", { agent: { logging: { level: "debug" } } });
+    const pushed = await socket.next();
+    expect(pushed).toMatchObject({ v: 1, type: "actions", body: { ack_token: "", actions: [{ id: "policy:ws-p:2", type: "POLICY_CHANGE" }] } });
+
+    const action = await queueAction(agent.id, { type: "SETTINGS", data: { log_level: "info" } });
+    const actions = await socket.next();
+    expect(actions).toMatchObject({ v: 1, type: "actions", body: { ack_token: action.id, actions: [{ id: action.id, type: "SETTINGS", data: { log_level: "info" } }] } });
+
+    // The long poll never delivers what the socket delivers: it answers at once, with nothing.
+    const poll = await checkinRequest(agent, { agent_policy_id: "ws-p", policy_revision_idx: 2, poll_timeout: "10m" });
+    expect(await poll.json()).toEqual({ ack_token: "", action: "checkin" });
+    socket.close();
+  });
+
+  it("answers bad messages in the error shape and keeps the socket", async () => {
+    const agent = await enrolledAgent("ws-bad-p");
+    const socket = await connect(agent);
+    socket.send({ v: 1, type: "checkin", id: 7, body: { message: "no status" } });
+    expect(await socket.next()).toEqual({ v: 1, type: "error", id: 7, status: 400, body: { statusCode: 400, error: "BadRequest", message: "Bad request: body.status: checkin status missing" } });
+    socket.send({ v: 2, type: "checkin", id: 8, body: { status: "online" } });
+    expect(await socket.next()).toMatchObject({ type: "error", id: 8, status: 400 });
+    socket.send(checkin(9));
+    expect(await socket.next()).toMatchObject({ type: "checkin", id: 9, status: 200 });
+    socket.close();
+  });
+
+  it("closes the socket when the agent is unenrolled", async () => {
+    const agent = await enrolledAgent("ws-unenroll-p");
+    const socket = await connect(agent);
+    await SELF.fetch(`${BASE}/api/fleet/agents/${agent.id}/unenroll`, { method: "POST", headers: { Authorization: "Bearer test-admin-token" } });
+    const pushed = await socket.next();
+    const unenroll = pushed.body.actions.find((a: { type: string }) => a.type === "UNENROLL");
+    socket.send({ v: 1, type: "ack", id: 1, body: { events: [ackEvent(agent, unenroll.id, "UNENROLL")] } });
+    expect(await socket.next()).toMatchObject({ type: "ack", status: 200 });
+    for (let i = 0; i < 50 && !socket.closed(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(socket.closed()).toMatchObject({ code: 4001 });
+  });
+
+  it("authenticates like a check-in and requires the upgrade", async () => {
+    const agent = await enrolledAgent("ws-auth-p");
+    const forged = await SELF.fetch(`${BASE}/api/fleet/agents/${agent.id}/ws`, {
+      headers: { ...agentHeaders(), Authorization: `ApiKey ${btoa("nobody:nothing")}`, Upgrade: "websocket" },
+    });
+    expect(forged.status).toBe(401);
+    const plain = await SELF.fetch(`${BASE}/api/fleet/agents/${agent.id}/ws`, { headers: { ...agentHeaders(), Authorization: `ApiKey ${agent.key}` } });
+    expect(plain.status).toBe(426);
+    expect(await json(plain)).toEqual({ statusCode: 426, error: "UpgradeRequired", message: "this route speaks WebSocket: send Upgrade: websocket" });
+  });
+});
