@@ -40,6 +40,7 @@ import { EnrollRequest } from "../protocol/enroll";
 import { ArtifactPut, DeliveryPut, PgpKeyPut } from "../protocol/files-admin";
 import { JsonObject } from "../protocol/parse";
 import { PolicyPutRequest } from "../protocol/policy";
+import { SOCKET_PROTOCOL_VERSION, SocketAck, SocketCheckin, SocketServerMessage } from "../protocol/socket";
 
 /** Answers of the agent-facing routes, as fleet-server shapes them. */
 const StatusResponse = z.object({
@@ -105,6 +106,13 @@ const OPERATIONS: Operation[] = [
   { method: "post", path: "/api/fleet/agents/enroll", summary: "Enroll an agent with an enrollment key", auth: "enrollment", body: EnrollRequest, response: EnrollResponse },
   { method: "post", path: "/api/fleet/agents/{id}/checkin", summary: "Long-poll check-in", auth: "agent", body: CheckinRequest, response: CheckinResponse },
   { method: "post", path: "/api/fleet/agents/{id}/acks", summary: "Acknowledge actions", auth: "agent", body: AckRequest, response: AckResponse, partialFailure: true },
+  {
+    method: "get",
+    path: "/api/fleet/agents/{id}/ws",
+    summary: `WebSocket channel, protocol v${SOCKET_PROTOCOL_VERSION} (messages: components SocketCheckin, SocketAck, SocketServerMessage)`,
+    auth: "agent",
+    response: "empty",
+  },
   { method: "post", path: "/api/fleet/agents/{id}/audit/unenroll", summary: "Record an uninstall or orphaned agent", auth: "agent", body: AuditUnenrollRequest, response: "empty" },
   { method: "get", path: "/api/fleet/artifacts/{id}/{sha2}", summary: "An artifact listed in the agent's policy", auth: "agent", response: "binary" },
   { method: "post", path: "/api/fleet/uploads", summary: "Begin a file upload (diagnostics)", auth: "agent", body: UploadBegin, response: UploadBegun },
@@ -204,7 +212,13 @@ export function openApiDocument(serverVersion: string): Record<string, unknown> 
     info: { title: "Edge Fleet Server", version: serverVersion, description: "Elastic Agent's Fleet protocol and an admin API, on Cloudflare Workers." },
     paths,
     components: {
-      schemas: { Error: schema(ErrorBody, "output") },
+      schemas: {
+        Error: schema(ErrorBody, "output"),
+        // The WebSocket channel's messages (GET /api/fleet/agents/{id}/ws), one schema per type.
+        SocketCheckin: schema(SocketCheckin, "input"),
+        SocketAck: schema(SocketAck, "input"),
+        SocketServerMessage: schema(SocketServerMessage, "output"),
+      },
       securitySchemes: {
         apiKey: { type: "apiKey", in: "header", name: "Authorization", description: "ApiKey base64(id:secret): an access key, or an enrollment key on enroll" },
         adminToken: { type: "http", scheme: "bearer", description: "FLEET_ADMIN_TOKEN or an admin API key" },
