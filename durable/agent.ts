@@ -16,6 +16,8 @@ import type { KeyedOutput } from "../src/policy/output-keys";
 import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
 import type { AgentSummary } from "../src/agents/status";
 import { normaliseTags } from "../src/protocol/enroll";
+import { PER_AGENT_REQUESTS_PER_10S } from "../src/limits/tiers";
+import { TokenBucket } from "../src/limits/token-bucket";
 import type { Component, UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
@@ -142,6 +144,8 @@ export class Agent extends DurableObject<Env> {
   readonly #outbox: EsOutbox;
   /** The roster row last handed to the policy hub (kept in memory; a lost copy only causes a re-push). */
   #pushed: string | null = null;
+  /** Per-agent fairness: one agent cannot take the capacity of many (see src/limits/tiers.ts). */
+  readonly #requests = new TokenBucket(PER_AGENT_REQUESTS_PER_10S / 10, PER_AGENT_REQUESTS_PER_10S);
   /** Serialises output-key work: it awaits Elasticsearch, and two check-ins must not mint two keys. */
   #keysInFlight: Promise<unknown> = Promise.resolve();
 
@@ -247,14 +251,14 @@ export class Agent extends DurableObject<Env> {
   }
 
   async checkin(key: ApiKey, input: CheckinInput): Promise<CheckinOutcome | Failure> {
-    const failure = await this.#verify(key);
+    const failure = (await this.#verify(key)) ?? this.#admit();
     if (failure) return failure;
     return this.#checkin(input, false);
   }
 
   /** A check-in that arrived on the agent's WebSocket, authenticated when the socket was opened. */
   async checkinOverSocket(connection: string, input: CheckinInput): Promise<CheckinOutcome | Failure> {
-    const failure = this.#stillActive();
+    const failure = this.#stillActive() ?? this.#admit();
     if (failure) return failure;
     this.#renewLease(connection);
     return this.#checkin(input, true);
@@ -337,14 +341,14 @@ export class Agent extends DurableObject<Env> {
     key: ApiKey,
     events: AckEvent[],
   ): Promise<AckOutcome | Failure> {
-    const failure = await this.#verify(key);
+    const failure = (await this.#verify(key)) ?? this.#admit();
     if (failure) return failure;
     return this.#ack(events);
   }
 
   /** Acks that arrived on the agent's WebSocket. */
   async ackOverSocket(connection: string, events: AckEvent[]): Promise<AckOutcome | Failure> {
-    const failure = this.#stillActive();
+    const failure = this.#stillActive() ?? this.#admit();
     if (failure) return failure;
     this.#renewLease(connection);
     return this.#ack(events);
@@ -675,6 +679,11 @@ export class Agent extends DurableObject<Env> {
   #forcePush(): AgentSummary {
     this.#pushed = null;
     return this.#summaryIfChanged().summary!;
+  }
+
+  #admit(): Failure | null {
+    const admitted = this.#requests.take();
+    return admitted.ok ? null : { error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
   }
 
   /** For socket traffic: the key was checked when the socket opened; the agent must still be active. */

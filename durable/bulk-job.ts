@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../src/config";
 import { agentObject, policyHub } from "../src/durable-stubs";
-import { isFailure, type ErrorCode } from "../src/errors";
+import { isFailure, type ErrorCode, type Failure } from "../src/errors";
 import type { AgentSummary } from "../src/agents/status";
 import type { NewAction } from "./agent";
 import { CLOSE } from "../src/protocol/socket";
@@ -236,7 +236,7 @@ export class BulkJob extends DurableObject<Env> {
     }
   }
 
-  async #pushSummary(result: { policyId: string; summary: AgentSummary } | { error: ErrorCode; detail?: string }) {
+  async #pushSummary(result: { policyId: string; summary: AgentSummary } | Failure) {
     if (isFailure(result)) return result;
     await policyHub(this.env, result.policyId).upsertAgent(result.summary);
     return null;

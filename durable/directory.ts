@@ -8,6 +8,7 @@ import { enrollmentKeyDocument } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
+import { TokenBucket } from "../src/limits/token-bucket";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -80,6 +81,8 @@ interface KeyRow extends Record<string, SqlStorageValue> {
  */
 export class Directory extends DurableObject<Env> {
   readonly #outbox: EsOutbox;
+  /** Enrollments pass here: fleet-server's enroll limiter, fleet-wide. */
+  readonly #enrollments: TokenBucket;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -87,6 +90,8 @@ export class Directory extends DurableObject<Env> {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => mirrorMonitorFor(env, "directory").report("directory", backlog),
     });
+    const { enroll } = fleetConfig(env).tier;
+    this.#enrollments = new TokenBucket(enroll.ratePerSec, enroll.burst);
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }
 
@@ -271,7 +276,11 @@ export class Directory extends DurableObject<Env> {
   }
 
   /** The policy an enrollment key enrolls into, if the key is genuine, active and unexpired. */
-  async resolveEnrollmentKey(key: ApiKey): Promise<{ policyId: string; namespaces: string[] } | Failure> {
+  async resolveEnrollmentKey(key: ApiKey, admit = false): Promise<{ policyId: string; namespaces: string[] } | Failure> {
+    if (admit) {
+      const admitted = this.#enrollments.take();
+      if (!admitted.ok) return { error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
+    }
     const row = this.#keyRow("api_key_id", key.id);
     const hash = await sha256Hex(key.secret);
     if (!row || !constantTimeEqual(hash, row.secret_hash) || row.active !== 1) return { error: "Unauthorized" };

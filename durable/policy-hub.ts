@@ -13,6 +13,7 @@ import type { RevisionClaim } from "./agent";
 import { AgentRoster, ROSTER_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { SocketChannel, agentTag } from "./socket-channel";
+import { TokenBucket } from "../src/limits/token-bucket";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -33,7 +34,12 @@ const NOTIFICATION_MEMORY_MS = 60_000;
 /** Check-in times are written to the roster in batches, like fleet-server's 10 s check-in bulk. */
 const SEEN_FLUSH_MS = 10_000;
 
-export type ParkResult = { kind: "policy"; revision: PolicyRevision } | { kind: "actions" } | { kind: "timeout" };
+export type ParkResult =
+  | { kind: "policy"; revision: PolicyRevision }
+  | { kind: "actions" }
+  | { kind: "timeout" }
+  /** Admission control: too many check-ins arriving, or parked, in this hub right now. */
+  | { kind: "busy"; error: "RateLimit" | "MaxLimit"; retryAfterMs: number };
 
 export interface ParkRequest {
   agentId: string;
@@ -79,9 +85,15 @@ export class PolicyHub extends DurableObject<Env> {
   #seen = new Map<string, string>();
   #seenTimer: ReturnType<typeof setTimeout> | null = null;
   readonly #sockets: SocketChannel;
+  /** Check-ins entering this hub (fleet-server's checkin limiter, per policy here). */
+  readonly #admission: TokenBucket;
+  readonly #maxParked: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    const { checkin } = fleetConfig(env).tier;
+    this.#admission = new TokenBucket(checkin.ratePerSec, checkin.burst);
+    this.#maxParked = checkin.max;
     this.#sockets = new SocketChannel({
       ctx,
       env,
@@ -206,6 +218,12 @@ export class PolicyHub extends DurableObject<Env> {
   async park(request: ParkRequest): Promise<ParkResult> {
     if (request.summary) this.#roster.upsert(request.summary);
     this.#markSeen(request.agentId);
+    // Admission before any waiting: a storm is refused at a sustainable rate, not queued.
+    if (this.#waiters.size >= this.#maxParked && !this.#waiters.has(request.agentId)) {
+      return { kind: "busy", error: "MaxLimit", retryAfterMs: 30_000 };
+    }
+    const admitted = this.#admission.take();
+    if (!admitted.ok) return { kind: "busy", error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
     const latest = this.#latest;
     const revision = effectiveRevision(request.claim, latest?.policy_id ?? "", latest?.revision ?? null);
     if (latest && latest.revision > revision) return { kind: "policy", revision: latest };

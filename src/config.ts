@@ -1,3 +1,4 @@
+import { tierFor, type Tier } from "./limits/tiers";
 import { parseGoDuration } from "./protocol/duration";
 
 /** Bindings and vars from wrangler.toml (`[vars]`, secrets, Durable Object namespaces). */
@@ -38,6 +39,7 @@ export interface Env {
   ES_MIRROR_FLUSH?: string;
   ES_INGEST_INTERVAL?: string;
   AGENT_OFFLINE_AFTER?: string;
+  FLEET_MAX_AGENTS?: string;
 }
 
 export interface ServerVersion {
@@ -66,6 +68,8 @@ export interface FleetConfig {
   mirrorFlushMs: number;
   /** No check-in for this long makes an agent offline in admin views. */
   offlineAfterMs: number;
+  /** Admission limits for the declared fleet size (src/limits/tiers.ts). */
+  tier: Tier;
 }
 
 const cache = new WeakMap<Env, FleetConfig>();
@@ -85,6 +89,7 @@ export function fleetConfig(env: Env): FleetConfig {
       actionDefaultExpirationMs: durationVar(env, "ACTION_DEFAULT_EXPIRATION", "720h"),
       mirrorFlushMs: durationVar(env, "ES_MIRROR_FLUSH", "1s"),
       offlineAfterMs: durationVar(env, "AGENT_OFFLINE_AFTER", "10m"),
+      tier: tierFor(maxAgentsVar(env)),
     };
     cache.set(env, config);
   }
@@ -96,6 +101,14 @@ function durationVar(env: Env, name: keyof Env, fallback: string): number {
   const ms = parseGoDuration(raw);
   if (ms === null || ms < 0) throw new Error(`configuration: ${name}=${JSON.stringify(raw)} is not a duration like "5m" or "30s"`);
   return ms;
+}
+
+function maxAgentsVar(env: Env): number {
+  const raw = env.FLEET_MAX_AGENTS ?? "10000";
+  if (raw === "max") return Infinity;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`configuration: FLEET_MAX_AGENTS=${JSON.stringify(raw)} is not a positive whole number or "max"`);
+  return n;
 }
 
 function parseServerVersion(env: Env): ServerVersion {

@@ -22,6 +22,8 @@ export type ErrorCode =
   | "RouteNotFound"
   | "MethodNotAllowed"
   | "UpgradeRequired"
+  | "RateLimit"
+  | "MaxLimit"
   // Artifacts, uploads, file delivery and the PGP key (fleet-protocol.md §2.6–2.9).
   | "AgentNotFound"
   | "UnauthorizedArtifact"
@@ -66,6 +68,8 @@ export class FleetError extends Error {
     readonly code: ErrorCode,
     /** Overrides the table's fixed message (used where upstream puts the cause into the message). */
     readonly detail?: string,
+    /** For 429s: when capacity returns (becomes a jittered `Retry-After`). */
+    readonly retryAfterMs?: number,
   ) {
     super(detail ?? code);
     this.name = "FleetError";
@@ -76,6 +80,7 @@ export class FleetError extends Error {
 export interface Failure {
   error: ErrorCode;
   detail?: string;
+  retryAfterMs?: number;
 }
 
 export function isFailure(value: unknown): value is Failure {
@@ -84,7 +89,7 @@ export function isFailure(value: unknown): value is Failure {
 
 /** Throws the failure as a FleetError, or returns the success value narrowed. */
 export function orThrow<T>(result: T): Exclude<T, Failure> {
-  if (isFailure(result)) throw new FleetError(result.error, result.detail);
+  if (isFailure(result)) throw new FleetError(result.error, result.detail, result.retryAfterMs);
   return result as Exclude<T, Failure>;
 }
 

@@ -17,7 +17,7 @@ export async function authenticateAgent(env: Env, key: ApiKey, agentId: string):
 export async function orAuthError<T>(env: Env, key: ApiKey, result: T): Promise<Exclude<T, Failure>> {
   if (!isFailure(result)) return result as Exclude<T, Failure>;
   if (result.error === "AgentIdentity" && !(await isKnownKey(env, key))) throw new FleetError("Unauthorized");
-  throw new FleetError(result.error, result.detail);
+  throw new FleetError(result.error, result.detail, result.retryAfterMs);
 }
 
 /** Whether the key is genuine anywhere: some agent's current access key, or an active enrollment key. */

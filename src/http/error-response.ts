@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { FleetError, type ErrorCode } from "../errors";
 import { ERROR_TABLE } from "./error-table";
+import { retryAfterSeconds } from "../limits/token-bucket";
 
 export interface ErrorBody {
   statusCode: number;
@@ -31,7 +32,8 @@ export function handleError(err: Error, c: Context): Response {
   if (err instanceof FleetError) {
     const row = ERROR_TABLE[err.code];
     if (row.log === "error" || row.log === "warn") console.warn(`${c.req.method} ${c.req.path}: ${err.code}`);
-    return errorResponse(err.code, err.detail);
+    const retry = err.retryAfterMs !== undefined ? { "Retry-After": String(retryAfterSeconds(err.retryAfterMs)) } : undefined;
+    return errorResponse(err.code, err.detail, retry);
   }
   console.error(`${c.req.method} ${c.req.path} failed:`, err.stack ?? err.message);
   return errorResponse("Internal");

@@ -36,6 +36,9 @@ export const ERROR_TABLE: Record<ErrorCode, ErrorRow> = {
   BadRequest: { status: 400, name: "BadRequest", message: "Bad request", log: "debug" },
   RouteNotFound: { status: 404, name: "NotFound", message: "not found", log: "debug" },
   MethodNotAllowed: { status: 405, name: "MethodNotAllowed", message: "method not allowed", log: "debug" },
+  // Admission control: fleet-server's limiter names and messages (limit/error.go), plus Retry-After.
+  RateLimit: { status: 429, name: "RateLimit", message: "exceeded the rate limit", log: "info" },
+  MaxLimit: { status: 429, name: "MaxLimit", message: "exceeded the max limit", log: "info" },
   UpgradeRequired: { status: 426, name: "UpgradeRequired", message: "this route speaks WebSocket: send Upgrade: websocket", log: "debug" },
   // Artifacts, uploads, file delivery, PGP key: fleet-server's error.go rows (fleet-protocol.md §1.3, §2.6–2.9).
   AgentNotFound: { status: 404, name: "AgentNotFound", message: "agent could not be found", log: "warn" },

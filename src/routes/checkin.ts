@@ -8,7 +8,7 @@ import { fleetConfig, type AppEnv } from "../config";
 import { agentObject, policyHub } from "../durable-stubs";
 import { esConfig } from "../es/config";
 import { keyedOutputs } from "../policy/output-keys";
-import { badRequest } from "../errors";
+import { FleetError, badRequest } from "../errors";
 import { readJsonBody } from "../http/body";
 import { agentJson } from "../http/json-response";
 import type { DeliveredAction } from "../protocol/action";
@@ -64,6 +64,9 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
     }
     case "timeout":
       return respond(c, input.ackToken ?? "", []);
+    case "busy":
+      // The check-in's status is already recorded; only the wait is refused.
+      throw new FleetError(parked.error, undefined, parked.retryAfterMs);
   }
 });
 

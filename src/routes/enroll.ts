@@ -14,7 +14,7 @@ const MAX_BODY = 512 * 1024;
 export const enroll = new Hono<AppEnv>().post("/api/fleet/agents/enroll", async (c) => {
   const key = parseApiKeyHeader(c.req.header("Authorization"));
   const version = checkUserAgent(c.req.header("User-Agent"), fleetConfig(c.env).version);
-  const enrollment = orThrow(await directory(c.env).resolveEnrollmentKey(key));
+  const enrollment = orThrow(await directory(c.env).resolveEnrollmentKey(key, true));
   const body = parseBody(EnrollRequest, await readJsonBody(c, { maxBytes: MAX_BODY }));
 
   const chosenId = body.id?.trim() ? body.id.trim() : undefined;

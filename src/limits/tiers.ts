@@ -1,0 +1,42 @@
+/**
+ * Admission limits modelled on fleet-server's tiers (`internal/pkg/config/defaults/*_limits.yml`,
+ * copied as numbers): a token bucket (`ratePerSec` refill, `burst` size) and a cap on concurrent
+ * requests (`max`), per route, chosen by the fleet size an operator declares (`FLEET_MAX_AGENTS`).
+ * fleet-server applies one tier to its whole process; here each limit applies to the object that
+ * would otherwise be overloaded: check-in limits to each policy hub (per policy), enrollment limits to
+ * the Directory (fleet-wide), and a per-agent fairness limit to each agent's object.
+ */
+export interface RouteLimit {
+  ratePerSec: number;
+  burst: number;
+  max: number;
+}
+
+export interface Tier {
+  /** Largest fleet the tier is for; Infinity for fleet-server's "max" tier. */
+  maxAgents: number;
+  checkin: RouteLimit;
+  enroll: RouteLimit;
+  ack: RouteLimit;
+}
+
+const every = (intervalMs: number) => 1000 / intervalMs;
+
+export const TIERS: readonly Tier[] = [
+  { maxAgents: 500, checkin: { ratePerSec: every(5), burst: 100, max: 500 }, enroll: { ratePerSec: every(10), burst: 10, max: 20 }, ack: { ratePerSec: every(4), burst: 100, max: 200 } },
+  { maxAgents: 1000, checkin: { ratePerSec: every(5), burst: 200, max: 1000 }, enroll: { ratePerSec: every(10), burst: 20, max: 40 }, ack: { ratePerSec: every(4), burst: 200, max: 400 } },
+  { maxAgents: 2500, checkin: { ratePerSec: every(5), burst: 500, max: 2500 }, enroll: { ratePerSec: every(10), burst: 50, max: 100 }, ack: { ratePerSec: every(4), burst: 500, max: 1000 } },
+  { maxAgents: 5000, checkin: { ratePerSec: every(2), burst: 1000, max: 5000 }, enroll: { ratePerSec: every(10), burst: 100, max: 200 }, ack: { ratePerSec: every(2), burst: 1000, max: 2000 } },
+  { maxAgents: 10000, checkin: { ratePerSec: every(1), burst: 2000, max: 10000 }, enroll: { ratePerSec: every(10), burst: 100, max: 200 }, ack: { ratePerSec: every(1), burst: 2000, max: 4000 } },
+  { maxAgents: 20000, checkin: { ratePerSec: every(0.5), burst: 4000, max: 20000 }, enroll: { ratePerSec: every(10), burst: 100, max: 200 }, ack: { ratePerSec: every(0.5), burst: 4000, max: 8000 } },
+  { maxAgents: 40000, checkin: { ratePerSec: every(0.5), burst: 4000, max: 40000 }, enroll: { ratePerSec: every(10), burst: 100, max: 200 }, ack: { ratePerSec: every(0.5), burst: 4000, max: 8000 } },
+  { maxAgents: Infinity, checkin: { ratePerSec: every(0.25), burst: 8000, max: 80000 }, enroll: { ratePerSec: every(10), burst: 200, max: 400 }, ack: { ratePerSec: every(0.25), burst: 8000, max: 16000 } },
+];
+
+/** The smallest tier that holds `agents`, as fleet-server picks by `server.limits.max_agents`. */
+export function tierFor(agents: number): Tier {
+  return TIERS.find((tier) => agents <= tier.maxAgents) ?? TIERS[TIERS.length - 1]!;
+}
+
+/** Requests one agent may make per 10 s before it is told to back off (a healthy agent makes a few). */
+export const PER_AGENT_REQUESTS_PER_10S = 30;
