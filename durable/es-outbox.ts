@@ -1,7 +1,8 @@
 import type { Env } from "../src/config";
-import { bulk, isDelivered, type BulkOperation } from "../src/es/bulk";
+import { bulk, isDelivered, type BulkItemResult, type BulkOperation } from "../src/es/bulk";
 import { EsError } from "../src/es/client";
 import { esConfig } from "../src/es/config";
+import { replaceDocument } from "../src/es/files";
 import type { IndexName } from "../src/es/indices";
 import { ensureTemplates, forgetTemplates } from "../src/es/templates";
 import type { JsonObject } from "../src/protocol/parse";
@@ -28,7 +29,11 @@ const MAX_BACKOFF_MS = 5 * 60_000;
 export interface MirrorEntry {
   index: IndexName;
   id: string;
-  op: "index" | "create" | "delete";
+  /**
+   * `replace` overwrites the document wherever it lives (found by `_id`; a data stream's backing
+   * index included) or creates it: for indices that may be data streams, where `index` is refused.
+   */
+  op: "index" | "create" | "delete" | "replace";
   body?: JsonObject;
   /**
    * Keep only the newest pending write of this document (check-in heartbeats: last write wins, as
@@ -123,8 +128,8 @@ export class EsOutbox {
       .exec<OutboxRow>("SELECT seq, index_name, doc_id, op, version, body FROM es_outbox ORDER BY seq LIMIT ?", BATCH)
       .toArray();
     if (rows.length === 0) return;
-    const operations: BulkOperation[] = rows.map((row) => ({
-      op: row.op as BulkOperation["op"],
+    const operations = rows.map((row) => ({
+      op: row.op as MirrorEntry["op"],
       index: row.index_name,
       id: row.doc_id,
       version: row.version,
@@ -132,12 +137,26 @@ export class EsOutbox {
     }));
     try {
       await ensureTemplates(config);
-      const results = await bulk(config, operations);
+      // In order: runs of bulk operations, each `replace` on its own between them.
+      const results: BulkItemResult[] = [];
+      let run: BulkOperation[] = [];
+      const flush = async () => {
+        if (run.length > 0) results.push(...(await bulk(config, run)));
+        run = [];
+      };
+      for (const operation of operations) {
+        if (operation.op === "replace") {
+          await flush();
+          results.push(await replaceDocument(config, operation.index, operation.id, (operation.body ?? {}) as JsonObject));
+        } else run.push(operation as BulkOperation);
+      }
+      await flush();
       const rejected: string[] = [];
       this.#ctx.storage.transactionSync(() => {
         results.forEach((result, i) => {
           const row = rows[i]!;
-          if (isDelivered(operations[i]!.op, result)) {
+          const op = operations[i]!.op;
+          if (op === "replace" ? result.status >= 200 && result.status < 300 : isDelivered(op, result)) {
             // A newer write of a coalesced document may have replaced this row meanwhile: keep that one.
             this.#ctx.storage.sql.exec("DELETE FROM es_outbox WHERE seq = ? AND version = ?", row.seq, row.version);
           } else {

@@ -1,5 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../src/config";
+import { fleetConfig, type Env } from "../src/config";
+import { esConfig } from "../src/es/config";
+import { putChunk, uploadDocumentId } from "../src/es/files";
+import { uploadDataIndex, uploadMetaIndex } from "../src/es/indices";
+import { mirrorMonitorFor } from "../src/durable-stubs";
 import type { Failure } from "../src/errors";
 import type { JsonObject } from "../src/protocol/parse";
 import {
@@ -12,6 +16,7 @@ import {
   type UploadBegin,
   type UploadStatus,
 } from "../src/protocol/upload";
+import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -31,6 +36,9 @@ const SCHEMA = [
      doc TEXT NOT NULL);
    CREATE TABLE chunks (pos INTEGER PRIMARY KEY, sha2 TEXT NOT NULL, size INTEGER NOT NULL, last INTEGER NOT NULL, r2_key TEXT NOT NULL);
    CREATE TABLE agent_uploads (upload_id TEXT PRIMARY KEY, action_id TEXT NOT NULL, created_at TEXT NOT NULL);`,
+  OUTBOX_SCHEMA,
+  // Chunks of a READY upload still to copy into `.fleet-fileds-fromhost-data-<src>`.
+  `CREATE TABLE es_chunks (pos INTEGER PRIMARY KEY, r2_key TEXT NOT NULL, sha2 TEXT NOT NULL, last INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);`,
 ];
 
 /** The upload metadata document (`.fleet-fileds-fromhost-meta-<src>` in fleet-server) as admins read it. */
@@ -77,6 +85,8 @@ interface UploadRow extends Record<string, SqlStorageValue> {
 
 /** Sweep of chunk bytes nothing refers to, shortly after an upload stops accepting chunks. */
 const SWEEP_DELAY_MS = UPLOAD_EXPIRY_MS + 60 * 60 * 1000;
+/** Chunks copied to Elasticsearch per alarm (4 MiB each). */
+const CHUNKS_PER_ALARM = 4;
 
 /**
  * Agent file uploads. One object per upload id (`upload:<uuid>`) is the upload's state machine: its
@@ -86,8 +96,15 @@ const SWEEP_DELAY_MS = UPLOAD_EXPIRY_MS + 60 * 60 * 1000;
  * per-agent index behind the admin listing. Methods return `{error}` instead of throwing.
  */
 export class Uploads extends DurableObject<Env> {
+  readonly #outbox: EsOutbox;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    const owner = () => `upload:${this.#row()?.upload_id ?? ctx.id.toString()}`;
+    this.#outbox = new EsOutbox(ctx, env, {
+      flushDelayMs: fleetConfig(env).mirrorFlushMs,
+      report: (backlog) => mirrorMonitorFor(env, owner()).report(owner(), backlog),
+    });
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }
 
@@ -95,7 +112,8 @@ export class Uploads extends DurableObject<Env> {
 
   async create(begin: UploadBegin): Promise<{ ok: true } | Failure> {
     if (this.#row()) return { error: "Conflict", detail: `upload ${begin.uploadId} exists` };
-    this.ctx.storage.sql.exec(
+    this.ctx.storage.transactionSync(() => {
+      this.ctx.storage.sql.exec(
       `INSERT INTO upload (k, upload_id, agent_id, action_id, source, size, name, mime_type, start_ms, status, updated_at, doc)
        VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'AWAITING_UPLOAD', ?, ?)`,
       begin.uploadId,
@@ -108,8 +126,11 @@ export class Uploads extends DurableObject<Env> {
       begin.startMs,
       new Date(begin.startMs).toISOString(),
       JSON.stringify(begin.doc),
-    );
-    await this.ctx.storage.setAlarm(begin.startMs + SWEEP_DELAY_MS);
+      );
+      // fleet-server creates this document at begin; the first upload of an action and agent owns it.
+      this.#outbox.add({ index: uploadMetaIndex(begin.source), id: uploadDocumentId(begin.actionId, begin.agentId), op: "create", body: begin.doc });
+    });
+    await this.#alarmBy(begin.startMs + SWEEP_DELAY_MS);
     return { ok: true };
   }
 
@@ -183,10 +204,18 @@ export class Uploads extends DurableObject<Env> {
         this.ctx.storage.transactionSync(() => {
           this.ctx.storage.sql.exec("DELETE FROM chunks");
           this.#setStatus("UPLOAD_ERROR", null);
+          this.#mirrorStatus();
         });
         return { error: "FailValidation", keys: chunks.map((chunk) => chunk.r2_key) };
       }
-      this.#setStatus("READY", transitHash.toLowerCase());
+      this.ctx.storage.transactionSync(() => {
+        this.#setStatus("READY", transitHash.toLowerCase());
+        if (this.#outbox.enabled) {
+          // The bytes follow the status: the alarm copies them before it sends the READY document.
+          this.ctx.storage.sql.exec("INSERT OR REPLACE INTO es_chunks (pos, r2_key, sha2, last) SELECT pos, r2_key, sha2, last FROM chunks");
+        }
+        this.#mirrorStatus();
+      });
       return { ok: true };
     });
     if ("error" in outcome) {
@@ -204,10 +233,59 @@ export class Uploads extends DurableObject<Env> {
     return { info: this.#toInfo(row), keys: this.#chunks().map((chunk) => chunk.r2_key) };
   }
 
-  /** Deletes chunk bytes no record refers to (left by a race with completion or a failed write). */
+  /**
+   * Mirrors to Elasticsearch (chunks of a READY upload first, then the metadata outbox, so Kibana
+   * never sees READY before the bytes) and, once the upload has expired, sweeps orphaned chunk bytes.
+   */
   override async alarm(): Promise<void> {
     const row = this.#row();
     if (!row) return;
+    if (await this.#mirrorChunks(row)) await this.#outbox.drain();
+    const sweepAt = row.start_ms + SWEEP_DELAY_MS;
+    if (Date.now() >= sweepAt) await this.#sweep(row);
+    else await this.#alarmBy(sweepAt);
+  }
+
+  /** Copies a few pending chunks from R2 to the data index. True when none is left. */
+  async #mirrorChunks(row: UploadRow): Promise<boolean> {
+    const config = esConfig(this.env);
+    const sql = this.ctx.storage.sql;
+    if (!config) return true;
+    const batch = sql
+      .exec<{ pos: number; r2_key: string; sha2: string; last: number; attempts: number }>("SELECT * FROM es_chunks ORDER BY pos LIMIT ?", CHUNKS_PER_ALARM)
+      .toArray();
+    const bid = uploadDocumentId(row.action_id, row.agent_id);
+    for (const chunk of batch) {
+      try {
+        const object = await this.env.FILES.get(chunk.r2_key);
+        if (object) {
+          const data = new Uint8Array(await object.arrayBuffer());
+          await putChunk(config, uploadDataIndex(row.source), { bid, pos: chunk.pos, last: chunk.last === 1, sha2: chunk.sha2, data, timestamp: new Date().toISOString() });
+        } else {
+          console.error(JSON.stringify({ event: "mirror.chunk_missing", upload_id: row.upload_id, pos: chunk.pos }));
+        }
+        sql.exec("DELETE FROM es_chunks WHERE pos = ?", chunk.pos);
+      } catch (err) {
+        sql.exec("UPDATE es_chunks SET attempts = attempts + 1 WHERE pos = ?", chunk.pos);
+        const delay = Math.min(1000 * 2 ** Math.min(chunk.attempts + 1, 10), 5 * 60_000);
+        console.warn(JSON.stringify({ event: "mirror.chunk_failed", upload_id: row.upload_id, pos: chunk.pos, error: (err as Error).message }));
+        await this.#alarmBy(Date.now() + delay);
+        return false;
+      }
+    }
+    if (sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM es_chunks").one().n === 0) return true;
+    await this.#alarmBy(Date.now());
+    return false;
+  }
+
+  /** Sets the alarm to `at` unless an earlier one is already set (the outbox's, or a retry). */
+  async #alarmBy(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Deletes chunk bytes no record refers to (left by a race with completion or a failed write). */
+  async #sweep(row: UploadRow): Promise<void> {
     const referenced = new Set(this.#chunks().map((chunk) => chunk.r2_key));
     let cursor: string | undefined;
     do {
@@ -253,6 +331,17 @@ export class Uploads extends DurableObject<Env> {
 
   #touch(): void {
     this.ctx.storage.sql.exec("UPDATE upload SET updated_at = ? WHERE k = 1", new Date().toISOString());
+  }
+
+  /** Queues the metadata document in its current state, in the caller's transaction. */
+  #mirrorStatus(): void {
+    const row = this.#row()!;
+    this.#outbox.add({
+      index: uploadMetaIndex(row.source),
+      id: uploadDocumentId(row.action_id, row.agent_id),
+      op: "replace",
+      body: JSON.parse(row.doc) as JsonObject,
+    });
   }
 
   #setStatus(status: UploadStatus, transitHash: string | null): void {

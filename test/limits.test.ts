@@ -55,7 +55,8 @@ describe("admission control", () => {
     const key = await createEnrollmentKey("limits-enroll");
     const [id, secret] = atob(key.api_key).split(":") as [string, string];
     // Straight at the Directory, faster than HTTP could deliver them: tier 10000 allows a burst of 100.
-    const outcomes = await runInDurableObject(env.DIRECTORY.get(env.DIRECTORY.idFromName("fleet")), async (directory: Directory) => {
+    const stub = env.DIRECTORY.get(env.DIRECTORY.idFromName("fleet")) as unknown as DurableObjectStub<Directory>;
+    const outcomes = await runInDurableObject(stub, async (directory: Directory) => {
       const results = [];
       for (let i = 0; i < 150; i++) results.push(await directory.resolveEnrollmentKey({ id, secret }, true));
       return results;

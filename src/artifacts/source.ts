@@ -1,4 +1,6 @@
 import type { Env } from "../config";
+import { EsArtifactSource } from "../es/artifacts";
+import { esConfig } from "../es/config";
 
 /**
  * Artifact metadata in the field names of Kibana's `.fleet-artifacts` documents (fleet-server
@@ -24,10 +26,9 @@ export interface StoredArtifact {
 
 /**
  * Where artifact bytes come from. The artifacts route asks each source in order and serves the first
- * hit (after its integrity check and through the edge cache). Today there is one source, R2, filled by
- * the admin publish route; reading what Kibana writes into Elasticsearch's `.fleet-artifacts`
- * (term query on `identifier` + `decoded_sha256`, base64 `body`) is a second implementation of this
- * interface, added to `artifactSources` below.
+ * hit (after its integrity check and through the edge cache): R2, filled by the admin publish route,
+ * then, when Elasticsearch is configured, what Kibana writes into `.fleet-artifacts`
+ * (`src/es/artifacts.ts`: term query on `identifier` + `decoded_sha256`, base64 `body`).
  */
 export interface ArtifactSource {
   readonly name: string;
@@ -77,9 +78,10 @@ export class R2ArtifactSource implements ArtifactSource {
   }
 }
 
-/** The sources agents' artifact requests consult, in order. */
+/** The sources agents' artifact requests consult, in order: R2, then Elasticsearch when configured. */
 export function artifactSources(env: Env): ArtifactSource[] {
-  return [new R2ArtifactSource(env.FILES)];
+  const es = esConfig(env);
+  return es ? [new R2ArtifactSource(env.FILES), new EsArtifactSource(es)] : [new R2ArtifactSource(env.FILES)];
 }
 
 function metaToCustom(meta: ArtifactMeta): Record<string, string> {

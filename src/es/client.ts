@@ -23,6 +23,8 @@ export interface EsRequest {
   body?: unknown;
   /** Newline-delimited JSON, already serialised (for `_bulk`). */
   ndjson?: string;
+  /** A body in another content type, e.g. CBOR for documents holding raw bytes. */
+  raw?: { contentType: string; bytes: Uint8Array };
   /** Statuses that are answers, not errors (e.g. 404 for a missing index). */
   accept?: number[];
   timeoutMs?: number;
@@ -31,8 +33,11 @@ export interface EsRequest {
 /** One request to Elasticsearch's REST API with `fetch`; the only place that speaks HTTP to it. */
 export async function esRequest<T = unknown>(config: EsConfig, request: EsRequest): Promise<{ status: number; body: T }> {
   const headers: Record<string, string> = { Authorization: config.authorization, Accept: "application/json" };
-  let body: string | undefined;
-  if (request.ndjson !== undefined) {
+  let body: string | Uint8Array | undefined;
+  if (request.raw !== undefined) {
+    headers["Content-Type"] = request.raw.contentType;
+    body = request.raw.bytes;
+  } else if (request.ndjson !== undefined) {
     headers["Content-Type"] = "application/x-ndjson";
     body = request.ndjson;
   } else if (request.body !== undefined) {

@@ -5,8 +5,25 @@ export const INDEX = {
   actionResults: ".fleet-actions-results",
   policies: ".fleet-policies",
   enrollmentKeys: ".fleet-enrollment-api-keys",
+  /** Upload metadata, one index per `src` (`agent`, `endpoint`): a pattern, see `uploadMetaIndex`. */
+  uploadMeta: ".fleet-fileds-fromhost-meta-*",
+  /** Upload chunks (CBOR documents), one index per `src`: a pattern, see `uploadDataIndex`. */
+  uploadData: ".fleet-fileds-fromhost-data-*",
 } as const;
-export type IndexName = (typeof INDEX)[keyof typeof INDEX];
+type Named = (typeof INDEX)[keyof typeof INDEX];
+/** What a template is installed for: a fleet index, or an index pattern. */
+export type TemplateName = Named;
+/** A concrete index a document is written to. */
+export type IndexName = Exclude<Named, `${string}*`> | `.fleet-fileds-fromhost-meta-${string}` | `.fleet-fileds-fromhost-data-${string}`;
+
+export const uploadMetaIndex = (src: string): IndexName => `.fleet-fileds-fromhost-meta-${src}`;
+export const uploadDataIndex = (src: string): IndexName => `.fleet-fileds-fromhost-data-${src}`;
+
+/**
+ * Kibana's artifacts, only read here (no template: Elasticsearch's Fleet plugin owns this system
+ * index; where it is absent nothing was published).
+ */
+export const ARTIFACTS_INDEX = ".fleet-artifacts";
 
 const keyword = { type: "keyword" } as const;
 const date = { type: "date" } as const;
@@ -19,7 +36,7 @@ const opaque = { type: "object", enabled: false } as const;
  * unindexed. One shard each, so `_seq_no` orders every document of an index (the ingest watcher
  * depends on that, as fleet-server does).
  */
-export const TEMPLATES: Record<IndexName, Record<string, unknown>> = {
+export const TEMPLATES: Record<TemplateName, Record<string, unknown>> = {
   [INDEX.agents]: {
     active: bool,
     type: keyword,
@@ -103,4 +120,35 @@ export const TEMPLATES: Record<IndexName, Record<string, unknown>> = {
     updated_at: date,
     expire_at: date,
   },
+  // fleet-server's upload documents, mapped as Elasticsearch's own `.fleet-fileds-fromhost-*`
+  // templates map them (plus `src` and `transithash`); see `templatePriority` for who wins.
+  [INDEX.uploadMeta]: {
+    "@timestamp": date,
+    upload_start: date,
+    agent_id: keyword,
+    action_id: keyword,
+    source: keyword,
+    src: keyword,
+    upload_id: keyword,
+    namespaces: keyword,
+    file: { properties: { Status: keyword, ChunkSize: { type: "integer" }, Compression: keyword, name: keyword, mime_type: keyword, size: long } },
+    transithash: { properties: { sha256: keyword } },
+  },
+  [INDEX.uploadData]: {
+    "@timestamp": date,
+    data: { type: "binary" },
+    bid: keyword,
+    sha2: { type: "keyword", index: false },
+    last: { type: "boolean", index: false },
+  },
 };
+
+/**
+ * Elasticsearch (8.8+, with its Fleet plugin) installs its own `.fleet-fileds-*` templates at
+ * priority 200 and makes those indices data streams; ours sit below so that, where they exist, the
+ * indices are exactly what fleet-server would find. Everything we write there works on both a data
+ * stream and a plain index (`create`, and `replace` on the backing index). Elsewhere ours apply.
+ */
+export function templatePriority(name: TemplateName): number {
+  return name.startsWith(".fleet-fileds-") ? 150 : 500;
+}

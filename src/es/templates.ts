@@ -1,6 +1,6 @@
 import type { EsConfig } from "./config";
 import { esRequest } from "./client";
-import { TEMPLATES } from "./indices";
+import { TEMPLATES, templatePriority, type TemplateName } from "./indices";
 
 const installed = new Map<string, Promise<void>>();
 
@@ -31,10 +31,11 @@ async function installAll(config: EsConfig): Promise<void> {
     Object.entries(TEMPLATES).map(([index, properties]) =>
       esRequest(config, {
         method: "PUT",
-        path: `/_index_template/edge-fleet${index.replaceAll(".", "-")}`,
+        // Template names may not contain `*`: `.fleet-fileds-fromhost-meta-*` → edge-fleet-fleet-fileds-fromhost-meta.
+        path: `/_index_template/edge-fleet${index.replaceAll(".", "-").replace(/-?\*$/, "")}`,
         body: {
           index_patterns: [index],
-          priority: 500,
+          priority: templatePriority(index as TemplateName),
           template: {
             settings: { number_of_shards: 1, auto_expand_replicas: "0-1", hidden: true },
             mappings: { dynamic: false, properties },

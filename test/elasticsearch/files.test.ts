@@ -1,0 +1,271 @@
+import { createHash, randomUUID } from "node:crypto";
+import { deflateSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeCbor } from "../support/cbor";
+import { startDevServer, type DevServer } from "../support/dev-server";
+import { fleetSchemaCheck } from "../support/fleet-schema";
+import { es, eventually, searchServer } from "../support/search-server";
+
+const search = searchServer();
+const check = fleetSchemaCheck();
+const META = ".fleet-fileds-fromhost-meta-agent";
+const DATA = ".fleet-fileds-fromhost-data-agent";
+const CHUNK = 4 * 1024 * 1024;
+
+let server: DevServer;
+
+const agentHeaders = { "User-Agent": "Elastic Agent v9.6.0", "Elastic-Api-Version": "2023-06-01" };
+const sha256 = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
+
+async function admin<T = { item: Record<string, string> }>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
+
+function agentFetch(method: string, path: string, key: string, body?: string | Uint8Array, headers: Record<string, string> = {}) {
+  return fetch(`${server.url}${path}`, {
+    method,
+    headers: { ...agentHeaders, Authorization: `ApiKey ${key}`, ...(typeof body === "string" ? { "Content-Type": "application/json" } : {}), ...headers },
+    ...(body !== undefined ? { body: typeof body === "string" ? body : Buffer.from(body) } : {}),
+  });
+}
+
+interface Artifact {
+  identifier: string;
+  encoded: Uint8Array;
+  decoded_sha256: string;
+  encoded_sha256: string;
+  decoded_size: number;
+}
+
+function artifact(identifier: string, content: unknown): Artifact {
+  const decoded = Buffer.from(JSON.stringify(content));
+  const encoded = new Uint8Array(deflateSync(decoded));
+  return { identifier, encoded, decoded_sha256: sha256(decoded), encoded_sha256: sha256(encoded), decoded_size: decoded.byteLength };
+}
+
+/** The `.fleet-artifacts` document as Kibana writes it. */
+function kibanaArtifactDoc(a: Artifact) {
+  return {
+    identifier: a.identifier,
+    compression_algorithm: "zlib",
+    encryption_algorithm: "none",
+    encoded_sha256: a.encoded_sha256,
+    encoded_size: a.encoded.byteLength,
+    decoded_sha256: a.decoded_sha256,
+    decoded_size: a.decoded_size,
+    created: "2026-08-22T10:00:00.000Z",
+    package_name: "endpoint",
+    body: Buffer.from(a.encoded).toString("base64"),
+  };
+}
+
+/** A policy whose Endpoint input lists the given artifacts, as Kibana's manifest does. */
+async function policyListing(policyId: string, artifacts: Artifact[]): Promise<string> {
+  const entries = Object.fromEntries(
+    artifacts.map((a) => [
+      a.identifier,
+      {
+        encryption_algorithm: "none",
+        compression_algorithm: "zlib",
+        decoded_sha256: a.decoded_sha256,
+        decoded_size: a.decoded_size,
+        encoded_sha256: a.encoded_sha256,
+        encoded_size: a.encoded.byteLength,
+        relative_url: `/api/fleet/artifacts/${a.identifier}/${a.decoded_sha256}`,
+      },
+    ]),
+  );
+  await admin("PUT", `/api/fleet/agent_policies/${policyId}`, {
+    name: policyId,
+    policy: {
+      outputs: { default: { type: "elasticsearch", hosts: [search!.url] } },
+      inputs: [{ id: "endpoint-1", type: "endpoint", use_output: "default", artifact_manifest: { manifest_version: "1.0.1", schema_version: "v1", artifacts: entries } }],
+    },
+  });
+  return policyId;
+}
+
+async function enroll(policyId: string): Promise<{ id: string; key: string }> {
+  const token = (await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: randomUUID() })).item.api_key!;
+  const res = await agentFetch("POST", "/api/fleet/agents/enroll?", token, JSON.stringify({ type: "PERMANENT", id: "", replace_token: "", metadata: { local: {}, user_provided: {}, tags: [] } }));
+  expect(res.status).toBe(200);
+  const item = ((await res.json()) as { item: { id: string; access_api_key: string } }).item;
+  return { id: item.id, key: item.access_api_key };
+}
+
+const metaDoc = async (id: string, status?: string) => {
+  const res = await es<{ found: boolean; _source: Record<string, unknown> }>(search!, "GET", `/${META}/_doc/${encodeURIComponent(id)}`);
+  if (res.status !== 200 || !res.body.found) return undefined;
+  return status === undefined || (res.body._source.file as { Status?: string }).Status === status ? res.body._source : undefined;
+};
+
+/** A chunk read back exactly as Kibana's file client reads it: `GET …/_doc/<id>` in CBOR, `data` and `last` only. */
+async function kibanaChunk(id: string): Promise<{ data: Uint8Array; last: boolean } | undefined> {
+  const res = await fetch(`${search!.url}/${DATA}/_doc/${encodeURIComponent(id)}?_source_includes=data,last`, {
+    headers: { Authorization: search!.authorization, Accept: "application/cbor" },
+  });
+  if (res.status !== 200) return undefined;
+  const doc = decodeCbor(new Uint8Array(await res.arrayBuffer())) as { found: boolean; _source: { data: Uint8Array; last: boolean } };
+  return doc.found ? doc._source : undefined;
+}
+
+function pseudoRandom(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let x = seed;
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+function beginPayload(agentId: string, actionId: string, size: number) {
+  return {
+    action_id: actionId,
+    agent_id: agentId,
+    src: "agent",
+    file: { size, name: "elastic-agent-diagnostics-2026-08-22T15-03-01Z-00.zip", ext: "zip", mime_type: "application/zip", hash: { sha256: "", md5: "" } },
+    host: { hostname: "web-01" },
+  };
+}
+
+async function begin(agent: { id: string; key: string }, actionId: string, size: number): Promise<string> {
+  const res = await agentFetch("POST", "/api/fleet/uploads", agent.key, JSON.stringify(beginPayload(agent.id, actionId, size)));
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { upload_id: string }).upload_id;
+}
+
+describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsearch)", () => {
+  beforeAll(async () => {
+    await es(search!, "DELETE", `/.fleet-artifacts,${META},${DATA}?ignore_unavailable=true`);
+    server = await startDevServer({ ...search!.vars, ES_MIRROR_FLUSH: "100ms" });
+  });
+  afterAll(async () => server?.stop());
+
+  it("serves an artifact Kibana wrote into .fleet-artifacts to an agent whose policy lists it, and refuses others", async () => {
+    const a = artifact("endpoint-exceptionlist-linux-v1", { entries: [{ type: "simple", value: randomUUID() }] });
+    const listed = await enroll(await policyListing(`art-es-${randomUUID()}`, [a]));
+    const path = `/api/fleet/artifacts/${a.identifier}/${a.decoded_sha256}`;
+
+    // No `.fleet-artifacts` index yet: not found, not an error.
+    const missing = await agentFetch("GET", path, listed.key);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ statusCode: 404, error: "NotFound" });
+
+    // Kibana's write: the index as Elasticsearch's Fleet plugin maps it, then the document.
+    const doc = kibanaArtifactDoc(a);
+    if (check) expect(check("artifact", doc)).toEqual([]);
+    const keyword = { type: "keyword" };
+    await es(search!, "PUT", "/.fleet-artifacts", {
+      settings: { number_of_shards: 1, hidden: true },
+      mappings: {
+        dynamic: false,
+        properties: {
+          identifier: keyword, compression_algorithm: keyword, encryption_algorithm: keyword, encoded_sha256: keyword, decoded_sha256: keyword,
+          encoded_size: { type: "long" }, decoded_size: { type: "long" }, created: { type: "date" }, package_name: keyword, body: { type: "binary" },
+        },
+      },
+    });
+    const written = await es(search!, "POST", "/.fleet-artifacts/_doc?refresh=true", doc);
+    expect(written.status).toBe(201);
+
+    const res = await agentFetch("GET", path, listed.key);
+    expect(res.status).toBe(200);
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(a.encoded);
+    expect(res.headers.get("etag")).toBe(`"${a.encoded_sha256}"`);
+
+    // Another version of the same identifier is in the index too; a policy listing only that one
+    // does not get this one.
+    const other = artifact(a.identifier, { entries: ["another version"] });
+    await es(search!, "POST", "/.fleet-artifacts/_doc?refresh=true", kibanaArtifactDoc(other));
+    const outsider = await enroll(await policyListing(`art-es-${randomUUID()}`, [other]));
+    const refused = await agentFetch("GET", path, outsider.key);
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toEqual({ statusCode: 403, error: "Forbidden", message: "agent not authorized for artifact" });
+    const own = await agentFetch("GET", `/api/fleet/artifacts/${other.identifier}/${other.decoded_sha256}`, outsider.key);
+    expect(own.status).toBe(200);
+    expect(new Uint8Array(await own.arrayBuffer())).toEqual(other.encoded);
+  });
+
+  it("refuses an Elasticsearch artifact whose body does not match encoded_sha256", async () => {
+    const a = artifact("endpoint-trustlist-linux-v1", { entries: [randomUUID()] });
+    const agent = await enroll(await policyListing(`art-es-${randomUUID()}`, [a]));
+    await es(search!, "POST", "/.fleet-artifacts/_doc?refresh=true", { ...kibanaArtifactDoc(a), body: Buffer.from("tampered").toString("base64") });
+    const res = await agentFetch("GET", `/api/fleet/artifacts/${a.identifier}/${a.decoded_sha256}`, agent.key);
+    expect(res.status).toBe(500);
+  });
+
+  it("mirrors a diagnostics upload: AWAITING_UPLOAD at begin, READY with transithash at completion, chunks as Kibana reads them", async () => {
+    const agent = await enroll(await policyListing(`upl-es-${randomUUID()}`, []));
+    const actionId = randomUUID();
+    const file = pseudoRandom(CHUNK + 1000, 7);
+    const chunks = [file.subarray(0, CHUNK), file.subarray(CHUNK)];
+    const docId = `${actionId}.${agent.id}`;
+
+    const uploadId = await begin(agent, actionId, file.byteLength);
+    const awaiting = await eventually(() => metaDoc(docId, "AWAITING_UPLOAD"), "the AWAITING_UPLOAD metadata document");
+    expect(awaiting.upload_id).toBe(uploadId);
+
+    for (const [n, chunk] of chunks.entries()) {
+      const res = await agentFetch("PUT", `/api/fleet/uploads/${uploadId}/${n}`, agent.key, chunk, { "X-Chunk-SHA2": sha256(chunk) });
+      expect(res.status).toBe(200);
+    }
+    const transithash = sha256(Buffer.concat(chunks.map((c) => createHash("sha256").update(c).digest())));
+    const done = await agentFetch("POST", `/api/fleet/uploads/${uploadId}`, agent.key, JSON.stringify({ transithash: { sha256: transithash } }));
+    expect(done.status).toBe(200);
+
+    const ready = await eventually(() => metaDoc(docId, "READY"), "the READY metadata document");
+    // schema.json has no definition for upload documents: the exact fields fleet-server writes.
+    expect(ready).toEqual({
+      ...beginPayload(agent.id, actionId, file.byteLength),
+      file: { ...beginPayload(agent.id, actionId, file.byteLength).file, ChunkSize: CHUNK, Status: "READY" },
+      upload_id: uploadId,
+      upload_start: awaiting.upload_start,
+      "@timestamp": awaiting["@timestamp"],
+      namespaces: [],
+      transithash: { sha256: transithash },
+    });
+    expect(typeof ready.upload_start).toBe("number");
+
+    // What Kibana's diagnostics list does: the file of this agent and action.
+    await es(search!, "POST", `/${META}/_refresh`);
+    const listed = await es<{ hits: { hits: Array<{ _id: string; _source: { file: { Status: string; name: string } } }> } }>(search!, "POST", `/${META}/_search`, {
+      query: { bool: { filter: [{ term: { agent_id: agent.id } }, { term: { action_id: actionId } }] } },
+    });
+    expect(listed.body.hits.hits.map((h) => [h._id, h._source.file.Status])).toEqual([[docId, "READY"]]);
+
+    // What Kibana's download does: chunk `<file id>.<n>` in CBOR, until `last`.
+    const first = await kibanaChunk(`${docId}.0`);
+    const second = await kibanaChunk(`${docId}.1`);
+    expect(first?.last).toBe(false);
+    expect(second?.last).toBe(true);
+    expect(Buffer.concat([first!.data, second!.data]).equals(Buffer.from(file))).toBe(true);
+    const raw = await es<{ _source: Record<string, unknown> }>(search!, "GET", `/${DATA}/_doc/${encodeURIComponent(`${docId}.1`)}?_source_excludes=data`);
+    expect(raw.body._source).toEqual({ "@timestamp": expect.any(String), last: true, bid: docId, sha2: sha256(chunks[1]!) });
+  });
+
+  it("mirrors a failed completion as UPLOAD_ERROR and copies no chunk", async () => {
+    const agent = await enroll(await policyListing(`upl-es-${randomUUID()}`, []));
+    const actionId = randomUUID();
+    const chunk = pseudoRandom(5000, 11);
+    const docId = `${actionId}.${agent.id}`;
+    const uploadId = await begin(agent, actionId, chunk.byteLength);
+    expect((await agentFetch("PUT", `/api/fleet/uploads/${uploadId}/0`, agent.key, chunk, { "X-Chunk-SHA2": sha256(chunk) })).status).toBe(200);
+    const failed = await agentFetch("POST", `/api/fleet/uploads/${uploadId}`, agent.key, JSON.stringify({ transithash: { sha256: "0".repeat(64) } }));
+    expect(failed.status).toBe(400);
+    expect(await failed.json()).toMatchObject({ error: "ErrFailValidation" });
+
+    const errored = await eventually(() => metaDoc(docId, "UPLOAD_ERROR"), "the UPLOAD_ERROR metadata document");
+    expect(errored).toMatchObject({ upload_id: uploadId, agent_id: agent.id, action_id: actionId, src: "agent", file: { Status: "UPLOAD_ERROR", ChunkSize: CHUNK, size: chunk.byteLength } });
+    expect(errored).not.toHaveProperty("transithash");
+    expect(await kibanaChunk(`${docId}.0`)).toBeUndefined();
+  });
+});
