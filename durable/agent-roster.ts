@@ -1,4 +1,5 @@
 import type { AgentStatus, AgentSummary, StatusContext } from "../src/agents/status";
+import { agentBucket, type StageStats } from "./staged-rollout";
 
 /** Schema step the policy hub appends: one row per agent assigned to the policy. */
 export const ROSTER_SCHEMA = `
@@ -20,6 +21,9 @@ export const ROSTER_SCHEMA = `
   CREATE INDEX roster_last_checkin ON roster (last_checkin);
   CREATE INDEX roster_hostname ON roster (hostname);
   CREATE INDEX roster_revision ON roster (policy_revision_idx);`;
+
+/** Schema step: each row's stable rollout bucket (staged-rollout.ts), indexed for stage counts. */
+export const ROSTER_BUCKET_SCHEMA = `ALTER TABLE roster ADD COLUMN bucket INTEGER; CREATE INDEX roster_bucket ON roster (bucket);`;
 
 export const SORT_FIELDS = ["enrolled_at", "last_checkin", "hostname", "version", "agent_id"] as const;
 export type SortField = (typeof SORT_FIELDS)[number];
@@ -86,8 +90,8 @@ export class AgentRoster {
   upsert(agent: AgentSummary): void {
     this.#sql.exec(
       `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, last_checkin_message, hostname, version, tags,
-         policy_revision_idx, upgrading, unenrolling, unhealthy_reason)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (agent_id) DO UPDATE SET active = excluded.active, enrolled_at = excluded.enrolled_at,
          last_checkin = CASE WHEN last_checkin IS NULL OR excluded.last_checkin > last_checkin THEN excluded.last_checkin ELSE last_checkin END,
          last_checkin_status = excluded.last_checkin_status, last_checkin_message = excluded.last_checkin_message,
@@ -106,7 +110,30 @@ export class AgentRoster {
       agent.upgrading ? 1 : 0,
       agent.unenrolling ? 1 : 0,
       agent.unhealthy_reason ? JSON.stringify(agent.unhealthy_reason) : null,
+      agentBucket(agent.agent_id),
     );
+  }
+
+  /**
+   * A rollout stage's agents (active, bucket below `threshold`): how many run `target` or later, and
+   * how many report error or degraded since the stage started.
+   */
+  stageStats(threshold: number, target: number, since: string): StageStats {
+    // Rows written before buckets existed get theirs now (a one-off for old rosters).
+    const unbucketed = this.#sql.exec<{ agent_id: string }>("SELECT agent_id FROM roster WHERE bucket IS NULL").toArray();
+    for (const row of unbucketed) this.#sql.exec("UPDATE roster SET bucket = ? WHERE agent_id = ?", agentBucket(row.agent_id), row.agent_id);
+    return this.#sql
+      .exec<{ members: number; acked: number | null; failed: number | null }>(
+        `SELECT COUNT(*) AS members,
+           SUM(policy_revision_idx >= ?) AS acked,
+           SUM(lower(last_checkin_status) IN ('error', 'failed', 'degraded') AND last_checkin >= ?) AS failed
+         FROM roster WHERE active = 1 AND bucket < ?`,
+        target,
+        since,
+        threshold,
+      )
+      .toArray()
+      .map((row) => ({ members: row.members, acked: row.acked ?? 0, failed: row.failed ?? 0 }))[0]!;
   }
 
   remove(agentId: string): void {

@@ -10,7 +10,8 @@ import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentStatus, AgentSummary } from "../src/agents/status";
 import type { RevisionClaim } from "./agent";
-import { AgentRoster, ROSTER_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
+import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
+import { agentBucket, decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState } from "./staged-rollout";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { SocketChannel, agentTag } from "./socket-channel";
 import { TokenBucket } from "../src/limits/token-bucket";
@@ -25,7 +26,11 @@ const SCHEMA = [
   OUTBOX_SCHEMA,
   ROSTER_SCHEMA,
   `ALTER TABLE revisions ADD COLUMN created_by TEXT; ALTER TABLE revisions ADD COLUMN changed_paths INTEGER;`,
+  `${ROSTER_BUCKET_SCHEMA} CREATE TABLE rollout (k INTEGER PRIMARY KEY CHECK (k = 1), body TEXT NOT NULL);`,
 ];
+
+/** How often a running staged rollout is evaluated. */
+const ROLLOUT_EVALUATION_MS = 10_000;
 
 /** Parked check-ins expire in batches on this grid, so the hub runs one timer, not one per agent. */
 const DEADLINE_GRID_MS = 250;
@@ -75,6 +80,9 @@ interface Waiter {
 export class PolicyHub extends DurableObject<Env> {
   #latest: PolicyRevision | null = null;
   #latestHash: string | null = null;
+  /** A staged rollout, and the revision agents outside its current stage keep. */
+  #rollout: RolloutState | null = null;
+  #previous: PolicyRevision | null = null;
   #waiters = new Map<string, Waiter>();
   #buckets = new Map<number, Set<Waiter>>();
   #timer: ReturnType<typeof setTimeout> | null = null;
@@ -97,7 +105,7 @@ export class PolicyHub extends DurableObject<Env> {
     this.#sockets = new SocketChannel({
       ctx,
       env,
-      latest: () => this.#latest,
+      targetFor: (agentId) => this.#targetFor(agentId),
       rosterUpsert: (summary) => this.#roster.upsert(summary),
       markSeen: (agentId) => this.#markSeen(agentId),
     });
@@ -116,14 +124,20 @@ export class PolicyHub extends DurableObject<Env> {
         .toArray()[0];
       this.#latest = row ? (JSON.parse(row.body) as PolicyRevision) : null;
       this.#latestHash = row?.content_hash ?? null;
+      const rollout = ctx.storage.sql.exec<{ body: string }>("SELECT body FROM rollout WHERE k = 1").toArray()[0];
+      this.#rollout = rollout ? (JSON.parse(rollout.body) as RolloutState) : null;
+      if (isSplitting(this.#rollout)) this.#previous = this.#revisionRow(this.#rollout.previous);
     });
   }
 
   /** Stores a new revision when the content differs from the latest; otherwise returns the latest. */
-  async put(input: PolicyPut): Promise<{ revision: PolicyRevision; changed: boolean }> {
+  async put(input: PolicyPut): Promise<{ revision: PolicyRevision; changed: boolean } | Failure> {
     const hash = await contentHash(input);
     const latest = this.#latest;
     if (latest && hash === this.#latestHash) return { revision: latest, changed: false };
+    if (isSplitting(this.#rollout)) {
+      return { error: "Conflict", detail: `a staged rollout of revision ${this.#rollout.target} is in progress: promote, wait for it, or abort it first` };
+    }
     const revision: PolicyRevision = {
       policy_id: input.policyId,
       revision: (latest?.revision ?? 0) + 1,
@@ -176,15 +190,160 @@ export class PolicyHub extends DurableObject<Env> {
     if (mirror) this.#outbox.add({ index: INDEX.policies, id: policyDocumentId(revision), op: "index", body: policyDocument(revision) });
     this.#latest = revision;
     this.#latestHash = hash;
-    const woken = this.#wakeBehind(revision);
+    const woken = this.#deliverTargets();
     console.log(JSON.stringify({ event: "policy.revision", policy_id: revision.policy_id, revision: revision.revision, woken }));
-    // Sockets are pushed to in the background: publishing never waits for a fan-out.
+  }
+
+  /**
+   * Wakes every parked check-in, and pushes to every socket, whose agent is behind the revision it
+   * should run (the latest, or during a staged rollout the previous one outside the stage). Sockets
+   * are pushed to in the background: publishing never waits for a fan-out.
+   */
+  #deliverTargets(): number {
+    let woken = 0;
+    for (const waiter of [...this.#waiters.values()]) {
+      const target = this.#targetFor(waiter.agentId);
+      if (target && waiter.revision < target.revision && this.#release(waiter.agentId, { kind: "policy", revision: target })) woken++;
+    }
+    const policyId = this.#latest?.policy_id;
     this.ctx.waitUntil(
-      this.#sockets.pushRevision(revision).then(
-        (pushed) => console.log(JSON.stringify({ event: "policy.pushed", policy_id: revision.policy_id, revision: revision.revision, sockets: pushed })),
+      this.#sockets.pushBehind().then(
+        (pushed) => console.log(JSON.stringify({ event: "policy.pushed", policy_id: policyId, sockets: pushed })),
         (err: unknown) => console.error(JSON.stringify({ event: "policy.push_failed", error: (err as Error).message })),
       ),
     );
+    return woken;
+  }
+
+  /** The revision this agent should run: the latest, unless a staged rollout has not reached it yet. */
+  #targetFor(agentId: string): PolicyRevision | null {
+    const rollout = this.#rollout;
+    if (isSplitting(rollout) && this.#previous && agentBucket(agentId) >= stageThreshold(rollout)) return this.#previous;
+    return this.#latest;
+  }
+
+  #revisionRow(revision: number): PolicyRevision | null {
+    const row = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM revisions WHERE revision = ?", revision).toArray()[0];
+    return row ? (JSON.parse(row.body) as PolicyRevision) : null;
+  }
+
+  #saveRollout(rollout: RolloutState): void {
+    this.ctx.storage.sql.exec("INSERT INTO rollout (k, body) VALUES (1, ?) ON CONFLICT (k) DO UPDATE SET body = excluded.body", JSON.stringify(rollout));
+    this.#rollout = rollout;
+    if (!isSplitting(rollout)) this.#previous = null;
+  }
+
+  /**
+   * Publishes a new revision to the first stage only. Later stages follow as the evaluation
+   * (every 10 s, or an admin's `promote`) finds each stage acked and healthy.
+   */
+  async startRollout(input: PolicyPut & { stages: number[]; criteria: RolloutCriteria }): Promise<RolloutState | Failure> {
+    const latest = this.#latest;
+    if (!latest) return { error: "NotFound", detail: `agent policy ${input.policyId} has no revision to roll out from` };
+    if (isSplitting(this.#rollout)) return { error: "Conflict", detail: `a staged rollout of revision ${this.#rollout.target} is already in progress` };
+    const hash = await contentHash(input);
+    if (hash === this.#latestHash) return { error: "Conflict", detail: "the content equals the latest revision: nothing to roll out" };
+    const now = new Date().toISOString();
+    const revision: PolicyRevision = {
+      policy_id: input.policyId,
+      revision: latest.revision + 1,
+      name: input.name,
+      namespace: input.namespace,
+      ...(input.description !== undefined ? { description: input.description } : {}),
+      created_at: now,
+      policy: input.policy,
+    };
+    this.#previous = latest;
+    this.#saveRollout({
+      target: revision.revision,
+      previous: latest.revision,
+      stages: input.stages,
+      stage: 0,
+      status: "running",
+      criteria: input.criteria,
+      created_at: now,
+      created_by: input.createdBy,
+      stage_started_at: now,
+      history: [],
+    });
+    await this.#store(revision, hash, true, input.createdBy);
+    await this.#alarmNoLaterThan(Date.now() + ROLLOUT_EVALUATION_MS);
+    return this.#rollout!;
+  }
+
+  async stagedRollout(): Promise<(RolloutState & { current: { percent: number; members: number; acked: number; failed: number } }) | null> {
+    const rollout = this.#rollout;
+    if (!rollout) return null;
+    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...this.#stageStats(rollout) } };
+  }
+
+  /** pause, resume, promote (skip the wait), or abort (everyone back to the previous content, as a new revision). */
+  async rolloutCommand(command: "pause" | "resume" | "promote" | "abort", by: string): Promise<RolloutState | Failure> {
+    const rollout = this.#rollout;
+    if (!isSplitting(rollout)) return { error: "Conflict", detail: "no staged rollout is in progress" };
+    switch (command) {
+      case "pause":
+        this.#saveRollout({ ...rollout, status: "paused", reason: `paused by ${by}` });
+        break;
+      case "resume":
+        this.#saveRollout({ ...rollout, status: "running", stage_started_at: new Date().toISOString(), reason: `resumed by ${by}` });
+        await this.#alarmNoLaterThan(Date.now());
+        break;
+      case "promote":
+        this.#advance(rollout, `promoted by ${by}`);
+        break;
+      case "abort": {
+        const previous = this.#previous ?? this.#revisionRow(rollout.previous);
+        this.#saveRollout({ ...rollout, status: "aborted", reason: `aborted by ${by}` });
+        if (previous) {
+          const revision: PolicyRevision = { ...previous, revision: this.#latest!.revision + 1, created_at: new Date().toISOString() };
+          await this.#store(revision, await contentHash(revision), true, by);
+        }
+        break;
+      }
+    }
+    return this.#rollout!;
+  }
+
+  /** One evaluation of a running rollout: promote, complete, hold, or wait. */
+  async evaluateRollout(): Promise<RolloutState | null> {
+    const rollout = this.#rollout;
+    if (!rollout || rollout.status !== "running") return rollout;
+    const decision = decide(rollout, this.#stageStats(rollout), Date.now());
+    if (decision.action === "promote" || decision.action === "complete") this.#advance(rollout, "criteria met");
+    if (decision.action === "hold") {
+      this.#saveRollout({ ...rollout, status: "held", reason: decision.reason });
+      console.warn(JSON.stringify({ event: "rollout.held", policy_id: this.#latest?.policy_id, reason: decision.reason }));
+    }
+    return this.#rollout;
+  }
+
+  #stageStats(rollout: RolloutState) {
+    this.#flushSeen();
+    return this.#roster.stageStats(stageThreshold(rollout), rollout.target, rollout.stage_started_at);
+  }
+
+  /** Closes the current stage and opens the next (or completes), delivering to the agents it adds. */
+  #advance(rollout: RolloutState, outcome: string): void {
+    const now = new Date().toISOString();
+    const stats = this.#stageStats(rollout);
+    const history = [
+      ...rollout.history,
+      { stage: rollout.stage, percent: rollout.stages[rollout.stage] ?? 100, started_at: rollout.stage_started_at, ended_at: now, ...stats, outcome },
+    ];
+    const last = rollout.stage >= rollout.stages.length - 1;
+    this.#saveRollout(
+      last
+        ? { ...rollout, status: "completed", history, reason: outcome }
+        : { ...rollout, stage: rollout.stage + 1, status: "running", stage_started_at: now, history, reason: outcome },
+    );
+    console.log(JSON.stringify({ event: last ? "rollout.completed" : "rollout.promoted", policy_id: this.#latest?.policy_id, stage: this.#rollout!.stage }));
+    this.#deliverTargets();
+  }
+
+  async #alarmNoLaterThan(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   /**
@@ -195,6 +354,8 @@ export class PolicyHub extends DurableObject<Env> {
   async ingestRevision(input: { policyId: string; revision: number; createdAt: string; policy: PolicyContent }): Promise<PolicyRevision | null> {
     const latest = this.#latest;
     if (latest && input.revision <= latest.revision) return null;
+    // A revision made in Kibana replaces whatever this server was rolling out.
+    if (isSplitting(this.#rollout)) this.#saveRollout({ ...this.#rollout, status: "superseded", reason: `Kibana published revision ${input.revision}` });
     const revision: PolicyRevision = {
       policy_id: input.policyId,
       revision: input.revision,
@@ -224,9 +385,9 @@ export class PolicyHub extends DurableObject<Env> {
     }
     const admitted = this.#admission.take();
     if (!admitted.ok) return { kind: "busy", error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
-    const latest = this.#latest;
-    const revision = effectiveRevision(request.claim, latest?.policy_id ?? "", latest?.revision ?? null);
-    if (latest && latest.revision > revision) return { kind: "policy", revision: latest };
+    const target = this.#targetFor(request.agentId);
+    const revision = effectiveRevision(request.claim, target?.policy_id ?? "", target?.revision ?? null);
+    if (target && target.revision > revision) return { kind: "policy", revision: target };
     const notified = this.#notified.get(request.agentId);
     if (notified && notified.seq > request.actionSeq) return { kind: "actions" };
 
@@ -279,9 +440,13 @@ export class PolicyHub extends DurableObject<Env> {
     await this.#sockets.closed(ws);
   }
 
-  /** Delivers the Elasticsearch outbox. */
+  /** Delivers the Elasticsearch outbox and evaluates a running staged rollout. */
   override async alarm(): Promise<void> {
     await this.#outbox.drain();
+    if (this.#rollout?.status === "running") {
+      await this.evaluateRollout();
+      if (this.#rollout?.status === "running") await this.#alarmNoLaterThan(Date.now() + ROLLOUT_EVALUATION_MS);
+    }
   }
 
   /** Adds or refreshes an agent's roster row (enrollment, acks, admin changes). */
@@ -346,14 +511,6 @@ export class PolicyHub extends DurableObject<Env> {
   /** Number of check-ins parked here (for tests and the admin overview). */
   async parkedCount(): Promise<number> {
     return this.#waiters.size;
-  }
-
-  #wakeBehind(revision: PolicyRevision): number {
-    let woken = 0;
-    for (const waiter of [...this.#waiters.values()]) {
-      if (waiter.revision < revision.revision && this.#release(waiter.agentId, { kind: "policy", revision })) woken++;
-    }
-    return woken;
   }
 
   #release(agentId: string, result: ParkResult): boolean {

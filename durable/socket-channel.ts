@@ -27,7 +27,8 @@ export interface SocketAttachment {
 export interface ChannelHost {
   ctx: DurableObjectState;
   env: Env;
-  latest(): PolicyRevision | null;
+  /** The revision an agent should run (a staged rollout may hold it back). */
+  targetFor(agentId: string): PolicyRevision | null;
   rosterUpsert(summary: AgentSummary): void;
   markSeen(agentId: string): void;
 }
@@ -90,15 +91,16 @@ export class SocketChannel {
     if (attachment) await agentObject(this.#host.env, attachment.agentId).detachSocket(attachment.connection);
   }
 
-  /** Sends the new revision to every socket behind it. */
-  async pushRevision(revision: PolicyRevision): Promise<number> {
-    const behind = this.#host.ctx.getWebSockets().filter((ws) => {
+  /** Sends every socket whose agent is behind its target revision that revision. */
+  async pushBehind(): Promise<number> {
+    const behind = this.#host.ctx.getWebSockets().flatMap((ws) => {
       const attachment = ws.deserializeAttachment() as SocketAttachment | null;
-      return attachment !== null && attachment.revision < revision.revision;
+      const target = attachment ? this.#host.targetFor(attachment.agentId) : null;
+      return attachment && target && attachment.revision < target.revision ? [{ ws, target }] : [];
     });
     for (let i = 0; i < behind.length; i += PUSH_CONCURRENCY) {
       await Promise.all(
-        behind.slice(i, i + PUSH_CONCURRENCY).map(async (ws) => {
+        behind.slice(i, i + PUSH_CONCURRENCY).map(async ({ ws, target: revision }) => {
           const attachment = ws.deserializeAttachment() as SocketAttachment;
           const action = await this.#policyChange(attachment.agentId, revision);
           ws.serializeAttachment({ ...attachment, revision: revision.revision });
@@ -141,7 +143,7 @@ export class SocketChannel {
     if (isFailure(outcome)) return this.#refuse(ws, id, outcome);
     if (outcome.summary) this.#host.rosterUpsert(outcome.summary);
 
-    const latest = this.#host.latest();
+    const latest = this.#host.targetFor(attachment.agentId);
     const revision = effectiveRevision(outcome.claim, latest?.policy_id ?? "", latest?.revision ?? null);
     let actions: DeliveredAction[] = outcome.actions;
     let ackToken = outcome.ackToken;

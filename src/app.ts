@@ -13,6 +13,7 @@ import { agents } from "./routes/admin/agents";
 import { enrollmentKeys } from "./routes/admin/enrollment-keys";
 import { adminFiles } from "./routes/admin/files";
 import { policies } from "./routes/admin/policies";
+import { rollouts } from "./routes/admin/rollouts";
 import { artifacts } from "./routes/artifacts";
 import { auditUnenroll } from "./routes/audit-unenroll";
 import { checkin } from "./routes/checkin";
@@ -31,7 +32,7 @@ const AGENT_ROUTES = [status, enroll, checkin, acks, auditUnenroll, socket, arti
  * Routes for admins, behind the admin token or an admin API key. `actionStatus` comes before
  * `agents` so `/agents/action_status` is not read as an agent id.
  */
-const ADMIN_ROUTES = [actionStatus, agents, agentOperations, policies, enrollmentKeys, adminKeys, adminFiles];
+const ADMIN_ROUTES = [actionStatus, agents, agentOperations, policies, rollouts, enrollmentKeys, adminKeys, adminFiles];
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();

@@ -209,3 +209,50 @@ export const AdminKeyCreate = z.object({ name: z.string().min(1).max(256) });
 export const AdminKeyItem = z.object({ id: z.string(), name: z.string(), created_at: z.string(), revoked_at: z.string().optional(), api_key: z.string().optional() });
 export const AdminKeyResponse = z.object({ item: AdminKeyItem });
 export const AdminKeyList = z.object({ items: z.array(AdminKeyItem) });
+
+// ---- Staged rollouts ---------------------------------------------------------------------------------
+
+export const RolloutStart = z.object({
+  name: z.string().min(1).max(256).optional(),
+  namespace: z.string().optional(),
+  description: z.string().max(4096).optional(),
+  policy: z.record(z.string(), z.json()),
+  /** Cumulative percentages, ascending, ending at 100: e.g. [1, 10, 100]. */
+  stages: z
+    .array(z.number().gt(0).max(100))
+    .min(1)
+    .max(10)
+    .refine((stages) => stages.every((p, i) => i === 0 || p > stages[i - 1]!), { message: "must be ascending" })
+    .refine((stages) => stages[stages.length - 1] === 100, { message: "the last stage must be 100" }),
+  min_acked_percent: z.number().min(0).max(100).default(90),
+  max_failed_percent: z.number().min(0).max(100).default(5),
+  window_seconds: z.number().int().min(10).max(7 * 86_400).default(3600),
+});
+
+export const RolloutView = z.object({
+  item: z.object({
+    target: z.number().int(),
+    previous: z.number().int(),
+    stages: z.array(z.number()),
+    stage: z.number().int(),
+    status: z.enum(["running", "paused", "held", "completed", "aborted", "superseded"]),
+    criteria: z.object({ min_acked_percent: z.number(), max_failed_percent: z.number(), window_seconds: z.number() }),
+    created_at: z.string(),
+    created_by: z.string(),
+    stage_started_at: z.string(),
+    reason: z.string().optional(),
+    current: z.object({ percent: z.number(), members: z.number().int(), acked: z.number().int(), failed: z.number().int() }).optional(),
+    history: z.array(
+      z.object({
+        stage: z.number().int(),
+        percent: z.number(),
+        started_at: z.string(),
+        ended_at: z.string(),
+        members: z.number().int(),
+        acked: z.number().int(),
+        failed: z.number().int(),
+        outcome: z.string(),
+      }),
+    ),
+  }),
+});

@@ -81,14 +81,14 @@ export const policies = new Hono<AppEnv>()
   });
 
 async function publish(c: Context<AppEnv>, policyId: string, body: z.infer<typeof PolicyPutRequest>) {
-  const { revision, changed } = await policyHub(c.env, policyId).put({
+  const { revision, changed } = orThrow(await policyHub(c.env, policyId).put({
     policyId,
     createdBy: c.get("admin"),
     name: body.name,
     namespace: body.namespace,
     ...(body.description !== undefined ? { description: body.description } : {}),
     policy: body.policy,
-  });
+  }));
   await register(c, revision);
   return { item: policyItem(revision), changed };
 }

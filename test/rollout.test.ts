@@ -1,0 +1,114 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { agentBucket } from "../durable/staged-rollout";
+import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, json, policyBody, putPolicy, type Enrolled } from "./helpers";
+
+interface CheckinBody {
+  actions?: Array<{ id: string; type: string; data: { policy?: Record<string, unknown> } }>;
+}
+
+const hub = (policyId: string) => env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as { evaluateRollout(): Promise<unknown> };
+
+/** Agents with chosen ids, so stage membership (a hash of the id) is known in advance; all on revision 1. */
+async function fleetOnRevision1(policyId: string, count: number): Promise<Enrolled[]> {
+  await putPolicy(policyId);
+  const key = await createEnrollmentKey(policyId);
+  const agents: Enrolled[] = [];
+  for (let i = 0; i < count; i++) {
+    const res = await agentRequest("POST", "/api/fleet/agents/enroll", { key: key.api_key, body: enrollBody({ id: `${policyId}-agent-${i}` }) });
+    const { item } = await json<{ item: { id: string; access_api_key: string } }>(res);
+    const agent = { id: item.id, key: item.access_api_key, policyId };
+    const first = await json<CheckinBody>(await checkinRequest(agent));
+    await ackRequest(agent, [ackEvent(agent, first.actions![0]!.id, "POLICY_CHANGE")]);
+    agents.push(agent);
+  }
+  return agents;
+}
+
+const startRollout = (policyId: string, extra: Record<string, unknown> = {}) =>
+  adminRequest("POST", `/api/fleet/agent_policies/${policyId}/rollouts`, {
+    policy: { ...policyBody().policy, agent: { logging: { level: "debug" } } },
+    stages: [30, 100],
+    min_acked_percent: 100,
+    max_failed_percent: 20,
+    window_seconds: 600,
+    ...extra,
+  });
+
+const checkinOn = (agent: Enrolled, revision: number, extra: Record<string, unknown> = {}) =>
+  checkinRequest(agent, { agent_policy_id: agent.policyId, policy_revision_idx: revision, ...extra });
+
+describe("staged rollouts", () => {
+  it("delivers the new revision stage by stage and promotes when the stage acked", async () => {
+    const agents = await fleetOnRevision1("stage-p", 12);
+    const inFirst = agents.filter((a) => agentBucket(a.id) < 3000);
+    const outside = agents.filter((a) => agentBucket(a.id) >= 3000);
+    expect(inFirst.length).toBeGreaterThan(0);
+    expect(outside.length).toBeGreaterThan(0);
+
+    const started = await startRollout("stage-p");
+    expect(started.status).toBe(200);
+    expect((await json<{ item: Record<string, unknown> }>(started)).item).toMatchObject({ target: 2, previous: 1, stage: 0, status: "running", stages: [30, 100] });
+
+    // Agents outside the stage keep revision 1: their check-ins park (and are woken later).
+    const parked = outside.map((agent) => checkinOn(agent, 1, { poll_timeout: "10m" }));
+    for (const agent of inFirst) {
+      const body = await json<CheckinBody>(await checkinOn(agent, 1));
+      expect(body.actions?.[0]).toMatchObject({ id: "policy:stage-p:2", type: "POLICY_CHANGE" });
+      await ackRequest(agent, [ackEvent(agent, "policy:stage-p:2", "POLICY_CHANGE")]);
+    }
+    const progress = await json<{ item: { current: Record<string, number> } }>(await adminRequest("GET", "/api/fleet/agent_policies/stage-p/rollouts/current"));
+    expect(progress.item.current).toEqual({ percent: 30, members: inFirst.length, acked: inFirst.length, failed: 0 });
+
+    await hub("stage-p").evaluateRollout();
+    const woken = await Promise.all(parked.map(async (p) => json<CheckinBody>(await p)));
+    for (const body of woken) expect(body.actions?.[0]).toMatchObject({ id: "policy:stage-p:2", type: "POLICY_CHANGE" });
+    const promoted = await json<{ item: Record<string, unknown> }>(await adminRequest("GET", "/api/fleet/agent_policies/stage-p/rollouts/current"));
+    expect(promoted.item).toMatchObject({ stage: 1, status: "running", history: [{ stage: 0, percent: 30, members: inFirst.length, acked: inFirst.length, outcome: "criteria met" }] });
+
+    for (const agent of outside) await ackRequest(agent, [ackEvent(agent, "policy:stage-p:2", "POLICY_CHANGE")]);
+    await hub("stage-p").evaluateRollout();
+    expect((await json<{ item: Record<string, unknown> }>(await adminRequest("GET", "/api/fleet/agent_policies/stage-p/rollouts/current"))).item).toMatchObject({ status: "completed" });
+  });
+
+  it("holds when too many agents of the stage fail, and refuses plain publishing meanwhile", async () => {
+    const agents = await fleetOnRevision1("hold-p", 12);
+    const inFirst = agents.filter((a) => agentBucket(a.id) < 3000);
+    await startRollout("hold-p");
+    for (const agent of inFirst) await checkinOn(agent, 1, { status: "error", message: "Invalid policy: unknown input type" });
+    await hub("hold-p").evaluateRollout();
+    const held = await json<{ item: { status: string; reason: string } }>(await adminRequest("GET", "/api/fleet/agent_policies/hold-p/rollouts/current"));
+    expect(held.item.status).toBe("held");
+    expect(held.item.reason).toContain(`${inFirst.length} of ${inFirst.length} agents in stage 1 report error or degraded`);
+
+    const put = await adminRequest("PUT", "/api/fleet/agent_policies/hold-p", policyBody({ agent: { logging: { level: "error" } } }));
+    expect(put.status).toBe(409);
+    // Agents outside the stage still get nothing new.
+    const outside = agents.find((a) => agentBucket(a.id) >= 3000)!;
+    expect((await json<CheckinBody>(await checkinOn(outside, 1))).actions).toBeUndefined();
+  });
+
+  it("aborts: every agent goes back to the previous content as a new revision", async () => {
+    const agents = await fleetOnRevision1("abort-p", 8);
+    await startRollout("abort-p", { stages: [100] });
+    const member = agents[0]!;
+    const got = await json<CheckinBody>(await checkinOn(member, 1));
+    expect(got.actions?.[0]?.id).toBe("policy:abort-p:2");
+
+    const aborted = await adminRequest("POST", "/api/fleet/agent_policies/abort-p/rollouts/current/abort");
+    expect((await json<{ item: Record<string, unknown> }>(aborted)).item).toMatchObject({ status: "aborted" });
+    const back = await json<CheckinBody>(await checkinOn(member, 2));
+    expect(back.actions?.[0]).toMatchObject({ id: "policy:abort-p:3" });
+    expect(back.actions?.[0]?.data.policy?.agent).toEqual(policyBody().policy.agent);
+    const full = await json<{ item: Record<string, unknown> }>(await adminRequest("GET", "/api/fleet/agent_policies/abort-p/full"));
+    expect(full.item).toMatchObject({ revision: 3, agent: policyBody().policy.agent });
+    expect((await adminRequest("POST", "/api/fleet/agent_policies/abort-p/rollouts/current/promote")).status).toBe(409);
+  });
+
+  it("validates stages", async () => {
+    await putPolicy("stages-p");
+    const res = await startRollout("stages-p", { stages: [10, 5, 100] });
+    expect(res.status).toBe(400);
+    expect((await json(res)).message).toBe("stages: must be ascending");
+  });
+});
