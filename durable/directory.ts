@@ -8,6 +8,7 @@ import { enrollmentKeyDocument } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
+import { enrollAdmission } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
 import { migrateSchema } from "./sql-schema";
 
@@ -90,7 +91,7 @@ export class Directory extends DurableObject<Env> {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => mirrorMonitorFor(env, "directory").report("directory", backlog),
     });
-    const { enroll } = fleetConfig(env).tier;
+    const enroll = enrollAdmission(fleetConfig(env).tier);
     this.#enrollments = new TokenBucket(enroll.ratePerSec, enroll.burst);
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }

@@ -1,7 +1,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Directory } from "../durable/directory";
-import { TIERS, tierFor } from "../src/limits/tiers";
+import { TIERS, enrollAdmission, tierFor } from "../src/limits/tiers";
 import { TokenBucket, retryAfterSeconds } from "../src/limits/token-bucket";
 import { ackRequest, agentRequest, createEnrollmentKey, enrollBody, enrolledAgent, json, putPolicy } from "./helpers";
 
@@ -29,6 +29,7 @@ describe("tiers", () => {
     expect(tierFor(10_000).checkin).toEqual({ ratePerSec: 1000, burst: 2000, max: 10_000 });
     expect(tierFor(10_001).maxAgents).toBe(20_000);
     expect(tierFor(1_000_000)).toBe(TIERS[TIERS.length - 1]);
+    expect(enrollAdmission(tierFor(10_000))).toEqual({ ratePerSec: 500, burst: 1000 });
   });
 });
 
@@ -50,19 +51,19 @@ describe("admission control", () => {
     expect(await refused!.json()).toEqual({ statusCode: 429, error: "RateLimit", message: "exceeded the rate limit" });
   });
 
-  it("admits enrollments at the tier's rate: a storm beyond the burst is refused before anything is created", async () => {
+  it("admits enrollments at the Directory's rate: a storm beyond the burst is refused", async () => {
     await putPolicy("limits-enroll");
     const key = await createEnrollmentKey("limits-enroll");
     const [id, secret] = atob(key.api_key).split(":") as [string, string];
-    // Straight at the Directory, faster than HTTP could deliver them: tier 10000 allows a burst of 100.
+    // Straight at the Directory, faster than HTTP could deliver them: a burst of 1,000 (the Directory's floor).
     const stub = env.DIRECTORY.get(env.DIRECTORY.idFromName("fleet")) as unknown as DurableObjectStub<Directory>;
     const outcomes = await runInDurableObject(stub, async (directory: Directory) => {
       const results = [];
-      for (let i = 0; i < 150; i++) results.push(await directory.resolveEnrollmentKey({ id, secret }, true));
+      for (let i = 0; i < 1100; i++) results.push(await directory.resolveEnrollmentKey({ id, secret }, true));
       return results;
     });
     const limited = outcomes.filter((o) => "error" in o && o.error === "RateLimit");
-    expect(outcomes.length - limited.length).toBeGreaterThanOrEqual(100);
+    expect(outcomes.length - limited.length).toBeGreaterThanOrEqual(1000);
     expect(limited.length).toBeGreaterThan(0);
     expect(limited[0]).toMatchObject({ error: "RateLimit", retryAfterMs: expect.any(Number) });
 

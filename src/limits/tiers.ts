@@ -38,5 +38,20 @@ export function tierFor(agents: number): Tier {
   return TIERS.find((tier) => agents <= tier.maxAgents) ?? TIERS[TIERS.length - 1]!;
 }
 
+/**
+ * Enrollment at the Directory: fleet-server's enroll tiers (10–200/s) pace Elasticsearch API-key
+ * creation, which enrolling here does not do (an access key is a random secret and one SQLite row).
+ * What needs protecting is the Directory object itself, which every enrollment passes, so its limit
+ * is the larger of the tier and this floor, kept below the object's measured capacity.
+ */
+export const DIRECTORY_ENROLL_FLOOR: Pick<RouteLimit, "ratePerSec" | "burst"> = { ratePerSec: 500, burst: 1000 };
+
+export function enrollAdmission(tier: Tier): Pick<RouteLimit, "ratePerSec" | "burst"> {
+  return {
+    ratePerSec: Math.max(tier.enroll.ratePerSec, DIRECTORY_ENROLL_FLOOR.ratePerSec),
+    burst: Math.max(tier.enroll.burst, DIRECTORY_ENROLL_FLOOR.burst),
+  };
+}
+
 /** Requests one agent may make per 10 s before it is told to back off (a healthy agent makes a few). */
 export const PER_AGENT_REQUESTS_PER_10S = 30;
