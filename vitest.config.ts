@@ -39,6 +39,8 @@ export default defineConfig({
           environment: "node",
           testTimeout: 240_000,
           hookTimeout: 120_000,
+          // The outage test stops the shared search server: no other file may run meanwhile.
+          fileParallelism: false,
         },
       },
     ],

@@ -25,6 +25,9 @@ export const ROSTER_SCHEMA = `
 /** Schema step: each row's stable rollout bucket (staged-rollout.ts), indexed for stage counts. */
 export const ROSTER_BUCKET_SCHEMA = `ALTER TABLE roster ADD COLUMN bucket INTEGER; CREATE INDEX roster_bucket ON roster (bucket);`;
 
+/** Schema step: summaries arrive by two paths (directly, and batched through shards); keep the newest. */
+export const ROSTER_VERSION_SCHEMA = `ALTER TABLE roster ADD COLUMN summary_version INTEGER NOT NULL DEFAULT 0;`;
+
 export const SORT_FIELDS = ["enrolled_at", "last_checkin", "hostname", "version", "agent_id"] as const;
 export type SortField = (typeof SORT_FIELDS)[number];
 
@@ -58,6 +61,7 @@ interface RosterRow extends Record<string, SqlStorageValue> {
   upgrading: number;
   unenrolling: number;
   unhealthy_reason: string | null;
+  summary_version: number;
   status: string;
 }
 
@@ -90,13 +94,15 @@ export class AgentRoster {
   upsert(agent: AgentSummary): void {
     this.#sql.exec(
       `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, last_checkin_message, hostname, version, tags,
-         policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket, summary_version)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (agent_id) DO UPDATE SET active = excluded.active, enrolled_at = excluded.enrolled_at,
          last_checkin = CASE WHEN last_checkin IS NULL OR excluded.last_checkin > last_checkin THEN excluded.last_checkin ELSE last_checkin END,
          last_checkin_status = excluded.last_checkin_status, last_checkin_message = excluded.last_checkin_message,
          hostname = excluded.hostname, version = excluded.version, tags = excluded.tags, policy_revision_idx = excluded.policy_revision_idx,
-         upgrading = excluded.upgrading, unenrolling = excluded.unenrolling, unhealthy_reason = excluded.unhealthy_reason`,
+         upgrading = excluded.upgrading, unenrolling = excluded.unenrolling, unhealthy_reason = excluded.unhealthy_reason,
+         summary_version = excluded.summary_version
+       WHERE excluded.summary_version >= roster.summary_version`,
       agent.agent_id,
       agent.active ? 1 : 0,
       agent.enrolled_at,
@@ -111,6 +117,7 @@ export class AgentRoster {
       agent.unenrolling ? 1 : 0,
       agent.unhealthy_reason ? JSON.stringify(agent.unhealthy_reason) : null,
       agentBucket(agent.agent_id),
+      agent.summary_version,
     );
   }
 
@@ -249,5 +256,6 @@ function toListed(row: RosterRow, policyId: string): ListedAgent {
     upgrading: row.upgrading === 1,
     unenrolling: row.unenrolling === 1,
     unhealthy_reason: row.unhealthy_reason ? (JSON.parse(row.unhealthy_reason) as string[]) : null,
+    summary_version: row.summary_version,
   };
 }

@@ -142,6 +142,8 @@ export class Agent extends DurableObject<Env> {
   #doc: AgentDoc | null = null;
   #keyHash: string | null = null;
   readonly #outbox: EsOutbox;
+  /** Orders this agent's summaries (time-based floor, so it keeps rising across restarts). */
+  #summaryVersion = 0;
   /** The roster row last handed to the policy hub (kept in memory; a lost copy only causes a re-push). */
   #pushed: string | null = null;
   /** Per-agent fairness: one agent cannot take the capacity of many (see src/limits/tiers.ts). */
@@ -549,23 +551,34 @@ export class Agent extends DurableObject<Env> {
   async #invalidateRetired(): Promise<void> {
     const own = esConfig(this.env);
     if (!own) return;
-    const rows = this.ctx.storage.sql.exec<{ api_key_id: string; remote: string | null }>("SELECT api_key_id, remote FROM retired_keys LIMIT 100").toArray();
+    const rows = this.ctx.storage.sql
+      .exec<{ api_key_id: string; remote: string | null; retired_at: string }>("SELECT api_key_id, remote, retired_at FROM retired_keys LIMIT 100")
+      .toArray();
     if (rows.length === 0) return;
-    const byCluster = new Map<string | null, string[]>();
-    for (const row of rows) byCluster.set(row.remote, [...(byCluster.get(row.remote) ?? []), row.api_key_id]);
+    const byCluster = new Map<string | null, typeof rows>();
+    for (const row of rows) byCluster.set(row.remote, [...(byCluster.get(row.remote) ?? []), row]);
     let failed = false;
-    for (const [remote, ids] of byCluster) {
+    for (const [remote, group] of byCluster) {
       try {
-        await invalidateApiKeys(remote ? (JSON.parse(remote) as EsConfig) : own, ids);
-        for (const id of ids) this.ctx.storage.sql.exec("DELETE FROM retired_keys WHERE api_key_id = ?", id);
+        const confirmed = await invalidateApiKeys(remote ? (JSON.parse(remote) as EsConfig) : own, group.map((row) => row.api_key_id));
+        for (const row of group) {
+          // Unconfirmed ids are retried (a new key may not be searchable yet) for a day, then given up loudly.
+          const expired = Date.now() - Date.parse(row.retired_at) > 86_400_000;
+          if (confirmed.has(row.api_key_id) || expired) {
+            if (expired && !confirmed.has(row.api_key_id)) console.error(JSON.stringify({ event: "output_key.not_invalidated", api_key_id: row.api_key_id }));
+            this.ctx.storage.sql.exec("DELETE FROM retired_keys WHERE api_key_id = ?", row.api_key_id);
+          } else {
+            failed = true;
+          }
+        }
       } catch (err) {
         failed = true;
-        console.warn(JSON.stringify({ event: "output_key.invalidate_failed", count: ids.length, error: (err as Error).message }));
+        console.warn(JSON.stringify({ event: "output_key.invalidate_failed", count: group.length, error: (err as Error).message }));
       }
     }
     if (failed || this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM retired_keys").one().n > 0) {
       // Never postpone an earlier alarm the outbox asked for.
-      await this.#alarmNoLaterThan(Date.now() + (failed ? 30_000 : 0));
+      await this.#alarmNoLaterThan(Date.now() + (failed ? 5_000 : 0));
     }
   }
 
@@ -663,6 +676,7 @@ export class Agent extends DurableObject<Env> {
       upgrading: !!doc.upgrade_started_at || (!!state && state !== "UPG_COMPLETED" && state !== "UPG_FAILED"),
       unenrolling,
       unhealthy_reason: doc.unhealthy_reason ?? null,
+      summary_version: (this.#summaryVersion = Math.max(this.#summaryVersion + 1, Date.now() * 1000)),
     };
   }
 
@@ -670,7 +684,7 @@ export class Agent extends DurableObject<Env> {
   #summaryIfChanged(): { summary?: AgentSummary } {
     if (!this.#doc) return {};
     const summary = this.#summary();
-    const fingerprint = JSON.stringify({ ...summary, last_checkin: summary.last_checkin !== null });
+    const fingerprint = JSON.stringify({ ...summary, last_checkin: summary.last_checkin !== null, summary_version: 0 });
     if (fingerprint === this.#pushed) return {};
     this.#pushed = fingerprint;
     return { summary };

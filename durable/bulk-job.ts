@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../src/config";
-import { agentObject, policyHub } from "../src/durable-stubs";
+import { agentObject, hubShard, policyHub } from "../src/durable-stubs";
 import { isFailure, type ErrorCode, type Failure } from "../src/errors";
 import type { AgentSummary } from "../src/agents/status";
 import type { NewAction } from "./agent";
@@ -214,9 +214,8 @@ export class BulkJob extends DurableObject<Env> {
         }
         const stored = await agent.addAction(action);
         if (isFailure(stored)) return stored;
-        const hub = policyHub(this.env, stored.policyId);
-        if (stored.summary) await hub.upsertAgent(stored.summary);
-        await hub.notifyActions(agentId, stored.seq);
+        if (stored.summary) await policyHub(this.env, stored.policyId).upsertAgent(stored.summary);
+        await hubShard(this.env, stored.policyId, agentId).notifyActions(agentId, stored.seq);
         return null;
       }
       case "reassign": {
@@ -230,7 +229,7 @@ export class BulkJob extends DurableObject<Env> {
         return this.#pushSummary(await agent.updateTags(operation.add, operation.remove, operation.replace));
       case "revoke": {
         const revoked = await agent.forceUnenroll();
-        if (!isFailure(revoked)) await policyHub(this.env, revoked.policyId).disconnect(agentId, CLOSE.unenrolled, "agent revoked");
+        if (!isFailure(revoked)) await hubShard(this.env, revoked.policyId, agentId).disconnect(agentId, CLOSE.unenrolled, "agent revoked");
         return this.#pushSummary(revoked);
       }
     }

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { parseApiKeyHeader } from "../src/auth/api-key";
 import { parseGoDuration } from "../src/protocol/duration";
 import type { Env } from "../src/config";
-import { agentObject, directory, policyHub } from "../src/durable-stubs";
+import { agentObject, directory, hubShard, policyHub } from "../src/durable-stubs";
 import { esConfig, type EsConfig } from "../src/es/config";
 import { INGEST_PAGE, documentsAfter, type KibanaActionDoc, type KibanaEnrollmentKeyDoc, type KibanaPolicyDoc, type SeqHit } from "../src/es/ingest";
 import { INDEX } from "../src/es/indices";
@@ -163,7 +163,7 @@ export class IngestWatcher extends DurableObject<Env> {
             ...(doc.input_type ? { input_type: doc.input_type } : {}),
             ...(doc.timeout !== undefined ? { timeout: doc.timeout } : {}),
           });
-          if ("seq" in stored) await policyHub(this.env, stored.policyId).notifyActions(agentId, stored.seq);
+          if ("seq" in stored) await hubShard(this.env, stored.policyId, agentId).notifyActions(agentId, stored.seq);
         });
       }
     }

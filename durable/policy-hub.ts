@@ -1,20 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
 import { fleetConfig, type Env } from "../src/config";
-import { mirrorMonitorFor } from "../src/durable-stubs";
+import { hubShard, hubShards, mirrorMonitorFor } from "../src/durable-stubs";
 import { policyDocument, policyDocumentId } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import { contentHash } from "../src/policy/content-hash";
 import { changedPaths } from "../src/policy/diff";
 import type { Failure } from "../src/errors";
-import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentStatus, AgentSummary } from "../src/agents/status";
-import type { RevisionClaim } from "./agent";
-import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
-import { agentBucket, decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState } from "./staged-rollout";
+import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, ROSTER_VERSION_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
+import { decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState } from "./staged-rollout";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
-import { SocketChannel, agentTag } from "./socket-channel";
-import { TokenBucket } from "../src/limits/token-bucket";
+import type { DeliverySnapshot, RosterBatch } from "./hub-shard";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -27,34 +24,11 @@ const SCHEMA = [
   ROSTER_SCHEMA,
   `ALTER TABLE revisions ADD COLUMN created_by TEXT; ALTER TABLE revisions ADD COLUMN changed_paths INTEGER;`,
   `${ROSTER_BUCKET_SCHEMA} CREATE TABLE rollout (k INTEGER PRIMARY KEY CHECK (k = 1), body TEXT NOT NULL);`,
+  ROSTER_VERSION_SCHEMA,
 ];
 
 /** How often a running staged rollout is evaluated. */
 const ROLLOUT_EVALUATION_MS = 10_000;
-
-/** Parked check-ins expire in batches on this grid, so the hub runs one timer, not one per agent. */
-const DEADLINE_GRID_MS = 250;
-/** How long an action notification is remembered for a check-in that parks just after it. */
-const NOTIFICATION_MEMORY_MS = 60_000;
-/** Check-in times are written to the roster in batches, like fleet-server's 10 s check-in bulk. */
-const SEEN_FLUSH_MS = 10_000;
-
-export type ParkResult =
-  | { kind: "policy"; revision: PolicyRevision }
-  | { kind: "actions" }
-  | { kind: "timeout" }
-  /** Admission control: too many check-ins arriving, or parked, in this hub right now. */
-  | { kind: "busy"; error: "RateLimit" | "MaxLimit"; retryAfterMs: number };
-
-export interface ParkRequest {
-  agentId: string;
-  claim: RevisionClaim;
-  /** Highest action sequence number the agent's object had when the check-in read it. */
-  actionSeq: number;
-  holdMs: number;
-  /** The agent's roster row, when it changed since the agent's object last pushed it. */
-  summary?: AgentSummary;
-}
 
 export interface PolicyPut {
   policyId: string;
@@ -66,16 +40,11 @@ export interface PolicyPut {
   policy: PolicyContent;
 }
 
-interface Waiter {
-  agentId: string;
-  revision: number;
-  bucket: number;
-  resolve: (result: ParkResult) => void;
-}
-
 /**
- * One agent policy: its immutable revisions, and the check-ins of its agents parked until a new
- * revision or an action for them arrives. A new revision wakes every parked check-in behind it.
+ * One agent policy: its immutable revisions, its staged rollout, and the roster of its agents. The
+ * agents' parked polls and sockets live in the policy's fan-out shards (`HubShard`, `POLICY_HUB_SHARDS`
+ * of them; an agent belongs to the shard its id hashes to): every change is sent to each shard as a
+ * delivery snapshot, and each shard wakes its own agents. Shards send back roster changes in batches.
  */
 export class PolicyHub extends DurableObject<Env> {
   #latest: PolicyRevision | null = null;
@@ -83,32 +52,13 @@ export class PolicyHub extends DurableObject<Env> {
   /** A staged rollout, and the revision agents outside its current stage keep. */
   #rollout: RolloutState | null = null;
   #previous: PolicyRevision | null = null;
-  #waiters = new Map<string, Waiter>();
-  #buckets = new Map<number, Set<Waiter>>();
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  #timerAt = Infinity;
-  #notified = new Map<string, { seq: number; at: number }>();
   readonly #outbox: EsOutbox;
   #roster!: AgentRoster;
-  #seen = new Map<string, string>();
-  #seenTimer: ReturnType<typeof setTimeout> | null = null;
-  readonly #sockets: SocketChannel;
-  /** Check-ins entering this hub (fleet-server's checkin limiter, per policy here). */
-  readonly #admission: TokenBucket;
-  readonly #maxParked: number;
+  /** This policy's id before its first revision exists (learned from calls that carry it). */
+  #policyId: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    const { checkin } = fleetConfig(env).tier;
-    this.#admission = new TokenBucket(checkin.ratePerSec, checkin.burst);
-    this.#maxParked = checkin.max;
-    this.#sockets = new SocketChannel({
-      ctx,
-      env,
-      targetFor: (agentId) => this.#targetFor(agentId),
-      rosterUpsert: (summary) => this.#roster.upsert(summary),
-      markSeen: (agentId) => this.#markSeen(agentId),
-    });
     this.#outbox = new EsOutbox(ctx, env, {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => {
@@ -169,10 +119,12 @@ export class PolicyHub extends DurableObject<Env> {
   async deletePolicy(): Promise<{ deleted: true } | Failure> {
     const assigned = this.#roster.activeCount();
     if (assigned > 0) return { error: "Conflict", detail: `cannot delete an agent policy with ${assigned} active agents; reassign or unenroll them first` };
-    for (const agentId of [...this.#waiters.keys()]) this.#release(agentId, { kind: "timeout" });
+    const policyId = this.#latest?.policy_id ?? null;
     this.ctx.storage.sql.exec("DELETE FROM revisions; DELETE FROM roster");
     this.#latest = null;
     this.#latestHash = null;
+    this.#policyId = policyId;
+    await this.#deliverTargets();
     return { deleted: true };
   }
 
@@ -190,36 +142,41 @@ export class PolicyHub extends DurableObject<Env> {
     if (mirror) this.#outbox.add({ index: INDEX.policies, id: policyDocumentId(revision), op: "index", body: policyDocument(revision) });
     this.#latest = revision;
     this.#latestHash = hash;
-    const woken = this.#deliverTargets();
+    const woken = await this.#deliverTargets();
     console.log(JSON.stringify({ event: "policy.revision", policy_id: revision.policy_id, revision: revision.revision, woken }));
   }
 
   /**
-   * Wakes every parked check-in, and pushes to every socket, whose agent is behind the revision it
-   * should run (the latest, or during a staged rollout the previous one outside the stage). Sockets
-   * are pushed to in the background: publishing never waits for a fan-out.
+   * Sends every shard the new delivery snapshot; each wakes its parked polls and pushes to its
+   * sockets whose agents are behind the revision they should run. Returns how many polls woke.
    */
-  #deliverTargets(): number {
-    let woken = 0;
-    for (const waiter of [...this.#waiters.values()]) {
-      const target = this.#targetFor(waiter.agentId);
-      if (target && waiter.revision < target.revision && this.#release(waiter.agentId, { kind: "policy", revision: target })) woken++;
-    }
-    const policyId = this.#latest?.policy_id;
-    this.ctx.waitUntil(
-      this.#sockets.pushBehind().then(
-        (pushed) => console.log(JSON.stringify({ event: "policy.pushed", policy_id: policyId, sockets: pushed })),
-        (err: unknown) => console.error(JSON.stringify({ event: "policy.push_failed", error: (err as Error).message })),
-      ),
-    );
-    return woken;
+  async #deliverTargets(): Promise<number> {
+    const policyId = this.#latest?.policy_id ?? this.#policyId;
+    if (!policyId) return 0;
+    const snapshot = await this.snapshot();
+    const woken = await Promise.all(hubShards(this.env, policyId).map((shard) => shard.deliver(snapshot)));
+    return woken.reduce((sum, n) => sum + n, 0);
   }
 
-  /** The revision this agent should run: the latest, unless a staged rollout has not reached it yet. */
-  #targetFor(agentId: string): PolicyRevision | null {
-    const rollout = this.#rollout;
-    if (isSplitting(rollout) && this.#previous && agentBucket(agentId) >= stageThreshold(rollout)) return this.#previous;
-    return this.#latest;
+  /** What shards need to decide who is behind (also asked for by a shard that restarted). */
+  async snapshot(): Promise<DeliverySnapshot> {
+    return { latest: this.#latest, previous: isSplitting(this.#rollout) ? this.#previous : null, rollout: this.#rollout };
+  }
+
+  /** Roster changes a shard collected (summaries, check-in times). */
+  async applyRoster(batch: RosterBatch): Promise<void> {
+    this.ctx.storage.transactionSync(() => {
+      for (const summary of batch.upserts) this.#roster.upsert(summary);
+      this.#roster.touch(new Map(batch.seen));
+    });
+  }
+
+  /** Pulls every shard's pending roster changes, so a read sees the latest check-ins. */
+  async #syncRoster(): Promise<void> {
+    const policyId = this.#latest?.policy_id ?? this.#policyId;
+    if (!policyId) return;
+    const batches = await Promise.all(hubShards(this.env, policyId).map((shard) => shard.drainRoster()));
+    for (const batch of batches) await this.applyRoster(batch);
   }
 
   #revisionRow(revision: number): PolicyRevision | null {
@@ -274,7 +231,7 @@ export class PolicyHub extends DurableObject<Env> {
   async stagedRollout(): Promise<(RolloutState & { current: { percent: number; members: number; acked: number; failed: number } }) | null> {
     const rollout = this.#rollout;
     if (!rollout) return null;
-    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...this.#stageStats(rollout) } };
+    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...(await this.#stageStats(rollout)) } };
   }
 
   /** pause, resume, promote (skip the wait), or abort (everyone back to the previous content, as a new revision). */
@@ -290,7 +247,7 @@ export class PolicyHub extends DurableObject<Env> {
         await this.#alarmNoLaterThan(Date.now());
         break;
       case "promote":
-        this.#advance(rollout, `promoted by ${by}`);
+        await this.#advance(rollout, `promoted by ${by}`);
         break;
       case "abort": {
         const previous = this.#previous ?? this.#revisionRow(rollout.previous);
@@ -309,8 +266,8 @@ export class PolicyHub extends DurableObject<Env> {
   async evaluateRollout(): Promise<RolloutState | null> {
     const rollout = this.#rollout;
     if (!rollout || rollout.status !== "running") return rollout;
-    const decision = decide(rollout, this.#stageStats(rollout), Date.now());
-    if (decision.action === "promote" || decision.action === "complete") this.#advance(rollout, "criteria met");
+    const decision = decide(rollout, await this.#stageStats(rollout), Date.now());
+    if (decision.action === "promote" || decision.action === "complete") await this.#advance(rollout, "criteria met");
     if (decision.action === "hold") {
       this.#saveRollout({ ...rollout, status: "held", reason: decision.reason });
       console.warn(JSON.stringify({ event: "rollout.held", policy_id: this.#latest?.policy_id, reason: decision.reason }));
@@ -318,15 +275,15 @@ export class PolicyHub extends DurableObject<Env> {
     return this.#rollout;
   }
 
-  #stageStats(rollout: RolloutState) {
-    this.#flushSeen();
+  async #stageStats(rollout: RolloutState) {
+    await this.#syncRoster();
     return this.#roster.stageStats(stageThreshold(rollout), rollout.target, rollout.stage_started_at);
   }
 
   /** Closes the current stage and opens the next (or completes), delivering to the agents it adds. */
-  #advance(rollout: RolloutState, outcome: string): void {
+  async #advance(rollout: RolloutState, outcome: string): Promise<void> {
     const now = new Date().toISOString();
-    const stats = this.#stageStats(rollout);
+    const stats = await this.#stageStats(rollout);
     const history = [
       ...rollout.history,
       { stage: rollout.stage, percent: rollout.stages[rollout.stage] ?? 100, started_at: rollout.stage_started_at, ended_at: now, ...stats, outcome },
@@ -338,7 +295,7 @@ export class PolicyHub extends DurableObject<Env> {
         : { ...rollout, stage: rollout.stage + 1, status: "running", stage_started_at: now, history, reason: outcome },
     );
     console.log(JSON.stringify({ event: last ? "rollout.completed" : "rollout.promoted", policy_id: this.#latest?.policy_id, stage: this.#rollout!.stage }));
-    this.#deliverTargets();
+    await this.#deliverTargets();
   }
 
   async #alarmNoLaterThan(at: number): Promise<void> {
@@ -372,74 +329,6 @@ export class PolicyHub extends DurableObject<Env> {
     return this.#latest;
   }
 
-  /**
-   * Answers at once when the agent is behind the latest revision or an action arrived since it
-   * looked; otherwise holds the call until one of those happens or `holdMs` passes.
-   */
-  async park(request: ParkRequest): Promise<ParkResult> {
-    if (request.summary) this.#roster.upsert(request.summary);
-    this.#markSeen(request.agentId);
-    // Admission before any waiting: a storm is refused at a sustainable rate, not queued.
-    if (this.#waiters.size >= this.#maxParked && !this.#waiters.has(request.agentId)) {
-      return { kind: "busy", error: "MaxLimit", retryAfterMs: 30_000 };
-    }
-    const admitted = this.#admission.take();
-    if (!admitted.ok) return { kind: "busy", error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
-    const target = this.#targetFor(request.agentId);
-    const revision = effectiveRevision(request.claim, target?.policy_id ?? "", target?.revision ?? null);
-    if (target && target.revision > revision) return { kind: "policy", revision: target };
-    const notified = this.#notified.get(request.agentId);
-    if (notified && notified.seq > request.actionSeq) return { kind: "actions" };
-
-    // One parked check-in per agent: a newer one supersedes a stale one (e.g. after a reconnect).
-    this.#release(request.agentId, { kind: "timeout" });
-    return new Promise<ParkResult>((resolve) => {
-      const bucket = Math.ceil((Date.now() + request.holdMs) / DEADLINE_GRID_MS) * DEADLINE_GRID_MS;
-      const waiter: Waiter = { agentId: request.agentId, revision, bucket, resolve };
-      this.#waiters.set(request.agentId, waiter);
-      let set = this.#buckets.get(bucket);
-      if (!set) this.#buckets.set(bucket, (set = new Set()));
-      set.add(waiter);
-      this.#schedule(bucket);
-    });
-  }
-
-  /** An action was stored for the agent: release its parked check-in, or remember for the next one. */
-  async notifyActions(agentId: string, seq: number): Promise<boolean> {
-    if (await this.#sockets.pushActions(agentId)) return true;
-    this.#notified.set(agentId, { seq, at: Date.now() });
-    return this.#release(agentId, { kind: "actions" });
-  }
-
-  /** Closes the agent's socket (it was unenrolled or revoked elsewhere). */
-  async disconnect(agentId: string, code: number, reason: string): Promise<void> {
-    for (const ws of this.ctx.getWebSockets(agentTag(agentId))) ws.close(code, reason);
-  }
-
-  /** Takes over an agent's authenticated WebSocket upgrade (forwarded by the Worker). */
-  override async fetch(request: Request): Promise<Response> {
-    const agentId = request.headers.get("X-Fleet-Agent-Id");
-    const connection = request.headers.get("X-Fleet-Connection");
-    if (!agentId || !connection || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("policy hubs accept only forwarded agent WebSockets", { status: 400 });
-    }
-    // The socket replaces a parked long poll of the same agent.
-    this.#release(agentId, { kind: "timeout" });
-    return this.#sockets.accept(agentId, connection, request.headers.get("X-Fleet-Agent-Version") ?? "");
-  }
-
-  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    await this.#sockets.message(ws, message);
-  }
-
-  override async webSocketClose(ws: WebSocket): Promise<void> {
-    await this.#sockets.closed(ws);
-  }
-
-  override async webSocketError(ws: WebSocket): Promise<void> {
-    await this.#sockets.closed(ws);
-  }
-
   /** Delivers the Elasticsearch outbox and evaluates a running staged rollout. */
   override async alarm(): Promise<void> {
     await this.#outbox.drain();
@@ -456,25 +345,28 @@ export class PolicyHub extends DurableObject<Env> {
 
   /** Removes an agent that left this policy (reassigned), ending its parked check-in so it re-checks in. */
   async removeAgent(agentId: string): Promise<void> {
-    this.#seen.delete(agentId);
+    // The shard first: it also forgets roster changes it still holds for the agent.
+    const policyId = this.#latest?.policy_id ?? this.#policyId;
+    if (policyId) await hubShard(this.env, policyId, agentId).release(agentId);
     this.#roster.remove(agentId);
-    this.#release(agentId, { kind: "timeout" });
   }
 
   /** A page of this policy's agents, filtered and sorted in SQLite. */
   async listAgents(policyId: string, query: AgentQuery, offlineAfterMs: number): Promise<{ items: ListedAgent[]; total: number; latestRevision: number }> {
-    this.#flushSeen();
+    this.#policyId = policyId;
+    await this.#syncRoster();
     const latestRevision = this.#latest?.revision ?? 0;
     return { ...this.#roster.list(policyId, query, { now: Date.now(), offlineAfterMs, latestRevision }), latestRevision };
   }
 
   async statusCounts(offlineAfterMs: number): Promise<Record<AgentStatus, number> & { total: number }> {
-    this.#flushSeen();
+    await this.#syncRoster();
     return this.#roster.counts({ now: Date.now(), offlineAfterMs, latestRevision: this.#latest?.revision ?? 0 });
   }
 
   /** How far the latest revision has reached: agents per acked revision, and the ones in trouble. */
   async rollout(): Promise<{ latest: number; revisions: Array<{ revision: number; agents: number }>; failing: ListedAgent[] }> {
+    await this.#syncRoster();
     const latest = this.#latest?.revision ?? 0;
     return { latest, revisions: this.#roster.revisions(), failing: this.#roster.failing(latest, 100) };
   }
@@ -492,57 +384,5 @@ export class PolicyHub extends DurableObject<Env> {
   async revision(revision: number): Promise<PolicyRevision | null> {
     const row = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM revisions WHERE revision = ?", revision).toArray()[0];
     return row ? (JSON.parse(row.body) as PolicyRevision) : null;
-  }
-
-  #markSeen(agentId: string): void {
-    this.#seen.set(agentId, new Date().toISOString());
-    this.#seenTimer ??= setTimeout(() => this.#flushSeen(), SEEN_FLUSH_MS);
-  }
-
-  #flushSeen(): void {
-    if (this.#seenTimer) clearTimeout(this.#seenTimer);
-    this.#seenTimer = null;
-    if (this.#seen.size === 0) return;
-    const seen = this.#seen;
-    this.#seen = new Map();
-    this.ctx.storage.transactionSync(() => this.#roster.touch(seen));
-  }
-
-  /** Number of check-ins parked here (for tests and the admin overview). */
-  async parkedCount(): Promise<number> {
-    return this.#waiters.size;
-  }
-
-  #release(agentId: string, result: ParkResult): boolean {
-    const waiter = this.#waiters.get(agentId);
-    if (!waiter) return false;
-    this.#waiters.delete(agentId);
-    const set = this.#buckets.get(waiter.bucket);
-    set?.delete(waiter);
-    if (set?.size === 0) this.#buckets.delete(waiter.bucket);
-    waiter.resolve(result);
-    return true;
-  }
-
-  #schedule(at: number): void {
-    if (at >= this.#timerAt) return;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#expire(), Math.max(0, at - Date.now()));
-  }
-
-  #expire(): void {
-    this.#timer = null;
-    this.#timerAt = Infinity;
-    const now = Date.now();
-    for (const [bucket, set] of [...this.#buckets]) {
-      if (bucket > now) continue;
-      for (const waiter of [...set]) this.#release(waiter.agentId, { kind: "timeout" });
-    }
-    for (const [agentId, note] of this.#notified) {
-      if (now - note.at > NOTIFICATION_MEMORY_MS) this.#notified.delete(agentId);
-    }
-    const next = Math.min(...this.#buckets.keys());
-    if (Number.isFinite(next)) this.#schedule(next);
   }
 }

@@ -16,6 +16,7 @@ import type { CheckinInput } from "./agent";
 /** What a socket remembers across hibernation (serialised, well under the 2 KiB attachment limit). */
 export interface SocketAttachment {
   agentId: string;
+  policyId: string;
   connection: string;
   version: string;
   /** Revision the agent is known to run or has been sent: pushes go only to sockets behind. */
@@ -39,7 +40,7 @@ const PUSH_CONCURRENCY = 32;
 export const agentTag = (agentId: string): string => `agent:${agentId}`;
 
 /**
- * The WebSocket side of a policy hub: sockets accepted with hibernation, check-ins and acks handled
+ * The WebSocket side of a hub shard: sockets accepted with hibernation, check-ins and acks handled
  * as messages, and new revisions and actions pushed the moment they exist.
  */
 export class SocketChannel {
@@ -50,20 +51,21 @@ export class SocketChannel {
   }
 
   /** Accepts an authenticated upgrade; an older socket of the same agent is closed. */
-  accept(agentId: string, connection: string, version: string): Response {
+  accept(agentId: string, connection: string, version: string, policyId: string): Response {
     const { ctx } = this.#host;
     for (const old of ctx.getWebSockets(agentTag(agentId))) old.close(CLOSE.superseded, "superseded by a newer connection");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     ctx.acceptWebSocket(server, [agentTag(agentId)]);
-    const attachment: SocketAttachment = { agentId, connection, version, revision: -1, ackToken: "" };
+    const attachment: SocketAttachment = { agentId, policyId, connection, version, revision: -1, ackToken: "" };
     server.serializeAttachment(attachment);
     this.#host.markSeen(agentId);
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  hasSocket(agentId: string): boolean {
-    return this.#host.ctx.getWebSockets(agentTag(agentId)).length > 0;
+  /** The policy a socket belongs to (kept in its attachment across hibernation). */
+  policyOf(ws: WebSocket): string | null {
+    return (ws.deserializeAttachment() as SocketAttachment | null)?.policyId ?? null;
   }
 
   async message(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {

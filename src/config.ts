@@ -22,6 +22,7 @@ export interface Env {
   MIRROR_MONITORS: DurableObjectNamespace;
   INGEST: DurableObjectNamespace;
   BULK_JOBS: DurableObjectNamespace;
+  HUB_SHARDS: DurableObjectNamespace;
   FLEET_ADMIN_TOKEN?: string;
   FLEET_SERVER_VERSION?: string;
   FLEET_SERVER_BUILD_HASH?: string;
@@ -40,6 +41,7 @@ export interface Env {
   ES_INGEST_INTERVAL?: string;
   AGENT_OFFLINE_AFTER?: string;
   FLEET_MAX_AGENTS?: string;
+  POLICY_HUB_SHARDS?: string;
 }
 
 export interface ServerVersion {
@@ -70,6 +72,8 @@ export interface FleetConfig {
   offlineAfterMs: number;
   /** Admission limits for the declared fleet size (src/limits/tiers.ts). */
   tier: Tier;
+  /** Fan-out shards per policy: each holds the parked polls and sockets of the agents hashed to it. */
+  hubShards: number;
 }
 
 const cache = new WeakMap<Env, FleetConfig>();
@@ -90,6 +94,7 @@ export function fleetConfig(env: Env): FleetConfig {
       mirrorFlushMs: durationVar(env, "ES_MIRROR_FLUSH", "1s"),
       offlineAfterMs: durationVar(env, "AGENT_OFFLINE_AFTER", "10m"),
       tier: tierFor(maxAgentsVar(env)),
+      hubShards: shardsVar(env),
     };
     cache.set(env, config);
   }
@@ -108,6 +113,13 @@ function maxAgentsVar(env: Env): number {
   if (raw === "max") return Infinity;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`configuration: FLEET_MAX_AGENTS=${JSON.stringify(raw)} is not a positive whole number or "max"`);
+  return n;
+}
+
+function shardsVar(env: Env): number {
+  const raw = env.POLICY_HUB_SHARDS ?? "4";
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`configuration: POLICY_HUB_SHARDS=${JSON.stringify(raw)} must be a whole number from 1 to 256`);
   return n;
 }
 

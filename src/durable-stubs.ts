@@ -1,11 +1,13 @@
 import type { Agent } from "../durable/agent";
 import type { BulkJob } from "../durable/bulk-job";
 import type { Directory } from "../durable/directory";
+import type { HubShard } from "../durable/hub-shard";
+import { agentBucket } from "../durable/staged-rollout";
 import type { IngestWatcher } from "../durable/ingest-watcher";
 import type { MirrorMonitor } from "../durable/mirror-monitor";
 import type { PolicyHub } from "../durable/policy-hub";
 import type { Uploads } from "../durable/uploads";
-import type { Env } from "./config";
+import { fleetConfig, type Env } from "./config";
 
 /**
  * The RPC view of a Durable Object class: its methods as plain async calls. Our methods take and
@@ -22,6 +24,15 @@ type Remote<T> = {
 export const agentObject = (env: Env, agentId: string) => env.AGENTS.get(env.AGENTS.idFromName(agentId)) as unknown as Remote<Agent>;
 export const policyHub = (env: Env, policyId: string) =>
   env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as Remote<PolicyHub>;
+/** The fan-out shard of a policy that holds this agent's parked polls and socket (a stable hash of its id). */
+export const hubShard = (env: Env, policyId: string, agentId: string) => shardAt(env, policyId, agentBucket(agentId) % fleetConfig(env).hubShards);
+
+/** Every fan-out shard of a policy. */
+export const hubShards = (env: Env, policyId: string) => Array.from({ length: fleetConfig(env).hubShards }, (_, i) => shardAt(env, policyId, i));
+
+const shardAt = (env: Env, policyId: string, index: number) =>
+  env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${index}`)) as unknown as Remote<HubShard>;
+
 export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromName("fleet")) as unknown as Remote<Directory>;
 
 /** The single watcher that follows Kibana's writes in Elasticsearch. */

@@ -5,6 +5,7 @@ import { ingestWatcher } from "./durable-stubs";
 export { Agent } from "../durable/agent";
 export { BulkJob } from "../durable/bulk-job";
 export { Directory } from "../durable/directory";
+export { HubShard } from "../durable/hub-shard";
 export { IngestWatcher } from "../durable/ingest-watcher";
 export { MirrorMonitor } from "../durable/mirror-monitor";
 export { PolicyHub } from "../durable/policy-hub";

@@ -20,12 +20,21 @@ interface CheckinBody {
   actions?: Array<Record<string, unknown> & { id: string; type: string; data: unknown }>;
 }
 
-const hub = (policyId: string) => env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as { parkedCount(): Promise<number> };
+/** Check-ins parked across all of a policy's fan-out shards. */
+async function parkedCount(policyId: string): Promise<number> {
+  const shards = Number(env.POLICY_HUB_SHARDS ?? "4");
+  const counts = await Promise.all(
+    Array.from({ length: shards }, (_, i) =>
+      (env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${i}`)) as unknown as { parkedCount(): Promise<number> }).parkedCount(),
+    ),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
 const record = (id: string) => (env.AGENTS.get(env.AGENTS.idFromName(id)) as unknown as { record(): Promise<AgentDoc> }).record();
 
 async function untilParked(policyId: string, count = 1): Promise<void> {
   for (let i = 0; i < 200; i++) {
-    if ((await hub(policyId).parkedCount()) >= count) return;
+    if ((await parkedCount(policyId)) >= count) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`no check-in parked on ${policyId}`);

@@ -24,8 +24,17 @@ export async function updateApiKeyRoles(config: EsConfig, id: string, roleDescri
   await esRequest(config, { method: "PUT", path: `/_security/api_key/${encodeURIComponent(id)}`, body: { role_descriptors: roleDescriptors } });
 }
 
-/** Invalidates keys this server created; already-invalid or unknown ids are not an error. */
-export async function invalidateApiKeys(config: EsConfig, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await esRequest(config, { method: "DELETE", path: "/_security/api_key", body: { ids, owner: true } });
+/**
+ * Invalidates keys this server created. Returns the ids Elasticsearch confirmed invalid (now or
+ * before). A key created a moment ago (`refresh=false`) may not be searchable yet: its id is simply
+ * not confirmed, and the caller tries again later, as fleet-server polls before invalidating.
+ */
+export async function invalidateApiKeys(config: EsConfig, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const { body } = await esRequest<{ invalidated_api_keys?: string[]; previously_invalidated_api_keys?: string[] }>(config, {
+    method: "DELETE",
+    path: "/_security/api_key",
+    body: { ids, owner: true },
+  });
+  return new Set([...(body.invalidated_api_keys ?? []), ...(body.previously_invalidated_api_keys ?? [])]);
 }

@@ -5,7 +5,7 @@ import { parseApiKeyHeader } from "../auth/api-key";
 import { pollDuration } from "../checkin/poll-duration";
 import { policyChangeAction } from "../checkin/policy-change";
 import { fleetConfig, type AppEnv } from "../config";
-import { agentObject, policyHub } from "../durable-stubs";
+import { agentObject, hubShard, policyHub } from "../durable-stubs";
 import { esConfig } from "../es/config";
 import { keyedOutputs } from "../policy/output-keys";
 import { FleetError, badRequest } from "../errors";
@@ -45,7 +45,7 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
   }
 
   const holdMs = pollDuration(fleetConfig(c.env).checkin, pollTimeoutMs, Date.now() - started);
-  const parked = await hub.park({
+  const parked = await hubShard(c.env, outcome.policyId, agentId).park(outcome.policyId, {
     agentId,
     claim: outcome.claim,
     actionSeq: outcome.actionSeq,

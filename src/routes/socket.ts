@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { authenticateAgent } from "../auth/agent-auth";
 import { parseApiKeyHeader } from "../auth/api-key";
 import { fleetConfig, type AppEnv } from "../config";
-import { agentObject, policyHub } from "../durable-stubs";
+import { agentObject, hubShard } from "../durable-stubs";
 import { FleetError } from "../errors";
 import { checkUserAgent } from "../protocol/user-agent";
 
@@ -24,5 +24,6 @@ export const socket = new Hono<AppEnv>().get("/api/fleet/agents/:id/ws", async (
   headers.set("X-Fleet-Agent-Id", agentId);
   headers.set("X-Fleet-Connection", connection);
   headers.set("X-Fleet-Agent-Version", version);
-  return policyHub(c.env, policyId).fetch(new Request(c.req.url, { headers }));
+  headers.set("X-Fleet-Policy-Id", policyId);
+  return hubShard(c.env, policyId, agentId).fetch(new Request(c.req.url, { headers }));
 });
