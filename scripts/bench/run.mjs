@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// One benchmark run: the project's server and the bare baseline Worker, one after the other on the
+// same runtime (never at the same time, so neither steals the other's cores or memory), each driven
+// by scripts/fleet-sim.mjs with the same client settings. Writes bench-results/run-<timestamp>.json
+// with both results, the ratios and the targets, and prints a summary table.
+//
+//   node scripts/bench/run.mjs --agents 10000 [--rounds 2] [--throughput-seconds 15]
+//        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
+//        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--max-agents N|max]
+//
+// Every child runs under `bash -c 'ulimit -n <hard limit>; exec node …'`: the fd limit is per process,
+// and a long poll costs one descriptor in the simulator and one in workerd.
+import { spawn } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const args = parseArgs(process.argv.slice(2));
+const agents = Number(args.agents ?? 1000);
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+const outDir = path.join(root, "bench-results");
+mkdirSync(outDir, { recursive: true });
+const adminToken = "bench-admin-token";
+// Long enough that no parked poll expires while it is measured (the issue allows this for benchmarks).
+const longPoll = args["long-poll"] ?? "30m";
+const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", "throughput-concurrency", "enroll-concurrency", "ramp-rate", "fanout-timeout", "settle-seconds", "ws-fraction"]
+  .filter((k) => args[k] !== undefined)
+  .flatMap((k) => [`--${k}`, String(args[k])]);
+const maxSeconds = Number(args["max-seconds"] ?? 1800);
+
+const report = { started_at: new Date().toISOString(), agents, storage: args.storage ?? "disk", long_poll: longPoll, fleet_max_agents: String(args["max-agents"] ?? "max"), runs: {} };
+
+if (args.only !== "bare") {
+  report.runs.project = await measure("project", 18330, [
+    "--var", `CHECKIN_LONG_POLL=${longPoll}`, "--var", "CHECKIN_JITTER=1s", ...(args.storage ? ["--storage", args.storage] : []),
+    // The fleet size an operator would declare: it picks the admission tier (src/limits/tiers.ts).
+    // "max" is the loosest tier; pass --max-agents N to bench the tier an operator of N agents gets.
+    "--var", `FLEET_MAX_AGENTS=${args["max-agents"] ?? "max"}`,
+  ]);
+}
+if (args.only !== "project") {
+  report.runs.bare = await measure("bare", 18331, []);
+}
+report.comparison = compare(report.runs.project, report.runs.bare);
+report.finished_at = new Date().toISOString();
+const file = path.join(outDir, `run-${agents}-${stamp}.json`);
+writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
+printTable(report.comparison);
+console.error(`[run] report: ${file}`);
+
+/** Starts one server, runs the simulator against it, stops the server; returns the simulator's JSON. */
+async function measure(worker, port, serveArgs) {
+  const server = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node ${q(path.join(here, "serve.mjs"))} --worker ${worker} --port ${port} --admin-token ${adminToken} --watch-stdin --max-seconds ${maxSeconds} ${serveArgs.map(q).join(" ")}`], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
+  const workerLog = [];
+  createInterface({ input: server.stderr }).on("line", (line) => {
+    workerLog.push(line);
+    process.stderr.write(`[${worker} server] ${line}\n`);
+  });
+  const ready = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${worker} server did not start in 120 s`)), 120_000);
+    createInterface({ input: server.stdout }).on("line", (line) => {
+      try {
+        const msg = JSON.parse(line);
+        if (msg.ready) {
+          clearTimeout(timer);
+          resolve(msg);
+        }
+      } catch {
+        // not the ready line
+      }
+    });
+    server.on("exit", (code) => reject(new Error(`${worker} server exited (${code})`)));
+  });
+  console.error(`[run] ${worker} server ready at ${ready.url} (workerd ${ready.workerdPids.join(",")})`);
+  const out = path.join(outDir, `${worker === "bare" ? "bare" : "fleet-sim"}-${agents}-${stamp}.json`);
+  const sim = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node ${q(path.join(root, "scripts/fleet-sim.mjs"))} ${[
+    "--target", worker === "bare" ? "bare" : "fleet",
+    "--url", ready.url,
+    "--admin-token", adminToken,
+    "--server-pids", ready.workerdPids.join(","),
+    "--out", out,
+    "--max-seconds", String(maxSeconds),
+    ...simArgs,
+  ].map(q).join(" ")}`], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+  const code = await new Promise((resolve) => sim.on("exit", resolve));
+  server.stdin.end(); // serve.mjs stops when its stdin closes
+  await new Promise((resolve) => {
+    const t = setTimeout(() => {
+      server.kill("SIGKILL");
+      resolve();
+    }, 15_000);
+    server.on("exit", () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  const result = JSON.parse(readFileSync(out, "utf8"));
+  result.sim_exit_code = code;
+  // The hub logs when it has woken its waiters; line it up with the publish (both are wall-clock ms).
+  result.worker_log_events = workerLog.filter((l) => l.includes('"event"')).slice(-20);
+  result.result_file = path.relative(root, out);
+  return result;
+}
+
+function compare(project, bare) {
+  const rows = [];
+  const f = project?.phases?.fanout ?? [];
+  const b = bare?.phases?.fanout?.[0];
+  const worst = (k) => (f.length ? Math.max(...f.map((r) => r.receive_ms?.[k] ?? Infinity)) : null);
+  const ratio = (x, y) => (x != null && y ? Math.round((x / y) * 100) / 100 : null);
+  const add = (metric, value, base, target, pass) => rows.push({ metric, project: value, bare: base ?? null, ratio: ratio(value, base), target, pass });
+  const agentsN = project?.phases?.connect?.agents ?? bare?.phases?.connect?.agents;
+  add("connected agents (long-poll)", agentsN, bare?.phases?.connect?.agents, "10,000", agentsN >= 10_000);
+  for (const k of ["p50", "p95", "p99", "max"]) {
+    const v = worst(k);
+    const base = b?.receive_ms?.[k];
+    const pass = k === "max" ? v <= 5000 && (!base || v <= 2 * base) : k === "p99" ? v <= 3000 : null;
+    add(`fan-out ${k} (ms, worst round)`, v, base, k === "max" ? "≤ 5000 and ≤ 2× bare" : k === "p99" ? "≤ 3000" : "", pass);
+  }
+  const conv = f.length ? Math.max(...f.map((r) => r.ack_convergence_ms ?? Infinity)) : null;
+  add("ack convergence (ms, worst round)", conv, null, "", null);
+  const mp = project?.memory?.per_agent?.parked_vs_start_kb;
+  const mb = bare?.memory?.per_agent?.parked_vs_start_kb;
+  add("server memory per connected agent (KiB RSS)", mp, mb, "≤ 1.25× bare", mp != null && mb ? mp <= 1.25 * mb : null);
+  const tp = project?.phases?.checkin_throughput?.per_second;
+  const tb = bare?.phases?.checkin_throughput?.per_second;
+  add("check-in throughput (/s)", tp, tb, "≥ 0.5× trivial route", tp != null && tb ? tp >= 0.5 * tb : null);
+  const en = project?.phases?.enroll?.per_second;
+  add("enrollments/s", en, null, "≥ 300", en != null ? en >= 300 : null);
+  return rows;
+}
+
+function printTable(rows) {
+  const fmt = (x) => (x == null ? "–" : typeof x === "number" ? String(x) : x);
+  console.log("| metric | project | bare baseline | ratio | target | met |");
+  console.log("|---|---|---|---|---|---|");
+  for (const r of rows) console.log(`| ${r.metric} | ${fmt(r.project)} | ${fmt(r.bare)} | ${fmt(r.ratio)} | ${r.target} | ${r.pass == null ? "" : r.pass ? "yes" : "no"} |`);
+}
+
+function q(s) {
+  return `'${String(s).replace(/'/g, "'\\''")}'`;
+}
+
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) continue;
+    const eq = a.indexOf("=");
+    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) out[a.slice(2)] = argv[++i];
+    else out[a.slice(2)] = true;
+  }
+  return out;
+}

@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+// Serves the project's Worker (or the bare baseline Worker) for load tests through Miniflare's API,
+// not `wrangler dev`: wrangler's proxy spends ~8 fds per connection, one workerd process here uses ~1.
+//
+//   node scripts/bench/serve.mjs [--worker project|bare] [--port 18330] [--admin-token T]
+//        [--var CHECKIN_LONG_POLL=30m] [--var CHECKIN_JITTER=1s] [--max-seconds 3600] [--no-build]
+//        [--storage disk|memory] [--watch-stdin]
+//
+// On start it prints one JSON line on stdout: {"ready":true,"url","pid","workerdPids":[…]}.
+// Worker console lines go to stderr with a timestamp (ms since epoch) so a driver can line them up
+// with client-side timings (e.g. the hub's `policy.revision … woken` log). Stops on SIGINT/SIGTERM,
+// after --max-seconds, or (with --watch-stdin) when stdin closes because its driver died.
+import { spawnSync } from "node:child_process";
+import { readFileSync, readdirSync, rmSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+// Miniflare must be resolved from the project's node_modules (a dependency of wrangler).
+const { Miniflare, Log, LogLevel } = await import(path.join(root, "node_modules/miniflare/dist/src/index.js"));
+
+const args = parseArgs(process.argv.slice(2));
+const worker = args.worker ?? "project";
+const port = Number(args.port ?? 18330);
+const adminToken = args["admin-token"] ?? process.env.FLEET_ADMIN_TOKEN ?? "bench-admin-token";
+const maxSeconds = Number(args["max-seconds"] ?? 3600);
+
+const toml = readFileSync(path.join(root, "wrangler.toml"), "utf8");
+const config = parseWranglerToml(toml);
+
+let options;
+if (worker === "bare") {
+  options = {
+    scriptPath: path.join(here, "bare-worker.mjs"),
+    modules: true,
+    compatibilityDate: config.compatibility_date,
+    durableObjects: { PARKER: { className: "Parker", useSQLite: true } },
+  };
+} else {
+  const outdir = path.join(root, ".wrangler/bench-bundle");
+  if (!args["no-build"]) {
+    // The bundle wrangler would deploy, byte for byte (same esbuild settings and conditions).
+    const built = spawnSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], { cwd: root, encoding: "utf8" });
+    if (built.status !== 0) {
+      process.stderr.write(built.stdout + built.stderr);
+      process.exit(1);
+    }
+  }
+  const durableObjects = {};
+  for (const b of config.durableObjects) durableObjects[b.name] = { className: b.class_name, useSQLite: true };
+  const bindings = { ...config.vars, FLEET_ADMIN_TOKEN: adminToken };
+  for (const kv of [].concat(args.var ?? [])) {
+    const i = kv.indexOf("=");
+    bindings[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  // Fresh on-disk state each run: results must not depend on a previous run's agents.
+  const persist = path.join(root, ".wrangler/bench-state");
+  rmSync(persist, { recursive: true, force: true });
+  options = {
+    scriptPath: path.join(outdir, "index.js"),
+    modules: true,
+    modulesRules: [{ type: "ESModule", include: ["**/*.js"] }],
+    compatibilityDate: config.compatibility_date,
+    compatibilityFlags: config.compatibility_flags,
+    durableObjects,
+    r2Buckets: Object.fromEntries(config.r2.map((r) => [r.binding, r.bucket_name])),
+    bindings,
+    // --storage memory keeps Durable Object SQLite in memory (to tell disk waits from CPU).
+    ...(args.storage === "memory" ? {} : { durableObjectsPersist: path.join(persist, "do"), r2Persist: path.join(persist, "r2") }),
+  };
+}
+
+const mf = new Miniflare({
+  ...options,
+  host: "127.0.0.1",
+  port,
+  // A fixed `request.cf`: Miniflare would otherwise download one, and this machine talks to loopback only.
+  cf: { colo: "LOCAL", country: "XX" },
+  log: new Log(LogLevel.WARN),
+  handleRuntimeStdio(stdout, stderr) {
+    // Timestamp each Worker log line; count the frequent ones instead of echoing them all.
+    const counts = new Map();
+    for (const stream of [stdout, stderr]) {
+      createInterface({ input: stream }).on("line", (line) => {
+        const m = /"event":"([^"]+)"/.exec(line);
+        if (m && m[1] === "agent.enrolled") {
+          counts.set(m[1], (counts.get(m[1]) ?? 0) + 1);
+          return;
+        }
+        process.stderr.write(`[worker ${Date.now()}] ${line}\n`);
+      });
+    }
+  },
+});
+const url = await mf.ready;
+const workerdPids = childPids(process.pid, "workerd");
+process.stdout.write(JSON.stringify({ ready: true, worker, url: url.href, pid: process.pid, workerdPids }) + "\n");
+
+let stopping = false;
+async function stop(reason) {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`[serve] stopping (${reason})\n`);
+  await mf.dispose().catch(() => {});
+  process.exit(0);
+}
+process.on("SIGINT", () => stop("SIGINT"));
+process.on("SIGTERM", () => stop("SIGTERM"));
+if (args["watch-stdin"]) {
+  // Started by a driver through a pipe: its exit closes the pipe, and the server goes with it.
+  process.stdin.on("end", () => stop("stdin closed"));
+  process.stdin.resume();
+}
+setTimeout(() => stop(`--max-seconds ${maxSeconds}`), maxSeconds * 1000).unref();
+
+/** Direct children of `pid` whose command name is `name` (Miniflare spawns workerd itself). */
+function childPids(pid, name) {
+  const found = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      const comm = stat.slice(stat.indexOf("(") + 1, close);
+      const ppid = Number(stat.slice(close + 2).split(" ")[1]);
+      if (ppid === pid && comm.startsWith(name)) found.push(Number(entry));
+    } catch {
+      // A process that exited while we looked.
+    }
+  }
+  return found;
+}
+
+/** The few wrangler.toml shapes this needs: [vars], [[durable_objects.bindings]], [[r2_buckets]], top-level keys. */
+function parseWranglerToml(text) {
+  const out = { vars: {}, durableObjects: [], r2: [], compatibility_flags: [] };
+  let section = "";
+  let current = null;
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/\s+#.*$/, "").trim();
+    if (!line || line.startsWith("#")) continue;
+    let m;
+    if ((m = /^\[\[(.+)\]\]$/.exec(line))) {
+      section = m[1];
+      current = {};
+      if (section === "durable_objects.bindings") out.durableObjects.push(current);
+      else if (section === "r2_buckets") out.r2.push(current);
+      continue;
+    }
+    if ((m = /^\[(.+)\]$/.exec(line))) {
+      section = m[1];
+      current = null;
+      continue;
+    }
+    if (!(m = /^([A-Za-z0-9_]+)\s*=\s*(.+)$/.exec(line))) continue;
+    const [, key, valueText] = m;
+    let value;
+    try {
+      value = JSON.parse(valueText);
+    } catch {
+      value = valueText;
+    }
+    if (section === "") out[key] = value;
+    else if (section === "vars") out.vars[key] = typeof value === "string" ? value : JSON.stringify(value);
+    else if (current) current[key] = value;
+  }
+  return out;
+}
+
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) continue;
+    const eq = a.indexOf("=");
+    let key, value;
+    if (eq > 0) [key, value] = [a.slice(2, eq), a.slice(eq + 1)];
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) [key, value] = [a.slice(2), argv[++i]];
+    else [key, value] = [a.slice(2), true];
+    if (key === "var") (out.var ??= []).push(value);
+    else out[key] = value;
+  }
+  return out;
+}

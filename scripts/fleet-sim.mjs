@@ -1,0 +1,787 @@
+#!/usr/bin/env node
+// Fleet simulator (the role Elastic's Horde plays): many emulated Elastic Agents 9.6 against one server.
+//
+//   node scripts/fleet-sim.mjs --url http://127.0.0.1:18330 --admin-token T --agents 1000
+//   node scripts/fleet-sim.mjs --target bare --url http://127.0.0.1:18331 --agents 1000   (baseline Worker)
+//
+// Phases (target "fleet"):
+//   1. policy + enrollment key through the admin API;
+//   2. enrollment of N agents with bounded concurrency (enrollments/s);
+//   3. long-poll fleet: every agent runs elastic-agent's loop (check in; on return wait 1 s + U[0,500 ms);
+//      ack each POLICY_CHANGE; report agent_policy_id/policy_revision_idx) until all N are parked;
+//   4. fan-out: a new revision is published; for each agent, publish → POLICY_CHANGE received, and
+//      publish → its ack answered; repeated --rounds times;
+//   5. check-in throughput (last, so it does not disturb the memory figures): the loops stop, a
+//      revision nobody will ack is published, and C workers check in back to back for T seconds.
+//      Every check-in reports the older revision, so each is answered at once with a POLICY_CHANGE:
+//      the full path (key check, agent record write, hub, policy serialisation), never parked.
+// Target "bare" runs the same client against scripts/bench/bare-worker.mjs: throughput on /ok, and
+// N requests parked in one Durable Object then released at once with a payload of the same size.
+//
+// Server memory: VmRSS of the server's workerd process(es) (--server-pids, else found by the port).
+// Results: bench-results/<name>-<timestamp>.json; progress on stderr. Everything is bounded: agents
+// ≤ 20,000, each phase by time, the whole run by --max-seconds. Traffic goes to loopback only.
+//
+// File descriptors: one socket per agent. `ulimit -n` is per process; when the soft limit is below
+// the hard one this script re-executes itself under `bash -c 'ulimit -n <hard>; exec node …'`.
+import http from "node:http";
+import { spawnSync } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const args = parseArgs(process.argv.slice(2));
+
+raiseFdLimit();
+
+const opt = {
+  target: args.target ?? "fleet",
+  url: new URL(args.url ?? process.env.FLEET_URL ?? "http://127.0.0.1:18330"),
+  adminToken: args["admin-token"] ?? process.env.FLEET_ADMIN_TOKEN ?? "bench-admin-token",
+  agents: Math.min(Number(args.agents ?? 100), 20_000),
+  enrollConcurrency: Number(args["enroll-concurrency"] ?? 64),
+  throughputSeconds: Number(args["throughput-seconds"] ?? 10),
+  throughputConcurrency: Number(args["throughput-concurrency"] ?? 256),
+  rampRate: Number(args["ramp-rate"] ?? 2000),
+  rounds: Math.max(1, Math.min(Number(args.rounds ?? 1), 10)),
+  fanoutTimeout: Number(args["fanout-timeout"] ?? 120),
+  settleSeconds: Number(args["settle-seconds"] ?? 3),
+  maxSeconds: Number(args["max-seconds"] ?? 1800),
+  name: args.name ?? (args.target === "bare" ? "bare" : "fleet-sim"),
+  policyId: args["policy-id"] ?? `bench-${Date.now().toString(36)}`,
+  wsFraction: Number(args["ws-fraction"] ?? 0),
+  serverPids: args["server-pids"] ? String(args["server-pids"]).split(",").map(Number) : null,
+  out: args.out ?? null,
+  // Off by default: the server's Retry-After carries up to 30 s of jitter, which would measure the
+  // jitter, not the server. A refused request is retried after U[100, 600) ms and counted.
+  honorRetryAfter: Boolean(args["honor-retry-after"]),
+};
+// Loopback only: this machine may send load to nothing else.
+if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(opt.url.hostname)) {
+  console.error(`refusing ${opt.url.hostname}: load goes to loopback addresses only`);
+  process.exit(2);
+}
+
+const VERSION = "9.6.0";
+const startedAt = performance.now();
+const hardDeadline = setTimeout(() => {
+  log(`--max-seconds ${opt.maxSeconds} reached: stopping`);
+  finish("max-seconds").catch(() => process.exit(1));
+}, opt.maxSeconds * 1000);
+hardDeadline.unref();
+// Interrupted (Ctrl-C, a driver's kill): still write what was measured so far.
+for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => finish(sig).catch(() => process.exit(1)));
+
+// One keep-alive pool; a long poll holds its socket, so sockets ≈ requests in flight. Idle sockets are
+// capped (Go keeps up to 100 per agent for 90 s; here that would double the fds on both sides).
+const pool = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 512, scheduling: "lifo" });
+const inflight = new Set();
+const errors = {}; // phase → route → status|error code → count
+let phase = "setup";
+let stopped = false;
+const results = {
+  tool: "fleet-sim",
+  target: opt.target,
+  started_at: new Date().toISOString(),
+  options: { ...opt, url: opt.url.href, adminToken: undefined },
+  machine: machineInfo(),
+  phases: {},
+  memory: {},
+  errors,
+};
+
+main().catch(async (err) => {
+  log(`failed: ${err.stack ?? err}`);
+  results.failure = String(err.stack ?? err);
+  await finish("error");
+});
+
+async function main() {
+  opt.serverPids ??= pidsListeningOn(Number(opt.url.port || 80));
+  results.server_pids = opt.serverPids;
+  results.workerd_version = workerdVersion();
+  log(`target ${opt.target} at ${opt.url.href}, ${opt.agents} agents, server pids ${opt.serverPids.join(",") || "unknown"}`);
+  if (opt.target === "bare") await runBare();
+  else await runFleet();
+  await finish("done");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target "fleet": the project's server.
+
+async function runFleet() {
+  snapshot("start");
+  phase = "setup";
+  const policy = policyContent(1);
+  const put = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy });
+  if (put.status !== 200) throw new Error(`policy PUT: ${put.status} ${put.body}`);
+  const key = await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: opt.policyId, name: "bench" });
+  if (key.status !== 200) throw new Error(`enrollment key: ${key.status} ${key.body}`);
+  const enrollmentToken = JSON.parse(key.body).item.api_key;
+  snapshot("policy_created");
+
+  // 2. Enrollment.
+  phase = "enroll";
+  const agents = Array.from({ length: opt.agents }, (_, i) => newAgent(i));
+  const enrollLatency = [];
+  const enrollStart = performance.now();
+  const cpu0 = cpuNow();
+  await pooled(agents, opt.enrollConcurrency, async (a) => {
+    const t = performance.now();
+    let res;
+    // Admission limits answer 429 with Retry-After; the simulator waits that long and tries again
+    // (a real agent ignores Retry-After and backs off ≥ 60 s, which would only stretch the phase).
+    for (let attempt = 1; attempt <= 30 && !stopped; attempt++) {
+      res = await send("enroll", "POST", "/api/fleet/agents/enroll?", agentHeaders(enrollmentToken), Buffer.from(JSON.stringify(enrollBody(a))));
+      if (res.status !== 429 && res.status !== 0) break;
+      await sleep(retryDelay(res, 1000));
+    }
+    if (res?.status !== 200) return;
+    const item = JSON.parse(res.body).item;
+    a.id = item.id;
+    a.key = item.access_api_key;
+    enrollLatency.push(performance.now() - t);
+  }, (done) => `enrolled ${done}/${agents.length}`);
+  const enrollSeconds = (performance.now() - enrollStart) / 1000;
+  const enrolled = agents.filter((a) => a.key);
+  results.phases.enroll = {
+    agents: agents.length,
+    enrolled: enrolled.length,
+    concurrency: opt.enrollConcurrency,
+    seconds: r2(enrollSeconds),
+    per_second: r2(enrolled.length / enrollSeconds),
+    latency_ms: summary(enrollLatency),
+    cpu: cpuSince(cpu0),
+  };
+  log(`enrollment: ${enrolled.length} in ${enrollSeconds.toFixed(1)} s = ${(enrolled.length / enrollSeconds).toFixed(0)}/s`);
+  snapshot("enrolled");
+  await probeWebSocket(enrolled[0]);
+
+  // 3. Long-poll fleet.
+  phase = "connect";
+  const fleet = { latestRevision: 1, round: null };
+  const loops = [];
+  const rampStart = performance.now();
+  for (let i = 0; i < enrolled.length && !stopped; i++) {
+    const due = rampStart + (i * 1000) / opt.rampRate;
+    if (due > performance.now()) await sleep(due - performance.now());
+    loops.push(agentLoop(enrolled[i], fleet));
+  }
+  const parkStart = performance.now();
+  await waitUntil(() => parkedCount(enrolled, fleet) === enrolled.length, 300_000, () => `parked ${parkedCount(enrolled, fleet)}/${enrolled.length}`);
+  results.phases.connect = { agents: enrolled.length, ramp_rate: opt.rampRate, seconds_to_all_parked: r2((performance.now() - rampStart) / 1000) };
+  log(`all ${enrolled.length} parked ${((performance.now() - parkStart) / 1000).toFixed(1)} s after the ramp; settling ${opt.settleSeconds} s`);
+  await sleep(opt.settleSeconds * 1000);
+  snapshot("parked");
+
+  // 5. Fan-out rounds.
+  results.phases.fanout = [];
+  for (let r = 0; r < opt.rounds && !stopped; r++) {
+    phase = `fanout${r + 1}`;
+    const revisionExpected = fleet.latestRevision + 1;
+    const round = { revision: revisionExpected, t0: 0, received: new Map(), acked: new Map(), reparked: new Map() };
+    const cpu1 = cpuNow();
+    round.t0 = performance.now();
+    fleet.round = round;
+    const res = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy: policyContent(revisionExpected) });
+    const publishMs = performance.now() - round.t0;
+    if (res.status !== 200) throw new Error(`publish: ${res.status} ${res.body}`);
+    const published = JSON.parse(res.body).item.revision;
+    fleet.latestRevision = published;
+    round.revision = published;
+    await waitUntil(() => round.acked.size >= enrolled.length, opt.fanoutTimeout * 1000, () => `rev ${published}: received ${round.received.size}, acked ${round.acked.size}/${enrolled.length}`);
+    const cpu = cpuSince(cpu1);
+    await waitUntil(() => parkedCount(enrolled, fleet) === enrolled.length, 60_000, () => `re-parked ${parkedCount(enrolled, fleet)}/${enrolled.length}`);
+    const received = [...round.received.values()];
+    const acked = [...round.acked.values()];
+    const out = {
+      revision: published,
+      agents: enrolled.length,
+      publish_call_ms: round1(publishMs),
+      receive_ms: summary(received),
+      received: received.length,
+      missing: enrolled.length - received.length,
+      ack_ms: summary(acked),
+      ack_convergence_ms: acked.length === enrolled.length ? round1(Math.max(...acked)) : null,
+      reparked_all_ms: round1(performance.now() - round.t0),
+      cpu,
+    };
+    results.phases.fanout.push(out);
+    log(`rev ${published}: p50 ${out.receive_ms.p50} p95 ${out.receive_ms.p95} p99 ${out.receive_ms.p99} max ${out.receive_ms.max} ms; acks converged ${out.ack_convergence_ms} ms`);
+    fleet.round = null;
+    await sleep(opt.settleSeconds * 1000);
+    snapshot(`after_${phase}`);
+  }
+  results.memory.per_agent = perAgentMemory(enrolled.length);
+
+  // 5. Check-in throughput, last so that it does not disturb the memory figures. The loops stop, a
+  // revision nobody acks is published, and every check-in (reporting the older revision) is answered
+  // at once with a POLICY_CHANGE: the whole check-in path, including the policy's serialisation.
+  phase = "throughput";
+  stopped = true;
+  for (const req of inflight) req.destroy();
+  await Promise.allSettled(loops);
+  stopped = false;
+  const behind = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy: policyContent(fleet.latestRevision + 1) });
+  if (behind.status !== 200) throw new Error(`publish: ${behind.status} ${behind.body}`);
+  results.phases.checkin_throughput = await throughput(enrolled, (a) => ({
+    path: `/api/fleet/agents/${a.id}/checkin?`,
+    headers: { ...agentHeaders(a.key), "Content-Encoding": "gzip" },
+    body: checkinBody(a, "online"),
+    ok: (res) => res.status === 200 && res.body.includes('"POLICY_CHANGE"'),
+  }));
+  snapshot("after_throughput");
+}
+
+/** elastic-agent's check-in loop (fleet_gateway.go): check in, handle actions, 1 s + U[0,500 ms), again. */
+async function agentLoop(a, fleet) {
+  let backoffMs = 0;
+  while (!stopped) {
+    a.pollRevision = a.revision;
+    a.pollSentAt = performance.now();
+    const res = await send("checkin", "POST", `/api/fleet/agents/${a.id}/checkin?`, { ...agentHeaders(a.key), "Content-Encoding": "gzip" }, checkinBody(a, a.revision ? "online" : "starting"), 600_000);
+    a.pollSentAt = 0;
+    if (stopped) return;
+    if (res.status !== 200) {
+      // Real agents back off 60 s+ (EqualJitterBackoff) and ignore Retry-After; a shorter backoff
+      // (Retry-After when given) keeps a benchmark finite. Every such answer is counted in `errors`.
+      backoffMs = Math.min(Math.max(backoffMs * 2, 1000), 10_000);
+      await sleep(res.status === 429 ? retryDelay(res, backoffMs) : backoffMs);
+      continue;
+    }
+    backoffMs = 0;
+    const received = performance.now();
+    const body = JSON.parse(res.body);
+    if (body.ack_token) a.ackToken = body.ack_token;
+    for (const action of body.actions ?? []) {
+      if (action.type !== "POLICY_CHANGE") continue;
+      const revision = action.data.policy.revision;
+      const round = fleet.round;
+      if (round && revision === round.revision && !round.received.has(a.id)) round.received.set(a.id, received - round.t0);
+      a.revision = revision;
+      a.policyId = action.data.policy.id;
+      // The ack goes out while the gateway waits for its next tick (the acker runs on its own).
+      ackWithRetry(a, action.id).then((ok) => {
+        if (ok && round && revision === round.revision && !round.acked.has(a.id)) round.acked.set(a.id, performance.now() - round.t0);
+        if (ok) a.ackedRevision = Math.max(a.ackedRevision, revision);
+      });
+    }
+    await sleep(1000 + Math.random() * 500);
+  }
+}
+
+/** Agents whose check-in is in flight, reports the latest revision, and has waited ≥ 1 s. */
+function parkedCount(agents, fleet) {
+  const now = performance.now();
+  let n = 0;
+  for (const a of agents) if (a.pollSentAt && now - a.pollSentAt > 1000 && a.pollRevision === fleet.latestRevision && a.ackedRevision === fleet.latestRevision) n++;
+  return n;
+}
+
+/** The agent's acker retries failed acks (real agents: 60 s+ backoff, 5 attempts; shortened here, Retry-After honoured). */
+async function ackWithRetry(a, actionId) {
+  for (let attempt = 1; attempt <= 10 && !stopped; attempt++) {
+    const res = await ack(a, actionId);
+    if (res.ok) return true;
+    await sleep(res.status === 429 ? retryDelay(res, 1000) : 1000 + Math.random() * 1000);
+  }
+  return false;
+}
+
+async function ack(a, actionId) {
+  const event = {
+    action_id: actionId,
+    agent_id: a.id,
+    message: `Action "${actionId}" of type "POLICY_CHANGE" acknowledged.`,
+    subtype: "ACKNOWLEDGED",
+    timestamp: nanoTimestamp(),
+    type: "ACTION_RESULT",
+  };
+  const res = await send("ack", "POST", `/api/fleet/agents/${a.id}/acks?`, agentHeaders(a.key), Buffer.from(JSON.stringify({ events: [event] })));
+  let ok = false;
+  try {
+    ok = res.status === 200 && JSON.parse(res.body).action === "acks";
+  } catch {
+    // not the ack answer the agent requires (§6.7)
+  }
+  return { ok, status: res.status, retryAfterMs: res.retryAfterMs };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Target "bare": the baseline Worker (scripts/bench/bare-worker.mjs).
+
+async function runBare() {
+  snapshot("start");
+  const clients = Array.from({ length: opt.agents }, (_, i) => newAgent(i));
+
+  // Park N requests in one object, then release them all with a payload the size of a POLICY_CHANGE.
+  phase = "connect";
+  const payload = { ack_token: "", action: "checkin", actions: [{ agent_id: "x", created_at: new Date().toISOString(), data: { policy: { id: "bare", revision: 2, ...policyContent(2) } }, id: "policy:bare:2", input_type: "", type: "POLICY_CHANGE" }] };
+  const parked = [];
+  const round = { t0: 0, received: [] };
+  const rampStart = performance.now();
+  for (let i = 0; i < clients.length; i++) {
+    const due = rampStart + (i * 1000) / opt.rampRate;
+    if (due > performance.now()) await sleep(due - performance.now());
+    const a = clients[i];
+    parked.push(
+      send("park", "POST", "/park", agentHeaders("bare"), checkinBody(a, "online"), 600_000).then((res) => {
+        if (res.status === 200 && round.t0) round.received.push(performance.now() - round.t0);
+      }),
+    );
+  }
+  let count = 0;
+  await waitUntil(async () => (count = JSON.parse((await send("admin", "GET", "/count", {}, null)).body || "{}").parked ?? 0) >= clients.length, 300_000, () => `parked ${count}/${clients.length}`, 500);
+  results.phases.connect = { agents: clients.length, ramp_rate: opt.rampRate, seconds_to_all_parked: round1((performance.now() - rampStart) / 1000) };
+  await sleep(opt.settleSeconds * 1000);
+  snapshot("parked");
+
+  phase = "fanout1";
+  const cpu1 = cpuNow();
+  round.t0 = performance.now();
+  const res = await send("admin", "POST", "/release", { "Content-Type": "application/json" }, Buffer.from(JSON.stringify({ payload })));
+  const publishMs = performance.now() - round.t0;
+  await waitUntil(() => round.received.length >= clients.length, opt.fanoutTimeout * 1000, () => `received ${round.received.length}/${clients.length}`);
+  results.phases.fanout = [
+    {
+      agents: clients.length,
+      payload_bytes: JSON.stringify(payload).length,
+      released: JSON.parse(res.body).released,
+      publish_call_ms: round1(publishMs),
+      receive_ms: summary(round.received),
+      received: round.received.length,
+      missing: clients.length - round.received.length,
+      cpu: cpuSince(cpu1),
+    },
+  ];
+  const f = results.phases.fanout[0];
+  log(`bare release: p50 ${f.receive_ms.p50} p95 ${f.receive_ms.p95} p99 ${f.receive_ms.p99} max ${f.receive_ms.max} ms`);
+  await Promise.allSettled(parked);
+  await sleep(1000);
+  snapshot("after_fanout1");
+  results.memory.per_agent = perAgentMemory(clients.length);
+
+  phase = "throughput";
+  results.phases.checkin_throughput = await throughput(clients, (a) => ({
+    path: "/ok",
+    headers: { ...agentHeaders("bare"), "Content-Encoding": "gzip" },
+    body: checkinBody(a, "online"),
+    ok: (res) => res.status === 200,
+  }));
+  snapshot("after_throughput");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared phases and helpers.
+
+/** C workers, each owning agents w, w+C, …, send back to back for T seconds; completions per second. */
+async function throughput(agents, build) {
+  const concurrency = Math.min(opt.throughputConcurrency, agents.length);
+  const latency = [];
+  let ok = 0;
+  let bad = 0;
+  const cpu0 = cpuNow();
+  const start = performance.now();
+  const end = start + opt.throughputSeconds * 1000;
+  const ticker = setInterval(() => log(`throughput: ${ok} ok, ${bad} other, ${(ok / ((performance.now() - start) / 1000)).toFixed(0)}/s`), 2000);
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      for (let i = w; performance.now() < end && !stopped; i += concurrency) {
+        const a = agents[i % agents.length];
+        const req = build(a);
+        const t = performance.now();
+        const res = await send(phase, "POST", req.path, req.headers, req.body);
+        if (req.ok(res)) {
+          ok++;
+          latency.push(performance.now() - t);
+        } else bad++;
+      }
+    }),
+  );
+  clearInterval(ticker);
+  const seconds = (performance.now() - start) / 1000;
+  const out = { method: "", concurrency, seconds: r2(seconds), completed_ok: ok, other: bad, per_second: r2(ok / seconds), latency_ms: summary(latency), cpu: cpuSince(cpu0) };
+  out.method =
+    opt.target === "bare"
+      ? "POST /ok with the same headers and gzip check-in body; answers {\"ok\":true}"
+      : "POST /checkin by enrolled agents that have not acked any policy: each is answered at once with a POLICY_CHANGE (never acked in this phase)";
+  log(`throughput: ${out.per_second}/s (${ok} in ${seconds.toFixed(1)} s, concurrency ${concurrency})`);
+  return out;
+}
+
+/** The server's WebSocket channel, if it answers an upgrade; this simulator only long-polls so far. */
+async function probeWebSocket(a) {
+  if (!opt.wsFraction || !a) return;
+  const status = await new Promise((resolve) => {
+    const req = http.request({
+      host: opt.url.hostname,
+      port: opt.url.port,
+      path: `/api/fleet/agents/${a.id}/ws`,
+      headers: { ...agentHeaders(a.key), Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": randomBytes(16).toString("base64") },
+    });
+    req.on("upgrade", (_res, socket) => {
+      socket.destroy();
+      resolve(101);
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on("error", (e) => resolve(e.code ?? "error"));
+    req.setTimeout(5000, () => req.destroy());
+    req.end();
+  });
+  results.websocket = status === 101
+    ? { requested_fraction: opt.wsFraction, available: true, used: 0, note: "the server answers the upgrade, but this simulator has no WebSocket protocol yet: every agent long-polls" }
+    : { requested_fraction: opt.wsFraction, available: false, probe_status: status, note: "WebSocket channel not available yet" };
+  log(`--ws-fraction ${opt.wsFraction}: ${results.websocket.note}`);
+}
+
+function newAgent(i) {
+  const hostname = `sim-${String(i).padStart(5, "0")}`;
+  return { i, hostname, hostId: randomBytes(16).toString("hex"), localId: randomUUID(), id: "", key: "", ackToken: "", revision: 0, ackedRevision: 0, policyId: "", pollSentAt: 0, pollRevision: 0, bodyCache: null };
+}
+
+function localMetadata(a) {
+  return {
+    elastic: { agent: { id: a.id || a.localId, version: VERSION, snapshot: false, "build.original": `${VERSION} (build: 07adab5bc3d249133b4615832270434546c189d0 at 2026-08-21 19:06:21 +0000 UTC)`, upgradeable: true, log_level: "info", complete: false, unprivileged: false, fips: false } },
+    host: { architecture: "x86_64", hostname: a.hostname, name: a.hostname, id: a.hostId, ip: ["127.0.0.1/8", `10.0.${a.i >> 8 & 255}.${a.i & 255}/16`, "::1/128"], mac: ["06:a1:5b:3c:9d:21"], memory: 16430608384 },
+    os: { family: "debian", kernel: "6.8.0-1029-aws", platform: "ubuntu", version: "24.04.2 LTS (Noble Numbat)", name: "Ubuntu", full: "Ubuntu noble(24.04.2 LTS (Noble Numbat))" },
+  };
+}
+
+function enrollBody(a) {
+  return { type: "PERMANENT", id: "", replace_token: "", metadata: { local: localMetadata(a), user_provided: {}, tags: null } };
+}
+
+/** The gzipped check-in body (9.4+), in the agent's field order; recompressed only when it changes. */
+function checkinBody(a, status) {
+  const cacheKey = `${status}|${a.ackToken}|${a.policyId}|${a.revision}|${a.id}`;
+  if (a.bodyCache?.key === cacheKey) return a.bodyCache.gz;
+  const running = status === "online";
+  const body = {
+    status,
+    ...(a.ackToken ? { ack_token: a.ackToken } : {}),
+    local_metadata: localMetadata(a),
+    message: running ? "Running" : "Waiting for initial configuration and composable variables",
+    components: running ? components() : null,
+    ...(a.policyId ? { agent_policy_id: a.policyId } : {}),
+    ...(a.revision ? { policy_revision_idx: a.revision } : {}),
+    upgrade: {},
+  };
+  const gz = zlib.gzipSync(JSON.stringify(body));
+  a.bodyCache = { key: cacheKey, gz };
+  return gz;
+}
+
+function components() {
+  return [
+    { id: "system/metrics-default", type: "system/metrics", status: "HEALTHY", message: "Healthy: communicating with pid '2817'", units: [{ id: "system/metrics-default", type: "output", status: "HEALTHY", message: "Healthy" }, { id: "system/metrics-default-system/metrics-system-1", type: "input", status: "HEALTHY", message: "Healthy" }] },
+    { id: "log-default", type: "log", status: "HEALTHY", message: "Healthy: communicating with pid '2790'", units: [{ id: "log-default-logfile-system-1", type: "input", status: "HEALTHY", message: "Healthy" }, { id: "log-default", type: "output", status: "HEALTHY", message: "Healthy" }] },
+  ];
+}
+
+/** A policy of realistic size (~2.5 KB): one output, monitoring, three inputs; `n` changes the content. */
+function policyContent(n) {
+  return {
+    outputs: { default: { type: "elasticsearch", hosts: ["https://es.example.com:9200"], preset: "balanced" } },
+    output_permissions: { default: { _elastic_agent_checks: { cluster: ["monitor"] }, _elastic_agent_monitoring: { indices: [{ names: ["logs-elastic_agent-default", "metrics-elastic_agent-default"], privileges: ["auto_configure", "create_doc"] }] } } },
+    agent: { monitoring: { enabled: true, logs: true, metrics: true, use_output: "default", namespace: "default" }, download: { sourceURI: "https://artifacts.elastic.co/downloads/" } },
+    fleet: { hosts: [opt.url.origin] },
+    inputs: [
+      { id: "logfile-system", name: "system-1", revision: n, type: "logfile", use_output: "default", data_stream: { namespace: "default" }, streams: [{ id: "logfile-system.auth", data_stream: { dataset: "system.auth", type: "logs" }, paths: ["/var/log/auth.log*", "/var/log/secure*"], exclude_files: [".gz$"] }, { id: "logfile-system.syslog", data_stream: { dataset: "system.syslog", type: "logs" }, paths: ["/var/log/messages*", "/var/log/syslog*"], exclude_files: [".gz$"] }] },
+      { id: "system/metrics-system", name: "system-1", revision: n, type: "system/metrics", use_output: "default", data_stream: { namespace: "default" }, streams: ["cpu", "load", "memory", "network", "process", "process.summary", "socket_summary", "filesystem", "fsstat", "uptime"].map((m) => ({ id: `system/metrics-system.${m}`, data_stream: { dataset: `system.${m}`, type: "metrics" }, metricsets: [m], period: "10s" })) },
+      { id: "filestream-custom", name: "custom-logs", revision: n, type: "filestream", use_output: "default", data_stream: { namespace: "default" }, streams: [{ id: "filestream-custom.app", data_stream: { dataset: "custom.app", type: "logs" }, paths: [`/var/log/app/*.log`], bench_revision: n }] },
+    ],
+  };
+}
+
+function agentHeaders(key) {
+  // elastic-agent-client.md §1.2 (Host, Content-Length and Accept-Encoding are added by the client).
+  return {
+    "User-Agent": `Elastic Agent v${VERSION}`,
+    Accept: "application/json",
+    Authorization: `ApiKey ${key}`,
+    "Content-Type": "application/json",
+    "Elastic-Api-Version": "2023-06-01",
+    "Kbn-Xsrf": "1",
+    "X-Request-Id": ulid(),
+    "Accept-Encoding": "gzip",
+  };
+}
+
+async function admin(method, route, body) {
+  return send("admin", method, route, { Authorization: `Bearer ${opt.adminToken}`, "Content-Type": "application/json" }, Buffer.from(JSON.stringify(body)));
+}
+
+/**
+ * One HTTP/1.1 request over the shared keep-alive pool. Resolves (never rejects) with status, body
+ * text (gunzipped) and counts non-2xx statuses and transport errors per phase and route.
+ */
+function send(route, method, pathname, headers, body, timeoutMs = 120_000, retried = false) {
+  return new Promise((resolve) => {
+    const req = http.request({ host: opt.url.hostname, port: opt.url.port, method, path: pathname, agent: pool, headers: body ? { ...headers, "Content-Length": body.length } : headers });
+    inflight.add(req);
+    let answered = false;
+    const fail = (code) => {
+      inflight.delete(req);
+      // A keep-alive socket the server closed while it sat idle: retry once on a fresh one, as Go's
+      // transport does for a reused connection (Node documents this race under `reusedSocket`).
+      if (!answered && req.reusedSocket && !retried && !stopped && (code === "ECONNRESET" || code === "EPIPE")) {
+        count(route, `${code}_reused_retried`);
+        resolve(send(route, method, pathname, headers, body, timeoutMs, true));
+        return;
+      }
+      if (!stopped) count(route, code);
+      resolve({ status: 0, error: code, body: "" });
+    };
+    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
+    req.on("error", (e) => fail(e.code ?? e.message));
+    req.on("response", (res) => {
+      answered = true;
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("error", (e) => fail(e.code ?? e.message));
+      res.on("end", () => {
+        inflight.delete(req);
+        let buf = Buffer.concat(chunks);
+        if (res.headers["content-encoding"] === "gzip") buf = zlib.gunzipSync(buf);
+        if (res.statusCode < 200 || res.statusCode >= 300) count(route, res.statusCode);
+        const retryAfter = Number(res.headers["retry-after"]);
+        resolve({ status: res.statusCode, body: buf.toString("utf8"), retryAfterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : null });
+      });
+    });
+    req.end(body ?? undefined);
+  });
+}
+
+/** How long to wait after a 429 (see --honor-retry-after) or a transport error. */
+function retryDelay(res, fallbackMs) {
+  if (res.status === 429) return opt.honorRetryAfter && res.retryAfterMs != null ? res.retryAfterMs : 100 + Math.random() * 500;
+  return fallbackMs;
+}
+
+function count(route, code) {
+  const byRoute = (errors[phase] ??= {});
+  const byCode = (byRoute[route] ??= {});
+  byCode[code] = (byCode[code] ?? 0) + 1;
+}
+
+/** Runs `fn` over `items` with at most `limit` at once, logging progress every 2 s. */
+async function pooled(items, limit, fn, progress) {
+  let next = 0;
+  let done = 0;
+  const ticker = setInterval(() => log(progress(done)), 2000);
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length && !stopped) {
+        await fn(items[next++]);
+        done++;
+      }
+    }),
+  );
+  clearInterval(ticker);
+}
+
+async function waitUntil(cond, timeoutMs, progress, everyMs = 100) {
+  const end = performance.now() + timeoutMs;
+  let lastLog = 0;
+  while (performance.now() < end && !stopped) {
+    if (await cond()) return true;
+    if (performance.now() - lastLog > 2000) {
+      lastLog = performance.now();
+      log(progress());
+    }
+    await sleep(everyMs);
+  }
+  log(`timed out after ${timeoutMs} ms: ${progress()}`);
+  return false;
+}
+
+// --- server process observation ---------------------------------------------------------------
+
+function snapshot(label) {
+  const procs = opt.serverPids.map((pid) => ({ pid, rss_kb: vmRssKb(pid), fds: fdCount(pid) }));
+  results.memory[label] = { at_s: r2((performance.now() - startedAt) / 1000), rss_kb: procs.reduce((s, p) => s + (p.rss_kb ?? 0), 0), fds: procs.reduce((s, p) => s + (p.fds ?? 0), 0), processes: procs, sim_rss_kb: Math.round(process.memoryUsage().rss / 1024) };
+  log(`memory ${label}: server RSS ${(results.memory[label].rss_kb / 1024).toFixed(0)} MiB, ${results.memory[label].fds} fds`);
+}
+
+function perAgentMemory(n) {
+  const m = results.memory;
+  const kb = (a, b) => (m[a] && m[b] ? r2((m[b].rss_kb - m[a].rss_kb) / n) : null);
+  return opt.target === "bare"
+    ? { parked_vs_start_kb: kb("start", "parked") }
+    : { parked_vs_start_kb: kb("start", "parked"), enrolled_vs_start_kb: kb("start", "enrolled"), parked_vs_enrolled_kb: kb("enrolled", "parked") };
+}
+
+function vmRssKb(pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
+  } catch {
+    return null;
+  }
+}
+
+function fdCount(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds of the server processes and of this simulator. */
+function cpuNow() {
+  let server = 0;
+  for (const pid of opt.serverPids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      server += (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks (USER_HZ = 100)
+    } catch {
+      // gone
+    }
+  }
+  const u = process.cpuUsage();
+  return { t: performance.now(), server, sim: (u.user + u.system) / 1e6 };
+}
+
+function cpuSince(a) {
+  const b = cpuNow();
+  const wall = (b.t - a.t) / 1000;
+  return { wall_s: r2(wall), server_cpu_s: r2(b.server - a.server), sim_cpu_s: r2(b.sim - a.sim), server_cores: r2((b.server - a.server) / wall), sim_cores: r2((b.sim - a.sim) / wall) };
+}
+
+/** Pids holding a listening TCP socket on `port` (workerd's, when no --server-pids were given). */
+function pidsListeningOn(port) {
+  const inodes = new Set();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    try {
+      for (const line of readFileSync(file, "utf8").split("\n").slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f.length > 9 && f[3] === "0A" && parseInt(f[1].split(":")[1], 16) === port) inodes.add(f[9]);
+      }
+    } catch {
+      // no IPv6
+    }
+  }
+  const pids = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      for (const fd of readdirSync(`/proc/${entry}/fd`)) {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${entry}/fd/${fd}`));
+        if (m && inodes.has(m[1])) {
+          pids.push(Number(entry));
+          break;
+        }
+      }
+    } catch {
+      // not ours to read, or gone
+    }
+  }
+  return pids;
+}
+
+function workerdVersion() {
+  const r = spawnSync(path.join(root, "node_modules/.bin/workerd"), ["--version"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function machineInfo() {
+  const mem = /MemTotal:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"));
+  const cpu = /model name\s*:\s*(.+)/.exec(readFileSync("/proc/cpuinfo", "utf8"));
+  return { nproc: (spawnSync("nproc", { encoding: "utf8" }).stdout ?? "").trim(), mem_total_kb: mem ? Number(mem[1]) : null, cpu: cpu?.[1] ?? null, node: process.version, fd_limit: fdLimits() };
+}
+
+function fdLimits() {
+  const m = /Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/.exec(readFileSync("/proc/self/limits", "utf8"));
+  return m ? { soft: m[1] === "unlimited" ? Infinity : Number(m[1]), hard: m[2] === "unlimited" ? Infinity : Number(m[2]) } : null;
+}
+
+/** Node cannot setrlimit itself: re-execute under a shell that raises the soft limit to the hard one. */
+function raiseFdLimit() {
+  const lim = fdLimits();
+  if (!lim || lim.soft >= lim.hard || process.env.FLEET_SIM_REEXEC) return;
+  const quoted = [process.execPath, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)].map((s) => `'${s.replace(/'/g, "'\\''")}'`).join(" ");
+  const hard = lim.hard === Infinity ? "unlimited" : lim.hard;
+  const r = spawnSync("bash", ["-c", `ulimit -n ${hard} && exec ${quoted}`], { stdio: "inherit", env: { ...process.env, FLEET_SIM_REEXEC: "1" } });
+  process.exit(r.status ?? 1);
+}
+
+// --- output -----------------------------------------------------------------------------------
+
+let finishing = false;
+async function finish(reason) {
+  if (finishing) return;
+  finishing = true;
+  stopped = true;
+  for (const req of inflight) req.destroy();
+  results.finished_at = new Date().toISOString();
+  results.end_reason = reason;
+  results.duration_s = r2((performance.now() - startedAt) / 1000);
+  const dir = path.join(root, "bench-results");
+  mkdirSync(dir, { recursive: true });
+  const file = opt.out ?? path.join(dir, `${opt.name}-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
+  log(`results: ${file}`);
+  pool.destroy();
+  process.exit(reason === "done" ? 0 : 1);
+}
+
+function summary(values) {
+  if (values.length === 0) return { n: 0 };
+  const s = Float64Array.from(values).sort();
+  const q = (p) => round1(s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)]);
+  return { n: s.length, p50: q(0.5), p95: q(0.95), p99: q(0.99), max: round1(s[s.length - 1]), mean: round1(s.reduce((x, y) => x + y, 0) / s.length) };
+}
+
+function nanoTimestamp() {
+  // Go's RFC3339Nano (time.Time), as the current ack layout sends it.
+  const iso = new Date().toISOString();
+  return `${iso.slice(0, -1)}${String(Math.floor(Math.random() * 1e6)).padStart(6, "0")}Z`;
+}
+
+function ulid() {
+  const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  let t = Date.now();
+  let out = "";
+  for (let i = 0; i < 10; i++) {
+    out = alphabet[t % 32] + out;
+    t = Math.floor(t / 32);
+  }
+  const r = randomBytes(16);
+  for (let i = 0; i < 16; i++) out += alphabet[r[i] & 31];
+  return out;
+}
+
+function log(msg) {
+  process.stderr.write(`[sim ${((performance.now() - startedAt) / 1000).toFixed(1)}s ${phase}] ${msg}\n`);
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+function r2(x) {
+  return Math.round(x * 100) / 100;
+}
+function round1(x) {
+  return Math.round(x * 10) / 10;
+}
+
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) continue;
+    const eq = a.indexOf("=");
+    if (eq > 0) out[a.slice(2, eq)] = a.slice(eq + 1);
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) out[a.slice(2)] = argv[++i];
+    else out[a.slice(2)] = true;
+  }
+  return out;
+}
