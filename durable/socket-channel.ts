@@ -11,7 +11,7 @@ import { effectiveRevision } from "../src/policy/revision-claim";
 import type { DeliveredAction } from "../src/protocol/action";
 import type { PolicyRevision } from "../src/protocol/policy";
 import { CLOSE, SocketClientMessage, type SocketServerMessage } from "../src/protocol/socket";
-import type { CheckinInput } from "./agent";
+import { checkinInput } from "../src/checkin/checkin-input";
 
 /** What a socket remembers across hibernation (serialised, well under the 2 KiB attachment limit). */
 export interface SocketAttachment {
@@ -128,19 +128,7 @@ export class SocketChannel {
   }
 
   async #checkin(ws: WebSocket, attachment: SocketAttachment, id: string | number, checkin: Extract<SocketClientMessage, { type: "checkin" }>["body"]): Promise<void> {
-    const input: CheckinInput = {
-      status: checkin.status,
-      message: checkin.message ?? "",
-      version: attachment.version,
-      ...(checkin.ack_token ? { ackToken: checkin.ack_token } : {}),
-      ...(checkin.local_metadata !== undefined ? { localMetadata: checkin.local_metadata } : {}),
-      ...(checkin.components !== undefined ? { components: checkin.components } : {}),
-      ...(checkin.upgrade_details !== undefined ? { upgradeDetails: checkin.upgrade_details } : {}),
-      ...(checkin.agent_policy_id && checkin.policy_revision_idx !== undefined
-        ? { reported: { policyId: checkin.agent_policy_id, revision: checkin.policy_revision_idx } }
-        : {}),
-      ...(checkin.upgrade ? { rollbacks: checkin.upgrade.rollbacks ?? [] } : {}),
-    };
+    const input = checkinInput(checkin, attachment.version);
     const outcome = await agentObject(this.#host.env, attachment.agentId).checkinOverSocket(attachment.connection, input);
     if (isFailure(outcome)) return this.#refuse(ws, id, outcome);
     if (outcome.summary) this.#host.rosterUpsert(outcome.summary);

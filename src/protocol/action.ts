@@ -17,17 +17,10 @@ export const ACTION_TYPES = [
 ] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
 
-export const DELIVERED_TYPES: ReadonlySet<string> = new Set([
-  "UNENROLL",
-  "UPGRADE",
-  "SETTINGS",
-  "POLICY_REASSIGN",
-  "REQUEST_DIAGNOSTICS",
-  "INPUT_ACTION",
-  "CANCEL",
-  "MIGRATE",
-  "PRIVILEGE_LEVEL_CHANGE",
-]);
+/** Stored for Kibana's bookkeeping, never sent to an agent (fleet-server drops them). */
+const UNDELIVERED: ReadonlySet<ActionType> = new Set(["FORCE_UNENROLL", "UPDATE_TAGS"]);
+
+export const DELIVERED_TYPES: ReadonlySet<string> = new Set(ACTION_TYPES.filter((type) => !UNDELIVERED.has(type)));
 
 /**
  * An action as a check-in response carries it. Keys are declared in the alphabetical order of

@@ -2,6 +2,7 @@ import { Hono, type Context } from "hono";
 import type { CheckinInput } from "../../durable/agent";
 import { orAuthError, validateAfterAuth } from "../auth/agent-auth";
 import { parseApiKeyHeader } from "../auth/api-key";
+import { checkinInput } from "../checkin/checkin-input";
 import { pollDuration } from "../checkin/poll-duration";
 import { policyChangeAction } from "../checkin/policy-change";
 import { fleetConfig, type AppEnv } from "../config";
@@ -84,19 +85,7 @@ async function parseCheckin(c: Context<AppEnv>): Promise<{ input: CheckinInput; 
     if (parsed === null || parsed < 0) throw badRequest(`poll_timeout: ${JSON.stringify(body.poll_timeout)} is not a duration`);
     pollTimeoutMs = parsed;
   }
-  const input: CheckinInput = {
-    status: body.status,
-    message: body.message ?? "",
-    version,
-    ...(body.ack_token ? { ackToken: body.ack_token } : {}),
-    ...(body.local_metadata !== undefined ? { localMetadata: body.local_metadata } : {}),
-    ...(body.components !== undefined ? { components: body.components } : {}),
-    ...(body.upgrade_details !== undefined ? { upgradeDetails: body.upgrade_details } : {}),
-    ...(body.agent_policy_id && body.policy_revision_idx !== undefined
-      ? { reported: { policyId: body.agent_policy_id, revision: body.policy_revision_idx } }
-      : {}),
-    ...(body.upgrade ? { rollbacks: body.upgrade.rollbacks ?? [] } : {}),
-  };
+  const input = checkinInput(body, version);
   return pollTimeoutMs === undefined ? { input } : { input, pollTimeoutMs };
 }
 
