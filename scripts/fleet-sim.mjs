@@ -159,9 +159,9 @@ async function runFleet() {
   };
   log(`enrollment: ${enrolled.length} in ${enrollSeconds.toFixed(1)} s = ${(enrolled.length / enrollSeconds).toFixed(0)}/s`);
   snapshot("enrolled");
-  await probeWebSocket(enrolled[0]);
+  const wsCount = await probeWebSocket(enrolled[0], enrolled.length);
 
-  // 3. Long-poll fleet.
+  // 3. The fleet: the first `wsCount` agents hold a WebSocket, the rest long-poll.
   phase = "connect";
   const fleet = { latestRevision: 1, round: null };
   const loops = [];
@@ -169,7 +169,7 @@ async function runFleet() {
   for (let i = 0; i < enrolled.length && !stopped; i++) {
     const due = rampStart + (i * 1000) / opt.rampRate;
     if (due > performance.now()) await sleep(due - performance.now());
-    loops.push(agentLoop(enrolled[i], fleet));
+    loops.push(i < wsCount ? socketLoop(enrolled[i], fleet) : agentLoop(enrolled[i], fleet));
   }
   const parkStart = performance.now();
   await waitUntil(() => parkedCount(enrolled, fleet) === enrolled.length, 300_000, () => `parked ${parkedCount(enrolled, fleet)}/${enrolled.length}`);
@@ -224,6 +224,7 @@ async function runFleet() {
   phase = "throughput";
   stopped = true;
   for (const req of inflight) req.destroy();
+  for (const a of enrolled) a.socket?.close();
   await Promise.allSettled(loops);
   stopped = false;
   const behind = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy: policyContent(fleet.latestRevision + 1) });
@@ -271,6 +272,78 @@ async function agentLoop(a, fleet) {
       });
     }
     await sleep(1000 + Math.random() * 500);
+  }
+}
+
+/**
+ * An agent on the WebSocket channel (protocol v1, README "The WebSocket channel"): connect, send a
+ * check-in message, apply what arrives (replies and pushes), ack each POLICY_CHANGE on the socket,
+ * and send a check-in every 4 minutes to keep the delivery lease. Reconnects after 1-10 s.
+ */
+async function socketLoop(a, fleet) {
+  let backoffMs = 0;
+  while (!stopped) {
+    const closed = await new Promise((resolve) => {
+      const ws = new WebSocket(`ws://${opt.url.host}/api/fleet/agents/${a.id}/ws`, { headers: agentHeaders(a.key) });
+      let nextId = 0;
+      const acks = new Map();
+      let heartbeat = null;
+      const checkin = () => ws.send(JSON.stringify({ v: 1, type: "checkin", id: ++nextId, body: JSON.parse(zlib.gunzipSync(checkinBody(a, a.revision ? "online" : "starting"))) }));
+      ws.addEventListener("open", () => {
+        a.socket = ws;
+        backoffMs = 0;
+        checkin();
+        heartbeat = setInterval(checkin, 240_000);
+      });
+      ws.addEventListener("message", (event) => {
+        const received = performance.now();
+        const message = JSON.parse(event.data);
+        if (message.type === "ack") {
+          acks.get(message.id)?.(message.status === 200 && message.body.action === "acks");
+          acks.delete(message.id);
+          return;
+        }
+        if (message.type === "error") {
+          count("socket", `error_${message.status}`);
+          return;
+        }
+        if (message.body?.ack_token) a.ackToken = message.body.ack_token;
+        for (const action of message.body?.actions ?? []) {
+          if (action.type !== "POLICY_CHANGE") continue;
+          const revision = action.data.policy.revision;
+          const round = fleet.round;
+          if (round && revision === round.revision && !round.received.has(a.id)) round.received.set(a.id, received - round.t0);
+          a.revision = revision;
+          a.policyId = action.data.policy.id;
+          const id = ++nextId;
+          new Promise((ok) => acks.set(id, ok)).then((ok) => {
+            if (ok && round && revision === round.revision && !round.acked.has(a.id)) round.acked.set(a.id, performance.now() - round.t0);
+            if (ok) {
+              a.ackedRevision = Math.max(a.ackedRevision, revision);
+              // Connected and acked: "parked" in the sense the long-poll agents use.
+              a.pollRevision = revision;
+              a.pollSentAt = a.pollSentAt || performance.now();
+            }
+          });
+          ws.send(JSON.stringify({ v: 1, type: "ack", id, body: { events: [{ action_id: action.id, agent_id: a.id, message: `Action "${action.id}" of type "POLICY_CHANGE" acknowledged.`, subtype: "ACKNOWLEDGED", timestamp: nanoTimestamp(), type: "ACTION_RESULT" }] } }));
+        }
+        if (a.pollRevision !== a.revision && a.ackedRevision === a.revision) a.pollRevision = a.revision;
+        if (!a.pollSentAt && a.ackedRevision === a.revision) a.pollSentAt = performance.now();
+      });
+      ws.addEventListener("close", (event) => {
+        clearInterval(heartbeat);
+        a.socket = null;
+        a.pollSentAt = 0;
+        resolve(event.code);
+      });
+      ws.addEventListener("error", () => {
+        count("socket", "connect_error");
+      });
+    });
+    if (stopped) return;
+    count("socket", `close_${closed}`);
+    backoffMs = Math.min(Math.max(backoffMs * 2, 1000), 10_000);
+    await sleep(backoffMs);
   }
 }
 
@@ -413,9 +486,10 @@ async function throughput(agents, build) {
   return out;
 }
 
-/** The server's WebSocket channel, if it answers an upgrade; this simulator only long-polls so far. */
-async function probeWebSocket(a) {
-  if (!opt.wsFraction || !a) return;
+/** How many agents use the WebSocket channel: `--ws-fraction` of them, if the server answers an upgrade. */
+async function probeWebSocket(a, total) {
+  if (!opt.wsFraction || !a) return 0;
+  if (typeof WebSocket === "undefined") throw new Error("--ws-fraction needs Node's WebSocket client: run with node --experimental-websocket (run.mjs does)");
   const status = await new Promise((resolve) => {
     const req = http.request({
       host: opt.url.hostname,
@@ -435,10 +509,10 @@ async function probeWebSocket(a) {
     req.setTimeout(5000, () => req.destroy());
     req.end();
   });
-  results.websocket = status === 101
-    ? { requested_fraction: opt.wsFraction, available: true, used: 0, note: "the server answers the upgrade, but this simulator has no WebSocket protocol yet: every agent long-polls" }
-    : { requested_fraction: opt.wsFraction, available: false, probe_status: status, note: "WebSocket channel not available yet" };
-  log(`--ws-fraction ${opt.wsFraction}: ${results.websocket.note}`);
+  const used = status === 101 ? Math.round(opt.wsFraction * total) : 0;
+  results.websocket = { requested_fraction: opt.wsFraction, available: status === 101, agents: used, ...(status === 101 ? {} : { probe_status: status }) };
+  log(`--ws-fraction ${opt.wsFraction}: ${used} agents on WebSocket, ${total - used} long-polling`);
+  return used;
 }
 
 function newAgent(i) {

@@ -76,7 +76,7 @@ async function measure(worker, port, serveArgs) {
   });
   console.error(`[run] ${worker} server ready at ${ready.url} (workerd ${ready.workerdPids.join(",")})`);
   const out = path.join(outDir, `${worker === "bare" ? "bare" : "fleet-sim"}-${agents}-${stamp}.json`);
-  const sim = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node ${q(path.join(root, "scripts/fleet-sim.mjs"))} ${[
+  const sim = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node --experimental-websocket ${q(path.join(root, "scripts/fleet-sim.mjs"))} ${[
     "--target", worker === "bare" ? "bare" : "fleet",
     "--url", ready.url,
     "--admin-token", adminToken,
