@@ -196,7 +196,13 @@ export class HubShard extends DurableObject<Env> {
     await this.#sockets.message(ws, message);
   }
 
-  override async webSocketClose(ws: WebSocket): Promise<void> {
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Complete the closing handshake, or the agent's client waits for it (1005/1006/1015 cannot be sent).
+    try {
+      ws.close(code === 1005 || code === 1006 || code === 1015 ? 1000 : code, reason);
+    } catch {
+      // already closed
+    }
     await this.#sockets.closed(ws);
   }
 
