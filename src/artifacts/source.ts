@@ -1,6 +1,7 @@
 import type { Env } from "../config";
 import { EsArtifactSource } from "../es/artifacts";
 import { esConfig } from "../es/config";
+import { artifactMeta } from "./meta";
 
 /**
  * Artifact metadata in the field names of Kibana's `.fleet-artifacts` documents (fleet-server
@@ -90,16 +91,6 @@ function metaToCustom(meta: ArtifactMeta): Record<string, string> {
   return custom;
 }
 
-function metaFromCustom(custom: Record<string, string>): ArtifactMeta {
-  return {
-    identifier: custom.identifier ?? "",
-    decoded_sha256: custom.decoded_sha256 ?? "",
-    decoded_size: Number(custom.decoded_size ?? 0),
-    encoded_sha256: custom.encoded_sha256 ?? "",
-    encoded_size: Number(custom.encoded_size ?? 0),
-    compression_algorithm: custom.compression_algorithm ?? "none",
-    encryption_algorithm: custom.encryption_algorithm ?? "none",
-    created: custom.created ?? "",
-    ...(custom.package_name !== undefined ? { package_name: custom.package_name } : {}),
-  };
-}
+const metaFromCustom = (custom: Record<string, string>): ArtifactMeta => artifactMeta(custom);
+
+

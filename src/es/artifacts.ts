@@ -1,3 +1,4 @@
+import { artifactMeta } from "../artifacts/meta";
 import type { ArtifactMeta, ArtifactSource, StoredArtifact } from "../artifacts/source";
 import { esRequest } from "./client";
 import type { EsConfig } from "./config";
@@ -53,17 +54,7 @@ export class EsArtifactSource implements ArtifactSource {
     const doc = status === 200 ? body.hits?.hits[0]?._source : undefined;
     if (!doc) return null;
     return {
-      meta: {
-        identifier: doc.identifier ?? "",
-        decoded_sha256: doc.decoded_sha256 ?? "",
-        decoded_size: Number(doc.decoded_size ?? 0),
-        encoded_sha256: doc.encoded_sha256 ?? "",
-        encoded_size: Number(doc.encoded_size ?? 0),
-        compression_algorithm: doc.compression_algorithm ?? "none",
-        encryption_algorithm: doc.encryption_algorithm ?? "none",
-        created: doc.created ?? "",
-        ...(doc.package_name !== undefined ? { package_name: doc.package_name } : {}),
-      },
+      meta: artifactMeta(doc),
       body: fromBase64(doc.body ?? ""),
     };
   }
