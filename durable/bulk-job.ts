@@ -222,6 +222,7 @@ export class BulkJob extends DurableObject<Env> {
         const moved = await agent.reassign(operation.policyId);
         if (isFailure(moved)) return moved;
         await policyHub(this.env, moved.previousPolicyId).removeAgent(agentId);
+        await hubShard(this.env, moved.previousPolicyId, agentId).disconnect(agentId, CLOSE.reassigned, "agent reassigned");
         await policyHub(this.env, operation.policyId).upsertAgent(moved.summary);
         return null;
       }

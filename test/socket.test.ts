@@ -103,3 +103,25 @@ describe("WebSocket channel (v1)", () => {
     expect(await json(plain)).toEqual({ statusCode: 426, error: "UpgradeRequired", message: "this route speaks WebSocket: send Upgrade: websocket" });
   });
 });
+
+describe("WebSocket channel and reassignment", () => {
+  it("closes the socket with 4002 when the agent moves to another policy, and the new socket gets the new policy", async () => {
+    const agent = await enrolledAgent("ws-from-p");
+    await putPolicy("ws-to-p");
+    const socket = await connect(agent);
+    socket.send(checkin(1, { status: "starting" }));
+    await socket.next();
+    const moved = await SELF.fetch(`${BASE}/api/fleet/agents/${agent.id}/reassign`, {
+      method: "POST",
+      headers: { Authorization: "Bearer test-admin-token", "Content-Type": "application/json" },
+      body: JSON.stringify({ policy_id: "ws-to-p" }),
+    });
+    expect(moved.status).toBe(200);
+    for (let i = 0; i < 50 && !socket.closed(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(socket.closed()).toMatchObject({ code: 4002 });
+    const again = await connect(agent);
+    again.send(checkin(2, { agent_policy_id: "ws-from-p", policy_revision_idx: 1 }));
+    expect((await again.next()).body.actions?.[0]).toMatchObject({ id: "policy:ws-to-p:1", type: "POLICY_CHANGE" });
+    again.close();
+  });
+});

@@ -42,5 +42,7 @@ export type SocketServerMessage = z.infer<typeof SocketServerMessage>;
 export const CLOSE = {
   superseded: 4000,
   unenrolled: 4001,
+  /** The agent moved to another policy: reconnect (its new policy's shard takes the socket). */
+  reassigned: 4002,
   unauthorized: 4003,
 } as const;
