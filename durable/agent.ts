@@ -169,7 +169,9 @@ export class Agent extends DurableObject<Env> {
     });
   }
 
-  async enroll(input: AgentEnrollInput): Promise<{ item: EnrolledAgent; summary: AgentSummary; previousPolicyId?: string } | Failure> {
+  async enroll(
+    input: AgentEnrollInput,
+  ): Promise<{ item: EnrolledAgent; summary: AgentSummary; previousPolicyId?: string; replaced: boolean } | Failure> {
     const existing = this.#doc;
     const now = new Date().toISOString();
     let replaceTokenHash: string | undefined;
@@ -214,6 +216,8 @@ export class Agent extends DurableObject<Env> {
         // An inactive record is deleted and the agent starts over (fleet-server deletes the document).
         this.ctx.storage.sql.exec("DELETE FROM actions; DELETE FROM action_results");
       }
+      // A socket opened with the previous key no longer speaks for this agent.
+      this.ctx.storage.sql.exec("DELETE FROM socket_lease");
       this.#save(doc, keyHash);
     });
     console.log(JSON.stringify({ event: "agent.enrolled", agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active }));
@@ -232,6 +236,7 @@ export class Agent extends DurableObject<Env> {
         user_provided_metadata: null,
       },
       summary: this.#forcePush(),
+      replaced: !!existing,
       ...(existing && existing.policy_id !== doc.policy_id ? { previousPolicyId: existing.policy_id } : {}),
     };
   }
@@ -260,7 +265,7 @@ export class Agent extends DurableObject<Env> {
 
   /** A check-in that arrived on the agent's WebSocket, authenticated when the socket was opened. */
   async checkinOverSocket(connection: string, input: CheckinInput): Promise<CheckinOutcome | Failure> {
-    const failure = this.#stillActive() ?? this.#admit();
+    const failure = this.#stillActive() ?? this.#ownsLease(connection) ?? this.#admit();
     if (failure) return failure;
     this.#renewLease(connection);
     return this.#checkin(input, true);
@@ -350,7 +355,7 @@ export class Agent extends DurableObject<Env> {
 
   /** Acks that arrived on the agent's WebSocket. */
   async ackOverSocket(connection: string, events: AckEvent[]): Promise<AckOutcome | Failure> {
-    const failure = this.#stillActive() ?? this.#admit();
+    const failure = this.#stillActive() ?? this.#ownsLease(connection) ?? this.#admit();
     if (failure) return failure;
     this.#renewLease(connection);
     return this.#ack(events);
@@ -705,6 +710,15 @@ export class Agent extends DurableObject<Env> {
     const doc = this.#doc;
     if (!doc || this.#keyHash === null) return { error: "Unauthorized" };
     return doc.active ? null : { error: "AgentInactive" };
+  }
+
+  /**
+   * Only the socket that holds the lease speaks for the agent: a socket superseded by a newer one,
+   * or opened before the agent was re-enrolled with a replace token, is refused (and closed).
+   */
+  #ownsLease(connection: string): Failure | null {
+    const lease = this.ctx.storage.sql.exec<{ connection: string }>("SELECT connection FROM socket_lease WHERE k = 1").toArray()[0];
+    return lease?.connection === connection ? null : { error: "Unauthorized" };
   }
 
   #renewLease(connection: string): void {

@@ -1,6 +1,19 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BASE, ackEvent, agentHeaders, checkinRequest, enrolledAgent, json, putPolicy, queueAction, type Enrolled } from "./helpers";
+import {
+  BASE,
+  ackEvent,
+  agentHeaders,
+  agentRequest,
+  checkinRequest,
+  createEnrollmentKey,
+  enrollBody,
+  enrolledAgent,
+  json,
+  putPolicy,
+  queueAction,
+  type Enrolled,
+} from "./helpers";
 
 type Message = { v: number; type: string; id?: unknown; status?: number; body: Record<string, any> };
 
@@ -123,5 +136,19 @@ describe("WebSocket channel and reassignment", () => {
     again.send(checkin(2, { agent_policy_id: "ws-from-p", policy_revision_idx: 1 }));
     expect((await again.next()).body.actions?.[0]).toMatchObject({ id: "policy:ws-to-p:1", type: "POLICY_CHANGE" });
     again.close();
+  });
+});
+
+describe("WebSocket channel and re-enrollment", () => {
+  it("cuts a socket opened with a key that a replace-token enrollment replaced", async () => {
+    const agent = await enrolledAgent("ws-replace-p", { id: "ws-host", replace_token: "t1" });
+    const socket = await connect(agent);
+    socket.send(checkin(1, { status: "starting" }));
+    await socket.next();
+    const key = await createEnrollmentKey("ws-replace-p");
+    const again = await agentRequest("POST", "/api/fleet/agents/enroll", { key: key.api_key, body: enrollBody({ id: "ws-host", replace_token: "t1" }) });
+    expect(again.status).toBe(200);
+    for (let i = 0; i < 50 && !socket.closed(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(socket.closed()).toMatchObject({ code: 4003 });
   });
 });

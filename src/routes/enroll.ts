@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import { parseApiKeyHeader } from "../auth/api-key";
 import { fleetConfig, type AppEnv } from "../config";
-import { agentObject, directory, policyHub } from "../durable-stubs";
+import { agentObject, directory, hubShard, policyHub } from "../durable-stubs";
+import { CLOSE } from "../protocol/socket";
 import { orThrow } from "../errors";
 import { readJsonBody } from "../http/body";
 import { EnrollRequest, normaliseTags, type EnrollResponse } from "../protocol/enroll";
@@ -40,6 +41,8 @@ export const enroll = new Hono<AppEnv>().post("/api/fleet/agents/enroll", async 
   // The policy's roster lists the agent from now on (and a re-enrolled agent leaves its old policy's).
   await policyHub(c.env, enrollment.policyId).upsertAgent(result.summary);
   if (result.previousPolicyId) await policyHub(c.env, result.previousPolicyId).removeAgent(agentId);
+  // A socket opened with the replaced key is cut: the agent's new holder must connect with the new key.
+  if (result.replaced) await hubShard(c.env, result.previousPolicyId ?? enrollment.policyId, agentId).disconnect(agentId, CLOSE.unauthorized, "agent re-enrolled");
   const response: EnrollResponse = { action: "created", item: result.item };
   return c.json(response);
 });
