@@ -506,7 +506,13 @@ export class Agent extends DurableObject<Env> {
         keys[output.name] = `${created.id}:${created.api_key}`;
       } catch (err) {
         console.warn(JSON.stringify({ event: "output_key.failed", agent_id: doc.id, output: output.name, error: (err as Error).message }));
-        if (!row) this.ctx.storage.sql.exec("INSERT INTO output_keys (output) VALUES (?)", output.name);
+        if (row?.secret && row.api_key_id) {
+          // The roles could not be updated yet (a fresh key may not be searchable): keep sending the
+          // key with its old roles; the stale hash makes the next delivery try again.
+          keys[output.name] = `${row.api_key_id}:${row.secret}`;
+        } else if (!row) {
+          this.ctx.storage.sql.exec("INSERT INTO output_keys (output) VALUES (?)", output.name);
+        }
       }
     }
     this.#retireOutputKeys(new Set(outputs.map((o) => o.name)));

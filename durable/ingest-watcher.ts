@@ -4,7 +4,7 @@ import { parseGoDuration } from "../src/protocol/duration";
 import type { Env } from "../src/config";
 import { agentObject, directory, hubShard, policyHub } from "../src/durable-stubs";
 import { esConfig, type EsConfig } from "../src/es/config";
-import { INGEST_PAGE, documentsAfter, type KibanaActionDoc, type KibanaEnrollmentKeyDoc, type KibanaPolicyDoc, type SeqHit } from "../src/es/ingest";
+import { INGEST_PAGE, documentsAfter, globalCheckpoint, type KibanaActionDoc, type KibanaEnrollmentKeyDoc, type KibanaPolicyDoc, type SeqHit } from "../src/es/ingest";
 import { INDEX } from "../src/es/indices";
 import { shapeActionData, ACTION_TYPES } from "../src/protocol/action";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
@@ -72,6 +72,11 @@ export class IngestWatcher extends DurableObject<Env> {
     let applied = 0;
     for (let page = 0; page < MAX_PAGES; page++) {
       const checkpoint = this.ctx.storage.sql.exec<{ seq_no: number }>("SELECT seq_no FROM checkpoints WHERE index_name = ?", index).toArray()[0]?.seq_no ?? -1;
+      // With the Fleet plugin, an unchanged global checkpoint answers "nothing new" without a search.
+      if (page === 0) {
+        const global = await globalCheckpoint(config, index);
+        if (global !== null && global <= checkpoint) break;
+      }
       const hits = await documentsAfter<T>(config, index, checkpoint);
       if (hits.length === 0) break;
       await apply(hits);

@@ -63,3 +63,27 @@ export async function documentsAfter<T>(config: EsConfig, index: string, checkpo
 }
 
 export const INGEST_PAGE = PAGE;
+
+/** Clusters (by URL) found without the Fleet plugin's checkpoint API, so it is not asked again. */
+const withoutFleetPlugin = new Set<string>();
+
+/**
+ * The index's global checkpoint from the Fleet plugin (`GET /<index>/_fleet/global_checkpoints`),
+ * where the cluster has it (Elastic's stack with Kibana's Fleet does): a cheap way to learn that
+ * nothing changed since `checkpoint` without searching. Null when the plugin is absent or the index
+ * does not exist yet; the caller then searches as usual.
+ */
+export async function globalCheckpoint(config: EsConfig, index: string): Promise<number | null> {
+  if (withoutFleetPlugin.has(config.url)) return null;
+  const { status, body } = await esRequest<{ global_checkpoints?: number[] }>(config, {
+    method: "GET",
+    path: `/${encodeURIComponent(index)}/_fleet/global_checkpoints`,
+    accept: [400, 404, 405],
+  });
+  if (status === 400 || status === 405) {
+    // "no handler found": a cluster without the Fleet plugin (OpenSearch, a bare Elasticsearch).
+    withoutFleetPlugin.add(config.url);
+    return null;
+  }
+  return status === 200 ? (body.global_checkpoints?.[0] ?? null) : null;
+}

@@ -134,7 +134,7 @@ describe.skipIf(!search)("Elasticsearch mirror, ingest and output keys (real Ela
     expect(status.mirror).toMatchObject({ mode: "elasticsearch", failing_objects: 0, pending: 0 });
   });
 
-  it("gives each agent an output API key that authenticates and carries the policy's privileges, and invalidates it on unenroll", async () => {
+  it("gives each agent an output API key that authenticates, carries the policy's privileges, follows permission changes, and is invalidated on unenroll", async () => {
     const policyId = randomUUID();
     await admin("PUT", `/api/fleet/agent_policies/${policyId}`, policy("keys"));
     const token = (await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId })).item.api_key!;
@@ -159,9 +159,24 @@ describe.skipIf(!search)("Elasticsearch mirror, ingest and output keys (real Ela
     const second = await agentCall(`/api/fleet/agents/${agent.id}/checkin`, agent.key, { status: "online", message: "", components: [], agent_policy_id: policyId, policy_revision_idx: 1, upgrade: {} });
     expect((second.body.actions as Array<{ data: { policy: { outputs: { default: { api_key: string } } } } }>)[0]!.data.policy.outputs.default.api_key).toBe(outputKey);
 
+    // New permissions in the policy: the same key gets the new roles in place.
+    const widened = policy("keys");
+    (widened.policy.output_permissions.default as Record<string, unknown>)["logs-other-default"] = { indices: [{ names: ["logs-other-default"], privileges: ["create_doc"] }] };
+    await admin("PUT", `/api/fleet/agent_policies/${policyId}`, widened);
+    // A key minted a moment ago may not be searchable for the update yet: the key keeps flowing with
+    // its old roles and the next delivery retries, as an agent that has not acked checks in again.
+    await eventually(async () => {
+      const third = await agentCall(`/api/fleet/agents/${agent.id}/checkin`, agent.key, { status: "online", message: "", components: [], agent_policy_id: policyId, policy_revision_idx: 2, upgrade: {} });
+      expect((third.body.actions as Array<{ data: { policy: { outputs: { default: { api_key: string } } } } }>)[0]!.data.policy.outputs.default.api_key).toBe(outputKey);
+      const other = await es<{ has_all_requested: boolean }>(search!, "POST", "/_security/user/_has_privileges", {
+        index: [{ names: ["logs-other-default"], privileges: ["create_doc"] }],
+      }, asAgent);
+      return other.body.has_all_requested ? true : undefined;
+    }, "the key's roles to follow the new permissions");
+
     // Unenroll: the agent acks UNENROLL and its output key stops authenticating.
     await admin("POST", `/api/fleet/agents/${agent.id}/unenroll`);
-    const unenroll = await agentCall(`/api/fleet/agents/${agent.id}/checkin`, agent.key, { status: "online", message: "", components: [], agent_policy_id: policyId, policy_revision_idx: 2, upgrade: {} });
+    const unenroll = await agentCall(`/api/fleet/agents/${agent.id}/checkin`, agent.key, { status: "online", message: "", components: [], agent_policy_id: policyId, policy_revision_idx: 3, upgrade: {} });
     const unenrollId = (unenroll.body.actions as Array<{ id: string; type: string }>).find((a) => a.type === "UNENROLL")!.id;
     await agentCall(`/api/fleet/agents/${agent.id}/acks`, agent.key, { events: [{ action_id: unenrollId, agent_id: agent.id, type: "ACTION_RESULT", subtype: "ACKNOWLEDGED", timestamp: new Date().toISOString(), message: "ok" }] });
     await eventually(async () => {
