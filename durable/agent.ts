@@ -10,8 +10,6 @@ import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
 import { parsePolicyActionId, statusText, type AckEvent, type AckItem } from "../src/protocol/ack";
 import { DELIVERED_TYPES, shapeActionData, type DeliveredAction } from "../src/protocol/action";
-import { createApiKey, invalidateApiKeys, updateApiKeyRoles } from "../src/es/api-keys";
-import { esConfig, type EsConfig } from "../src/es/config";
 import type { KeyedOutput } from "../src/policy/output-keys";
 import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
 import type { AgentSummary } from "../src/agents/status";
@@ -22,6 +20,7 @@ import type { Component, UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
+import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -35,9 +34,7 @@ const SCHEMA = [
      body TEXT NOT NULL);
    CREATE TABLE action_results (action_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, body TEXT NOT NULL);`,
   OUTBOX_SCHEMA,
-  // Per-agent output API keys: the secret never leaves this object except inside the agent's POLICY_CHANGE.
-  `CREATE TABLE output_keys (output TEXT PRIMARY KEY, api_key_id TEXT, secret TEXT, permissions_hash TEXT, remote TEXT);
-   CREATE TABLE retired_keys (api_key_id TEXT PRIMARY KEY, remote TEXT, retired_at TEXT NOT NULL);`,
+  OUTPUT_KEYS_SCHEMA,
   // While a WebSocket is open, it alone delivers actions (a lease, renewed by the socket's messages).
   `CREATE TABLE socket_lease (k INTEGER PRIMARY KEY CHECK (k = 1), connection TEXT NOT NULL, until INTEGER NOT NULL);`,
 ];
@@ -142,6 +139,7 @@ export class Agent extends DurableObject<Env> {
   #doc: AgentDoc | null = null;
   #keyHash: string | null = null;
   readonly #outbox: EsOutbox;
+  readonly #keys: OutputKeyRing;
   /** Orders this agent's summaries (time-based floor, so it keeps rising across restarts). */
   #summaryVersion = 0;
   /** The roster row last handed to the policy hub (kept in memory; a lost copy only causes a re-push). */
@@ -157,6 +155,7 @@ export class Agent extends DurableObject<Env> {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => mirrorMonitorFor(env, `agent:${this.#doc?.id ?? ctx.id.toString()}`).report(`agent:${this.#doc?.id ?? ctx.id.toString()}`, backlog),
     });
+    this.#keys = new OutputKeyRing(ctx, env, (at) => this.#alarmNoLaterThan(at));
     ctx.blockConcurrencyWhile(async () => {
       migrateSchema(ctx.storage, SCHEMA);
       const row = ctx.storage.sql
@@ -326,7 +325,7 @@ export class Agent extends DurableObject<Env> {
       agentId: doc.id,
       policyId: doc.policy_id,
       // An output without its key forces the policy to be sent again (fleet-protocol.md §4.2).
-      claim: this.#outputsIncomplete()
+      claim: this.#keys.incomplete()
         ? { stored: 0 }
         : { stored: before.policy_revision_idx, ...(input.reported ? { reported: input.reported } : {}) },
       actions: pending.actions,
@@ -392,9 +391,9 @@ export class Agent extends DurableObject<Env> {
       // An unenrolled agent's key is revoked in the same transaction, so its next check-in gets 401;
       // its output keys are queued for invalidation in Elasticsearch.
       this.#save(doc, unenroll ? null : undefined);
-      if (unenroll) this.#retireOutputKeys(null);
+      if (unenroll) this.#keys.retire(null);
     });
-    if (unenroll) await this.#scheduleRetirement();
+    if (unenroll) await this.#keys.scheduleRetirement();
     if (unenroll) console.log(JSON.stringify({ event: "agent.unenrolled", agent_id: doc.id }));
     return { items, results, policyId: doc.policy_id, ...this.#summaryIfChanged(), ...(unenroll ? { unenrolled: true as const } : {}) };
   }
@@ -453,144 +452,29 @@ export class Agent extends DurableObject<Env> {
   /** Delivers the Elasticsearch outbox and invalidates retired output keys. */
   override async alarm(): Promise<void> {
     await this.#outbox.drain();
-    await this.#invalidateRetired();
+    await this.#keys.invalidateRetired();
   }
 
   /**
    * This agent's API key for each Elasticsearch output of the policy it is about to receive, as
-   * `id:key` (fleet-protocol.md §4.4): minted on first use, roles updated in place when the policy's
-   * permissions change, retired when the output disappears. When Elasticsearch cannot mint a key the
-   * output goes without one and the next check-in sends the policy again.
+   * `id:key` (see OutputKeyRing). Serialised: two check-ins must not mint two keys.
    */
   async outputKeys(outputs: KeyedOutput[]): Promise<Record<string, string>> {
-    const run = this.#keysInFlight.then(() => this.#ensureOutputKeys(outputs));
+    const run = this.#keysInFlight.then(async () => {
+      const doc = this.#doc;
+      if (!doc) return {};
+      const keys = await this.#keys.ensure(doc.id, outputs);
+      this.#save({ ...this.#doc!, outputs: this.#keys.summary() });
+      return keys;
+    });
     this.#keysInFlight = run.catch(() => undefined);
     return run;
-  }
-
-  async #ensureOutputKeys(outputs: KeyedOutput[]): Promise<Record<string, string>> {
-    const own = esConfig(this.env);
-    const doc = this.#doc;
-    if (!own || !doc) return {};
-    const keys: Record<string, string> = {};
-    for (const output of outputs) {
-      const config = output.remote ?? own;
-      const row = this.ctx.storage.sql
-        .exec<{ api_key_id: string | null; secret: string | null; permissions_hash: string | null }>(
-          "SELECT api_key_id, secret, permissions_hash FROM output_keys WHERE output = ?",
-          output.name,
-        )
-        .toArray()[0];
-      try {
-        if (row?.secret && row.api_key_id) {
-          if (row.permissions_hash !== output.permissionsHash) {
-            await updateApiKeyRoles(config, row.api_key_id, output.permissions);
-            this.ctx.storage.sql.exec("UPDATE output_keys SET permissions_hash = ? WHERE output = ?", output.permissionsHash, output.name);
-          }
-          keys[output.name] = `${row.api_key_id}:${row.secret}`;
-          continue;
-        }
-        const created = await createApiKey(config, {
-          name: `${doc.id}:${output.name}`,
-          roleDescriptors: output.permissions,
-          metadata: { agent_id: doc.id, managed: true, managed_by: "fleet-server", output_name: output.name, type: "output" },
-        });
-        this.ctx.storage.sql.exec(
-          "INSERT INTO output_keys (output, api_key_id, secret, permissions_hash, remote) VALUES (?, ?, ?, ?, ?) ON CONFLICT (output) DO UPDATE SET api_key_id = excluded.api_key_id, secret = excluded.secret, permissions_hash = excluded.permissions_hash, remote = excluded.remote",
-          output.name,
-          created.id,
-          created.api_key,
-          output.permissionsHash,
-          output.remote ? JSON.stringify(output.remote) : null,
-        );
-        keys[output.name] = `${created.id}:${created.api_key}`;
-      } catch (err) {
-        console.warn(JSON.stringify({ event: "output_key.failed", agent_id: doc.id, output: output.name, error: (err as Error).message }));
-        if (row?.secret && row.api_key_id) {
-          // The roles could not be updated yet (a fresh key may not be searchable): keep sending the
-          // key with its old roles; the stale hash makes the next delivery try again.
-          keys[output.name] = `${row.api_key_id}:${row.secret}`;
-        } else if (!row) {
-          this.ctx.storage.sql.exec("INSERT INTO output_keys (output) VALUES (?)", output.name);
-        }
-      }
-    }
-    this.#retireOutputKeys(new Set(outputs.map((o) => o.name)));
-    this.#save({ ...this.#doc!, outputs: this.#outputsSummary() });
-    await this.#scheduleRetirement();
-    return keys;
-  }
-
-  #outputsIncomplete(): boolean {
-    return this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM output_keys WHERE secret IS NULL").one().n > 0;
-  }
-
-  /** `outputs` as the agent document shows it: key ids and permission hashes, never the secrets. */
-  #outputsSummary(): NonNullable<AgentDoc["outputs"]> {
-    const rows = this.ctx.storage.sql
-      .exec<{ output: string; api_key_id: string | null; permissions_hash: string | null }>("SELECT output, api_key_id, permissions_hash FROM output_keys")
-      .toArray();
-    return Object.fromEntries(
-      rows.map((row) => [row.output, { api_key_id: row.api_key_id ?? "", permissions_hash: row.permissions_hash ?? "", type: "elasticsearch" }]),
-    );
-  }
-
-  /** Moves the keys of outputs not in `keep` (all when null) to the invalidation queue. */
-  #retireOutputKeys(keep: Set<string> | null): void {
-    const sql = this.ctx.storage.sql;
-    const rows = sql.exec<{ output: string; api_key_id: string | null; remote: string | null }>("SELECT output, api_key_id, remote FROM output_keys").toArray();
-    for (const row of rows) {
-      if (keep?.has(row.output)) continue;
-      if (row.api_key_id) {
-        sql.exec("INSERT OR IGNORE INTO retired_keys (api_key_id, remote, retired_at) VALUES (?, ?, ?)", row.api_key_id, row.remote, new Date().toISOString());
-      }
-      sql.exec("DELETE FROM output_keys WHERE output = ?", row.output);
-    }
-  }
-
-  async #scheduleRetirement(): Promise<void> {
-    const pending = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM retired_keys").one().n;
-    if (pending > 0) await this.#alarmNoLaterThan(Date.now() + 1000);
   }
 
   /** Brings the alarm forward to `at` unless it is already due sooner (the outbox may be backing off). */
   async #alarmNoLaterThan(at: number): Promise<void> {
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > at) await this.ctx.storage.setAlarm(at);
-  }
-
-  async #invalidateRetired(): Promise<void> {
-    const own = esConfig(this.env);
-    if (!own) return;
-    const rows = this.ctx.storage.sql
-      .exec<{ api_key_id: string; remote: string | null; retired_at: string }>("SELECT api_key_id, remote, retired_at FROM retired_keys LIMIT 100")
-      .toArray();
-    if (rows.length === 0) return;
-    const byCluster = new Map<string | null, typeof rows>();
-    for (const row of rows) byCluster.set(row.remote, [...(byCluster.get(row.remote) ?? []), row]);
-    let failed = false;
-    for (const [remote, group] of byCluster) {
-      try {
-        const confirmed = await invalidateApiKeys(remote ? (JSON.parse(remote) as EsConfig) : own, group.map((row) => row.api_key_id));
-        for (const row of group) {
-          // Unconfirmed ids are retried (a new key may not be searchable yet) for a day, then given up loudly.
-          const expired = Date.now() - Date.parse(row.retired_at) > 86_400_000;
-          if (confirmed.has(row.api_key_id) || expired) {
-            if (expired && !confirmed.has(row.api_key_id)) console.error(JSON.stringify({ event: "output_key.not_invalidated", api_key_id: row.api_key_id }));
-            this.ctx.storage.sql.exec("DELETE FROM retired_keys WHERE api_key_id = ?", row.api_key_id);
-          } else {
-            failed = true;
-          }
-        }
-      } catch (err) {
-        failed = true;
-        console.warn(JSON.stringify({ event: "output_key.invalidate_failed", count: group.length, error: (err as Error).message }));
-      }
-    }
-    if (failed || this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM retired_keys").one().n > 0) {
-      // Never postpone an earlier alarm the outbox asked for.
-      await this.#alarmNoLaterThan(Date.now() + (failed ? 5_000 : 0));
-    }
   }
 
   /**
@@ -603,9 +487,9 @@ export class Agent extends DurableObject<Env> {
     const now = new Date().toISOString();
     this.ctx.storage.transactionSync(() => {
       this.#save({ ...doc, active: false, unenrolled_at: doc.unenrolled_at ?? now, unenrolled_reason: "manual", updated_at: now }, null);
-      this.#retireOutputKeys(null);
+      this.#keys.retire(null);
     });
-    await this.#scheduleRetirement();
+    await this.#keys.scheduleRetirement();
     console.log(JSON.stringify({ event: "agent.revoked", agent_id: doc.id }));
     return { policyId: doc.policy_id, summary: this.#forcePush() };
   }
