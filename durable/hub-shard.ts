@@ -150,6 +150,11 @@ export class HubShard extends DurableObject<Env> {
     return this.#release(agentId, { kind: "actions" });
   }
 
+  /** The agent's client went away mid-poll: drop its waiter now rather than at its deadline. */
+  async abandon(agentId: string): Promise<void> {
+    this.#release(agentId, { kind: "timeout" });
+  }
+
   /** The agent left this policy: its parked check-in ends (so it checks in again) and its queued roster changes go. */
   async release(agentId: string): Promise<void> {
     this.#upserts.delete(agentId);

@@ -271,3 +271,16 @@ describe("POST /api/fleet/agents/{id}/checkin", () => {
     expect((await json<CheckinBody>(listed)).actions![0]!.id).toBe("policy:ci-gzip:1");
   });
 });
+
+describe("a client that goes away", () => {
+  it("frees its parked check-in at once instead of at the deadline", async () => {
+    const agent = await settledAgent("ci-abort");
+    const controller = new AbortController();
+    const pending = checkinRequest(agent, { agent_policy_id: "ci-abort", policy_revision_idx: 1, poll_timeout: "10m" }, {}, controller.signal).catch(() => "aborted");
+    await untilParked("ci-abort");
+    controller.abort();
+    expect(await pending).toBe("aborted");
+    for (let i = 0; i < 100 && (await parkedCount("ci-abort")) > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await parkedCount("ci-abort")).toBe(0);
+  });
+});

@@ -19,12 +19,13 @@ export function agentHeaders(extra: Record<string, string> = {}): Record<string,
 }
 
 /** Sends a request the way the agent does: a bare `?` on the path, compact JSON. */
-export function agentRequest(method: string, path: string, init: { key?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+export function agentRequest(method: string, path: string, init: { key?: string; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {}) {
   const headers = agentHeaders(init.headers);
   if (init.key !== undefined) headers.Authorization = `ApiKey ${init.key}`;
   return SELF.fetch(`${BASE}${path}?`, {
     method,
     headers,
+    ...(init.signal ? { signal: init.signal } : {}),
     ...(init.body !== undefined ? { body: rawBody(init.body) } : {}),
   });
 }
@@ -105,11 +106,12 @@ export async function enrolledAgent(policyId: string, overrides: Record<string, 
   return { id: item.id, key: item.access_api_key, policyId };
 }
 
-export function checkinRequest(agent: Enrolled, body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+export function checkinRequest(agent: Enrolled, body: Record<string, unknown> = {}, headers: Record<string, string> = {}, signal?: AbortSignal) {
   return agentRequest("POST", `/api/fleet/agents/${agent.id}/checkin`, {
     key: agent.key,
     body: { status: "online", message: "Running", components: null, upgrade: {}, ...body },
     headers,
+    ...(signal ? { signal } : {}),
   });
 }
 

@@ -46,7 +46,10 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
   }
 
   const holdMs = pollDuration(fleetConfig(c.env).checkin, pollTimeoutMs, Date.now() - started);
-  const parked = await hubShard(c.env, outcome.policyId, agentId).park(outcome.policyId, {
+  const shard = hubShard(c.env, outcome.policyId, agentId);
+  // An agent in on_state_change mode cancels its poll and re-checks in: free the waiter at once.
+  c.req.raw.signal.addEventListener("abort", () => c.executionCtx.waitUntil(shard.abandon(agentId)), { once: true });
+  const parked = await shard.park(outcome.policyId, {
     agentId,
     claim: outcome.claim,
     actionSeq: outcome.actionSeq,
