@@ -15,8 +15,8 @@ export interface SearchServer {
 export function searchServer(): SearchServer | null {
   const url = process.env.ES_URL;
   if (!url) {
-    if (process.env.CI) throw new Error("CI must start the test search server first: eval \"$(bash scripts/test-search-server.sh start)\"");
-    console.warn("Elasticsearch tests skipped: ES_URL is not set (run: eval \"$(bash scripts/test-search-server.sh start)\")");
+    if (process.env.CI) throw new Error("CI must start the test search server first: set -a; eval \"$(bash scripts/test-search-server.sh start)\"; set +a");
+    console.warn("Elasticsearch tests skipped: ES_URL is not set (run: set -a; eval \"$(bash scripts/test-search-server.sh start)\"; set +a)");
     return null;
   }
   const vars: Record<string, string> = { ES_URL: url };
