@@ -15,13 +15,14 @@ import { readFileSync, readdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "./args.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
 // Miniflare must be resolved from the project's node_modules (a dependency of wrangler).
 const { Miniflare, Log, LogLevel } = await import(path.join(root, "node_modules/miniflare/dist/src/index.js"));
 
-const args = parseArgs(process.argv.slice(2));
+const args = parseArgs(process.argv.slice(2), ["var"]);
 const worker = args.worker ?? "project";
 const port = Number(args.port ?? 18330);
 const adminToken = args["admin-token"] ?? process.env.FLEET_ADMIN_TOKEN ?? "bench-admin-token";
@@ -169,18 +170,3 @@ function parseWranglerToml(text) {
   return out;
 }
 
-function parseArgs(argv) {
-  const out = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith("--")) continue;
-    const eq = a.indexOf("=");
-    let key, value;
-    if (eq > 0) [key, value] = [a.slice(2, eq), a.slice(eq + 1)];
-    else if (i + 1 < argv.length && !argv[i + 1].startsWith("--")) [key, value] = [a.slice(2), argv[++i]];
-    else [key, value] = [a.slice(2), true];
-    if (key === "var") (out.var ??= []).push(value);
-    else out[key] = value;
-  }
-  return out;
-}

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { deflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeCbor } from "../support/cbor";
-import { startDevServer, type DevServer } from "../support/dev-server";
+import { adminCall, startDevServer, type DevServer } from "../support/dev-server";
 import { fleetSchemaCheck } from "../support/fleet-schema";
 import { es, eventually, searchServer } from "../support/search-server";
 
@@ -17,15 +17,7 @@ let server: DevServer;
 const agentHeaders = { "User-Agent": "Elastic Agent v9.6.0", "Elastic-Api-Version": "2023-06-01" };
 const sha256 = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
 
-async function admin<T = { item: Record<string, string> }>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
+const admin = <T = { item: Record<string, string> }>(method: string, path: string, body?: unknown) => adminCall<T>(server, method, path, body);
 
 function agentFetch(method: string, path: string, key: string, body?: string | Uint8Array, headers: Record<string, string> = {}) {
   return fetch(`${server.url}${path}`, {

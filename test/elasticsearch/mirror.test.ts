@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "../support/dev-server";
+import { adminCall, startDevServer, type DevServer } from "../support/dev-server";
 import { fleetSchemaCheck } from "../support/fleet-schema";
 import { es, eventually, searchServer, searchServerScript, type SearchServer } from "../support/search-server";
 
@@ -16,15 +16,7 @@ const agentHeaders = {
   "Elastic-Api-Version": "2023-06-01",
 };
 
-async function admin<T = { item: Record<string, string> }>(method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
+const admin = <T = { item: Record<string, string> }>(method: string, path: string, body?: unknown) => adminCall<T>(server, method, path, body);
 
 async function agentCall(path: string, key: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${server.url}${path}?`, { method: "POST", headers: { ...agentHeaders, Authorization: `ApiKey ${key}` }, body: JSON.stringify(body) });

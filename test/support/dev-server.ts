@@ -73,3 +73,14 @@ export async function startDevServer(vars: Record<string, string> = {}): Promise
     },
   };
 }
+
+/** An admin API call that must succeed (anything but 200 fails the test with the answer). */
+export async function adminCall<T = { item: Record<string, string> }>(server: DevServer, method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as T;
+}
