@@ -6,7 +6,7 @@
 //
 //   node scripts/bench/run.mjs --agents 10000 [--rounds 2] [--throughput-seconds 15]
 //        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
-//        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--max-agents N|max]
+//        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--max-agents N|max] [--shards N]
 //
 // Every child runs under `bash -c 'ulimit -n <hard limit>; exec node …'`: the fd limit is per process,
 // and a long poll costs one descriptor in the simulator and one in workerd.
@@ -32,7 +32,15 @@ const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", 
   .flatMap((k) => [`--${k}`, String(args[k])]);
 const maxSeconds = Number(args["max-seconds"] ?? 1800);
 
-const report = { started_at: new Date().toISOString(), agents, storage: args.storage ?? "disk", long_poll: longPoll, fleet_max_agents: String(args["max-agents"] ?? "max"), runs: {} };
+const report = {
+  started_at: new Date().toISOString(),
+  agents,
+  storage: args.storage ?? "disk",
+  long_poll: longPoll,
+  fleet_max_agents: String(args["max-agents"] ?? "max"),
+  policy_hub_shards: args.shards ? Number(args.shards) : "wrangler.toml",
+  runs: {},
+};
 
 if (args.only !== "bare") {
   report.runs.project = await measure("project", 18330, [
@@ -40,6 +48,8 @@ if (args.only !== "bare") {
     // The fleet size an operator would declare: it picks the admission tier (src/limits/tiers.ts).
     // "max" is the loosest tier; pass --max-agents N to bench the tier an operator of N agents gets.
     "--var", `FLEET_MAX_AGENTS=${args["max-agents"] ?? "max"}`,
+    // Fan-out shards per policy, to compare shard counts (wrangler.toml's value otherwise).
+    ...(args.shards ? ["--var", `POLICY_HUB_SHARDS=${args.shards}`] : []),
   ]);
 }
 if (args.only !== "project") {
