@@ -38,14 +38,21 @@ describe("admission control", () => {
     const agent = await enrolledAgent("limits-agent");
     const statuses: number[] = [];
     let refused: Response | undefined;
+    const started = Date.now();
     for (let i = 0; i < 40; i++) {
       const res = await ackRequest(agent, []);
       statuses.push(res.status);
       if (res.status === 429 && !refused) refused = res;
       else await res.arrayBuffer();
     }
-    expect(statuses.filter((s) => s === 200).length).toBe(30);
-    expect(statuses.filter((s) => s === 429).length).toBe(10);
+    // A burst of 30, then 3 more per second while the flood lasts: how many more depends on how long
+    // this loop took on a busy machine, but never fewer than the burst and never everything.
+    const refill = Math.floor(((Date.now() - started) / 1000) * 3);
+    const ok = statuses.filter((s) => s === 200).length;
+    expect(ok).toBeGreaterThanOrEqual(30);
+    expect(ok).toBeLessThanOrEqual(30 + refill);
+    expect(statuses.filter((s) => s === 429).length).toBe(40 - ok);
+    expect(ok).toBeLessThan(40);
     expect(refused!.headers.get("Retry-After")).toMatch(/^\d+$/);
     expect(Number(refused!.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
     expect(await refused!.json()).toEqual({ statusCode: 429, error: "RateLimit", message: "exceeded the rate limit" });
@@ -66,6 +73,8 @@ describe("admission control", () => {
     expect(outcomes.length - limited.length).toBeGreaterThanOrEqual(1000);
     expect(limited.length).toBeGreaterThan(0);
     expect(limited[0]).toMatchObject({ error: "RateLimit", retryAfterMs: expect.any(Number) });
+    // Let the Directory's bucket refill (1,000 at 500/s) so no other test meets an empty one.
+    await new Promise((resolve) => setTimeout(resolve, 2100));
 
   });
 });
