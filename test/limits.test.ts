@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Directory } from "../durable/directory";
 import { TIERS, enrollAdmission, tierFor } from "../src/limits/tiers";
 import { TokenBucket, retryAfterSeconds } from "../src/limits/token-bucket";
-import { ackRequest, agentRequest, createEnrollmentKey, enrollBody, enrolledAgent, json, putPolicy } from "./helpers";
+import { ackRequest, createEnrollmentKey, enrolledAgent, putPolicy } from "./helpers";
 
 describe("token bucket", () => {
   it("admits a burst, then the refill rate, and says when the next token comes", () => {

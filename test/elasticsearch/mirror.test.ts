@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminCall, startDevServer, type DevServer } from "../support/dev-server";
 import { fleetSchemaCheck } from "../support/fleet-schema";
-import { es, eventually, searchServer, searchServerScript, type SearchServer } from "../support/search-server";
+import { es, eventually, searchServer, searchServerScript } from "../support/search-server";
 
 const search = searchServer();
 const check = fleetSchemaCheck();
