@@ -261,19 +261,40 @@ async function agentLoop(a, fleet) {
     if (body.ack_token) a.ackToken = body.ack_token;
     for (const action of body.actions ?? []) {
       if (action.type !== "POLICY_CHANGE") continue;
-      const revision = action.data.policy.revision;
-      const round = fleet.round;
-      if (round && revision === round.revision && !round.received.has(a.id)) round.received.set(a.id, received - round.t0);
-      a.revision = revision;
-      a.policyId = action.data.policy.id;
+      const acked = receivePolicyChange(a, fleet, action, received);
       // The ack goes out while the gateway waits for its next tick (the acker runs on its own).
-      ackWithRetry(a, action.id).then((ok) => {
-        if (ok && round && revision === round.revision && !round.acked.has(a.id)) round.acked.set(a.id, performance.now() - round.t0);
-        if (ok) a.ackedRevision = Math.max(a.ackedRevision, revision);
-      });
+      ackWithRetry(a, action.id).then(acked);
     }
     await sleep(1000 + Math.random() * 500);
   }
+}
+
+/**
+ * Applies a POLICY_CHANGE the agent received (over HTTP or its socket), stamping its arrival for the
+ * current fan-out round; returns what to do once its ack is answered.
+ */
+function receivePolicyChange(a, fleet, action, receivedAt) {
+  const revision = action.data.policy.revision;
+  const round = fleet.round;
+  if (round && revision === round.revision && !round.received.has(a.id)) round.received.set(a.id, receivedAt - round.t0);
+  a.revision = revision;
+  a.policyId = action.data.policy.id;
+  return (ok) => {
+    if (ok && round && revision === round.revision && !round.acked.has(a.id)) round.acked.set(a.id, performance.now() - round.t0);
+    if (ok) a.ackedRevision = Math.max(a.ackedRevision, revision);
+  };
+}
+
+/** The current-layout ack event of a POLICY_CHANGE (elastic-agent-client.md §6.2). */
+function policyChangeAckEvent(a, actionId) {
+  return {
+    action_id: actionId,
+    agent_id: a.id,
+    message: `Action "${actionId}" of type "POLICY_CHANGE" acknowledged.`,
+    subtype: "ACKNOWLEDGED",
+    timestamp: nanoTimestamp(),
+    type: "ACTION_RESULT",
+  };
 }
 
 /**
@@ -311,22 +332,17 @@ async function socketLoop(a, fleet) {
         if (message.body?.ack_token) a.ackToken = message.body.ack_token;
         for (const action of message.body?.actions ?? []) {
           if (action.type !== "POLICY_CHANGE") continue;
-          const revision = action.data.policy.revision;
-          const round = fleet.round;
-          if (round && revision === round.revision && !round.received.has(a.id)) round.received.set(a.id, received - round.t0);
-          a.revision = revision;
-          a.policyId = action.data.policy.id;
+          const acked = receivePolicyChange(a, fleet, action, received);
           const id = ++nextId;
           new Promise((ok) => acks.set(id, ok)).then((ok) => {
-            if (ok && round && revision === round.revision && !round.acked.has(a.id)) round.acked.set(a.id, performance.now() - round.t0);
+            acked(ok);
             if (ok) {
-              a.ackedRevision = Math.max(a.ackedRevision, revision);
               // Connected and acked: "parked" in the sense the long-poll agents use.
-              a.pollRevision = revision;
+              a.pollRevision = a.ackedRevision;
               a.pollSentAt = a.pollSentAt || performance.now();
             }
           });
-          ws.send(JSON.stringify({ v: 1, type: "ack", id, body: { events: [{ action_id: action.id, agent_id: a.id, message: `Action "${action.id}" of type "POLICY_CHANGE" acknowledged.`, subtype: "ACKNOWLEDGED", timestamp: nanoTimestamp(), type: "ACTION_RESULT" }] } }));
+          ws.send(JSON.stringify({ v: 1, type: "ack", id, body: { events: [policyChangeAckEvent(a, action.id)] } }));
         }
         if (a.pollRevision !== a.revision && a.ackedRevision === a.revision) a.pollRevision = a.revision;
         if (!a.pollSentAt && a.ackedRevision === a.revision) a.pollSentAt = performance.now();
@@ -367,14 +383,7 @@ async function ackWithRetry(a, actionId) {
 }
 
 async function ack(a, actionId) {
-  const event = {
-    action_id: actionId,
-    agent_id: a.id,
-    message: `Action "${actionId}" of type "POLICY_CHANGE" acknowledged.`,
-    subtype: "ACKNOWLEDGED",
-    timestamp: nanoTimestamp(),
-    type: "ACTION_RESULT",
-  };
+  const event = policyChangeAckEvent(a, actionId);
   const res = await send("ack", "POST", `/api/fleet/agents/${a.id}/acks?`, agentHeaders(a.key), Buffer.from(JSON.stringify({ events: [event] })));
   let ok = false;
   try {
