@@ -1,10 +1,7 @@
-import { DurableObject } from "cloudflare:workers";
 import { newAccessKeyId } from "../src/auth/access-key";
 import type { ApiKey } from "../src/auth/api-key";
 import { hashReplaceToken, verifyReplaceToken } from "../src/auth/replace-token";
 import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
-import { fleetConfig, type Env } from "../src/config";
-import { mirrorMonitorFor } from "../src/durable-stubs";
 import { actionDocument, actionResultId, agentDocument } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
@@ -19,25 +16,8 @@ import { TokenBucket } from "../src/limits/token-bucket";
 import type { Component, UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
-import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
-import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
-import { migrateSchema } from "./sql-schema";
-
-const SCHEMA = [
-  `CREATE TABLE agent (k INTEGER PRIMARY KEY CHECK (k = 1), doc TEXT NOT NULL, access_key_hash TEXT);
-   CREATE TABLE actions (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-     action_id TEXT NOT NULL UNIQUE,
-     doc_id TEXT NOT NULL UNIQUE,
-     type TEXT NOT NULL,
-     expiration TEXT NOT NULL,
-     body TEXT NOT NULL);
-   CREATE TABLE action_results (action_id TEXT PRIMARY KEY, created_at TEXT NOT NULL, body TEXT NOT NULL);`,
-  OUTBOX_SCHEMA,
-  OUTPUT_KEYS_SCHEMA,
-  // While a WebSocket is open, it alone delivers actions (a lease, renewed by the socket's messages).
-  `CREATE TABLE socket_lease (k INTEGER PRIMARY KEY CHECK (k = 1), connection TEXT NOT NULL, until INTEGER NOT NULL);`,
-];
+import type { EsOutbox } from "./es-outbox";
+import type { OutputKeyRing } from "./output-key-ring";
 
 /** A socket's delivery lease outlives its last message by this much (clients check in every few minutes). */
 const SOCKET_LEASE_MS = 10 * 60_000;
@@ -130,16 +110,27 @@ interface StoredActionRow extends Record<string, SqlStorageValue> {
   body: string;
 }
 
+/** What an agent needs from the store object that holds it: its storage, outbox and key ring. */
+export interface AgentHome {
+  readonly storage: DurableObjectStorage;
+  readonly outbox: EsOutbox;
+  readonly keys: OutputKeyRing;
+}
+
 /**
  * One enrolled agent: identity, access-key hash, status, components, its stored actions and their
- * results. Strong consistency per agent; a fleet scales by having many of these. Every mutation goes
- * through `#save`, one synchronous SQLite transaction per change.
+ * results. Lives inside an `AgentStore` (many agents per object, rows keyed by agent id); every
+ * public method is one RPC of that store. Strong consistency per agent: every mutation goes through
+ * `#save`, one synchronous SQLite transaction per change.
  */
-export class Agent extends DurableObject<Env> {
-  #doc: AgentDoc | null = null;
-  #keyHash: string | null = null;
+export class Agent {
+  readonly #id: string;
+  readonly #storage: DurableObjectStorage;
+  readonly #sql: SqlStorage;
   readonly #outbox: EsOutbox;
   readonly #keys: OutputKeyRing;
+  #doc: AgentDoc | null = null;
+  #keyHash: string | null = null;
   /** Orders this agent's summaries (time-based floor, so it keeps rising across restarts). */
   #summaryVersion = 0;
   /** The roster row last handed to the policy hub (kept in memory; a lost copy only causes a re-push). */
@@ -149,23 +140,24 @@ export class Agent extends DurableObject<Env> {
   /** Serialises output-key work: it awaits Elasticsearch, and two check-ins must not mint two keys. */
   #keysInFlight: Promise<unknown> = Promise.resolve();
 
-  constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
-    this.#outbox = new EsOutbox(ctx, env, {
-      flushDelayMs: fleetConfig(env).mirrorFlushMs,
-      report: (backlog) => mirrorMonitorFor(env, `agent:${this.#doc?.id ?? ctx.id.toString()}`).report(`agent:${this.#doc?.id ?? ctx.id.toString()}`, backlog),
-    });
-    this.#keys = new OutputKeyRing(ctx, env, (at) => this.#alarmNoLaterThan(at));
-    ctx.blockConcurrencyWhile(async () => {
-      migrateSchema(ctx.storage, SCHEMA);
-      const row = ctx.storage.sql
-        .exec<{ doc: string; access_key_hash: string | null }>("SELECT doc, access_key_hash FROM agent WHERE k = 1")
-        .toArray()[0];
-      if (row) {
-        this.#doc = JSON.parse(row.doc) as AgentDoc;
-        this.#keyHash = row.access_key_hash;
-      }
-    });
+  constructor(home: AgentHome, agentId: string) {
+    this.#id = agentId;
+    this.#storage = home.storage;
+    this.#sql = home.storage.sql;
+    this.#outbox = home.outbox;
+    this.#keys = home.keys;
+    const row = this.#sql
+      .exec<{ doc: string; access_key_hash: string | null }>("SELECT doc, access_key_hash FROM agents WHERE agent_id = ?", agentId)
+      .toArray()[0];
+    if (row) {
+      this.#doc = JSON.parse(row.doc) as AgentDoc;
+      this.#keyHash = row.access_key_hash;
+    }
+  }
+
+  /** False for an id that names no agent (or one forgotten before it ever checked in). */
+  get enrolled(): boolean {
+    return this.#doc !== null;
   }
 
   async enroll(
@@ -210,13 +202,11 @@ export class Agent extends DurableObject<Env> {
       ...(input.enrollmentId ? { enrollment_id: input.enrollmentId } : {}),
       ...(replaceTokenHash ? { replace_token: replaceTokenHash } : {}),
     };
-    this.ctx.storage.transactionSync(() => {
-      if (existing && !existing.active) {
-        // An inactive record is deleted and the agent starts over (fleet-server deletes the document).
-        this.ctx.storage.sql.exec("DELETE FROM actions; DELETE FROM action_results");
-      }
+    this.#storage.transactionSync(() => {
+      // An inactive record is deleted and the agent starts over (fleet-server deletes the document).
+      if (existing && !existing.active) this.#forgetActions();
       // A socket opened with the previous key no longer speaks for this agent.
-      this.ctx.storage.sql.exec("DELETE FROM socket_lease");
+      this.#sql.exec("DELETE FROM socket_lease WHERE agent_id = ?", this.#id);
       this.#save(doc, keyHash);
     });
     console.log(JSON.stringify({ event: "agent.enrolled", agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active }));
@@ -280,7 +270,7 @@ export class Agent extends DurableObject<Env> {
 
   /** The socket closed: long polls deliver again. A newer socket's lease is left alone. */
   async detachSocket(connection: string): Promise<void> {
-    this.ctx.storage.sql.exec("DELETE FROM socket_lease WHERE connection = ?", connection);
+    this.#sql.exec("DELETE FROM socket_lease WHERE agent_id = ? AND connection = ?", this.#id, connection);
   }
 
   async #checkin(input: CheckinInput, viaSocket: boolean): Promise<CheckinOutcome> {
@@ -325,7 +315,7 @@ export class Agent extends DurableObject<Env> {
       agentId: doc.id,
       policyId: doc.policy_id,
       // An output without its key forces the policy to be sent again (fleet-protocol.md §4.2).
-      claim: this.#keys.incomplete()
+      claim: this.#keys.incomplete(this.#id)
         ? { stored: 0 }
         : { stored: before.policy_revision_idx, ...(input.reported ? { reported: input.reported } : {}) },
       actions: pending.actions,
@@ -367,7 +357,7 @@ export class Agent extends DurableObject<Env> {
     const results: Array<{ action_id: string; error?: string }> = [];
     let newRevision = -1;
     let unenroll = false;
-    this.ctx.storage.transactionSync(() => {
+    this.#storage.transactionSync(() => {
       for (const event of events) {
         const status = this.#ackOne(
           doc,
@@ -391,7 +381,7 @@ export class Agent extends DurableObject<Env> {
       // An unenrolled agent's key is revoked in the same transaction, so its next check-in gets 401;
       // its output keys are queued for invalidation in Elasticsearch.
       this.#save(doc, unenroll ? null : undefined);
-      if (unenroll) this.#keys.retire(null);
+      if (unenroll) this.#keys.retire(this.#id, null);
     });
     if (unenroll) await this.#keys.scheduleRetirement();
     if (unenroll) console.log(JSON.stringify({ event: "agent.unenrolled", agent_id: doc.id }));
@@ -412,12 +402,15 @@ export class Agent extends DurableObject<Env> {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
-    const existing = this.ctx.storage.sql.exec<{ seq: number }>("SELECT seq FROM actions WHERE action_id = ?", action.action_id).toArray()[0];
+    const existing = this.#sql
+      .exec<{ seq: number }>("SELECT seq FROM actions WHERE agent_id = ? AND action_id = ?", this.#id, action.action_id)
+      .toArray()[0];
     // Idempotent: the ingest watcher may bring back an action this server wrote to Elasticsearch.
     if (existing) return { policyId: doc.policy_id, seq: existing.seq };
-    const row = this.ctx.storage.sql
+    const row = this.#sql
       .exec<{ seq: number }>(
-        "INSERT INTO actions (action_id, doc_id, type, expiration, body) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+        "INSERT INTO actions (agent_id, action_id, doc_id, type, expiration, body) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+        this.#id,
         action.action_id,
         action.doc_id ?? action.action_id,
         action.type,
@@ -440,19 +433,14 @@ export class Agent extends DurableObject<Env> {
   async dropIfNeverCheckedIn(): Promise<boolean> {
     const doc = this.#doc;
     if (!doc || doc.last_checkin) return false;
-    this.ctx.storage.transactionSync(() => {
-      this.ctx.storage.sql.exec("DELETE FROM agent; DELETE FROM actions; DELETE FROM action_results");
+    this.#storage.transactionSync(() => {
+      this.#sql.exec("DELETE FROM agents WHERE agent_id = ?", this.#id);
+      this.#forgetActions();
       this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "delete", coalesce: true });
     });
     this.#doc = null;
     this.#keyHash = null;
     return true;
-  }
-
-  /** Delivers the Elasticsearch outbox and invalidates retired output keys. */
-  override async alarm(): Promise<void> {
-    await this.#outbox.drain();
-    await this.#keys.invalidateRetired();
   }
 
   /**
@@ -464,17 +452,11 @@ export class Agent extends DurableObject<Env> {
       const doc = this.#doc;
       if (!doc) return {};
       const keys = await this.#keys.ensure(doc.id, outputs);
-      this.#save({ ...this.#doc!, outputs: this.#keys.summary() });
+      this.#save({ ...this.#doc!, outputs: this.#keys.summary(this.#id) });
       return keys;
     });
     this.#keysInFlight = run.catch(() => undefined);
     return run;
-  }
-
-  /** Brings the alarm forward to `at` unless it is already due sooner (the outbox may be backing off). */
-  async #alarmNoLaterThan(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   /**
@@ -485,9 +467,9 @@ export class Agent extends DurableObject<Env> {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     const now = new Date().toISOString();
-    this.ctx.storage.transactionSync(() => {
+    this.#storage.transactionSync(() => {
       this.#save({ ...doc, active: false, unenrolled_at: doc.unenrolled_at ?? now, unenrolled_reason: "manual", updated_at: now }, null);
-      this.#keys.retire(null);
+      this.#keys.retire(this.#id, null);
     });
     await this.#keys.scheduleRetirement();
     console.log(JSON.stringify({ event: "agent.revoked", agent_id: doc.id }));
@@ -519,9 +501,11 @@ export class Agent extends DurableObject<Env> {
     const doc = this.#doc;
     if (!doc) return null;
     const now = new Date().toISOString();
-    const pending = this.ctx.storage.sql
+    const pending = this.#sql
       .exec<{ body: string }>(
-        "SELECT body FROM actions WHERE expiration > ? AND action_id NOT IN (SELECT action_id FROM action_results) ORDER BY seq",
+        `SELECT body FROM actions WHERE agent_id = ?1 AND expiration > ?2
+           AND action_id NOT IN (SELECT action_id FROM action_results WHERE agent_id = ?1) ORDER BY seq`,
+        this.#id,
         now,
       )
       .toArray()
@@ -534,7 +518,7 @@ export class Agent extends DurableObject<Env> {
         expiration: action.expiration,
         ...(action.start_time ? { start_time: action.start_time } : {}),
       }));
-    const results = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM action_results").one().n;
+    const results = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM action_results WHERE agent_id = ?", this.#id).one().n;
     const { replace_token: _hidden, ...visible } = doc;
     return { doc: visible, summary: this.#summary(), pending, results };
   }
@@ -551,9 +535,11 @@ export class Agent extends DurableObject<Env> {
     const state = doc.upgrade_details?.state;
     const unenrolling =
       doc.active &&
-      this.ctx.storage.sql
+      this.#sql
         .exec<{ n: number }>(
-          "SELECT COUNT(*) AS n FROM actions WHERE type = 'UNENROLL' AND expiration > ? AND action_id NOT IN (SELECT action_id FROM action_results)",
+          `SELECT COUNT(*) AS n FROM actions WHERE agent_id = ?1 AND type = 'UNENROLL' AND expiration > ?2
+             AND action_id NOT IN (SELECT action_id FROM action_results WHERE agent_id = ?1)`,
+          this.#id,
           new Date().toISOString(),
         )
         .one().n > 0;
@@ -607,20 +593,21 @@ export class Agent extends DurableObject<Env> {
    * or opened before the agent was re-enrolled with a replace token, is refused (and closed).
    */
   #ownsLease(connection: string): Failure | null {
-    const lease = this.ctx.storage.sql.exec<{ connection: string }>("SELECT connection FROM socket_lease WHERE k = 1").toArray()[0];
+    const lease = this.#sql.exec<{ connection: string }>("SELECT connection FROM socket_lease WHERE agent_id = ?", this.#id).toArray()[0];
     return lease?.connection === connection ? null : { error: "Unauthorized" };
   }
 
   #renewLease(connection: string): void {
-    this.ctx.storage.sql.exec(
-      "INSERT INTO socket_lease (k, connection, until) VALUES (1, ?, ?) ON CONFLICT (k) DO UPDATE SET connection = excluded.connection, until = excluded.until",
+    this.#sql.exec(
+      "INSERT INTO socket_lease (agent_id, connection, until) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET connection = excluded.connection, until = excluded.until",
+      this.#id,
       connection,
       Date.now() + SOCKET_LEASE_MS,
     );
   }
 
   #socketHoldsLease(): boolean {
-    const lease = this.ctx.storage.sql.exec<{ until: number }>("SELECT until FROM socket_lease WHERE k = 1").toArray()[0];
+    const lease = this.#sql.exec<{ until: number }>("SELECT until FROM socket_lease WHERE agent_id = ?", this.#id).toArray()[0];
     return !!lease && lease.until > Date.now();
   }
 
@@ -649,14 +636,15 @@ export class Agent extends DurableObject<Env> {
       if (!event.error && parsed && parsed.policyId === doc.policy_id) onRevision(parsed.revision);
       return 200;
     }
-    const stored = this.ctx.storage.sql
-      .exec<{ type: string }>("SELECT type FROM actions WHERE action_id = ?", actionId)
+    const stored = this.#sql
+      .exec<{ type: string }>("SELECT type FROM actions WHERE agent_id = ? AND action_id = ?", this.#id, actionId)
       .toArray()[0];
     if (!stored) return 404;
     // The first result wins; agents re-send acks on retry and restart.
     const result = actionResult(doc.id, event);
-    const inserted = this.ctx.storage.sql.exec(
-      "INSERT OR IGNORE INTO action_results (action_id, created_at, body) VALUES (?, ?, ?)",
+    const inserted = this.#sql.exec(
+      "INSERT OR IGNORE INTO action_results (agent_id, action_id, created_at, body) VALUES (?, ?, ?, ?)",
+      this.#id,
       actionId,
       now,
       JSON.stringify(result),
@@ -681,7 +669,7 @@ export class Agent extends DurableObject<Env> {
   /** The cursor named by the agent's ack_token, else the stored one (fleet-protocol.md §2.3). */
   #resolveCursor(ackToken: string | undefined): number {
     if (ackToken) {
-      const row = this.ctx.storage.sql.exec<{ seq: number }>("SELECT seq FROM actions WHERE doc_id = ?", ackToken).toArray()[0];
+      const row = this.#sql.exec<{ seq: number }>("SELECT seq FROM actions WHERE agent_id = ? AND doc_id = ?", this.#id, ackToken).toArray()[0];
       if (row) return Math.max(row.seq, this.#doc?.action_seq_no[0] ?? -1);
     }
     return this.#doc?.action_seq_no[0] ?? -1;
@@ -689,12 +677,13 @@ export class Agent extends DurableObject<Env> {
 
   #pending(cursor: number): { actions: DeliveredAction[]; ackToken?: string } {
     const now = new Date().toISOString();
-    const rows = this.ctx.storage.sql
+    const rows = this.#sql
       .exec<StoredActionRow>(
         `SELECT seq, doc_id, body FROM actions
-         WHERE seq > ? AND expiration > ?
-           AND action_id NOT IN (SELECT action_id FROM action_results)
-         ORDER BY seq LIMIT ?`,
+         WHERE agent_id = ?1 AND seq > ?2 AND expiration > ?3
+           AND action_id NOT IN (SELECT action_id FROM action_results WHERE agent_id = ?1)
+         ORDER BY seq LIMIT ?4`,
+        this.#id,
         cursor,
         now,
         MAX_ACTIONS_PER_CHECKIN,
@@ -714,14 +703,20 @@ export class Agent extends DurableObject<Env> {
   }
 
   #maxSeq(): number {
-    return this.ctx.storage.sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM actions").one().s ?? 0;
+    return this.#sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM actions WHERE agent_id = ?", this.#id).one().s ?? 0;
+  }
+
+  #forgetActions(): void {
+    this.#sql.exec("DELETE FROM actions WHERE agent_id = ?", this.#id);
+    this.#sql.exec("DELETE FROM action_results WHERE agent_id = ?", this.#id);
   }
 
   /** Writes the record; `keyHash` undefined keeps the current key, null revokes it. */
   #save(doc: AgentDoc, keyHash?: string | null): void {
     const hash = keyHash === undefined ? this.#keyHash : keyHash;
-    this.ctx.storage.sql.exec(
-      "INSERT INTO agent (k, doc, access_key_hash) VALUES (1, ?, ?) ON CONFLICT (k) DO UPDATE SET doc = excluded.doc, access_key_hash = excluded.access_key_hash",
+    this.#sql.exec(
+      "INSERT INTO agents (agent_id, doc, access_key_hash) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET doc = excluded.doc, access_key_hash = excluded.access_key_hash",
+      this.#id,
       JSON.stringify(doc),
       hash,
     );

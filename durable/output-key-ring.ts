@@ -4,15 +4,17 @@ import { esConfig, type EsConfig } from "../src/es/config";
 import type { KeyedOutput } from "../src/policy/output-keys";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 
-/** Schema step the agent object appends: the keys (secrets stay here) and the invalidation queue. */
-export const OUTPUT_KEYS_SCHEMA = `CREATE TABLE output_keys (output TEXT PRIMARY KEY, api_key_id TEXT, secret TEXT, permissions_hash TEXT, remote TEXT);
+/** Schema step the agent store appends: each agent's keys (secrets stay here) and the invalidation queue. */
+export const OUTPUT_KEYS_SCHEMA = `CREATE TABLE output_keys (
+     agent_id TEXT NOT NULL, output TEXT NOT NULL, api_key_id TEXT, secret TEXT, permissions_hash TEXT, remote TEXT,
+     PRIMARY KEY (agent_id, output));
    CREATE TABLE retired_keys (api_key_id TEXT PRIMARY KEY, remote TEXT, retired_at TEXT NOT NULL);`;
 
 /** Unconfirmed invalidations are retried this long, then given up loudly. */
 const RETIREMENT_GIVE_UP_MS = 86_400_000;
 
 /**
- * One agent's per-output Elasticsearch API keys (fleet-protocol.md §4.4), kept in its object's
+ * Agents' per-output Elasticsearch API keys (fleet-protocol.md §4.4), kept in their store's
  * SQLite: minted on first use, roles updated in place when the policy's permissions change, and
  * queued for invalidation when an output disappears or the agent leaves. The secret of a key never
  * leaves the object except inside the agent's own POLICY_CHANGE.
@@ -43,7 +45,8 @@ export class OutputKeyRing {
       const config = output.remote ?? own;
       const row = sql
         .exec<{ api_key_id: string | null; secret: string | null; permissions_hash: string | null }>(
-          "SELECT api_key_id, secret, permissions_hash FROM output_keys WHERE output = ?",
+          "SELECT api_key_id, secret, permissions_hash FROM output_keys WHERE agent_id = ? AND output = ?",
+          agentId,
           output.name,
         )
         .toArray()[0];
@@ -51,7 +54,7 @@ export class OutputKeyRing {
         if (row?.secret && row.api_key_id) {
           if (row.permissions_hash !== output.permissionsHash) {
             await updateApiKeyRoles(config, row.api_key_id, output.permissions);
-            sql.exec("UPDATE output_keys SET permissions_hash = ? WHERE output = ?", output.permissionsHash, output.name);
+            sql.exec("UPDATE output_keys SET permissions_hash = ? WHERE agent_id = ? AND output = ?", output.permissionsHash, agentId, output.name);
           }
           keys[output.name] = `${row.api_key_id}:${row.secret}`;
           continue;
@@ -62,9 +65,10 @@ export class OutputKeyRing {
           metadata: { agent_id: agentId, managed: true, managed_by: "fleet-server", output_name: output.name, type: "output" },
         });
         sql.exec(
-          `INSERT INTO output_keys (output, api_key_id, secret, permissions_hash, remote) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (output) DO UPDATE SET api_key_id = excluded.api_key_id, secret = excluded.secret,
+          `INSERT INTO output_keys (agent_id, output, api_key_id, secret, permissions_hash, remote) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (agent_id, output) DO UPDATE SET api_key_id = excluded.api_key_id, secret = excluded.secret,
              permissions_hash = excluded.permissions_hash, remote = excluded.remote`,
+          agentId,
           output.name,
           created.id,
           created.api_key,
@@ -78,40 +82,47 @@ export class OutputKeyRing {
           // The stale hash makes the next delivery try the update again.
           keys[output.name] = `${row.api_key_id}:${row.secret}`;
         } else if (!row) {
-          sql.exec("INSERT INTO output_keys (output) VALUES (?)", output.name);
+          sql.exec("INSERT INTO output_keys (agent_id, output) VALUES (?, ?)", agentId, output.name);
         }
       }
     }
-    this.retire(new Set(outputs.map((o) => o.name)));
+    this.retire(agentId, new Set(outputs.map((o) => o.name)));
     await this.scheduleRetirement();
     return keys;
   }
 
   /** An output still waits for its key: the policy must be sent again (fleet-protocol.md §4.2). */
-  incomplete(): boolean {
-    return this.#ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM output_keys WHERE secret IS NULL").one().n > 0;
+  incomplete(agentId: string): boolean {
+    return (
+      this.#ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM output_keys WHERE agent_id = ? AND secret IS NULL", agentId).one().n > 0
+    );
   }
 
   /** `outputs` as the agent document shows it: key ids and permission hashes, never the secrets. */
-  summary(): NonNullable<AgentDoc["outputs"]> {
+  summary(agentId: string): NonNullable<AgentDoc["outputs"]> {
     const rows = this.#ctx.storage.sql
-      .exec<{ output: string; api_key_id: string | null; permissions_hash: string | null }>("SELECT output, api_key_id, permissions_hash FROM output_keys")
+      .exec<{ output: string; api_key_id: string | null; permissions_hash: string | null }>(
+        "SELECT output, api_key_id, permissions_hash FROM output_keys WHERE agent_id = ?",
+        agentId,
+      )
       .toArray();
     return Object.fromEntries(
       rows.map((row) => [row.output, { api_key_id: row.api_key_id ?? "", permissions_hash: row.permissions_hash ?? "", type: "elasticsearch" }]),
     );
   }
 
-  /** Moves the keys of outputs not in `keep` (all when null) to the invalidation queue. Synchronous. */
-  retire(keep: Set<string> | null): void {
+  /** Moves the agent's keys of outputs not in `keep` (all when null) to the invalidation queue. Synchronous. */
+  retire(agentId: string, keep: Set<string> | null): void {
     const sql = this.#ctx.storage.sql;
-    const rows = sql.exec<{ output: string; api_key_id: string | null; remote: string | null }>("SELECT output, api_key_id, remote FROM output_keys").toArray();
+    const rows = sql
+      .exec<{ output: string; api_key_id: string | null; remote: string | null }>("SELECT output, api_key_id, remote FROM output_keys WHERE agent_id = ?", agentId)
+      .toArray();
     for (const row of rows) {
       if (keep?.has(row.output)) continue;
       if (row.api_key_id) {
         sql.exec("INSERT OR IGNORE INTO retired_keys (api_key_id, remote, retired_at) VALUES (?, ?, ?)", row.api_key_id, row.remote, new Date().toISOString());
       }
-      sql.exec("DELETE FROM output_keys WHERE output = ?", row.output);
+      sql.exec("DELETE FROM output_keys WHERE agent_id = ? AND output = ?", agentId, row.output);
     }
   }
 

@@ -4,6 +4,7 @@
  * report healthy, and held when too many fail. Agents outside the current stage keep the previous
  * revision. The rules here are pure; the policy hub stores the state and applies the decisions.
  */
+import { stableHash } from "../src/stable-hash";
 
 export interface RolloutCriteria {
   /** Share of a stage's agents that must run the new revision before the next stage starts. */
@@ -42,12 +43,7 @@ export const BUCKETS = 10_000;
 
 /** A stable bucket for an agent (FNV-1a of its id), so stage membership never changes under it. */
 export function agentBucket(agentId: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < agentId.length; i++) {
-    hash ^= agentId.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193) >>> 0;
-  }
-  return hash % BUCKETS;
+  return stableHash(agentId) % BUCKETS;
 }
 
 /** The bucket threshold of the current stage: agents below it get the new revision. */

@@ -4,7 +4,7 @@ import { parseGoDuration } from "./protocol/duration";
 /** Bindings and vars from wrangler.toml (`[vars]`, secrets, Durable Object namespaces). */
 export interface Env {
   // Untyped here; durable-stubs.ts gives each stub its class's method signatures.
-  AGENTS: DurableObjectNamespace;
+  AGENT_STORES: DurableObjectNamespace;
   POLICY_HUBS: DurableObjectNamespace;
   DIRECTORY: DurableObjectNamespace;
   /** Upload state machines (one per upload id) and per-agent upload indexes (durable/uploads.ts). */

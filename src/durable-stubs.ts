@@ -1,4 +1,5 @@
 import type { Agent } from "../durable/agent";
+import { AGENT_METHODS, agentStoreName, type AgentCallResult, type AgentMethod } from "../durable/agent-store";
 import type { BulkJob } from "../durable/bulk-job";
 import type { Directory } from "../durable/directory";
 import type { HubShard } from "../durable/hub-shard";
@@ -8,6 +9,7 @@ import type { MirrorMonitor } from "../durable/mirror-monitor";
 import type { PolicyHub } from "../durable/policy-hub";
 import type { Uploads } from "../durable/uploads";
 import { fleetConfig, type Env } from "./config";
+import { stableHash } from "./stable-hash";
 
 /**
  * The RPC view of a Durable Object class: its methods as plain async calls. Our methods take and
@@ -20,8 +22,21 @@ type Remote<T> = {
     : never;
 };
 
-/** Named stubs for the three Durable Object classes; ids derive from names so every edge finds the same object. */
-export const agentObject = (env: Env, agentId: string) => env.AGENTS.get(env.AGENTS.idFromName(agentId)) as unknown as Remote<Agent>;
+/** One agent's operations, as calls to the store that holds it. */
+export type AgentHandle = { [M in AgentMethod]: (...args: Parameters<Agent[M]>) => Promise<AgentCallResult<M>> };
+
+/**
+ * The agent `agentId`, wherever its store is. Ids derive from names, so every edge finds the same
+ * object; each call is one RPC to the store with the agent's id in front.
+ */
+export function agentObject(env: Env, agentId: string): AgentHandle {
+  const store = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agentId))) as unknown as {
+    call(agentId: string, method: AgentMethod, args: unknown[]): Promise<unknown>;
+  };
+  // Each entry forwards its own method's arguments and result; the mapped type states them.
+  return Object.fromEntries(AGENT_METHODS.map((method) => [method, (...args: unknown[]) => store.call(agentId, method, args)])) as AgentHandle;
+}
+
 export const policyHub = (env: Env, policyId: string) =>
   env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as Remote<PolicyHub>;
 /** The fan-out shard of a policy that holds this agent's parked polls and socket (a stable hash of its id). */
@@ -48,11 +63,7 @@ export const mirrorMonitorShard = (env: Env, shard: number) =>
   env.MIRROR_MONITORS.get(env.MIRROR_MONITORS.idFromName(`mirror-${shard}`)) as unknown as Remote<MirrorMonitor>;
 
 /** The monitor shard an object reports to, by a stable hash of its name. */
-export function mirrorMonitorFor(env: Env, owner: string) {
-  let hash = 0;
-  for (let i = 0; i < owner.length; i++) hash = (hash * 31 + owner.charCodeAt(i)) >>> 0;
-  return mirrorMonitorShard(env, hash % MIRROR_MONITOR_SHARDS);
-}
+export const mirrorMonitorFor = (env: Env, owner: string) => mirrorMonitorShard(env, stableHash(owner) % MIRROR_MONITOR_SHARDS);
 /** One object per upload (`upload:<uploadId>`) and one upload index per agent (`agent:<agentId>`). */
 export const uploadObject = (env: Env, uploadId: string) =>
   env.UPLOADS.get(env.UPLOADS.idFromName(`upload:${uploadId}`)) as unknown as Remote<Uploads>;

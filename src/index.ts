@@ -2,7 +2,7 @@ import { createApp } from "./app";
 import type { Env } from "./config";
 import { ingestWatcher } from "./durable-stubs";
 
-export { Agent } from "../durable/agent";
+export { AgentStore } from "../durable/agent-store";
 export { BulkJob } from "../durable/bulk-job";
 export { Directory } from "../durable/directory";
 export { HubShard } from "../durable/hub-shard";

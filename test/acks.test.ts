@@ -1,16 +1,18 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { agentStoreName } from "../durable/agent-store";
+import { agentObject } from "../src/durable-stubs";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, enrolledAgent, json, putPolicy, queueAction } from "./helpers";
 
-const record = (id: string) => (env.AGENTS.get(env.AGENTS.idFromName(id)) as unknown as { record(): Promise<AgentDoc> }).record();
+const record = async (id: string): Promise<AgentDoc> => (await agentObject(env, id).record())!;
 
-/** The results stored for an agent, read straight from its object's SQLite. */
+/** The results stored for an agent, read straight from its store's SQLite. */
 async function storedResults(agentId: string): Promise<Array<{ action_id: string; body: Record<string, unknown> }>> {
   const { runInDurableObject } = await import("cloudflare:test");
-  return runInDurableObject(env.AGENTS.get(env.AGENTS.idFromName(agentId)), async (_instance, state: DurableObjectState) =>
+  return runInDurableObject(env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agentId))), async (_instance, state: DurableObjectState) =>
     state.storage.sql
-      .exec<{ action_id: string; body: string }>("SELECT action_id, body FROM action_results ORDER BY action_id")
+      .exec<{ action_id: string; body: string }>("SELECT action_id, body FROM action_results WHERE agent_id = ? ORDER BY action_id", agentId)
       .toArray()
       .map((row) => ({ action_id: row.action_id, body: JSON.parse(row.body) as Record<string, unknown> })),
   );

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { agentObject } from "../src/durable-stubs";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import {
   ackEvent,
@@ -30,7 +31,7 @@ async function parkedCount(policyId: string): Promise<number> {
   );
   return counts.reduce((a, b) => a + b, 0);
 }
-const record = (id: string) => (env.AGENTS.get(env.AGENTS.idFromName(id)) as unknown as { record(): Promise<AgentDoc> }).record();
+const record = async (id: string): Promise<AgentDoc> => (await agentObject(env, id).record())!;
 
 async function untilParked(policyId: string, count = 1): Promise<void> {
   for (let i = 0; i < 200; i++) {

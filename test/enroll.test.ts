@@ -1,15 +1,13 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { agentObject } from "../src/durable-stubs";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import { adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, json, putPolicy } from "./helpers";
 
 const enroll = (key: string, body: unknown, headers: Record<string, string> = {}) =>
   agentRequest("POST", "/api/fleet/agents/enroll", { key, body, headers });
 
-async function storedAgent(id: string): Promise<AgentDoc | null> {
-  const stub = env.AGENTS.get(env.AGENTS.idFromName(id)) as unknown as { record(): Promise<AgentDoc | null> };
-  return stub.record();
-}
+const storedAgent = (id: string): Promise<AgentDoc | null> => agentObject(env, id).record();
 
 describe("POST /api/fleet/agents/enroll", () => {
   it("creates a PERMANENT agent: sorted tags, rewritten agent id, a fresh access key (checklist 3)", async () => {

@@ -1,0 +1,148 @@
+import { DurableObject } from "cloudflare:workers";
+import { fleetConfig, type Env } from "../src/config";
+import { mirrorMonitorFor } from "../src/durable-stubs";
+import { stableHash } from "../src/stable-hash";
+import { Agent } from "./agent";
+import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
+import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
+import { migrateSchema } from "./sql-schema";
+
+/**
+ * Agents are spread over this many store objects by a stable hash of their id. Part of the storage
+ * layout: changing it would look every agent up in a different object, so it is a constant, not a
+ * setting. 64 stores hold 1M agents at ~16k each: ~50 check-ins/s per store at the 5-minute long
+ * poll and a few hundred MB of SQLite, far inside one object's limits (platform.md), while a local
+ * run of 10,000 agents needs 64 SQLite databases instead of 10,000.
+ */
+export const AGENT_STORES = 64;
+
+/** The store object that holds an agent. */
+export const agentStoreName = (agentId: string): string => `agents-${stableHash(`store:${agentId}`) % AGENT_STORES}`;
+
+/** At most this many agents stay loaded in memory per store (least recently used idle ones are unloaded). */
+const MAX_RESIDENT = 5_000;
+
+const SCHEMA = [
+  `CREATE TABLE agents (agent_id TEXT PRIMARY KEY, doc TEXT NOT NULL, access_key_hash TEXT);
+   CREATE TABLE actions (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     agent_id TEXT NOT NULL,
+     action_id TEXT NOT NULL,
+     doc_id TEXT NOT NULL,
+     type TEXT NOT NULL,
+     expiration TEXT NOT NULL,
+     body TEXT NOT NULL,
+     UNIQUE (agent_id, action_id),
+     UNIQUE (agent_id, doc_id));
+   CREATE INDEX actions_by_agent ON actions (agent_id, seq);
+   CREATE TABLE action_results (
+     agent_id TEXT NOT NULL, action_id TEXT NOT NULL, created_at TEXT NOT NULL, body TEXT NOT NULL,
+     PRIMARY KEY (agent_id, action_id));`,
+  OUTBOX_SCHEMA,
+  OUTPUT_KEYS_SCHEMA,
+  // While a WebSocket is open, it alone delivers the agent's actions (a lease, renewed by the socket's messages).
+  `CREATE TABLE socket_lease (agent_id TEXT PRIMARY KEY, connection TEXT NOT NULL, until INTEGER NOT NULL);`,
+];
+
+/** The agent operations callers may invoke through `call` (see `agentObject` in src/durable-stubs.ts). */
+export const AGENT_METHODS = [
+  "enroll",
+  "authenticate",
+  "holdsKey",
+  "checkin",
+  "checkinOverSocket",
+  "attachSocket",
+  "detachSocket",
+  "pendingActions",
+  "ack",
+  "ackOverSocket",
+  "auditUnenroll",
+  "addAction",
+  "dropIfNeverCheckedIn",
+  "outputKeys",
+  "forceUnenroll",
+  "reassign",
+  "updateTags",
+  "detail",
+  "record",
+] as const satisfies ReadonlyArray<keyof Agent>;
+
+export type AgentMethod = (typeof AGENT_METHODS)[number];
+export type AgentCallResult<M extends AgentMethod> = Awaited<ReturnType<Agent[M]>>;
+
+interface Resident {
+  agent: Agent;
+  /** Calls in progress: an agent is only unloaded when idle, so one agent never has two copies. */
+  calls: number;
+}
+
+/**
+ * Many agents in one SQLite-backed object (DESIGN.md's "sharded agent store"): rows keyed by agent
+ * id, one outbox and one alarm for all of them. One object per agent cost a SQLite database, an
+ * object instance and an outbox alarm per agent; here those are shared, and each `Agent` is a plain
+ * object loaded on first use. Calls for one agent still see that agent's state exactly as before:
+ * they run on this object's single thread, and interleave only at their own awaits.
+ */
+export class AgentStore extends DurableObject<Env> {
+  readonly #outbox: EsOutbox;
+  readonly #keys: OutputKeyRing;
+  /** Loaded agents in least-recently-used order (a Map iterates in insertion order). */
+  readonly #resident = new Map<string, Resident>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    const owner = `agent-store:${ctx.id.toString()}`;
+    this.#outbox = new EsOutbox(ctx, env, {
+      flushDelayMs: fleetConfig(env).mirrorFlushMs,
+      report: (backlog) => mirrorMonitorFor(env, owner).report(owner, backlog),
+    });
+    this.#keys = new OutputKeyRing(ctx, env, (at) => this.#alarmNoLaterThan(at));
+    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+  }
+
+  /** Runs one agent operation (the store's whole RPC surface; `agentObject` gives it a typed face). */
+  async call<M extends AgentMethod>(agentId: string, method: M, args: Parameters<Agent[M]>): Promise<AgentCallResult<M>> {
+    if (!AGENT_METHODS.includes(method)) throw new TypeError(`AgentStore: unknown operation ${String(method)}`);
+    const resident = this.#load(agentId);
+    resident.calls++;
+    try {
+      // The method is one of AGENT_METHODS and args were typed against it by the caller.
+      const operation = resident.agent[method] as (...a: Parameters<Agent[M]>) => Promise<AgentCallResult<M>>;
+      return await operation.apply(resident.agent, args);
+    } finally {
+      resident.calls--;
+      this.#unloadIdle(agentId);
+    }
+  }
+
+  /** Delivers the Elasticsearch outbox and invalidates retired output keys, for every agent here. */
+  override async alarm(): Promise<void> {
+    await this.#outbox.drain();
+    await this.#keys.invalidateRetired();
+  }
+
+  #load(agentId: string): Resident {
+    let resident = this.#resident.get(agentId);
+    if (resident) this.#resident.delete(agentId);
+    else resident = { agent: new Agent({ storage: this.ctx.storage, outbox: this.#outbox, keys: this.#keys }, agentId), calls: 0 };
+    this.#resident.set(agentId, resident);
+    return resident;
+  }
+
+  /** Forgets ids that name no agent (failed lookups), and the least recently used idle agents past the cap. */
+  #unloadIdle(agentId: string): void {
+    const just = this.#resident.get(agentId);
+    if (just && just.calls === 0 && !just.agent.enrolled) this.#resident.delete(agentId);
+    if (this.#resident.size <= MAX_RESIDENT) return;
+    for (const [id, resident] of this.#resident) {
+      if (this.#resident.size <= MAX_RESIDENT) break;
+      if (resident.calls === 0) this.#resident.delete(id);
+    }
+  }
+
+  /** Brings the alarm forward to `at` unless it is already due sooner (the outbox may be backing off). */
+  async #alarmNoLaterThan(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
+  }
+}

@@ -1,0 +1,59 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { agentStoreName } from "../durable/agent-store";
+import { agentObject } from "../src/durable-stubs";
+import { ackEvent, ackRequest, adminRequest, checkinRequest, enrolledAgent, json, queueAction } from "./helpers";
+
+/** Two client-chosen agent ids that hash to the same store object. */
+function neighbours(prefix: string): [string, string] {
+  const seen = new Map<string, string>();
+  for (let i = 0; ; i++) {
+    const id = `${prefix}-${i}`;
+    const other = seen.get(agentStoreName(id));
+    if (other) return [other, id];
+    seen.set(agentStoreName(id), id);
+  }
+}
+
+interface CheckinBody {
+  actions?: Array<{ id: string; type: string; agent_id: string }>;
+}
+
+describe("agent store (many agents per object)", () => {
+  it("keeps neighbours apart: actions, acks, results, keys and unenrollment are per agent", async () => {
+    const [idA, idB] = neighbours("store-neighbour");
+    expect(agentStoreName(idA)).toBe(agentStoreName(idB));
+    const a = await enrolledAgent("store-p", { id: idA });
+    const b = await enrolledAgent("store-p", { id: idB });
+    expect([a.id, b.id]).toEqual([idA, idB]);
+
+    // Each agent's key works only for itself, though both live in one object.
+    const wrongKey = await checkinRequest({ ...b, key: a.key });
+    expect(wrongKey.status).toBe(403);
+
+    const action = await queueAction(a.id, { type: "SETTINGS", data: { log_level: "debug" } });
+    const first = await json<CheckinBody>(await checkinRequest(a));
+    expect(first.actions!.map((x) => [x.type, x.agent_id, x.id])).toEqual([["SETTINGS", a.id, action.id]]);
+    const other = await json<CheckinBody>(await checkinRequest(b));
+    expect(other.actions!.map((x) => x.type)).toEqual(["POLICY_CHANGE"]);
+
+    // B cannot ack A's action: to B it does not exist.
+    const stolen = await ackRequest(b, [ackEvent(b, action.id, "SETTINGS")]);
+    expect(stolen.status).toBe(404);
+    expect((await agentObject(env, a.id).detail())!.results).toBe(0);
+    expect((await agentObject(env, a.id).detail())!.pending.map((p) => p.id)).toEqual([action.id]);
+
+    const acked = await ackRequest(a, [ackEvent(a, action.id, "SETTINGS")]);
+    expect(acked.status).toBe(200);
+    expect((await agentObject(env, a.id).detail())!.results).toBe(1);
+    expect((await agentObject(env, b.id).detail())!.results).toBe(0);
+
+    // Revoking B leaves A enrolled and able to check in.
+    expect((await adminRequest("POST", `/api/fleet/agents/${b.id}/unenroll`, { revoke: true })).status).toBe(200);
+    expect((await checkinRequest(b)).status).toBe(401);
+    expect((await agentObject(env, a.id).record())!.active).toBe(true);
+    const stillThere = await checkinRequest(a, { agent_policy_id: "store-p", policy_revision_idx: 1, poll_timeout: "1s" });
+    expect(stillThere.status).toBe(200);
+  });
+
+});
