@@ -81,7 +81,7 @@ const STATUS_SQL = `CASE
 
 /**
  * A policy's agents, kept in its hub's SQLite so admins can list, filter, page and count them
- * without touching (or loading) each agent's object. Rows are pushed by the agents' objects when
+ * without touching (or loading) each agent's store. Rows are pushed by the agents' stores when
  * their summary changes; `last_checkin` is refreshed when a check-in parks here.
  */
 export class AgentRoster {

@@ -26,10 +26,10 @@ export type ParkResult =
 export interface ParkRequest {
   agentId: string;
   claim: RevisionClaim;
-  /** Highest action sequence number the agent's object had when the check-in read it. */
+  /** Highest action sequence number the agent's store had when the check-in read it. */
   actionSeq: number;
   holdMs: number;
-  /** The agent's roster row, when it changed since the agent's object last pushed it. */
+  /** The agent's roster row, when it changed since the agent's store last pushed it. */
   summary?: AgentSummary;
 }
 

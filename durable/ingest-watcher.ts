@@ -14,7 +14,7 @@ const SCHEMA = [`CREATE TABLE checkpoints (index_name TEXT PRIMARY KEY, seq_no I
 
 /** Pages read per index per round, so one round stays well inside an alarm's limits. */
 const MAX_PAGES = 10;
-/** Concurrent calls into agent objects while fanning an action out. */
+/** Concurrent calls into agent stores while fanning an action out. */
 const FANOUT_CONCURRENCY = 6;
 
 /**

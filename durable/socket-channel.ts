@@ -34,7 +34,7 @@ export interface ChannelHost {
   markSeen(agentId: string): void;
 }
 
-/** Concurrent pushes while fanning a revision out (each may call the agent's object for its keys). */
+/** Concurrent pushes while fanning a revision out (each may call the agent's store for its keys). */
 const PUSH_CONCURRENCY = 32;
 
 export const agentTag = (agentId: string): string => `agent:${agentId}`;

@@ -6,7 +6,7 @@
 export const AGENT_STATUSES = ["online", "offline", "degraded", "error", "updating", "enrolling", "unenrolling", "unenrolled"] as const;
 export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
-/** What the policy hub's roster keeps per agent: enough to list, filter and count without the agent's object. */
+/** What the policy hub's roster keeps per agent: enough to list, filter and count without the agent's store. */
 export interface AgentSummary {
   agent_id: string;
   active: boolean;

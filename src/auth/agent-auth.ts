@@ -13,7 +13,7 @@ export async function authenticateAgent(env: Env, key: ApiKey, agentId: string):
   return orAuthError(env, key, await agentObject(env, agentId).authenticate(key));
 }
 
-/** Turns an agent object's auth failure into the error fleet-server would answer. */
+/** Turns an agent store's auth failure into the error fleet-server would answer. */
 export async function orAuthError<T>(env: Env, key: ApiKey, result: T): Promise<Exclude<T, Failure>> {
   if (!isFailure(result)) return result as Exclude<T, Failure>;
   if (result.error === "AgentIdentity" && !(await isKnownKey(env, key))) throw new FleetError("Unauthorized");

@@ -1,7 +1,7 @@
 import type { CheckinInput } from "../../durable/agent";
 import type { CheckinRequest } from "../protocol/checkin";
 
-/** What the agent's object records from a check-in body, over HTTP or a socket alike. */
+/** What the agent's store records from a check-in body, over HTTP or a socket alike. */
 export function checkinInput(body: Omit<CheckinRequest, "poll_timeout">, version: string): CheckinInput {
   return {
     status: body.status,

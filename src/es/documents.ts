@@ -19,7 +19,7 @@ export function agentDocument(doc: AgentDoc): JsonObject {
   body.status = doc.active ? (doc.last_checkin_status ?? "enrolled") : "unenrolled";
   body.agent = { id: doc.agent.id, version: doc.agent.version, type: "PERMANENT" };
   if (doc.outputs) {
-    // fleet-server keeps `api_key` ("id:key") here; the secret stays in the agent's object and the
+    // fleet-server keeps `api_key` ("id:key") here; the secret stays in the agent's store and the
     // field is empty, which a fleet-server reading this document takes as "mint a new key".
     body.outputs = Object.fromEntries(Object.entries(doc.outputs).map(([name, output]) => [name, { ...output, api_key: "" }]));
   }

@@ -4,7 +4,7 @@
  * requests (`max`), per route, chosen by the fleet size an operator declares (`FLEET_MAX_AGENTS`).
  * fleet-server applies one tier to its whole process; here each limit applies to the object that
  * would otherwise be overloaded: check-in limits to each policy hub (per policy), enrollment limits to
- * the Directory (fleet-wide), and a per-agent fairness limit to each agent's object.
+ * the Directory (fleet-wide), and a per-agent fairness limit to each agent's store.
  */
 export interface RouteLimit {
   ratePerSec: number;

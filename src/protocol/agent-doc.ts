@@ -34,7 +34,7 @@ export interface AgentDoc {
   upgraded_at?: string | null;
   upgrade_attempts?: string[] | null;
   upgrade?: { rollbacks?: JsonObject[] | null };
-  /** Per-output API key ids and permission hashes; the keys themselves stay in the agent's object. */
+  /** Per-output API key ids and permission hashes; the keys themselves stay in the agent's store. */
   outputs?: Record<string, { api_key_id: string; permissions_hash: string; type: string }>;
   unenrolled_at?: string;
   unenrolled_reason?: string;

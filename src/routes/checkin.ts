@@ -22,7 +22,7 @@ import { checkUserAgent } from "../protocol/user-agent";
 const BODY_LIMITS = { maxBytes: 1 << 20, maxDecompressedBytes: 20 << 20 };
 
 /**
- * `POST /api/fleet/agents/{id}/checkin` (fleet-protocol.md §2.3). The agent's object records the
+ * `POST /api/fleet/agents/{id}/checkin` (fleet-protocol.md §2.3). The agent's store records the
  * check-in and returns pending actions; with none, the request parks in the policy's hub until a new
  * revision or an action arrives, or the long poll ends.
  */
@@ -74,7 +74,7 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
   }
 });
 
-/** Validates User-Agent and body into what the agent's object records. */
+/** Validates User-Agent and body into what the agent's store records. */
 async function parseCheckin(c: Context<AppEnv>): Promise<{ input: CheckinInput; pollTimeoutMs?: number }> {
   const version = checkUserAgent(c.req.header("User-Agent"), fleetConfig(c.env).version);
   const raw = await readJsonBody(c, BODY_LIMITS);
