@@ -406,11 +406,23 @@ async function runBare() {
   const payload = { ack_token: "", action: "checkin", actions: [{ agent_id: "x", created_at: new Date().toISOString(), data: { policy: { id: "bare", revision: 2, ...policyContent(2) } }, id: "policy:bare:2", input_type: "", type: "POLICY_CHANGE" }] };
   const parked = [];
   const round = { t0: 0, received: [] };
+  // The same share of the fleet as the project's run holds a hibernating socket to the bare object.
+  if (opt.wsFraction && typeof WebSocket === "undefined") throw new Error("--ws-fraction needs Node's WebSocket client: run with node --experimental-websocket (run.mjs does)");
+  const socketCount = Math.round(opt.wsFraction * clients.length);
+  const sockets = [];
+  results.websocket = { requested_fraction: opt.wsFraction, available: true, agents: socketCount };
   const rampStart = performance.now();
   for (let i = 0; i < clients.length; i++) {
     const due = rampStart + (i * 1000) / opt.rampRate;
     if (due > performance.now()) await sleep(due - performance.now());
     const a = clients[i];
+    if (i < socketCount) {
+      const ws = new WebSocket(`ws://${opt.url.host}/ws`, { headers: agentHeaders("bare") });
+      ws.addEventListener("message", () => round.t0 && round.received.push(performance.now() - round.t0));
+      ws.addEventListener("error", () => count("socket", "connect_error"));
+      sockets.push(ws);
+      continue;
+    }
     parked.push(
       send("park", "POST", "/park", agentHeaders("bare"), checkinBody(a, "online"), 600_000).then((res) => {
         if (res.status === 200 && round.t0) round.received.push(performance.now() - round.t0);
@@ -444,6 +456,7 @@ async function runBare() {
   const f = results.phases.fanout[0];
   log(`bare release: p50 ${f.receive_ms.p50} p95 ${f.receive_ms.p95} p99 ${f.receive_ms.p99} max ${f.receive_ms.max} ms`);
   await Promise.allSettled(parked);
+  for (const ws of sockets) ws.close(1000);
   await sleep(1000);
   snapshot("after_fanout1");
   results.memory.per_agent = perAgentMemory(clients.length);

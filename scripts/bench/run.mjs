@@ -124,7 +124,8 @@ function compare(project, bare) {
   const ratio = (x, y) => (x != null && y ? Math.round((x / y) * 100) / 100 : null);
   const add = (metric, value, base, target, pass) => rows.push({ metric, project: value, bare: base ?? null, ratio: ratio(value, base), target, pass });
   const agentsN = project?.phases?.connect?.agents ?? bare?.phases?.connect?.agents;
-  add("connected agents (long-poll)", agentsN, bare?.phases?.connect?.agents, "10,000", agentsN >= 10_000);
+  const sockets = project?.websocket?.agents ?? bare?.websocket?.agents ?? 0;
+  add(`connected agents (${sockets} on WebSocket, the rest long-polling)`, agentsN, bare?.phases?.connect?.agents, "10,000", agentsN >= 10_000);
   for (const k of ["p50", "p95", "p99", "max"]) {
     const v = worst(k);
     const base = b?.receive_ms?.[k];
