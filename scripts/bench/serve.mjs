@@ -4,7 +4,7 @@
 //
 //   node scripts/bench/serve.mjs [--worker project|bare] [--port 18330] [--admin-token T]
 //        [--var CHECKIN_LONG_POLL=30m] [--var CHECKIN_JITTER=1s] [--max-seconds 3600] [--no-build]
-//        [--storage disk|memory] [--watch-stdin]
+//        [--storage disk|memory] [--watch-stdin]   (memory: SQLite files on tmpfs, /dev/shm)
 //
 // On start it prints one JSON line on stdout: {"ready":true,"url","pid","workerdPids":[…]}.
 // Worker console lines go to stderr with a timestamp (ms since epoch) so a driver can line them up
@@ -32,6 +32,8 @@ const toml = readFileSync(path.join(root, "wrangler.toml"), "utf8");
 const config = parseWranglerToml(toml);
 
 let options;
+/** Where the project run keeps its Durable Object and R2 state (removed on stop when on tmpfs). */
+let persist = null;
 if (worker === "bare") {
   options = {
     scriptPath: path.join(here, "bare-worker.mjs"),
@@ -56,8 +58,8 @@ if (worker === "bare") {
     const i = kv.indexOf("=");
     bindings[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  // Fresh on-disk state each run: results must not depend on a previous run's agents.
-  const persist = path.join(root, ".wrangler/bench-state");
+  // Fresh state each run: results must not depend on a previous run's agents.
+  persist = args.storage === "memory" ? path.join("/dev/shm", `edge-fleet-bench-${process.pid}`) : path.join(root, ".wrangler/bench-state");
   rmSync(persist, { recursive: true, force: true });
   options = {
     scriptPath: path.join(outdir, "index.js"),
@@ -68,8 +70,11 @@ if (worker === "bare") {
     durableObjects,
     r2Buckets: Object.fromEntries(config.r2.map((r) => [r.binding, r.bucket_name])),
     bindings,
-    // --storage memory keeps Durable Object SQLite in memory (to tell disk waits from CPU).
-    ...(args.storage === "memory" ? {} : { durableObjectsPersist: path.join(persist, "do"), r2Persist: path.join(persist, "r2") }),
+    // --storage memory puts the SQLite files on tmpfs: Miniflare's default "in-memory" Durable Object
+    // storage is a temporary directory on disk, whose per-commit fsync blocks workerd's one thread
+    // (~0.1 ms per check-in), and its ephemeral mode does not support SQLite.
+    durableObjectsPersist: path.join(persist, "do"),
+    r2Persist: path.join(persist, "r2"),
   };
 }
 
@@ -105,6 +110,7 @@ async function stop(reason) {
   stopping = true;
   process.stderr.write(`[serve] stopping (${reason})\n`);
   await mf.dispose().catch(() => {});
+  if (persist?.startsWith("/dev/shm/")) rmSync(persist, { recursive: true, force: true });
   process.exit(0);
 }
 process.on("SIGINT", () => stop("SIGINT"));
