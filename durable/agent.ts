@@ -139,6 +139,13 @@ export class Agent {
   readonly #requests = new TokenBucket(PER_AGENT_REQUESTS_PER_10S / 10, PER_AGENT_REQUESTS_PER_10S);
   /** Serialises output-key work: it awaits Elasticsearch, and two check-ins must not mint two keys. */
   #keysInFlight: Promise<unknown> = Promise.resolve();
+  /**
+   * Read-through copies of rows only this object writes, so a check-in with nothing new runs no
+   * queries for them. `undefined` / `null` mean "not known: read the table".
+   */
+  #lease: { connection: string; until: number } | null | undefined = undefined;
+  #maxSeqKnown: number | null = null;
+  #unenrollingKnown: boolean | null = null;
 
   constructor(home: AgentHome, agentId: string) {
     this.#id = agentId;
@@ -207,6 +214,7 @@ export class Agent {
       if (existing && !existing.active) this.#forgetActions();
       // A socket opened with the previous key no longer speaks for this agent.
       this.#sql.exec("DELETE FROM socket_lease WHERE agent_id = ?", this.#id);
+      this.#lease = undefined;
       this.#save(doc, keyHash);
     });
     console.log(JSON.stringify({ event: "agent.enrolled", agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active }));
@@ -271,6 +279,7 @@ export class Agent {
   /** The socket closed: long polls deliver again. A newer socket's lease is left alone. */
   async detachSocket(connection: string): Promise<void> {
     this.#sql.exec("DELETE FROM socket_lease WHERE agent_id = ? AND connection = ?", this.#id, connection);
+    this.#lease = undefined;
   }
 
   async #checkin(input: CheckinInput, viaSocket: boolean): Promise<CheckinOutcome> {
@@ -418,6 +427,8 @@ export class Agent {
         JSON.stringify(action),
       )
       .one();
+    this.#maxSeqKnown = null;
+    this.#unenrollingKnown = null;
     if (!action.doc_id) {
       this.#outbox.add({ index: INDEX.actions, id: `${action.action_id}:${doc.id}`, op: "create", body: actionDocument(action, [doc.id]) });
     }
@@ -533,16 +544,7 @@ export class Agent {
     const doc = this.#doc!;
     const host = (doc.local_metadata?.host ?? null) as { hostname?: unknown } | null;
     const state = doc.upgrade_details?.state;
-    const unenrolling =
-      doc.active &&
-      this.#sql
-        .exec<{ n: number }>(
-          `SELECT COUNT(*) AS n FROM actions WHERE agent_id = ?1 AND type = 'UNENROLL' AND expiration > ?2
-             AND action_id NOT IN (SELECT action_id FROM action_results WHERE agent_id = ?1)`,
-          this.#id,
-          new Date().toISOString(),
-        )
-        .one().n > 0;
+    const unenrolling = doc.active && this.#unenrollPending();
     return {
       agent_id: doc.id,
       active: doc.active,
@@ -593,22 +595,34 @@ export class Agent {
    * or opened before the agent was re-enrolled with a replace token, is refused (and closed).
    */
   #ownsLease(connection: string): Failure | null {
-    const lease = this.#sql.exec<{ connection: string }>("SELECT connection FROM socket_lease WHERE agent_id = ?", this.#id).toArray()[0];
+    const lease = this.#leaseRow();
     return lease?.connection === connection ? null : { error: "Unauthorized" };
   }
 
   #renewLease(connection: string): void {
+    const until = Date.now() + SOCKET_LEASE_MS;
     this.#sql.exec(
       "INSERT INTO socket_lease (agent_id, connection, until) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET connection = excluded.connection, until = excluded.until",
       this.#id,
       connection,
-      Date.now() + SOCKET_LEASE_MS,
+      until,
     );
+    this.#lease = { connection, until };
   }
 
   #socketHoldsLease(): boolean {
-    const lease = this.#sql.exec<{ until: number }>("SELECT until FROM socket_lease WHERE agent_id = ?", this.#id).toArray()[0];
+    const lease = this.#leaseRow();
     return !!lease && lease.until > Date.now();
+  }
+
+  #leaseRow(): { connection: string; until: number } | null {
+    if (this.#lease === undefined) {
+      this.#lease =
+        this.#sql
+          .exec<{ connection: string; until: number }>("SELECT connection, until FROM socket_lease WHERE agent_id = ?", this.#id)
+          .toArray()[0] ?? null;
+    }
+    return this.#lease;
   }
 
   async #verify(key: ApiKey): Promise<Failure | null> {
@@ -676,6 +690,8 @@ export class Agent {
   }
 
   #pending(cursor: number): { actions: DeliveredAction[]; ackToken?: string } {
+    // Sequence numbers start at 1: nothing was stored after the cursor.
+    if (this.#maxSeq() <= Math.max(cursor, 0)) return { actions: [] };
     const now = new Date().toISOString();
     const rows = this.#sql
       .exec<StoredActionRow>(
@@ -703,12 +719,31 @@ export class Agent {
   }
 
   #maxSeq(): number {
-    return this.#sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM actions WHERE agent_id = ?", this.#id).one().s ?? 0;
+    this.#maxSeqKnown ??= this.#sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM actions WHERE agent_id = ?", this.#id).one().s ?? 0;
+    return this.#maxSeqKnown;
+  }
+
+  /** An unanswered, unexpired UNENROLL. A known "no" holds until an action is stored; a "yes" is re-read (it ends by ack or expiry). */
+  #unenrollPending(): boolean {
+    if (this.#unenrollingKnown === false) return false;
+    this.#unenrollingKnown =
+      this.#maxSeq() > 0 &&
+      this.#sql
+        .exec<{ n: number }>(
+          `SELECT COUNT(*) AS n FROM actions WHERE agent_id = ?1 AND type = 'UNENROLL' AND expiration > ?2
+             AND action_id NOT IN (SELECT action_id FROM action_results WHERE agent_id = ?1)`,
+          this.#id,
+          new Date().toISOString(),
+        )
+        .one().n > 0;
+    return this.#unenrollingKnown;
   }
 
   #forgetActions(): void {
     this.#sql.exec("DELETE FROM actions WHERE agent_id = ?", this.#id);
     this.#sql.exec("DELETE FROM action_results WHERE agent_id = ?", this.#id);
+    this.#maxSeqKnown = null;
+    this.#unenrollingKnown = null;
   }
 
   /** Writes the record; `keyHash` undefined keeps the current key, null revokes it. */
@@ -722,7 +757,8 @@ export class Agent {
     );
     this.#doc = doc;
     this.#keyHash = hash;
-    this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
+    // Building the document costs a deep copy per check-in: only when there is a mirror to feed.
+    if (this.#outbox.enabled) this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
   }
 }
 

@@ -93,6 +93,8 @@ export class OutputKeyRing {
 
   /** An output still waits for its key: the policy must be sent again (fleet-protocol.md §4.2). */
   incomplete(agentId: string): boolean {
+    // Standalone servers mint no keys (and check in without this query).
+    if (!esConfig(this.#env)) return false;
     return (
       this.#ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM output_keys WHERE agent_id = ? AND secret IS NULL", agentId).one().n > 0
     );

@@ -25,16 +25,34 @@ type Remote<T> = {
 /** One agent's operations, as calls to the store that holds it. */
 export type AgentHandle = { [M in AgentMethod]: (...args: Parameters<Agent[M]>) => Promise<AgentCallResult<M>> };
 
+/** The store's single RPC, which `AgentHandle`'s methods call with the agent's id in front. */
+interface AgentStoreStub {
+  call(agentId: string, method: AgentMethod, args: unknown[]): Promise<unknown>;
+}
+
+/** A handle's methods live on one prototype, made once, instead of closures per handle. */
+class AgentCaller {
+  constructor(
+    readonly store: AgentStoreStub,
+    readonly agentId: string,
+  ) {}
+}
+for (const method of AGENT_METHODS) {
+  Object.defineProperty(AgentCaller.prototype, method, {
+    value(this: AgentCaller, ...args: unknown[]) {
+      return this.store.call(this.agentId, method, args);
+    },
+  });
+}
+
 /**
  * The agent `agentId`, wherever its store is. Ids derive from names, so every edge finds the same
- * object; each call is one RPC to the store with the agent's id in front.
+ * object; each call is one RPC to the store.
  */
 export function agentObject(env: Env, agentId: string): AgentHandle {
-  const store = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agentId))) as unknown as {
-    call(agentId: string, method: AgentMethod, args: unknown[]): Promise<unknown>;
-  };
-  // Each entry forwards its own method's arguments and result; the mapped type states them.
-  return Object.fromEntries(AGENT_METHODS.map((method) => [method, (...args: unknown[]) => store.call(agentId, method, args)])) as AgentHandle;
+  const store = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agentId))) as unknown as AgentStoreStub;
+  // The prototype carries exactly AGENT_METHODS, each forwarding its own arguments and result.
+  return new AgentCaller(store, agentId) as unknown as AgentHandle;
 }
 
 export const policyHub = (env: Env, policyId: string) =>
