@@ -162,6 +162,15 @@ export class HubShard extends DurableObject<Env> {
     this.#release(agentId, { kind: "timeout" });
   }
 
+  /**
+   * An agent's roster row changed outside a check-in (an ack moved its revision): batched to the hub
+   * with the rest, so a fan-out's thousands of acks are not thousands of calls into one object.
+   */
+  async queueSummary(policyId: string, summary: AgentSummary): Promise<void> {
+    this.#policyId = policyId;
+    this.#queue(summary);
+  }
+
   /** Closes the agent's socket (it was unenrolled or revoked elsewhere). */
   async disconnect(agentId: string, code: number, reason: string): Promise<void> {
     for (const ws of this.ctx.getWebSockets(agentTag(agentId))) ws.close(code, reason);

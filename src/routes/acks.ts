@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { orAuthError, validateAfterAuth } from "../auth/agent-auth";
 import { parseApiKeyHeader } from "../auth/api-key";
 import type { AppEnv } from "../config";
-import { agentObject, bulkJob, hubShard, policyHub } from "../durable-stubs";
+import { agentObject, bulkJob, hubShard } from "../durable-stubs";
 import { readJsonBody } from "../http/body";
 import { agentJson } from "../http/json-response";
 import { AckRequest, type AckEvent, type AckResponse } from "../protocol/ack";
@@ -30,7 +30,7 @@ export const acks = new Hono<AppEnv>().post("/api/fleet/agents/:id/acks", async 
   const now = new Date().toISOString();
   await Promise.all([
     ...outcome.results.map((result) => bulkJob(c.env, result.action_id).recordResult(agentId, result.error, now)),
-    ...(outcome.summary ? [policyHub(c.env, outcome.policyId).upsertAgent(outcome.summary)] : []),
+    ...(outcome.summary ? [hubShard(c.env, outcome.policyId, agentId).queueSummary(outcome.policyId, outcome.summary)] : []),
     ...(outcome.unenrolled ? [hubShard(c.env, outcome.policyId, agentId).disconnect(agentId, CLOSE.unenrolled, "agent unenrolled")] : []),
   ]);
   if (items.length === 0) return agentJson(c.req.raw, { action: "acks" } satisfies AckResponse);

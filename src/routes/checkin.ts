@@ -6,7 +6,7 @@ import { checkinInput } from "../checkin/checkin-input";
 import { pollDuration } from "../checkin/poll-duration";
 import { policyChangeAction } from "../checkin/policy-change";
 import { fleetConfig, type AppEnv } from "../config";
-import { agentObject, hubShard, policyHub } from "../durable-stubs";
+import { agentObject, hubShard } from "../durable-stubs";
 import { esConfig } from "../es/config";
 import { keyedOutputs } from "../policy/output-keys";
 import { FleetError, badRequest } from "../errors";
@@ -34,19 +34,18 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
 
   const agent = agentObject(c.env, agentId);
   const outcome = await orAuthError(c.env, key, await agent.checkin(key, input));
-  const hub = policyHub(c.env, outcome.policyId);
+  const shard = hubShard(c.env, outcome.policyId, agentId);
   // The agent's WebSocket delivers its actions; this poll only records the status.
   if (outcome.socketOpen) {
-    if (outcome.summary) await hub.upsertAgent(outcome.summary);
+    if (outcome.summary) await shard.queueSummary(outcome.policyId, outcome.summary);
     return respond(c, input.ackToken ?? "", []);
   }
   if (outcome.actions.length > 0) {
-    if (outcome.summary) await hub.upsertAgent(outcome.summary);
+    if (outcome.summary) await shard.queueSummary(outcome.policyId, outcome.summary);
     return respond(c, outcome.ackToken, outcome.actions);
   }
 
   const holdMs = pollDuration(fleetConfig(c.env).checkin, pollTimeoutMs, Date.now() - started);
-  const shard = hubShard(c.env, outcome.policyId, agentId);
   // An agent in on_state_change mode cancels its poll and re-checks in: free the waiter at once.
   c.req.raw.signal.addEventListener("abort", () => c.executionCtx.waitUntil(shard.abandon(agentId)), { once: true });
   const parked = await shard.park(outcome.policyId, {
