@@ -5,6 +5,7 @@ import { stableHash } from "../src/stable-hash";
 import { Agent } from "./agent";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
+import { ResidentSet } from "./resident-set";
 import { migrateSchema } from "./sql-schema";
 
 /**
@@ -70,12 +71,6 @@ export const AGENT_METHODS = [
 export type AgentMethod = (typeof AGENT_METHODS)[number];
 export type AgentCallResult<M extends AgentMethod> = Awaited<ReturnType<Agent[M]>>;
 
-interface Resident {
-  agent: Agent;
-  /** Calls in progress: an agent is only unloaded when idle, so one agent never has two copies. */
-  calls: number;
-}
-
 /**
  * Many agents in one SQLite-backed object (DESIGN.md's "sharded agent store"): rows keyed by agent
  * id, one outbox and one alarm for all of them. One object per agent cost a SQLite database, an
@@ -86,8 +81,7 @@ interface Resident {
 export class AgentStore extends DurableObject<Env> {
   readonly #outbox: EsOutbox;
   readonly #keys: OutputKeyRing;
-  /** Loaded agents in least-recently-used order (a Map iterates in insertion order). */
-  readonly #resident = new Map<string, Resident>();
+  readonly #resident = new ResidentSet<Agent>(MAX_RESIDENT);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -103,15 +97,14 @@ export class AgentStore extends DurableObject<Env> {
   /** Runs one agent operation (the store's whole RPC surface; `agentObject` gives it a typed face). */
   async call<M extends AgentMethod>(agentId: string, method: M, args: Parameters<Agent[M]>): Promise<AgentCallResult<M>> {
     if (!AGENT_METHODS.includes(method)) throw new TypeError(`AgentStore: unknown operation ${String(method)}`);
-    const resident = this.#load(agentId);
-    resident.calls++;
+    const agent = this.#resident.enter(agentId, () => new Agent({ storage: this.ctx.storage, outbox: this.#outbox, keys: this.#keys }, agentId));
     try {
       // The method is one of AGENT_METHODS and args were typed against it by the caller.
-      const operation = resident.agent[method] as (...a: Parameters<Agent[M]>) => Promise<AgentCallResult<M>>;
-      return await operation.apply(resident.agent, args);
+      const operation = agent[method] as (...a: Parameters<Agent[M]>) => Promise<AgentCallResult<M>>;
+      return await operation.apply(agent, args);
     } finally {
-      resident.calls--;
-      this.#unloadIdle(agentId);
+      // Ids that name no agent (failed lookups) are not kept.
+      this.#resident.leave(agentId, agent.enrolled);
     }
   }
 
@@ -119,25 +112,6 @@ export class AgentStore extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     await this.#outbox.drain();
     await this.#keys.invalidateRetired();
-  }
-
-  #load(agentId: string): Resident {
-    let resident = this.#resident.get(agentId);
-    if (resident) this.#resident.delete(agentId);
-    else resident = { agent: new Agent({ storage: this.ctx.storage, outbox: this.#outbox, keys: this.#keys }, agentId), calls: 0 };
-    this.#resident.set(agentId, resident);
-    return resident;
-  }
-
-  /** Forgets ids that name no agent (failed lookups), and the least recently used idle agents past the cap. */
-  #unloadIdle(agentId: string): void {
-    const just = this.#resident.get(agentId);
-    if (just && just.calls === 0 && !just.agent.enrolled) this.#resident.delete(agentId);
-    if (this.#resident.size <= MAX_RESIDENT) return;
-    for (const [id, resident] of this.#resident) {
-      if (this.#resident.size <= MAX_RESIDENT) break;
-      if (resident.calls === 0) this.#resident.delete(id);
-    }
   }
 
   /** Brings the alarm forward to `at` unless it is already due sooner (the outbox may be backing off). */
