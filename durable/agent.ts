@@ -22,6 +22,9 @@ import type { OutputKeyRing } from "./output-key-ring";
 /** A socket's delivery lease outlives its last message by this much (clients check in every few minutes). */
 const SOCKET_LEASE_MS = 10 * 60_000;
 
+/** An agent re-sends an unchanged roster row after this long (about every second check-in). */
+export const ROSTER_REFRESH_MS = 10 * 60_000;
+
 /** fleet-server delivers at most this many stored actions per check-in. */
 const MAX_ACTIONS_PER_CHECKIN = 100;
 
@@ -135,6 +138,7 @@ export class Agent {
   #summaryVersion = 0;
   /** The roster row last handed to the policy hub (kept in memory; a lost copy only causes a re-push). */
   #pushed: string | null = null;
+  #pushedAt = 0;
   /** Per-agent fairness: one agent cannot take the capacity of many (see src/limits/tiers.ts). */
   readonly #requests = new TokenBucket(PER_AGENT_REQUESTS_PER_10S / 10, PER_AGENT_REQUESTS_PER_10S);
   /** Serialises output-key work: it awaits Elasticsearch, and two check-ins must not mint two keys. */
@@ -568,8 +572,11 @@ export class Agent {
     if (!this.#doc) return {};
     const summary = this.#summary();
     const fingerprint = JSON.stringify({ ...summary, last_checkin: summary.last_checkin !== null, summary_version: 0 });
-    if (fingerprint === this.#pushed) return {};
+    // An unchanged row is still re-sent now and then: a copy lost on its way (shards batch rows in
+    // memory for up to 2 s) is repaired within one refresh period instead of at the next change.
+    if (fingerprint === this.#pushed && Date.now() - this.#pushedAt < ROSTER_REFRESH_MS) return {};
     this.#pushed = fingerprint;
+    this.#pushedAt = Date.now();
     return { summary };
   }
 

@@ -1,6 +1,8 @@
-import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
-import { agentStoreName } from "../durable/agent-store";
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import { ROSTER_REFRESH_MS, type CheckinInput } from "../durable/agent";
+import { agentStoreName, type AgentStore } from "../durable/agent-store";
+import { parseApiKeyHeader } from "../src/auth/api-key";
 import { agentObject } from "../src/durable-stubs";
 import { ackEvent, ackRequest, adminRequest, checkinRequest, enrolledAgent, json, queueAction } from "./helpers";
 
@@ -56,4 +58,31 @@ describe("agent store (many agents per object)", () => {
     expect(stillThere.status).toBe(200);
   });
 
+
+  it("re-sends an unchanged roster row once per refresh period, so a lost copy is repaired", async () => {
+    const agent = await enrolledAgent("store-refresh");
+    const key = parseApiKeyHeader(`ApiKey ${agent.key}`);
+    const input: CheckinInput = { status: "online", message: "Running", version: "9.6.0" };
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent.id)));
+    await runInDurableObject(stub, async (instance: unknown) => {
+      const store = instance as AgentStore;
+      const summaryOf = async () => {
+        const outcome = await store.call(agent.id, "checkin", [key, input]);
+        if ("error" in outcome) throw new Error(outcome.error);
+        return outcome.summary;
+      };
+      expect(await summaryOf()).toMatchObject({ agent_id: agent.id, last_checkin_status: "online" });
+      // Nothing changed: the row is not sent again…
+      expect(await summaryOf()).toBeUndefined();
+      // …until the refresh period has passed.
+      const now = Date.now();
+      const clock = vi.spyOn(Date, "now").mockReturnValue(now + ROSTER_REFRESH_MS + 1);
+      try {
+        expect(await summaryOf()).toMatchObject({ agent_id: agent.id });
+        expect(await summaryOf()).toBeUndefined();
+      } finally {
+        clock.mockRestore();
+      }
+    });
+  });
 });
