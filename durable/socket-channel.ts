@@ -84,8 +84,15 @@ export class SocketChannel {
     }
     const message = parsed.data;
     this.#host.markSeen(attachment.agentId);
-    if (message.type === "checkin") await this.#checkin(ws, attachment, message.id, message.body);
-    else await this.#ack(ws, attachment, message.id, message.body.events ?? []);
+    try {
+      if (message.type === "checkin") await this.#checkin(ws, attachment, message.id, message.body);
+      else await this.#ack(ws, attachment, message.id, message.body.events ?? []);
+    } catch (err) {
+      // Never leave a message unanswered: the agent would wait for a reply that cannot come. A 500
+      // tells it to send the message again (check-ins and acks are both idempotent).
+      console.error(JSON.stringify({ event: "socket.message_failed", agent_id: attachment.agentId, type: message.type, error: (err as Error).message }));
+      send(ws, errorMessage(message.id, "Internal", "the server could not process this message; send it again"));
+    }
   }
 
   async closed(ws: WebSocket): Promise<void> {

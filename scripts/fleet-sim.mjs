@@ -310,7 +310,19 @@ async function socketLoop(a, fleet) {
       let nextId = 0;
       const acks = new Map();
       let heartbeat = null;
-      const checkin = () => ws.send(JSON.stringify({ v: 1, type: "checkin", id: ++nextId, body: JSON.parse(zlib.gunzipSync(checkinBody(a, a.revision ? "online" : "starting"))) }));
+      // A check-in without a reply in 30 s, or answered with an error, is sent again after 1-10 s
+      // (an HTTP agent would time out and retry); both are counted, so lost replies show.
+      let unanswered = null;
+      const checkin = () => {
+        clearTimeout(unanswered?.timer);
+        const id = ++nextId;
+        unanswered = { id, timer: setTimeout(() => (count("socket", "checkin_unanswered"), checkin()), 30_000) };
+        ws.send(JSON.stringify({ v: 1, type: "checkin", id, body: JSON.parse(zlib.gunzipSync(checkinBody(a, a.revision ? "online" : "starting"))) }));
+      };
+      const retryCheckin = () => {
+        clearTimeout(unanswered?.timer);
+        unanswered = { id: null, timer: setTimeout(checkin, 1000 + Math.random() * 9000) };
+      };
       ws.addEventListener("open", () => {
         a.socket = ws;
         backoffMs = 0;
@@ -327,7 +339,15 @@ async function socketLoop(a, fleet) {
         }
         if (message.type === "error") {
           count("socket", `error_${message.status}`);
+          if (acks.has(message.id)) {
+            acks.get(message.id)(false);
+            acks.delete(message.id);
+          } else if (message.id !== null && message.id === unanswered?.id) retryCheckin();
           return;
+        }
+        if (message.type === "checkin" && message.id === unanswered?.id) {
+          clearTimeout(unanswered.timer);
+          unanswered = null;
         }
         if (message.body?.ack_token) a.ackToken = message.body.ack_token;
         for (const action of message.body?.actions ?? []) {
@@ -336,6 +356,8 @@ async function socketLoop(a, fleet) {
           const id = ++nextId;
           new Promise((ok) => acks.set(id, ok)).then((ok) => {
             acked(ok);
+            // A refused ack leaves the revision unacked: the next check-in (sent soon) reports it and is answered again.
+            if (!ok) retryCheckin();
             if (ok) {
               // Connected and acked: "parked" in the sense the long-poll agents use.
               a.pollRevision = a.ackedRevision;
@@ -349,6 +371,7 @@ async function socketLoop(a, fleet) {
       });
       ws.addEventListener("close", (event) => {
         clearInterval(heartbeat);
+        clearTimeout(unanswered?.timer);
         a.socket = null;
         a.pollSentAt = 0;
         resolve(event.code);
