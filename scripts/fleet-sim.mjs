@@ -60,6 +60,10 @@ const opt = {
   // Off by default: the server's Retry-After carries up to 30 s of jitter, which would measure the
   // jitter, not the server. A refused request is retried after U[100, 600) ms and counted.
   honorRetryAfter: Boolean(args["honor-retry-after"]),
+  // What agents send is `gzip` (Go's transport). Under Miniflare that makes its entry worker gzip
+  // every JSON answer on workerd's one thread, which Cloudflare's edge does outside the Worker;
+  // `identity` measures the Worker without that local-only cost (BENCHMARKS.md, "Where the time goes").
+  acceptEncoding: String(args["accept-encoding"] ?? "gzip"),
 };
 // Loopback only: this machine may send load to nothing else.
 if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(opt.url.hostname)) {
@@ -506,6 +510,7 @@ async function throughput(agents, build) {
   const cpu0 = cpuNow();
   const start = performance.now();
   const end = start + opt.throughputSeconds * 1000;
+  log("throughput: start");
   const ticker = setInterval(() => log(`throughput: ${ok} ok, ${bad} other, ${(ok / ((performance.now() - start) / 1000)).toFixed(0)}/s`), 2000);
   await Promise.all(
     Array.from({ length: concurrency }, async (_, w) => {
@@ -630,7 +635,7 @@ function agentHeaders(key) {
     "Elastic-Api-Version": "2023-06-01",
     "Kbn-Xsrf": "1",
     "X-Request-Id": ulid(),
-    "Accept-Encoding": "gzip",
+    "Accept-Encoding": opt.acceptEncoding,
   };
 }
 

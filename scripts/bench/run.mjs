@@ -7,6 +7,7 @@
 //   node scripts/bench/run.mjs --agents 10000 [--rounds 2] [--throughput-seconds 15]
 //        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
 //        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--max-agents N|max] [--shards N]
+//        [--accept-encoding gzip|identity]
 //
 // Every child runs under `bash -c 'ulimit -n <hard limit>; exec node …'`: the fd limit is per process,
 // and a long poll costs one descriptor in the simulator and one in workerd.
@@ -27,7 +28,7 @@ mkdirSync(outDir, { recursive: true });
 const adminToken = "bench-admin-token";
 // Long enough that no parked poll expires while it is measured (the issue allows this for benchmarks).
 const longPoll = args["long-poll"] ?? "30m";
-const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", "throughput-concurrency", "enroll-concurrency", "ramp-rate", "fanout-timeout", "settle-seconds", "ws-fraction"]
+const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", "throughput-concurrency", "enroll-concurrency", "ramp-rate", "fanout-timeout", "settle-seconds", "ws-fraction", "accept-encoding"]
   .filter((k) => args[k] !== undefined)
   .flatMap((k) => [`--${k}`, String(args[k])]);
 const maxSeconds = Number(args["max-seconds"] ?? 1800);
@@ -38,6 +39,7 @@ const report = {
   storage: args.storage ?? "disk",
   long_poll: longPoll,
   fleet_max_agents: String(args["max-agents"] ?? "max"),
+  accept_encoding: String(args["accept-encoding"] ?? "gzip"),
   policy_hub_shards: args.shards ? Number(args.shards) : "wrangler.toml",
   runs: {},
 };

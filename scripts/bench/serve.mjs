@@ -84,6 +84,8 @@ const mf = new Miniflare({
   port,
   // A fixed `request.cf`: Miniflare would otherwise download one, and this machine talks to loopback only.
   cf: { colo: "LOCAL", country: "XX" },
+  // --inspector-port N exposes workerd's V8 inspector (Chrome DevTools protocol) for CPU profiling.
+  ...(args["inspector-port"] ? { inspectorPort: Number(args["inspector-port"]) } : {}),
   log: new Log(LogLevel.WARN),
   handleRuntimeStdio(stdout, stderr) {
     // Timestamp each Worker log line; count the frequent ones instead of echoing them all.
