@@ -5,6 +5,7 @@ import { policyHub } from "../src/durable-stubs";
 import { TokenBucket } from "../src/limits/token-bucket";
 import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyRevision } from "../src/protocol/policy";
+import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
 import type { RevisionClaim } from "./agent";
 import { SocketChannel, agentTag } from "./socket-channel";
 import { agentBucket, isSplitting, stageThreshold, type RolloutState } from "./staged-rollout";
@@ -17,7 +18,8 @@ const NOTIFICATION_MEMORY_MS = 60_000;
 const ROSTER_FLUSH_MS = 2_000;
 
 export type ParkResult =
-  | { kind: "policy"; revision: PolicyRevision }
+  /** The revision to run, as JSON, or only its name when the caller said it holds that revision. */
+  | { kind: "policy"; ref: RevisionRef; json?: string }
   | { kind: "actions" }
   | { kind: "timeout" }
   /** Admission control: too many check-ins arriving, or parked, in this shard right now. */
@@ -31,6 +33,8 @@ export interface ParkRequest {
   holdMs: number;
   /** The agent's roster row, when it changed since the agent's store last pushed it. */
   summary?: AgentSummary;
+  /** The revision of this policy the calling isolate already holds (src/checkin/revision-cache.ts). */
+  known?: RevisionRef;
 }
 
 /** What a shard needs from its policy hub to decide who is behind: sent on every change. */
@@ -49,6 +53,7 @@ export interface RosterBatch {
 interface Waiter {
   agentId: string;
   revision: number;
+  known?: RevisionRef;
   bucket: number;
   resolve: (result: ParkResult) => void;
 }
@@ -71,6 +76,8 @@ export class HubShard extends DurableObject<Env> {
   #upserts = new Map<string, AgentSummary>();
   #seen = new Map<string, string>();
   #flushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Each revision serialised once, not once per answer: an RPC clones a string far more cheaply than an object tree. */
+  #serialized = new WeakMap<PolicyRevision, string>();
   readonly #sockets: SocketChannel;
   readonly #admission: TokenBucket;
   readonly #maxParked: number;
@@ -107,7 +114,7 @@ export class HubShard extends DurableObject<Env> {
     await this.#ensureSnapshot(policyId);
     const target = this.#targetFor(request.agentId);
     const revision = effectiveRevision(request.claim, target?.policy_id ?? "", target?.revision ?? null);
-    if (target && target.revision > revision) return { kind: "policy", revision: target };
+    if (target && target.revision > revision) return this.#policyAnswer(target, request.known);
     const notified = this.#notified.get(request.agentId);
     if (notified && notified.seq > request.actionSeq) return { kind: "actions" };
 
@@ -115,7 +122,7 @@ export class HubShard extends DurableObject<Env> {
     this.#release(request.agentId, { kind: "timeout" });
     return new Promise<ParkResult>((resolve) => {
       const bucket = Math.ceil((Date.now() + request.holdMs) / DEADLINE_GRID_MS) * DEADLINE_GRID_MS;
-      const waiter: Waiter = { agentId: request.agentId, revision, bucket, resolve };
+      const waiter: Waiter = { agentId: request.agentId, revision, bucket, resolve, ...(request.known ? { known: request.known } : {}) };
       this.#waiters.set(request.agentId, waiter);
       let set = this.#buckets.get(bucket);
       if (!set) this.#buckets.set(bucket, (set = new Set()));
@@ -131,7 +138,7 @@ export class HubShard extends DurableObject<Env> {
     let woken = 0;
     for (const waiter of [...this.#waiters.values()]) {
       const target = this.#targetFor(waiter.agentId);
-      if (target && waiter.revision < target.revision && this.#release(waiter.agentId, { kind: "policy", revision: target })) woken++;
+      if (target && waiter.revision < target.revision && this.#release(waiter.agentId, this.#policyAnswer(target, waiter.known))) woken++;
     }
     // Sockets are pushed to in the background: publishing never waits for a socket fan-out.
     this.ctx.waitUntil(
@@ -259,6 +266,14 @@ export class HubShard extends DurableObject<Env> {
         console.error(JSON.stringify({ event: "roster.flush_failed", error: (err as Error).message })),
       );
     }, ROSTER_FLUSH_MS);
+  }
+
+  #policyAnswer(target: PolicyRevision, known: RevisionRef | undefined): ParkResult {
+    const ref = refOf(target);
+    if (sameRevision(known, ref)) return { kind: "policy", ref };
+    let json = this.#serialized.get(target);
+    if (json === undefined) this.#serialized.set(target, (json = JSON.stringify(target)));
+    return { kind: "policy", ref, json };
   }
 
   #release(agentId: string, result: ParkResult): boolean {

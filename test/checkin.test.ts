@@ -1,6 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { agentObject } from "../src/durable-stubs";
+import { revisionCache, type RevisionRef } from "../src/checkin/revision-cache";
+import { agentObject, hubShard } from "../src/durable-stubs";
+import type { PolicyRevision } from "../src/protocol/policy";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import {
   ackEvent,
@@ -170,6 +172,29 @@ describe("POST /api/fleet/agents/{id}/checkin", () => {
     const current = await checkinRequest(agent, { agent_policy_id: "ci-reported", policy_revision_idx: 2 });
     expect(await current.json()).toEqual({ ack_token: "", action: "checkin" });
     expect(await record(agent.id)).toMatchObject({ agent_policy_id: "ci-reported", policy_revision_idx: 2 });
+  });
+
+  it("sends a revision over the shard hop once per isolate, then only its name, with the same answer", async () => {
+    const first = await enrolledAgent("ci-by-name");
+    const second = await enrolledAgent("ci-by-name");
+    const shard = hubShard(env, "ci-by-name", first.id);
+    const park = (known?: RevisionRef) => shard.park("ci-by-name", { agentId: first.id, claim: { stored: 0 }, actionSeq: 0, holdMs: 1000, ...(known ? { known } : {}) });
+
+    const sent = await park();
+    if (sent.kind !== "policy" || sent.json === undefined) throw new Error(`expected the revision as JSON, got ${JSON.stringify(sent)}`);
+    const revision = JSON.parse(sent.json) as PolicyRevision;
+    expect(sent.ref).toEqual({ revision: 1, created_at: revision.created_at });
+    expect(revision).toMatchObject({ policy_id: "ci-by-name", revision: 1 });
+    expect(await park(sent.ref)).toEqual({ kind: "policy", ref: sent.ref });
+    // Any other name gets the JSON again.
+    expect(await park({ revision: 1, created_at: "2000-01-01T00:00:00.000Z" })).toEqual(sent);
+
+    // Over HTTP: the second agent's answer comes from the isolate's copy, and is the same but for the agent.
+    const a = await json<CheckinBody>(await checkinRequest(first));
+    const b = await json<CheckinBody>(await checkinRequest(second));
+    expect(revisionCache.get("ci-by-name")).toMatchObject({ revision: 1, created_at: revision.created_at });
+    expect({ ...b.actions![0], agent_id: first.id }).toEqual(a.actions![0]);
+    expect(a.actions![0]).toMatchObject({ id: "policy:ci-by-name:1", created_at: revision.created_at, data: { policy: { id: "ci-by-name", revision: 1 } } });
   });
 
   it("delivers a stored action with unknown data keys stripped, and never again past its ack_token (checklist 9)", async () => {

@@ -4,6 +4,7 @@ import { orAuthError, validateAfterAuth } from "../auth/agent-auth";
 import { parseApiKeyHeader } from "../auth/api-key";
 import { checkinInput } from "../checkin/checkin-input";
 import { pollDuration } from "../checkin/poll-duration";
+import { refOf, revisionCache } from "../checkin/revision-cache";
 import { policyChangeAction } from "../checkin/policy-change";
 import { fleetConfig, type AppEnv } from "../config";
 import { agentObject, hubShard } from "../durable-stubs";
@@ -48,18 +49,21 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
   const holdMs = pollDuration(fleetConfig(c.env).checkin, pollTimeoutMs, Date.now() - started);
   // An agent in on_state_change mode cancels its poll and re-checks in: free the waiter at once.
   c.req.raw.signal.addEventListener("abort", () => c.executionCtx.waitUntil(shard.abandon(agentId)), { once: true });
+  const held = revisionCache.get(outcome.policyId);
   const parked = await shard.park(outcome.policyId, {
     agentId,
     claim: outcome.claim,
     actionSeq: outcome.actionSeq,
     holdMs,
     ...(outcome.summary ? { summary: outcome.summary } : {}),
+    ...(held ? { known: refOf(held) } : {}),
   });
   switch (parked.kind) {
     case "policy": {
-      const keys = esConfig(c.env) ? await agent.outputKeys(await keyedOutputs(parked.revision)) : {};
+      const revision = revisionCache.resolve(outcome.policyId, parked.ref, parked.json, held);
+      const keys = esConfig(c.env) ? await agent.outputKeys(await keyedOutputs(revision)) : {};
       // A synthesised POLICY_CHANGE never moves the agent's ack_token.
-      return respond(c, "", [policyChangeAction(agentId, parked.revision, keys)]);
+      return respond(c, "", [policyChangeAction(agentId, revision, keys)]);
     }
     case "actions": {
       const pending = await agent.pendingActions(input.ackToken);
