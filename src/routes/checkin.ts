@@ -5,14 +5,14 @@ import { parseApiKeyHeader } from "../auth/api-key";
 import { checkinInput } from "../checkin/checkin-input";
 import { pollDuration } from "../checkin/poll-duration";
 import { refOf, revisionCache } from "../checkin/revision-cache";
-import { policyChangeAction } from "../checkin/policy-change";
+import { policyChangeAnswer } from "../checkin/policy-change";
 import { fleetConfig, type AppEnv } from "../config";
 import { agentObject, hubShard } from "../durable-stubs";
 import { esConfig } from "../es/config";
 import { keyedOutputs } from "../policy/output-keys";
 import { FleetError, badRequest } from "../errors";
 import { readJsonBody } from "../http/body";
-import { agentJson } from "../http/json-response";
+import { agentJson, agentJsonText } from "../http/json-response";
 import type { DeliveredAction } from "../protocol/action";
 import { CheckinRequest, type CheckinResponse } from "../protocol/checkin";
 import { parseGoDuration } from "../protocol/duration";
@@ -63,7 +63,7 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
       const revision = revisionCache.resolve(outcome.policyId, parked.ref, parked.json, held);
       const keys = esConfig(c.env) ? await agent.outputKeys(await keyedOutputs(revision)) : {};
       // A synthesised POLICY_CHANGE never moves the agent's ack_token.
-      return respond(c, "", [policyChangeAction(agentId, revision, keys)]);
+      return agentJsonText(c.req.raw, policyChangeAnswer(agentId, revision, keys));
     }
     case "actions": {
       const pending = await agent.pendingActions(input.ackToken);
