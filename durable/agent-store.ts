@@ -3,6 +3,7 @@ import { fleetConfig, type Env } from "../src/config";
 import { mirrorMonitorFor } from "../src/durable-stubs";
 import { stableHash } from "../src/stable-hash";
 import { Agent } from "./agent";
+import { alarmNoLaterThan } from "./alarm";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
 import { ResidentSet } from "./resident-set";
@@ -90,7 +91,7 @@ export class AgentStore extends DurableObject<Env> {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => mirrorMonitorFor(env, owner).report(owner, backlog),
     });
-    this.#keys = new OutputKeyRing(ctx, env, (at) => this.#alarmNoLaterThan(at));
+    this.#keys = new OutputKeyRing(ctx, env, (at) => alarmNoLaterThan(ctx.storage, at));
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }
 
@@ -112,11 +113,5 @@ export class AgentStore extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     await this.#outbox.drain();
     await this.#keys.invalidateRetired();
-  }
-
-  /** Brings the alarm forward to `at` unless it is already due sooner (the outbox may be backing off). */
-  async #alarmNoLaterThan(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 }

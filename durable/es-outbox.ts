@@ -6,6 +6,7 @@ import { replaceDocument } from "../src/es/files";
 import type { IndexName } from "../src/es/indices";
 import { ensureTemplates, forgetTemplates } from "../src/es/templates";
 import type { JsonObject } from "../src/protocol/parse";
+import { alarmNoLaterThan } from "./alarm";
 
 /** Schema step each owning object appends to its migrations. */
 export const OUTBOX_SCHEMA = `
@@ -107,7 +108,8 @@ export class EsOutbox {
     );
     if (!this.#alarmSet) {
       this.#alarmSet = true;
-      void this.#ctx.storage.setAlarm(Date.now() + this.#flushDelayMs);
+      // Never later than an alarm another concern of the object already set.
+      void alarmNoLaterThan(this.#ctx.storage, Date.now() + this.#flushDelayMs);
     }
   }
 

@@ -8,6 +8,7 @@ import { changedPaths } from "../src/policy/diff";
 import type { Failure } from "../src/errors";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentStatus, AgentSummary } from "../src/agents/status";
+import { alarmNoLaterThan } from "./alarm";
 import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, ROSTER_VERSION_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
 import { decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState } from "./staged-rollout";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
@@ -224,7 +225,7 @@ export class PolicyHub extends DurableObject<Env> {
       history: [],
     });
     await this.#store(revision, hash, true, input.createdBy);
-    await this.#alarmNoLaterThan(Date.now() + ROLLOUT_EVALUATION_MS);
+    await alarmNoLaterThan(this.ctx.storage, Date.now() + ROLLOUT_EVALUATION_MS);
     return this.#rollout!;
   }
 
@@ -244,7 +245,7 @@ export class PolicyHub extends DurableObject<Env> {
         break;
       case "resume":
         this.#saveRollout({ ...rollout, status: "running", stage_started_at: new Date().toISOString(), reason: `resumed by ${by}` });
-        await this.#alarmNoLaterThan(Date.now());
+        await alarmNoLaterThan(this.ctx.storage, Date.now());
         break;
       case "promote":
         await this.#advance(rollout, `promoted by ${by}`);
@@ -298,11 +299,6 @@ export class PolicyHub extends DurableObject<Env> {
     await this.#deliverTargets();
   }
 
-  async #alarmNoLaterThan(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
-  }
-
   /**
    * Stores a revision Kibana wrote to `.fleet-policies`, under Kibana's own revision number, when it
    * is newer than the latest; older or equal ones (including this server's own mirrored revisions)
@@ -334,7 +330,7 @@ export class PolicyHub extends DurableObject<Env> {
     await this.#outbox.drain();
     if (this.#rollout?.status === "running") {
       await this.evaluateRollout();
-      if (this.#rollout?.status === "running") await this.#alarmNoLaterThan(Date.now() + ROLLOUT_EVALUATION_MS);
+      if (this.#rollout?.status === "running") await alarmNoLaterThan(this.ctx.storage, Date.now() + ROLLOUT_EVALUATION_MS);
     }
   }
 

@@ -16,6 +16,7 @@ import {
   type UploadBegin,
   type UploadStatus,
 } from "../src/protocol/upload";
+import { alarmNoLaterThan } from "./alarm";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { migrateSchema } from "./sql-schema";
 
@@ -130,7 +131,7 @@ export class Uploads extends DurableObject<Env> {
       // fleet-server creates this document at begin; the first upload of an action and agent owns it.
       this.#outbox.add({ index: uploadMetaIndex(begin.source), id: uploadDocumentId(begin.actionId, begin.agentId), op: "create", body: begin.doc });
     });
-    await this.#alarmBy(begin.startMs + SWEEP_DELAY_MS);
+    await alarmNoLaterThan(this.ctx.storage, begin.startMs + SWEEP_DELAY_MS);
     return { ok: true };
   }
 
@@ -243,7 +244,7 @@ export class Uploads extends DurableObject<Env> {
     if (await this.#mirrorChunks(row)) await this.#outbox.drain();
     const sweepAt = row.start_ms + SWEEP_DELAY_MS;
     if (Date.now() >= sweepAt) await this.#sweep(row);
-    else await this.#alarmBy(sweepAt);
+    else await alarmNoLaterThan(this.ctx.storage, sweepAt);
   }
 
   /** Copies a few pending chunks from R2 to the data index. True when none is left. */
@@ -269,19 +270,13 @@ export class Uploads extends DurableObject<Env> {
         sql.exec("UPDATE es_chunks SET attempts = attempts + 1 WHERE pos = ?", chunk.pos);
         const delay = Math.min(1000 * 2 ** Math.min(chunk.attempts + 1, 10), 5 * 60_000);
         console.warn(JSON.stringify({ event: "mirror.chunk_failed", upload_id: row.upload_id, pos: chunk.pos, error: (err as Error).message }));
-        await this.#alarmBy(Date.now() + delay);
+        await alarmNoLaterThan(this.ctx.storage, Date.now() + delay);
         return false;
       }
     }
     if (sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM es_chunks").one().n === 0) return true;
-    await this.#alarmBy(Date.now());
+    await alarmNoLaterThan(this.ctx.storage, Date.now());
     return false;
-  }
-
-  /** Sets the alarm to `at` unless an earlier one is already set (the outbox's, or a retry). */
-  async #alarmBy(at: number): Promise<void> {
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at) await this.ctx.storage.setAlarm(at);
   }
 
   /** Deletes chunk bytes no record refers to (left by a race with completion or a failed write). */

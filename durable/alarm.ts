@@ -1,0 +1,9 @@
+/**
+ * Brings an object's alarm forward to `at` unless it is already due sooner. An object has one
+ * alarm, shared by everything it schedules (outbox flushes and back-off, key retirement, rollout
+ * evaluation, upload expiry), so no concern may push back another's earlier wake-up.
+ */
+export async function alarmNoLaterThan(storage: DurableObjectStorage, at: number): Promise<void> {
+  const current = await storage.getAlarm();
+  if (current === null || current > at) await storage.setAlarm(at);
+}
