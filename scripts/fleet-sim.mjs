@@ -639,8 +639,18 @@ function agentHeaders(key) {
   };
 }
 
+/**
+ * An admin call, retried on a transport error (as an operator's script would): one 10,000-agent run
+ * lost its publish to two connection resets in a row. Safe to repeat: a PUT of unchanged content
+ * makes no new revision. Each retry is counted under `errors.<phase>.admin`.
+ */
 async function admin(method, route, body) {
-  return send("admin", method, route, { Authorization: `Bearer ${opt.adminToken}`, "Content-Type": "application/json" }, Buffer.from(JSON.stringify(body)));
+  const payload = Buffer.from(JSON.stringify(body));
+  for (let attempt = 1; ; attempt++) {
+    const res = await send("admin", method, route, { Authorization: `Bearer ${opt.adminToken}`, "Content-Type": "application/json" }, payload);
+    if (res.status !== 0 || attempt === 5 || stopped) return res;
+    await sleep(200 * attempt);
+  }
 }
 
 /**
