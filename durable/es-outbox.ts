@@ -6,7 +6,6 @@ import { replaceDocument } from "../src/es/files";
 import type { IndexName } from "../src/es/indices";
 import { ensureTemplates, forgetTemplates } from "../src/es/templates";
 import type { JsonObject } from "../src/protocol/parse";
-import { alarmNoLaterThan } from "./alarm";
 
 /** Schema step each owning object appends to its migrations. */
 export const OUTBOX_SCHEMA = `
@@ -108,8 +107,10 @@ export class EsOutbox {
     );
     if (!this.#alarmSet) {
       this.#alarmSet = true;
-      // Never later than an alarm another concern of the object already set.
-      void alarmNoLaterThan(this.#ctx.storage, Date.now() + this.#flushDelayMs);
+      // Set directly, not read-then-set: an alarmNoLaterThan the caller awaits right after would
+      // otherwise read the old alarm before this one is written and overwrite it with a later time.
+      // At worst this postpones an earlier alarm by the flush delay.
+      void this.#ctx.storage.setAlarm(Date.now() + this.#flushDelayMs);
     }
   }
 
