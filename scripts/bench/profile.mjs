@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// CPU-profiles workerd (V8 inspector) while fleet-sim's check-in throughput phase runs: the method
+// behind BENCHMARKS.md's "Where the time goes".
+//
+//   node scripts/bench/profile.mjs [--agents 500] [--throughput-seconds 8] [--accept-encoding identity]
+//        [--interval-us 200] [--inspector-port 9231] [--out bench-results/throughput.cpuprofile]
+//
+// The profile opens in Chrome DevTools (Performance panel, "Load profile"); the bundle it names is
+// .wrangler/bench-bundle/index.js (not minified, with its source map beside it). A summary of self
+// time by function is printed when it is saved.
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "./args.mjs";
+
+// Node 20 has a WebSocket client only behind a flag.
+if (typeof WebSocket === "undefined") {
+  const child = spawn(process.execPath, ["--experimental-websocket", ...process.argv.slice(1)], { stdio: "inherit" });
+  child.on("exit", (code) => process.exit(code ?? 1));
+} else {
+  await main();
+}
+
+async function main() {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const root = path.resolve(here, "../..");
+  const args = parseArgs(process.argv.slice(2));
+  const inspectorPort = Number(args["inspector-port"] ?? 9231);
+  const out = path.resolve(root, args.out ?? "bench-results/throughput.cpuprofile");
+  mkdirSync(path.dirname(out), { recursive: true });
+
+  const server = spawn(process.execPath, [path.join(here, "serve.mjs"), "--port", String(args.port ?? 18400), "--storage", "memory",
+    "--inspector-port", String(inspectorPort), "--var", "CHECKIN_LONG_POLL=30m", "--var", "CHECKIN_JITTER=1s", "--var", "FLEET_MAX_AGENTS=max",
+    "--watch-stdin", "--max-seconds", "900"], { cwd: root, stdio: ["pipe", "pipe", "inherit"] });
+  const ready = await new Promise((resolve, reject) => {
+    createInterface({ input: server.stdout }).once("line", (line) => resolve(JSON.parse(line)));
+    server.once("exit", (code) => reject(new Error(`serve.mjs exited with ${code}`)));
+  });
+
+  // workerd lists one target per isolate; the project's Worker and objects share the user one.
+  const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();
+  const target = targets.find((t) => !/internal|loopback|entry/i.test(t.id ?? "")) ?? targets[0];
+  const inspector = await connect(target.webSocketDebuggerUrl.replace("localhost", "127.0.0.1"));
+  await inspector.call("Profiler.enable");
+  await inspector.call("Profiler.setSamplingInterval", { interval: Number(args["interval-us"] ?? 200) });
+
+  const sim = spawn(process.execPath, ["--experimental-websocket", path.join(root, "scripts/fleet-sim.mjs"), "--url", ready.url,
+    "--admin-token", "bench-admin-token", "--server-pids", ready.workerdPids.join(","), "--out", `${out}.fleet-sim.json`,
+    "--agents", String(args.agents ?? 500), "--rounds", "1", "--throughput-seconds", String(args["throughput-seconds"] ?? 8),
+    "--accept-encoding", String(args["accept-encoding"] ?? "gzip")], { cwd: root, stdio: ["ignore", "inherit", "pipe"] });
+  // fleet-sim logs "throughput: start" when the phase begins and "throughput: <n>/s (…)" when it ends.
+  for await (const line of createInterface({ input: sim.stderr })) {
+    process.stderr.write(`${line}\n`);
+    if (/throughput\] throughput: start$/.test(line)) await inspector.call("Profiler.start");
+    if (/throughput\] throughput: [\d.]+\/s/.test(line)) {
+      const { profile } = await inspector.call("Profiler.stop");
+      writeFileSync(out, JSON.stringify(profile));
+      console.error(`[profile] ${out}\n${selfTimeSummary(profile, 30)}`);
+    }
+  }
+  inspector.close();
+  server.stdin.end();
+}
+
+/** A Chrome DevTools protocol session over the inspector's WebSocket. */
+async function connect(url) {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.addEventListener("open", resolve, { once: true });
+    ws.addEventListener("error", reject, { once: true });
+  });
+  const pending = new Map();
+  let next = 1;
+  ws.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    pending.get(message.id)?.(message.result);
+    pending.delete(message.id);
+  });
+  return {
+    call: (method, params = {}) =>
+      new Promise((resolve) => {
+        const id = next++;
+        pending.set(id, resolve);
+        ws.send(JSON.stringify({ id, method, params }));
+      }),
+    close: () => ws.close(),
+  };
+}
+
+/** Self time per function (name, bundle file:line), from the profile's samples. */
+function selfTimeSummary(profile, top) {
+  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const ticks = new Map();
+  for (const id of profile.samples) {
+    const { functionName, url, lineNumber } = nodes.get(id).callFrame;
+    const key = `${functionName || "(anonymous)"} ${url ? `${path.basename(url)}:${lineNumber + 1}` : "(native)"}`;
+    ticks.set(key, (ticks.get(key) ?? 0) + 1);
+  }
+  const total = profile.samples.length;
+  return [...ticks]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([key, n]) => `${((100 * n) / total).toFixed(1).padStart(5)}%  ${key}`)
+    .join("\n");
+}
