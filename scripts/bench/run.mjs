@@ -7,7 +7,7 @@
 //   node scripts/bench/run.mjs --agents 10000 [--rounds 2] [--throughput-seconds 15]
 //        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
 //        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--max-agents N|max] [--shards N]
-//        [--accept-encoding gzip|identity]
+//        [--accept-encoding gzip|identity] [--direct]   (--direct: past Miniflare's entry worker)
 //
 // Every child runs under `bash -c 'ulimit -n <hard limit>; exec node …'`: the fd limit is per process,
 // and a long poll costs one descriptor in the simulator and one in workerd.
@@ -40,6 +40,7 @@ const report = {
   long_poll: longPoll,
   fleet_max_agents: String(args["max-agents"] ?? "max"),
   accept_encoding: String(args["accept-encoding"] ?? "gzip"),
+  entry_worker: args.direct ? "bypassed (unsafeDirectSockets)" : "miniflare",
   policy_hub_shards: args.shards ? Number(args.shards) : "wrangler.toml",
   runs: {},
 };
@@ -66,7 +67,8 @@ console.error(`[run] report: ${file}`);
 
 /** Starts one server, runs the simulator against it, stops the server; returns the simulator's JSON. */
 async function measure(worker, port, serveArgs) {
-  const server = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node ${q(path.join(here, "serve.mjs"))} --worker ${worker} --port ${port} --admin-token ${adminToken} --watch-stdin --max-seconds ${maxSeconds} ${serveArgs.map(q).join(" ")}`], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
+  const direct = args.direct ? ["--direct-port", String(port + 100)] : [];
+  const server = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node ${q(path.join(here, "serve.mjs"))} --worker ${worker} --port ${port} --admin-token ${adminToken} --watch-stdin --max-seconds ${maxSeconds} ${[...serveArgs, ...direct].map(q).join(" ")}`], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
   const workerLog = [];
   createInterface({ input: server.stderr }).on("line", (line) => {
     workerLog.push(line);
@@ -87,11 +89,11 @@ async function measure(worker, port, serveArgs) {
     });
     server.on("exit", (code) => reject(new Error(`${worker} server exited (${code})`)));
   });
-  console.error(`[run] ${worker} server ready at ${ready.url} (workerd ${ready.workerdPids.join(",")})`);
+  console.error(`[run] ${worker} server ready at ${ready.directUrl ?? ready.url} (workerd ${ready.workerdPids.join(",")})`);
   const out = path.join(outDir, `${worker === "bare" ? "bare" : "fleet-sim"}-${agents}-${stamp}.json`);
   const sim = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node --experimental-websocket ${q(path.join(root, "scripts/fleet-sim.mjs"))} ${[
     "--target", worker === "bare" ? "bare" : "fleet",
-    "--url", ready.url,
+    "--url", ready.directUrl ?? ready.url,
     "--admin-token", adminToken,
     "--server-pids", ready.workerdPids.join(","),
     "--out", out,
