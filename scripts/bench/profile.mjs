@@ -3,7 +3,7 @@
 // behind BENCHMARKS.md's "Where the time goes".
 //
 //   node scripts/bench/profile.mjs [--agents 500] [--throughput-seconds 8] [--accept-encoding identity]
-//        [--interval-us 200] [--inspector-port 9231] [--out bench-results/throughput.cpuprofile]
+//        [--interval-us 200] [--inspector-port 9231] [--out bench-results/throughput.cpuprofile] [--direct]
 //
 // The profile opens in Chrome DevTools (Performance panel, "Load profile"); the bundle it names is
 // .wrangler/bench-bundle/index.js (not minified, with its source map beside it). A summary of self
@@ -33,7 +33,8 @@ async function main() {
 
   const server = spawn(process.execPath, [path.join(here, "serve.mjs"), "--port", String(args.port ?? 18400), "--storage", "memory",
     "--inspector-port", String(inspectorPort), "--var", "CHECKIN_LONG_POLL=30m", "--var", "CHECKIN_JITTER=1s", "--var", "FLEET_MAX_AGENTS=max",
-    "--watch-stdin", "--max-seconds", "900"], { cwd: root, stdio: ["pipe", "pipe", "inherit"] });
+    "--watch-stdin", "--max-seconds", "900", ...(args.direct ? ["--direct-port", String(Number(args.port ?? 18400) + 100)] : [])],
+    { cwd: root, stdio: ["pipe", "pipe", "inherit"] });
   const ready = await new Promise((resolve, reject) => {
     createInterface({ input: server.stdout }).once("line", (line) => resolve(JSON.parse(line)));
     server.once("exit", (code) => reject(new Error(`serve.mjs exited with ${code}`)));
@@ -46,7 +47,7 @@ async function main() {
   await inspector.call("Profiler.enable");
   await inspector.call("Profiler.setSamplingInterval", { interval: Number(args["interval-us"] ?? 200) });
 
-  const sim = spawn(process.execPath, ["--experimental-websocket", path.join(root, "scripts/fleet-sim.mjs"), "--url", ready.url,
+  const sim = spawn(process.execPath, ["--experimental-websocket", path.join(root, "scripts/fleet-sim.mjs"), "--url", ready.directUrl ?? ready.url,
     "--admin-token", "bench-admin-token", "--server-pids", ready.workerdPids.join(","), "--out", `${out}.fleet-sim.json`,
     "--agents", String(args.agents ?? 500), "--rounds", "1", "--throughput-seconds", String(args["throughput-seconds"] ?? 8),
     "--accept-encoding", String(args["accept-encoding"] ?? "gzip")], { cwd: root, stdio: ["ignore", "inherit", "pipe"] });
