@@ -4,13 +4,9 @@ import { describe, expect, it } from "vitest";
 import { agentObject } from "../src/durable-stubs";
 import { readJsonBody } from "../src/http/body";
 import { handleError } from "../src/http/error-response";
-import { BASE, agentHeaders, enrolledAgent, type Enrolled } from "./helpers";
+import { BASE, agentHeaders, enrolledAgent, gzip, type Enrolled } from "./helpers";
 
 const TOO_LARGE = { statusCode: 400, error: "BadRequest", message: "Bad request: unable to read request body: http: request body too large" };
-
-async function gzip(bytes: Uint8Array | string): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
-}
 
 /** Zeros compress about 1000-fold: 160 MiB of them is a bomb far past the 20 MiB check-in limit. */
 let bombOnce: Promise<Uint8Array> | undefined;

@@ -11,6 +11,7 @@ import {
   checkinRequest,
   createEnrollmentKey,
   enrolledAgent,
+  gzip,
   json,
   putPolicy,
   queueAction,
@@ -41,10 +42,6 @@ async function untilParked(policyId: string, count = 1): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`no check-in parked on ${policyId}`);
-}
-
-async function gzip(text: string): Promise<ArrayBuffer> {
-  return new Response(new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
 }
 
 /** Enrolls, takes the first POLICY_CHANGE and acks it, as an agent's first minute goes. */

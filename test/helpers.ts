@@ -18,6 +18,11 @@ export function agentHeaders(extra: Record<string, string> = {}): Record<string,
   };
 }
 
+/** A gzip of the text or bytes, as an agent ≥ 9.4 compresses its check-in body. */
+export async function gzip(data: Uint8Array | string): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(new Blob([data]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer());
+}
+
 /** Sends a request the way the agent does: a bare `?` on the path, compact JSON. */
 export function agentRequest(method: string, path: string, init: { key?: string; body?: unknown; headers?: Record<string, string>; signal?: AbortSignal } = {}) {
   const headers = agentHeaders(init.headers);
