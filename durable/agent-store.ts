@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { fleetConfig, type Env } from "../src/config";
 import { mirrorMonitorFor } from "../src/durable-stubs";
 import { stableHash } from "../src/stable-hash";
-import { Agent } from "./agent";
+import { Agent, type AgentHome } from "./agent";
 import { alarmNoLaterThan } from "./alarm";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
@@ -23,6 +23,13 @@ export const agentStoreName = (agentId: string): string => `agents-${stableHash(
 
 /** At most this many agents stay loaded in memory per store (least recently used idle ones are unloaded). */
 const MAX_RESIDENT = 5_000;
+
+/**
+ * Check-in times that changed nothing else are written at most this late: fleet-server's check-in
+ * bulker flushes every 10 s too (fleet-protocol.md §7), though it holds status changes as well,
+ * which are written here at once. A crash loses at most this much of `last_checkin`, never a state.
+ */
+export const CHECKIN_FLUSH_MS = 10_000;
 
 const SCHEMA = [
   `CREATE TABLE agents (agent_id TEXT PRIMARY KEY, doc TEXT NOT NULL, access_key_hash TEXT);
@@ -82,7 +89,13 @@ export type AgentCallResult<M extends AgentMethod> = Awaited<ReturnType<Agent[M]
 export class AgentStore extends DurableObject<Env> {
   readonly #outbox: EsOutbox;
   readonly #keys: OutputKeyRing;
-  readonly #resident = new ResidentSet<Agent>(MAX_RESIDENT);
+  readonly #home: AgentHome;
+  readonly #resident = new ResidentSet<Agent>(MAX_RESIDENT, (agent) => agent.unsaved);
+  /** Agents holding check-in times not yet written, and when they are due. */
+  readonly #unsaved = new Set<Agent>();
+  #flushDue: number | null = null;
+  /** Alarm changes in order: each reads the alarm before it writes (see alarmNoLaterThan). */
+  #alarmWrites: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -91,14 +104,17 @@ export class AgentStore extends DurableObject<Env> {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => mirrorMonitorFor(env, owner).report(owner, backlog),
     });
-    this.#keys = new OutputKeyRing(ctx, env, (at) => alarmNoLaterThan(ctx.storage, at));
+    this.#keys = new OutputKeyRing(ctx, env, (at) => this.#wakeBy(at));
+    this.#home = { storage: ctx.storage, outbox: this.#outbox, keys: this.#keys, deferSave: (agent) => this.#deferSave(agent) };
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }
 
   /** Runs one agent operation (the store's whole RPC surface; `agentObject` gives it a typed face). */
   async call<M extends AgentMethod>(agentId: string, method: M, args: Parameters<Agent[M]>): Promise<AgentCallResult<M>> {
     if (!AGENT_METHODS.includes(method)) throw new TypeError(`AgentStore: unknown operation ${String(method)}`);
-    const agent = this.#resident.enter(agentId, () => new Agent({ storage: this.ctx.storage, outbox: this.#outbox, keys: this.#keys }, agentId));
+    // A busy store writes due check-in times as it goes; the alarm covers a store that went quiet.
+    if (this.#flushDue !== null && Date.now() >= this.#flushDue) this.#saveCheckins();
+    const agent = this.#resident.enter(agentId, () => new Agent(this.#home, agentId));
     try {
       // The method is one of AGENT_METHODS and args were typed against it by the caller.
       const operation = agent[method] as (...a: Parameters<Agent[M]>) => Promise<AgentCallResult<M>>;
@@ -109,9 +125,34 @@ export class AgentStore extends DurableObject<Env> {
     }
   }
 
-  /** Delivers the Elasticsearch outbox and invalidates retired output keys, for every agent here. */
+  /** Writes held check-in times, delivers the Elasticsearch outbox and invalidates retired output keys. */
   override async alarm(): Promise<void> {
+    this.#saveCheckins();
     await this.#outbox.drain();
     await this.#keys.invalidateRetired();
+    // Check-ins that arrived during the awaits above; the outbox may have moved the alarm later.
+    if (this.#flushDue !== null) await this.#wakeBy(this.#flushDue);
+  }
+
+  #deferSave(agent: Agent): void {
+    this.#unsaved.add(agent);
+    if (this.#flushDue !== null) return;
+    this.#flushDue = Date.now() + CHECKIN_FLUSH_MS;
+    this.#wakeBy(this.#flushDue).catch((err: unknown) =>
+      console.error(JSON.stringify({ event: "agent_store.alarm_failed", error: (err as Error).message })),
+    );
+  }
+
+  /** One write per agent, all in the calling event's implicit transaction. */
+  #saveCheckins(): void {
+    for (const agent of this.#unsaved) agent.saveCheckin();
+    this.#unsaved.clear();
+    this.#flushDue = null;
+  }
+
+  #wakeBy(at: number): Promise<void> {
+    const write = this.#alarmWrites.then(() => alarmNoLaterThan(this.ctx.storage, at));
+    this.#alarmWrites = write.catch(() => undefined);
+    return write;
   }
 }

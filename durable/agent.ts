@@ -118,13 +118,17 @@ export interface AgentHome {
   readonly storage: DurableObjectStorage;
   readonly outbox: EsOutbox;
   readonly keys: OutputKeyRing;
+  /** The agent holds check-in times not yet written: the store calls `saveCheckin` soon (see CHECKIN_FLUSH). */
+  deferSave(agent: Agent): void;
 }
 
 /**
  * One enrolled agent: identity, access-key hash, status, components, its stored actions and their
  * results. Lives inside an `AgentStore` (many agents per object, rows keyed by agent id); every
  * public method is one RPC of that store. Strong consistency per agent: every mutation goes through
- * `#save`, one synchronous SQLite transaction per change.
+ * `#save`, one synchronous SQLite transaction per change. The one exception is a check-in that
+ * changes nothing but `last_checkin` / `updated_at`: like fleet-server's check-in bulker, those
+ * times are held in memory and written by the store within CHECKIN_FLUSH.
  */
 export class Agent {
   readonly #id: string;
@@ -132,7 +136,12 @@ export class Agent {
   readonly #sql: SqlStorage;
   readonly #outbox: EsOutbox;
   readonly #keys: OutputKeyRing;
+  readonly #home: AgentHome;
   #doc: AgentDoc | null = null;
+  /** The stored record with its check-in times blanked, when known: a check-in that matches it is a heartbeat. */
+  #savedState: string | null = null;
+  /** `#doc` has check-in times the stored row lacks (the store writes them; until then it keeps this agent loaded). */
+  #unsaved = false;
   #keyHash: string | null = null;
   /** Orders this agent's summaries (time-based floor, so it keeps rising across restarts). */
   #summaryVersion = 0;
@@ -157,6 +166,7 @@ export class Agent {
     this.#sql = home.storage.sql;
     this.#outbox = home.outbox;
     this.#keys = home.keys;
+    this.#home = home;
     const row = this.#sql
       .exec<{ doc: string; access_key_hash: string | null }>("SELECT doc, access_key_hash FROM agents WHERE agent_id = ?", agentId)
       .toArray()[0];
@@ -169,6 +179,19 @@ export class Agent {
   /** False for an id that names no agent (or one forgotten before it ever checked in). */
   get enrolled(): boolean {
     return this.#doc !== null;
+  }
+
+  /** Check-in times are held in memory only (see `saveCheckin`). */
+  get unsaved(): boolean {
+    return this.#unsaved;
+  }
+
+  /** Writes check-in times held in memory (called by the store, not over RPC). */
+  saveCheckin(): void {
+    if (!this.#unsaved || !this.#doc) return;
+    const state = this.#savedState;
+    this.#save(this.#doc);
+    this.#savedState = state;
   }
 
   async enroll(
@@ -321,7 +344,7 @@ export class Agent {
 
     const cursor = this.#resolveCursor(input.ackToken);
     if (cursor >= 0) doc.action_seq_no = [cursor];
-    this.#save(doc);
+    this.#recordCheckin(doc);
     const socketOpen = !viaSocket && this.#socketHoldsLease();
     const pending = socketOpen ? { actions: [] } : this.#pending(cursor);
     return {
@@ -337,6 +360,24 @@ export class Agent {
       ...this.#summaryIfChanged(),
       ...(socketOpen ? { socketOpen: true as const } : {}),
     };
+  }
+
+  /**
+   * Writes a check-in's record, unless only its times changed: a heartbeat costs no write here
+   * (nor a mirror record), and its times reach storage with the store's next flush.
+   */
+  #recordCheckin(doc: AgentDoc): void {
+    const state = JSON.stringify({ ...doc, last_checkin: null, updated_at: null });
+    if (state === this.#savedState) {
+      this.#doc = doc;
+      if (!this.#unsaved) {
+        this.#unsaved = true;
+        this.#home.deferSave(this);
+      }
+      return;
+    }
+    this.#save(doc);
+    this.#savedState = state;
   }
 
   /** Actions after the agent's cursor, for a check-in that was woken by a new action. */
@@ -455,6 +496,7 @@ export class Agent {
     });
     this.#doc = null;
     this.#keyHash = null;
+    this.#unsaved = false;
     return true;
   }
 
@@ -467,7 +509,9 @@ export class Agent {
       const doc = this.#doc;
       if (!doc) return {};
       const keys = await this.#keys.ensure(doc.id, outputs);
-      this.#save({ ...this.#doc!, outputs: this.#keys.summary(this.#id) });
+      const summary = this.#keys.summary(this.#id);
+      // Every POLICY_CHANGE asks; only a new or retired key changes the record.
+      if (JSON.stringify(summary) !== JSON.stringify(this.#doc!.outputs ?? {})) this.#save({ ...this.#doc!, outputs: summary });
       return keys;
     });
     this.#keysInFlight = run.catch(() => undefined);
@@ -764,6 +808,8 @@ export class Agent {
     );
     this.#doc = doc;
     this.#keyHash = hash;
+    this.#savedState = null;
+    this.#unsaved = false;
     // Building the document costs a deep copy per check-in: only when there is a mirror to feed.
     if (this.#outbox.enabled) this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
   }

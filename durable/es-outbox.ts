@@ -70,6 +70,11 @@ export class EsOutbox {
   readonly #flushDelayMs: number;
   readonly #report: (backlog: MirrorBacklog | null) => Promise<void>;
   #alarmSet = false;
+  /**
+   * After a failure, no delivery before this time (ms). The alarm is shared, so it also fires for
+   * other concerns (check-in flushes every 10 s); those must not cut a back-off short.
+   */
+  #retryAt = 0;
 
   constructor(ctx: DurableObjectState, env: Env, options: { flushDelayMs: number; report: (backlog: MirrorBacklog | null) => Promise<void> }) {
     this.#ctx = ctx;
@@ -127,6 +132,11 @@ export class EsOutbox {
     this.#alarmSet = false;
     const config = esConfig(this.#env);
     if (!config) return;
+    if (Date.now() < this.#retryAt) {
+      await this.#ctx.storage.setAlarm(this.#retryAt);
+      this.#alarmSet = true;
+      return;
+    }
     const rows = this.#ctx.storage.sql
       .exec<OutboxRow>("SELECT seq, index_name, doc_id, op, version, body FROM es_outbox ORDER BY seq LIMIT ?", BATCH)
       .toArray();
@@ -189,7 +199,10 @@ export class EsOutbox {
     const failures = (sql.exec<{ failures: number }>("SELECT failures FROM es_outbox_state WHERE k = 1").toArray()[0]?.failures ?? 0) + 1;
     sql.exec("UPDATE es_outbox_state SET failures = ? WHERE k = 1", failures);
     const delay = Math.min(1000 * 2 ** Math.min(failures, 10), MAX_BACKOFF_MS) * (0.75 + Math.random() * 0.5);
-    await this.#ctx.storage.setAlarm(Date.now() + delay);
+    // Whole milliseconds, as the alarm keeps them: a fractional time would fire a hair early, be
+    // skipped as too soon, and be set again to the very time that fired, which deletes it.
+    this.#retryAt = Math.ceil(Date.now() + delay);
+    await this.#ctx.storage.setAlarm(this.#retryAt);
     this.#alarmSet = true;
     if (failures === 1 || failures % 10 === 0) {
       const stats = this.stats();

@@ -1,7 +1,8 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { ROSTER_REFRESH_MS, type CheckinInput } from "../durable/agent";
-import { agentStoreName, type AgentStore } from "../durable/agent-store";
+import { CHECKIN_FLUSH_MS, agentStoreName, type AgentStore } from "../durable/agent-store";
+import type { AgentDoc } from "../src/protocol/agent-doc";
 import { parseApiKeyHeader } from "../src/auth/api-key";
 import { agentObject } from "../src/durable-stubs";
 import { ackEvent, ackRequest, adminRequest, checkinRequest, enrolledAgent, json, queueAction } from "./helpers";
@@ -80,6 +81,59 @@ describe("agent store (many agents per object)", () => {
       try {
         expect(await summaryOf()).toMatchObject({ agent_id: agent.id });
         expect(await summaryOf()).toBeUndefined();
+      } finally {
+        clock.mockRestore();
+      }
+    });
+  });
+
+  it("writes a heartbeat's times within the flush period and any other change at once", async () => {
+    const agent = await enrolledAgent("store-heartbeat");
+    const key = parseApiKeyHeader(`ApiKey ${agent.key}`);
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent.id)));
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+    await runInDurableObject(stub, async (instance: unknown, state) => {
+      const store = instance as AgentStore;
+      const stored = () =>
+        JSON.parse(state.storage.sql.exec<{ doc: string }>("SELECT doc FROM agents WHERE agent_id = ?", agent.id).one().doc) as AgentDoc;
+      const live = async () => (await store.call(agent.id, "record", []))!;
+      const checkin = async (message: string) => {
+        const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message, version: "9.6.0" }]);
+        if ("error" in outcome) throw new Error(outcome.error);
+      };
+
+      await checkin("Running");
+      const first = stored();
+      expect(first.last_checkin).toBe((await live()).last_checkin);
+
+      // Only the times changed: the agent's record has them, the stored row not yet.
+      await tick();
+      await checkin("Running");
+      const heartbeat = (await live()).last_checkin!;
+      expect(heartbeat > first.last_checkin!).toBe(true);
+      expect(stored().last_checkin).toBe(first.last_checkin);
+
+      // Anything else (here the message) is written at once, with the times.
+      await tick();
+      await checkin("Running: 2 units");
+      expect(stored()).toMatchObject({ last_checkin_message: "Running: 2 units", last_checkin: (await live()).last_checkin });
+
+      // The store's alarm writes held times.
+      await tick();
+      await checkin("Running: 2 units");
+      expect(stored().last_checkin).not.toBe((await live()).last_checkin);
+      await store.alarm();
+      expect(stored().last_checkin).toBe((await live()).last_checkin);
+
+      // So does any call once they are due, on a store that stays busy.
+      await tick();
+      await checkin("Running: 2 units");
+      const due = (await live()).last_checkin;
+      const clock = vi.spyOn(Date, "now").mockReturnValue(Date.now() + CHECKIN_FLUSH_MS + 1);
+      try {
+        expect(stored().last_checkin).not.toBe(due);
+        await store.call(agent.id, "record", []);
+        expect(stored().last_checkin).toBe(due);
       } finally {
         clock.mockRestore();
       }

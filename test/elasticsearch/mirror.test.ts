@@ -240,6 +240,38 @@ describe.skipIf(!search)("Elasticsearch mirror, ingest and output keys (real Ela
     ]);
   });
 
+  it("mirrors a heartbeat's last_checkin with the agent store's check-in flush, a status change at once", async () => {
+    const policyId = randomUUID();
+    await admin("PUT", `/api/fleet/agent_policies/${policyId}`, policy("heartbeat"));
+    const key = (await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: "heartbeat" })).item;
+    const agent = await enroll(key.api_key!);
+    const body = { status: "online", message: "Running", components: [], upgrade: {} };
+    const liveCheckin = async () => (await admin<{ item: { last_checkin: string } }>("GET", `/api/fleet/agents/${agent.id}`)).item.last_checkin;
+    const mirrored = async () => (await source(".fleet-agents", agent.id))?.last_checkin as string | undefined;
+
+    // The first check-in is a change, and so is the second: the first minted the output key it records.
+    for (let i = 0; i < 2; i++) expect((await agentCall(`/api/fleet/agents/${agent.id}/checkin`, agent.key, body)).status).toBe(200);
+    const first = await liveCheckin();
+    await eventually(async () => ((await mirrored()) === first ? true : undefined), "the first check-in's last_checkin");
+
+    // Same status, message and components: only the times move, and they are not mirrored yet.
+    expect((await agentCall(`/api/fleet/agents/${agent.id}/checkin`, agent.key, body)).status).toBe(200);
+    const heartbeat = await liveCheckin();
+    expect(heartbeat > first).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await mirrored()).toBe(first);
+    // The store's flush (10 s after the first held check-in) writes and mirrors them.
+    await eventually(async () => ((await mirrored()) === heartbeat ? true : undefined), "the heartbeat's last_checkin", 30_000);
+
+    // A changed status is written and mirrored without waiting for a flush.
+    expect((await agentCall(`/api/fleet/agents/${agent.id}/checkin`, agent.key, { ...body, status: "degraded", message: "1 unit failing" })).status).toBe(200);
+    const degraded = await eventually(async () => {
+      const d = await source(".fleet-agents", agent.id);
+      return d?.last_checkin_status === "degraded" ? d : undefined;
+    }, "the degraded status", 5_000);
+    expect(degraded.last_checkin).toBe(await liveCheckin());
+  });
+
   it("keeps the hot path working through an Elasticsearch outage and delivers every change exactly once afterwards", async () => {
     const policyId = randomUUID();
     await admin("PUT", `/api/fleet/agent_policies/${policyId}`, { name: "outage", policy: { outputs: { default: { type: "logstash", hosts: ["ls:5044"] } } } });

@@ -43,4 +43,23 @@ describe("ResidentSet (agents loaded in an AgentStore)", () => {
     set.leave("ghost", false);
     expect(set.size).toBe(0);
   });
+
+  it("keeps a pinned object past capacity until it is unpinned", () => {
+    const dirty = new Set<string>();
+    const set = new ResidentSet<{ id: string }>(1, (value) => dirty.has(value.id));
+    const a = set.enter("a", () => ({ id: "a" }));
+    dirty.add("a");
+    set.leave("a", true);
+    set.enter("b", () => ({ id: "b" }));
+    set.leave("b", true);
+    // Over capacity: the pinned "a" stays though it is the oldest; the idle "b" goes.
+    expect(set.size).toBe(1);
+    expect(set.enter("a", () => ({ id: "a" }))).toBe(a);
+    set.leave("a", true);
+    dirty.delete("a");
+    set.enter("c", () => ({ id: "c" }));
+    set.leave("c", true);
+    const reloaded = set.enter("a", () => ({ id: "a" }));
+    expect(reloaded).not.toBe(a);
+  });
 });
