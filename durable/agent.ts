@@ -344,7 +344,7 @@ export class Agent {
 
     const cursor = this.#resolveCursor(input.ackToken);
     if (cursor >= 0) doc.action_seq_no = [cursor];
-    this.#recordCheckin(doc);
+    this.#recordCheckin(before, doc);
     const socketOpen = !viaSocket && this.#socketHoldsLease();
     const pending = socketOpen ? { actions: [] } : this.#pending(cursor);
     return {
@@ -366,10 +366,13 @@ export class Agent {
    * Writes a check-in's record, unless only its times changed: a heartbeat costs no write here
    * (nor a mirror record), and its times reach storage with the store's next flush.
    */
-  #recordCheckin(doc: AgentDoc): void {
+  #recordCheckin(before: AgentDoc, doc: AgentDoc): void {
     const state = JSON.stringify({ ...doc, last_checkin: null, updated_at: null });
     if (state === this.#savedState) {
-      this.#doc = doc;
+      // Equal but for the times: keep the old record's nested objects, so the check-in's freshly
+      // parsed copies die young instead of churning the old generation (GC was ~15% of a check-in
+      // at 4,000 agents).
+      this.#doc = { ...before, last_checkin: doc.last_checkin, updated_at: doc.updated_at };
       if (!this.#unsaved) {
         this.#unsaved = true;
         this.#home.deferSave(this);
