@@ -1,7 +1,7 @@
 import { newAccessKeyId } from "../src/auth/access-key";
 import type { ApiKey } from "../src/auth/api-key";
 import { hashReplaceToken, verifyReplaceToken } from "../src/auth/replace-token";
-import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
+import { digestsEqual, hexBytes, randomToken, sha256, sha256Hex } from "../src/auth/secrets";
 import { actionDocument, actionResultId, agentDocument } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
@@ -15,12 +15,16 @@ import { PER_AGENT_REQUESTS_PER_10S } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
 import type { Component, UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
+import { jsonObjectsEqual } from "../src/protocol/json-equal";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
 import type { EsOutbox } from "./es-outbox";
 import type { OutputKeyRing } from "./output-key-ring";
 
 /** A socket's delivery lease outlives its last message by this much (clients check in every few minutes). */
 const SOCKET_LEASE_MS = 10 * 60_000;
+
+/** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
+const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
 
 /** An agent re-sends an unchanged roster row after this long (about every second check-in). */
 export const ROSTER_REFRESH_MS = 10 * 60_000;
@@ -138,11 +142,11 @@ export class Agent {
   readonly #keys: OutputKeyRing;
   readonly #home: AgentHome;
   #doc: AgentDoc | null = null;
-  /** The stored record with its check-in times blanked, when known: a check-in that matches it is a heartbeat. */
-  #savedState: string | null = null;
   /** `#doc` has check-in times the stored row lacks (the store writes them; until then it keeps this agent loaded). */
   #unsaved = false;
   #keyHash: string | null = null;
+  /** `#keyHash` as bytes, decoded on first use: every check-in compares digests, not hex strings. */
+  #keyDigest: Uint8Array | null = null;
   /** Orders this agent's summaries (time-based floor, so it keeps rising across restarts). */
   #summaryVersion = 0;
   /** The roster row last handed to the policy hub (kept in memory; a lost copy only causes a re-push). */
@@ -188,10 +192,7 @@ export class Agent {
 
   /** Writes check-in times held in memory (called by the store, not over RPC). */
   saveCheckin(): void {
-    if (!this.#unsaved || !this.#doc) return;
-    const state = this.#savedState;
-    this.#save(this.#doc);
-    this.#savedState = state;
+    if (this.#unsaved && this.#doc) this.#save(this.#doc);
   }
 
   async enroll(
@@ -277,8 +278,8 @@ export class Agent {
 
   /** True when `key` is this agent's current, unrevoked access key (active or not). */
   async holdsKey(key: ApiKey): Promise<boolean> {
-    if (!this.#doc || this.#keyHash === null || this.#doc.access_api_key_id !== key.id) return false;
-    return constantTimeEqual(await sha256Hex(key.secret), this.#keyHash);
+    if (!this.#doc || this.#doc.access_api_key_id !== key.id) return false;
+    return this.#holdsSecret(key.secret);
   }
 
   async checkin(key: ApiKey, input: CheckinInput): Promise<CheckinOutcome | Failure> {
@@ -364,11 +365,12 @@ export class Agent {
 
   /**
    * Writes a check-in's record, unless only its times changed: a heartbeat costs no write here
-   * (nor a mirror record), and its times reach storage with the store's next flush.
+   * (nor a mirror record), and its times reach storage with the store's next flush. `before` is the
+   * stored row, or that row with times not yet written, so comparing with it is comparing with storage.
    */
   #recordCheckin(before: AgentDoc, doc: AgentDoc): void {
-    const state = JSON.stringify({ ...doc, last_checkin: null, updated_at: null });
-    if (state === this.#savedState) {
+    // A first check-in is always written: "has checked in" is itself state (see dropIfNeverCheckedIn).
+    if (before.last_checkin && jsonObjectsEqual(before as unknown as JsonObject, doc as unknown as JsonObject, CHECKIN_TIMES)) {
       // Equal but for the times: keep the old record's nested objects, so the check-in's freshly
       // parsed copies die young instead of churning the old generation (GC was ~15% of a check-in
       // at 4,000 agents).
@@ -380,7 +382,6 @@ export class Agent {
       return;
     }
     this.#save(doc);
-    this.#savedState = state;
   }
 
   /** Actions after the agent's cursor, for a check-in that was woken by a new action. */
@@ -499,6 +500,7 @@ export class Agent {
     });
     this.#doc = null;
     this.#keyHash = null;
+    this.#keyDigest = null;
     this.#unsaved = false;
     return true;
   }
@@ -682,11 +684,20 @@ export class Agent {
   async #verify(key: ApiKey): Promise<Failure | null> {
     const doc = this.#doc;
     if (!doc || doc.access_api_key_id !== key.id) return { error: "AgentIdentity" };
-    if (this.#keyHash === null || !constantTimeEqual(await sha256Hex(key.secret), this.#keyHash)) {
+    if (!(await this.#holdsSecret(key.secret))) {
       return { error: "Unauthorized" };
     }
     if (!doc.active) return { error: "AgentInactive" };
     return null;
+  }
+
+  /** The secret hashes to the stored key hash (none when revoked). */
+  async #holdsSecret(secret: string): Promise<boolean> {
+    const digest = await sha256(secret);
+    // Read after the await: the key may have been revoked or replaced meanwhile.
+    if (this.#keyHash === null) return false;
+    this.#keyDigest ??= hexBytes(this.#keyHash);
+    return this.#keyDigest !== null && digestsEqual(digest, this.#keyDigest);
   }
 
   #ackOne(
@@ -810,8 +821,8 @@ export class Agent {
       hash,
     );
     this.#doc = doc;
+    if (hash !== this.#keyHash) this.#keyDigest = null;
     this.#keyHash = hash;
-    this.#savedState = null;
     this.#unsaved = false;
     // Building the document costs a deep copy per check-in: only when there is a mirror to feed.
     if (this.#outbox.enabled) this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });

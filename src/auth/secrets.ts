@@ -13,6 +13,24 @@ export async function sha256Hex(text: string): Promise<string> {
   return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text))));
 }
 
+/** The SHA-256 of `text` as bytes (what `sha256Hex` spells out). */
+export async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+}
+
+/** Bytes from lower-case hex, for a stored hash compared as bytes; null when it is not even-length hex. */
+export function hexBytes(text: string): Uint8Array | null {
+  if (text.length % 2 !== 0 || !/^[0-9a-f]*$/.test(text)) return null;
+  const bytes = new Uint8Array(text.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
+/** Compares two digests without an early exit on the first differing byte. */
+export function digestsEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && crypto.subtle.timingSafeEqual(a, b);
+}
+
 /** Compares two strings without an early exit on the first differing byte. */
 export function constantTimeEqual(a: string, b: string): boolean {
   const left = encoder.encode(a);
