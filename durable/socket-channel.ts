@@ -1,5 +1,5 @@
 import type { AgentSummary } from "../src/agents/status";
-import { policyChangeAction } from "../src/checkin/policy-change";
+import { policyChangeAnswer } from "../src/checkin/policy-change";
 import type { Env } from "../src/config";
 import { agentObject, bulkJob } from "../src/durable-stubs";
 import { isFailure, type ErrorCode, type Failure } from "../src/errors";
@@ -111,9 +111,9 @@ export class SocketChannel {
       await Promise.all(
         behind.slice(i, i + PUSH_CONCURRENCY).map(async ({ ws, target: revision }) => {
           const attachment = ws.deserializeAttachment() as SocketAttachment;
-          const action = await this.#policyChange(attachment.agentId, revision);
+          const answer = await this.#policyChangeAnswer(attachment.agentId, revision);
           ws.serializeAttachment({ ...attachment, revision: revision.revision });
-          send(ws, { v: 1, type: "actions", body: { ack_token: "", action: "checkin", actions: [action as unknown as Record<string, never>] } });
+          sendText(ws, `{"v":1,"type":"actions","body":${answer}}`);
         }),
       );
     }
@@ -142,15 +142,15 @@ export class SocketChannel {
 
     const latest = this.#host.targetFor(attachment.agentId);
     const revision = effectiveRevision(outcome.claim, latest?.policy_id ?? "", latest?.revision ?? null);
-    let actions: DeliveredAction[] = outcome.actions;
-    let ackToken = outcome.ackToken;
-    let known = revision;
+    const actions = outcome.actions;
     if (actions.length === 0 && latest && latest.revision > revision) {
-      actions = [await this.#policyChange(attachment.agentId, latest)];
-      ackToken = "";
-      known = latest.revision;
+      const answer = await this.#policyChangeAnswer(attachment.agentId, latest);
+      ws.serializeAttachment({ ...attachment, revision: latest.revision });
+      sendText(ws, `{"v":1,"type":"checkin","id":${JSON.stringify(id)},"status":200,"body":${answer}}`);
+      return;
     }
-    ws.serializeAttachment({ ...attachment, revision: known, ackToken: ackToken || attachment.ackToken });
+    const ackToken = outcome.ackToken;
+    ws.serializeAttachment({ ...attachment, revision, ackToken: ackToken || attachment.ackToken });
     send(ws, { v: 1, type: "checkin", id, status: 200, body: actions.length > 0 ? { ack_token: ackToken, action: "checkin", actions: asJson(actions) } : { ack_token: ackToken, action: "checkin" } });
   }
 
@@ -172,15 +172,24 @@ export class SocketChannel {
     if (ERROR_TABLE[failure.error].status === 401) ws.close(CLOSE.unauthorized, ERROR_TABLE[failure.error].name);
   }
 
-  async #policyChange(agentId: string, revision: PolicyRevision): Promise<DeliveredAction> {
+  /**
+   * The check-in answer carrying the agent's POLICY_CHANGE, as text: without a mirror it splices
+   * the revision's policy serialised once, instead of serialising ~3 KB for every socket of a fan-out.
+   */
+  async #policyChangeAnswer(agentId: string, revision: PolicyRevision): Promise<string> {
     const keys = esConfig(this.#host.env) ? await agentObject(this.#host.env, agentId).outputKeys(await keyedOutputs(revision)) : {};
-    return policyChangeAction(agentId, revision, keys);
+    return policyChangeAnswer(agentId, revision, keys);
   }
 }
 
 function send(ws: WebSocket, message: SocketServerMessage): void {
+  sendText(ws, JSON.stringify(message));
+}
+
+/** A message already serialised; its fields in the order `JSON.stringify` would write a `SocketServerMessage`. */
+function sendText(ws: WebSocket, text: string): void {
   try {
-    ws.send(JSON.stringify(message));
+    ws.send(text);
   } catch {
     // The socket closed while we were working; the agent's next connection catches up.
   }

@@ -1,5 +1,6 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { SocketServerMessage } from "../src/protocol/socket";
 import {
   BASE,
   ackEvent,
@@ -60,6 +61,8 @@ describe("WebSocket channel (v1)", () => {
     const first = await socket.next();
     expect(first).toMatchObject({ v: 1, type: "checkin", id: 1, status: 200, body: { ack_token: "", action: "checkin" } });
     expect(first.body.actions).toEqual([expect.objectContaining({ id: "policy:ws-p:1", type: "POLICY_CHANGE", agent_id: agent.id })]);
+    // Spliced from the revision's policy serialised once: still a well-formed v1 message.
+    expect(SocketServerMessage.safeParse(first).success).toBe(true);
 
     socket.send({ v: 1, type: "ack", id: "a1", body: { events: [ackEvent(agent, "policy:ws-p:1", "POLICY_CHANGE")] } });
     expect(await socket.next()).toEqual({ v: 1, type: "ack", id: "a1", status: 200, body: { action: "acks", items: [{ status: 200, message: "OK" }] } });
@@ -70,6 +73,15 @@ describe("WebSocket channel (v1)", () => {
     await putPolicy("ws-p", { agent: { logging: { level: "debug" } } });
     const pushed = await socket.next();
     expect(pushed).toMatchObject({ v: 1, type: "actions", body: { ack_token: "", actions: [{ id: "policy:ws-p:2", type: "POLICY_CHANGE" }] } });
+    expect(SocketServerMessage.safeParse(pushed).success).toBe(true);
+    expect(pushed.body.actions![0]).toEqual({
+      agent_id: agent.id,
+      created_at: expect.any(String),
+      data: { policy: expect.objectContaining({ id: "ws-p", revision: 2 }) },
+      id: "policy:ws-p:2",
+      input_type: "",
+      type: "POLICY_CHANGE",
+    });
 
     const action = await queueAction(agent.id, { type: "SETTINGS", data: { log_level: "info" } });
     const actions = await socket.next();
