@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
-import { deflateSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { artifactDoc, artifactFixture, manifestInput, type ArtifactFixture } from "../support/artifact-fixture";
 import { decodeCbor } from "../support/cbor";
 import { adminCall, startDevServer, type DevServer } from "../support/dev-server";
 import { fleetSchemaCheck } from "../support/fleet-schema";
@@ -27,58 +27,10 @@ function agentFetch(method: string, path: string, key: string, body?: string | U
   });
 }
 
-interface Artifact {
-  identifier: string;
-  encoded: Uint8Array;
-  decoded_sha256: string;
-  encoded_sha256: string;
-  decoded_size: number;
-}
-
-function artifact(identifier: string, content: unknown): Artifact {
-  const decoded = Buffer.from(JSON.stringify(content));
-  const encoded = new Uint8Array(deflateSync(decoded));
-  return { identifier, encoded, decoded_sha256: sha256(decoded), encoded_sha256: sha256(encoded), decoded_size: decoded.byteLength };
-}
-
-/** The `.fleet-artifacts` document as Kibana writes it. */
-function kibanaArtifactDoc(a: Artifact) {
-  return {
-    identifier: a.identifier,
-    compression_algorithm: "zlib",
-    encryption_algorithm: "none",
-    encoded_sha256: a.encoded_sha256,
-    encoded_size: a.encoded.byteLength,
-    decoded_sha256: a.decoded_sha256,
-    decoded_size: a.decoded_size,
-    created: "2026-08-22T10:00:00.000Z",
-    package_name: "endpoint",
-    body: Buffer.from(a.encoded).toString("base64"),
-  };
-}
-
-/** A policy whose Endpoint input lists the given artifacts, as Kibana's manifest does. */
-async function policyListing(policyId: string, artifacts: Artifact[]): Promise<string> {
-  const entries = Object.fromEntries(
-    artifacts.map((a) => [
-      a.identifier,
-      {
-        encryption_algorithm: "none",
-        compression_algorithm: "zlib",
-        decoded_sha256: a.decoded_sha256,
-        decoded_size: a.decoded_size,
-        encoded_sha256: a.encoded_sha256,
-        encoded_size: a.encoded.byteLength,
-        relative_url: `/api/fleet/artifacts/${a.identifier}/${a.decoded_sha256}`,
-      },
-    ]),
-  );
+async function policyListing(policyId: string, artifacts: ArtifactFixture[]): Promise<string> {
   await admin("PUT", `/api/fleet/agent_policies/${policyId}`, {
     name: policyId,
-    policy: {
-      outputs: { default: { type: "elasticsearch", hosts: [search!.url] } },
-      inputs: [{ id: "endpoint-1", type: "endpoint", use_output: "default", artifact_manifest: { manifest_version: "1.0.1", schema_version: "v1", artifacts: entries } }],
-    },
+    policy: { outputs: { default: { type: "elasticsearch", hosts: [search!.url] } }, inputs: [manifestInput(artifacts)] },
   });
   return policyId;
 }
@@ -143,7 +95,7 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
   afterAll(async () => server?.stop());
 
   it("serves an artifact Kibana wrote into .fleet-artifacts to an agent whose policy lists it, and refuses others", async () => {
-    const a = artifact("endpoint-exceptionlist-linux-v1", { entries: [{ type: "simple", value: randomUUID() }] });
+    const a = await artifactFixture("endpoint-exceptionlist-linux-v1", { entries: [{ type: "simple", value: randomUUID() }] });
     const listed = await enroll(await policyListing(`art-es-${randomUUID()}`, [a]));
     const path = `/api/fleet/artifacts/${a.identifier}/${a.decoded_sha256}`;
 
@@ -153,7 +105,7 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
     expect(await missing.json()).toMatchObject({ statusCode: 404, error: "NotFound" });
 
     // Kibana's write: the index as Elasticsearch's Fleet plugin maps it, then the document.
-    const doc = kibanaArtifactDoc(a);
+    const doc = artifactDoc(a);
     if (check) expect(check("artifact", doc)).toEqual([]);
     const keyword = { type: "keyword" };
     await es(search!, "PUT", "/.fleet-artifacts", {
@@ -176,8 +128,8 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
 
     // Another version of the same identifier is in the index too; a policy listing only that one
     // does not get this one.
-    const other = artifact(a.identifier, { entries: ["another version"] });
-    await es(search!, "POST", "/.fleet-artifacts/_doc?refresh=true", kibanaArtifactDoc(other));
+    const other = await artifactFixture(a.identifier, { entries: ["another version"] });
+    await es(search!, "POST", "/.fleet-artifacts/_doc?refresh=true", artifactDoc(other));
     const outsider = await enroll(await policyListing(`art-es-${randomUUID()}`, [other]));
     const refused = await agentFetch("GET", path, outsider.key);
     expect(refused.status).toBe(403);
@@ -188,9 +140,9 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
   });
 
   it("refuses an Elasticsearch artifact whose body does not match encoded_sha256", async () => {
-    const a = artifact("endpoint-trustlist-linux-v1", { entries: [randomUUID()] });
+    const a = await artifactFixture("endpoint-trustlist-linux-v1", { entries: [randomUUID()] });
     const agent = await enroll(await policyListing(`art-es-${randomUUID()}`, [a]));
-    await es(search!, "POST", "/.fleet-artifacts/_doc?refresh=true", { ...kibanaArtifactDoc(a), body: Buffer.from("tampered").toString("base64") });
+    await es(search!, "POST", "/.fleet-artifacts/_doc?refresh=true", { ...artifactDoc(a), body: Buffer.from("tampered").toString("base64") });
     const res = await agentFetch("GET", `/api/fleet/artifacts/${a.identifier}/${a.decoded_sha256}`, agent.key);
     expect(res.status).toBe(500);
   });

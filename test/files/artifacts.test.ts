@@ -2,7 +2,8 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { artifactKey } from "../../src/artifacts/source";
 import { adminRequest, agentRequest, createEnrollmentKey, enrolledAgent, json } from "../helpers";
-import { artifactDoc, artifactFixture, errorHeaders, getArtifact, policyListing, publishArtifact, toBase64 } from "./file-helpers";
+import { artifactDoc, artifactFixture, toBase64 } from "../support/artifact-fixture";
+import { errorHeaders, getArtifact, policyListing, publishArtifact } from "./file-helpers";
 
 const bytesOf = async (res: Response) => new Uint8Array(await res.arrayBuffer());
 

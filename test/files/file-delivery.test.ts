@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { adminRequest, createEnrollmentKey, enrolledAgent } from "../helpers";
-import { bytesOf, errorHeaders, getFile, publishFile, sha256Hex } from "./file-helpers";
+import { sha256Hex } from "../support/artifact-fixture";
+import { bytesOf, errorHeaders, getFile, publishFile } from "./file-helpers";
 
 describe("GET /api/fleet/file/{id}", () => {
   it("serves a file to its target agent with fleet-server's headers, and single ranges as 206", async () => {

@@ -2,7 +2,8 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Uploads } from "../../durable/uploads";
 import { ackEvent, ackRequest, adminRequest, agentRequest, enrolledAgent, json, queueAction } from "../helpers";
-import { beginBody, beginUpload, bytesOf, completeUpload, errorHeaders, putChunk, sha256Hex, transitHash } from "./file-helpers";
+import { sha256Hex } from "../support/artifact-fixture";
+import { beginBody, beginUpload, bytesOf, completeUpload, errorHeaders, putChunk, transitHash } from "./file-helpers";
 
 const MiB = 1 << 20;
 const CHUNK = 4 * MiB;
