@@ -122,7 +122,7 @@ export interface AgentHome {
   readonly storage: DurableObjectStorage;
   readonly outbox: EsOutbox;
   readonly keys: OutputKeyRing;
-  /** The agent holds check-in times not yet written: the store calls `saveCheckin` soon (see CHECKIN_FLUSH). */
+  /** The agent holds check-in times not yet written: the store calls `saveCheckin` soon (see CHECKIN_FLUSH_MS). */
   deferSave(agent: Agent): void;
 }
 
@@ -132,7 +132,7 @@ export interface AgentHome {
  * public method is one RPC of that store. Strong consistency per agent: every mutation goes through
  * `#save`, one synchronous SQLite transaction per change. The one exception is a check-in that
  * changes nothing but `last_checkin` / `updated_at`: like fleet-server's check-in bulker, those
- * times are held in memory and written by the store within CHECKIN_FLUSH.
+ * times are held in memory and written by the store within CHECKIN_FLUSH_MS.
  */
 export class Agent {
   readonly #id: string;
