@@ -15,6 +15,7 @@
 //      revision nobody will ack is published, and C workers check in back to back for T seconds.
 //      Every check-in reports the older revision, so each is answered at once with a POLICY_CHANGE:
 //      the full path (key check, agent record write, hub, policy serialisation), never parked.
+//      With --throughput-slices K it runs K such slices, each when a line arrives on stdin.
 // Target "bare" runs the same client against scripts/bench/bare-worker.mjs: throughput on /ok, and
 // N requests parked in one Durable Object then released at once with a payload of the same size.
 //
@@ -30,6 +31,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import { parseArgs } from "./bench/args.mjs";
@@ -46,6 +48,9 @@ const opt = {
   agents: Math.min(Number(args.agents ?? 100), 20_000),
   enrollConcurrency: Number(args["enroll-concurrency"] ?? 64),
   throughputSeconds: Number(args["throughput-seconds"] ?? 10),
+  // With K > 1 the throughput phase is K slices of --throughput-seconds, each started by a line on
+  // stdin: scripts/bench/run.mjs --interleave alternates them with the baseline's (same minutes).
+  throughputSlices: Math.max(1, Number(args["throughput-slices"] ?? 1)),
   throughputConcurrency: Number(args["throughput-concurrency"] ?? 256),
   rampRate: Number(args["ramp-rate"] ?? 2000),
   rounds: Math.max(1, Math.min(Number(args.rounds ?? 1), 10)),
@@ -234,7 +239,7 @@ async function runFleet() {
   stopped = false;
   const behind = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy: policyContent(fleet.latestRevision + 1) });
   if (behind.status !== 200) throw new Error(`publish: ${behind.status} ${behind.body}`);
-  results.phases.checkin_throughput = await throughput(enrolled, (a) => ({
+  results.phases.checkin_throughput = await throughputPhase(enrolled, (a) => ({
     path: `/api/fleet/agents/${a.id}/checkin?`,
     headers: { ...agentHeaders(a.key), "Content-Encoding": "gzip" },
     body: checkinBody(a, "online"),
@@ -489,7 +494,7 @@ async function runBare() {
   results.memory.per_agent = perAgentMemory(clients.length);
 
   phase = "throughput";
-  results.phases.checkin_throughput = await throughput(clients, (a) => ({
+  results.phases.checkin_throughput = await throughputPhase(clients, (a) => ({
     path: "/ok",
     headers: { ...agentHeaders("bare"), "Content-Encoding": "gzip" },
     body: checkinBody(a, "online"),
@@ -501,10 +506,39 @@ async function runBare() {
 // ---------------------------------------------------------------------------------------------
 // Shared phases and helpers.
 
-/** C workers, each owning agents w, w+C, …, send back to back for T seconds; completions per second. */
-async function throughput(agents, build) {
-  const concurrency = Math.min(opt.throughputConcurrency, agents.length);
+/** The throughput phase: one measurement, or `--throughput-slices` of them, each started from stdin. */
+async function throughputPhase(agents, build) {
+  if (opt.throughputSlices === 1) return throughput(agents, build);
+  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const slices = [];
   const latency = [];
+  for (let i = 1; i <= opt.throughputSlices && !stopped; i++) {
+    log(`throughput: slice ${i} of ${opt.throughputSlices} waiting`);
+    if ((await lines.next()).done) break;
+    slices.push(await throughput(agents, build, latency));
+    log(`throughput: slice ${i} done`);
+  }
+  const sum = (f) => slices.reduce((n, x) => n + f(x), 0);
+  const seconds = sum((x) => x.seconds);
+  const ok = sum((x) => x.completed_ok);
+  const serverCpu = sum((x) => x.cpu.server_cpu_s);
+  return {
+    method: slices[0]?.method ?? "",
+    concurrency: slices[0]?.concurrency ?? 0,
+    seconds: r2(seconds),
+    completed_ok: ok,
+    other: sum((x) => x.other),
+    per_second: r2(ok / seconds),
+    latency_ms: summary(latency),
+    cpu: { wall_s: r2(sum((x) => x.cpu.wall_s)), server_cpu_s: r2(serverCpu), sim_cpu_s: r2(sum((x) => x.cpu.sim_cpu_s)), server_cores: r2(serverCpu / seconds) },
+    slices: slices.map(({ seconds, completed_ok, other, per_second, cpu }) => ({ seconds, completed_ok, other, per_second, cpu })),
+  };
+}
+
+/** C workers, each owning agents w, w+C, …, send back to back for T seconds; completions per second. */
+async function throughput(agents, build, latency = []) {
+  const concurrency = Math.min(opt.throughputConcurrency, agents.length);
+  const first = latency.length;
   let ok = 0;
   let bad = 0;
   const cpu0 = cpuNow();
@@ -528,7 +562,7 @@ async function throughput(agents, build) {
   );
   clearInterval(ticker);
   const seconds = (performance.now() - start) / 1000;
-  const out = { method: "", concurrency, seconds: r2(seconds), completed_ok: ok, other: bad, per_second: r2(ok / seconds), latency_ms: summary(latency), cpu: cpuSince(cpu0) };
+  const out = { method: "", concurrency, seconds: r2(seconds), completed_ok: ok, other: bad, per_second: r2(ok / seconds), latency_ms: summary(latency.slice(first)), cpu: cpuSince(cpu0) };
   out.method =
     opt.target === "bare"
       ? "POST /ok with the same headers and gzip check-in body; answers {\"ok\":true}"

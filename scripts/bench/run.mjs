@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // One benchmark run: the project's server and the bare baseline Worker, one after the other on the
-// same runtime (never at the same time, so neither steals the other's cores or memory), each driven
+// same runtime (never loaded at the same time, so neither steals the other's cores), each driven
 // by scripts/fleet-sim.mjs with the same client settings. Writes bench-results/run-<timestamp>.json
 // with both results, the ratios and the targets, and prints a summary table.
 //
@@ -8,6 +8,11 @@
 //        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
 //        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--max-agents N|max] [--shards N]
 //        [--accept-encoding gzip|identity] [--direct]   (--direct: past Miniflare's entry worker)
+//        [--interleave K]
+//
+// --interleave K: both servers stay up after their other phases, and the throughput phase runs as
+// K slices of --throughput-seconds each, alternating project and baseline (ABBA order), so that the
+// machine's drift over minutes lands on both sides of the ratio instead of on one.
 //
 // Every child runs under `bash -c 'ulimit -n <hard limit>; exec node …'`: the fd limit is per process,
 // and a long poll costs one descriptor in the simulator and one in workerd.
@@ -32,6 +37,8 @@ const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", 
   .filter((k) => args[k] !== undefined)
   .flatMap((k) => [`--${k}`, String(args[k])]);
 const maxSeconds = Number(args["max-seconds"] ?? 1800);
+const interleave = args.interleave !== undefined && args.only === undefined ? Math.max(2, Number(args.interleave)) : 0;
+if (interleave) simArgs.push("--throughput-slices", String(interleave));
 
 const report = {
   started_at: new Date().toISOString(),
@@ -42,21 +49,36 @@ const report = {
   accept_encoding: String(args["accept-encoding"] ?? "gzip"),
   entry_worker: args.direct ? "bypassed (unsafeDirectSockets)" : "miniflare",
   policy_hub_shards: args.shards ? Number(args.shards) : "wrangler.toml",
+  throughput_slices: interleave || 1,
   runs: {},
 };
 
-if (args.only !== "bare") {
-  report.runs.project = await measure("project", 18330, [
+const projectArgs = [
     "--var", `CHECKIN_LONG_POLL=${longPoll}`, "--var", "CHECKIN_JITTER=1s", ...(args.storage ? ["--storage", args.storage] : []),
     // The fleet size an operator would declare: it picks the admission tier (src/limits/tiers.ts).
     // "max" is the loosest tier; pass --max-agents N to bench the tier an operator of N agents gets.
     "--var", `FLEET_MAX_AGENTS=${args["max-agents"] ?? "max"}`,
     // Fan-out shards per policy, to compare shard counts (wrangler.toml's value otherwise).
     ...(args.shards ? ["--var", `POLICY_HUB_SHARDS=${args.shards}`] : []),
-  ]);
-}
-if (args.only !== "project") {
-  report.runs.bare = await measure("bare", 18331, []);
+];
+if (interleave) {
+  // Each side runs up to its throughput phase alone; then the slices alternate.
+  const project = await start("project", 18330, projectArgs);
+  await project.waitFor(/throughput: slice 1 of \d+ waiting/);
+  const bare = await start("bare", 18331, []);
+  await bare.waitFor(/throughput: slice 1 of \d+ waiting/);
+  for (let i = 1; i <= interleave; i++) {
+    for (const side of i % 2 === 1 ? [project, bare] : [bare, project]) {
+      side.go();
+      await side.waitFor(new RegExp(`throughput: slice ${i} done`));
+    }
+  }
+  report.runs.project = await project.finish();
+  report.runs.bare = await bare.finish();
+  report.throughput_pairs = pairs(report.runs.project, report.runs.bare);
+} else {
+  if (args.only !== "bare") report.runs.project = await (await start("project", 18330, projectArgs)).finish();
+  if (args.only !== "project") report.runs.bare = await (await start("bare", 18331, [])).finish();
 }
 report.comparison = compare(report.runs.project, report.runs.bare);
 report.finished_at = new Date().toISOString();
@@ -65,8 +87,11 @@ writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
 printTable(report.comparison);
 console.error(`[run] report: ${file}`);
 
-/** Starts one server, runs the simulator against it, stops the server; returns the simulator's JSON. */
-async function measure(worker, port, serveArgs) {
+/**
+ * Starts one server and the simulator against it. `finish()` waits for the simulator, stops the
+ * server and returns the simulator's JSON; `waitFor` and `go` drive an interleaved throughput phase.
+ */
+async function start(worker, port, serveArgs) {
   const direct = args.direct ? ["--direct-port", String(port + 100)] : [];
   const server = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node ${q(path.join(here, "serve.mjs"))} --worker ${worker} --port ${port} --admin-token ${adminToken} --watch-stdin --max-seconds ${maxSeconds} ${[...serveArgs, ...direct].map(q).join(" ")}`], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
   const workerLog = [];
@@ -99,8 +124,27 @@ async function measure(worker, port, serveArgs) {
     "--out", out,
     "--max-seconds", String(maxSeconds),
     ...simArgs,
-  ].map(q).join(" ")}`], { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
-  const code = await new Promise((resolve) => sim.on("exit", resolve));
+  ].map(q).join(" ")}`], { cwd: root, stdio: ["pipe", "inherit", "pipe"] });
+  const exited = new Promise((resolve) => sim.on("exit", resolve));
+  const waiters = [];
+  createInterface({ input: sim.stderr }).on("line", (line) => {
+    process.stderr.write(interleave ? `[${worker}] ${line}\n` : `${line}\n`);
+    for (const w of waiters.splice(0)) {
+      if (w.pattern.test(line)) w.resolve();
+      else waiters.push(w);
+    }
+  });
+  const waitFor = (pattern) =>
+    Promise.race([
+      new Promise((resolve) => waiters.push({ pattern, resolve })),
+      exited.then((code) => Promise.reject(new Error(`${worker} simulator exited (${code}) before ${pattern}`))),
+    ]);
+  return { waitFor, go: () => sim.stdin.write("go\n"), finish: () => finish(worker, server, sim, exited, out, workerLog) };
+}
+
+async function finish(worker, server, sim, exited, out, workerLog) {
+  sim.stdin.end();
+  const code = await exited;
   server.stdin.end(); // serve.mjs stops when its stdin closes
   await new Promise((resolve) => {
     const t = setTimeout(() => {
@@ -118,6 +162,13 @@ async function measure(worker, port, serveArgs) {
   result.worker_log_events = workerLog.filter((l) => l.includes('"event"')).slice(-20);
   result.result_file = path.relative(root, out);
   return result;
+}
+
+/** Per pair of interleaved slices: both throughputs and their ratio. */
+function pairs(project, bare) {
+  const p = project?.phases?.checkin_throughput?.slices ?? [];
+  const b = bare?.phases?.checkin_throughput?.slices ?? [];
+  return p.map((x, i) => ({ project: x.per_second, bare: b[i]?.per_second ?? null, ratio: b[i] ? Math.round((x.per_second / b[i].per_second) * 100) / 100 : null }));
 }
 
 function compare(project, bare) {
