@@ -15,7 +15,7 @@ import { PER_AGENT_REQUESTS_PER_10S } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
 import type { Component, UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
-import { jsonObjectsEqual } from "../src/protocol/json-equal";
+import { jsonEqual, jsonObjectsEqual } from "../src/protocol/json-equal";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
 import type { EsOutbox } from "./es-outbox";
 import type { OutputKeyRing } from "./output-key-ring";
@@ -516,7 +516,7 @@ export class Agent {
       const keys = await this.#keys.ensure(doc.id, outputs);
       const summary = this.#keys.summary(this.#id);
       // Every POLICY_CHANGE asks; only a new or retired key changes the record.
-      if (JSON.stringify(summary) !== JSON.stringify(this.#doc!.outputs ?? {})) this.#save({ ...this.#doc!, outputs: summary });
+      if (!jsonEqual(summary, this.#doc!.outputs ?? {})) this.#save({ ...this.#doc!, outputs: summary });
       return keys;
     });
     this.#keysInFlight = run.catch(() => undefined);

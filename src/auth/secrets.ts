@@ -10,7 +10,7 @@ export function randomToken(bytes: number): string {
 }
 
 export async function sha256Hex(text: string): Promise<string> {
-  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text))));
+  return hex(await sha256(text));
 }
 
 /** The SHA-256 of `text` as bytes (what `sha256Hex` spells out). */

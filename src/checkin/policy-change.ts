@@ -3,6 +3,9 @@ import type { CheckinResponse } from "../protocol/checkin";
 import { toAgentPolicy, type PolicyRevision } from "../protocol/policy";
 import { withOutputKeys } from "../policy/output-keys";
 
+/** `policy:<policy_id>:<revision>`, the id an agent acks a POLICY_CHANGE by (parsePolicyActionId reads it). */
+const policyChangeId = (revision: PolicyRevision): string => `policy:${revision.policy_id}:${revision.revision}`;
+
 /**
  * The POLICY_CHANGE an agent receives for a revision (fleet-protocol.md §4.3): synthesised per agent,
  * never stored, `id` = `policy:<policy_id>:<revision>`, `created_at` = when the revision was made,
@@ -13,7 +16,7 @@ export function policyChangeAction(agentId: string, revision: PolicyRevision, ou
     agent_id: agentId,
     created_at: revision.created_at,
     data: { policy: withOutputKeys(toAgentPolicy(revision), outputKeys) },
-    id: `policy:${revision.policy_id}:${revision.revision}`,
+    id: policyChangeId(revision),
     input_type: "",
     type: "POLICY_CHANGE",
   };
@@ -35,10 +38,9 @@ export function policyChangeAnswer(agentId: string, revision: PolicyRevision, ou
   }
   let policy = keylessPolicies.get(revision);
   if (policy === undefined) keylessPolicies.set(revision, (policy = JSON.stringify(withOutputKeys(toAgentPolicy(revision), {}))));
-  const id = `policy:${revision.policy_id}:${revision.revision}`;
   // Keys in policyChangeAction's order, which is the order JSON.stringify follows.
   return (
     `{"ack_token":"","action":"checkin","actions":[{"agent_id":${JSON.stringify(agentId)},"created_at":${JSON.stringify(revision.created_at)},` +
-    `"data":{"policy":${policy}},"id":${JSON.stringify(id)},"input_type":"","type":"POLICY_CHANGE"}]}`
+    `"data":{"policy":${policy}},"id":${JSON.stringify(policyChangeId(revision))},"input_type":"","type":"POLICY_CHANGE"}]}`
   );
 }
