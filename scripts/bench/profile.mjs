@@ -14,6 +14,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "./args.mjs";
+import { startServer } from "./server-process.mjs";
 
 // Node 20 has a WebSocket client only behind a flag.
 if (typeof WebSocket === "undefined") {
@@ -31,14 +32,10 @@ async function main() {
   const out = path.resolve(root, args.out ?? "bench-results/throughput.cpuprofile");
   mkdirSync(path.dirname(out), { recursive: true });
 
-  const server = spawn(process.execPath, [path.join(here, "serve.mjs"), "--port", String(args.port ?? 18400), "--storage", "memory",
-    "--inspector-port", String(inspectorPort), "--var", "CHECKIN_LONG_POLL=30m", "--var", "CHECKIN_JITTER=1s", "--var", "FLEET_MAX_AGENTS=max",
-    "--watch-stdin", "--max-seconds", "900", ...(args.direct ? ["--direct-port", String(Number(args.port ?? 18400) + 100)] : [])],
-    { cwd: root, stdio: ["pipe", "pipe", "inherit"] });
-  const ready = await new Promise((resolve, reject) => {
-    createInterface({ input: server.stdout }).once("line", (line) => resolve(JSON.parse(line)));
-    server.once("exit", (code) => reject(new Error(`serve.mjs exited with ${code}`)));
-  });
+  const port = Number(args.port ?? 18400);
+  const { server, ready } = await startServer(["--port", String(port), "--storage", "memory", "--inspector-port", String(inspectorPort),
+    "--var", "CHECKIN_LONG_POLL=30m", "--var", "CHECKIN_JITTER=1s", "--var", "FLEET_MAX_AGENTS=max", "--max-seconds", "900",
+    ...(args.direct ? ["--direct-port", String(port + 100)] : [])]);
 
   // workerd lists one target per isolate; the project's Worker and objects share the user one.
   const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json();

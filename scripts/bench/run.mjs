@@ -22,6 +22,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "./args.mjs";
+import { q, startServer } from "./server-process.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
@@ -93,26 +94,13 @@ console.error(`[run] report: ${file}`);
  */
 async function start(worker, port, serveArgs) {
   const direct = args.direct ? ["--direct-port", String(port + 100)] : [];
-  const server = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node ${q(path.join(here, "serve.mjs"))} --worker ${worker} --port ${port} --admin-token ${adminToken} --watch-stdin --max-seconds ${maxSeconds} ${[...serveArgs, ...direct].map(q).join(" ")}`], { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
   const workerLog = [];
-  createInterface({ input: server.stderr }).on("line", (line) => {
-    workerLog.push(line);
-    process.stderr.write(`[${worker} server] ${line}\n`);
-  });
-  const ready = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${worker} server did not start in 120 s`)), 120_000);
-    createInterface({ input: server.stdout }).on("line", (line) => {
-      try {
-        const msg = JSON.parse(line);
-        if (msg.ready) {
-          clearTimeout(timer);
-          resolve(msg);
-        }
-      } catch {
-        // not the ready line
-      }
-    });
-    server.on("exit", (code) => reject(new Error(`${worker} server exited (${code})`)));
+  const { server, ready } = await startServer(["--worker", worker, "--port", String(port), "--admin-token", adminToken, "--max-seconds", String(maxSeconds), ...serveArgs, ...direct], {
+    label: `${worker} server`,
+    onLog: (line) => {
+      workerLog.push(line);
+      process.stderr.write(`[${worker} server] ${line}\n`);
+    },
   });
   console.error(`[run] ${worker} server ready at ${ready.directUrl ?? ready.url} (workerd ${ready.workerdPids.join(",")})`);
   const out = path.join(outDir, `${worker === "bare" ? "bare" : "fleet-sim"}-${agents}-${stamp}.json`);
@@ -205,9 +193,5 @@ function printTable(rows) {
   console.log("| metric | project | bare baseline | ratio | target | met |");
   console.log("|---|---|---|---|---|---|");
   for (const r of rows) console.log(`| ${r.metric} | ${fmt(r.project)} | ${fmt(r.bare)} | ${fmt(r.ratio)} | ${r.target} | ${r.pass == null ? "" : r.pass ? "yes" : "no"} |`);
-}
-
-function q(s) {
-  return `'${String(s).replace(/'/g, "'\\''")}'`;
 }
 
