@@ -193,7 +193,7 @@ async function runFleet() {
   for (let r = 0; r < opt.rounds && !stopped; r++) {
     phase = `fanout${r + 1}`;
     const revisionExpected = fleet.latestRevision + 1;
-    const round = { revision: revisionExpected, t0: 0, received: new Map(), acked: new Map(), reparked: new Map() };
+    const round = { revision: revisionExpected, t0: 0, received: new Map(), byChannel: { websocket: [], long_poll: [] }, acked: new Map(), reparked: new Map() };
     const cpu1 = cpuNow();
     round.t0 = performance.now();
     fleet.round = round;
@@ -213,6 +213,8 @@ async function runFleet() {
       agents: enrolled.length,
       publish_call_ms: round1(publishMs),
       receive_ms: summary(received),
+      // Which channel a late tail came through: pushed on a socket, or a parked poll answered.
+      receive_ms_by_channel: { websocket: summary(round.byChannel.websocket), long_poll: summary(round.byChannel.long_poll) },
       received: received.length,
       missing: enrolled.length - received.length,
       ack_ms: summary(acked),
@@ -221,7 +223,7 @@ async function runFleet() {
       cpu,
     };
     results.phases.fanout.push(out);
-    log(`rev ${published}: p50 ${out.receive_ms.p50} p95 ${out.receive_ms.p95} p99 ${out.receive_ms.p99} max ${out.receive_ms.max} ms; acks converged ${out.ack_convergence_ms} ms`);
+    log(`rev ${published}: p50 ${out.receive_ms.p50} p95 ${out.receive_ms.p95} p99 ${out.receive_ms.p99} max ${out.receive_ms.max} ms (sockets p99 ${out.receive_ms_by_channel.websocket.p99 ?? "–"}, polls p99 ${out.receive_ms_by_channel.long_poll.p99 ?? "–"}); acks converged ${out.ack_convergence_ms} ms`);
     fleet.round = null;
     await sleep(opt.settleSeconds * 1000);
     snapshot(`after_${phase}`);
@@ -270,7 +272,7 @@ async function agentLoop(a, fleet) {
     if (body.ack_token) a.ackToken = body.ack_token;
     for (const action of body.actions ?? []) {
       if (action.type !== "POLICY_CHANGE") continue;
-      const acked = receivePolicyChange(a, fleet, action, received);
+      const acked = receivePolicyChange(a, fleet, action, received, "long_poll");
       // The ack goes out while the gateway waits for its next tick (the acker runs on its own).
       ackWithRetry(a, action.id).then(acked);
     }
@@ -282,10 +284,13 @@ async function agentLoop(a, fleet) {
  * Applies a POLICY_CHANGE the agent received (over HTTP or its socket), stamping its arrival for the
  * current fan-out round; returns what to do once its ack is answered.
  */
-function receivePolicyChange(a, fleet, action, receivedAt) {
+function receivePolicyChange(a, fleet, action, receivedAt, channel) {
   const revision = action.data.policy.revision;
   const round = fleet.round;
-  if (round && revision === round.revision && !round.received.has(a.id)) round.received.set(a.id, receivedAt - round.t0);
+  if (round && revision === round.revision && !round.received.has(a.id)) {
+    round.received.set(a.id, receivedAt - round.t0);
+    round.byChannel[channel].push(receivedAt - round.t0);
+  }
   a.revision = revision;
   a.policyId = action.data.policy.id;
   return (ok) => {
@@ -361,7 +366,7 @@ async function socketLoop(a, fleet) {
         if (message.body?.ack_token) a.ackToken = message.body.ack_token;
         for (const action of message.body?.actions ?? []) {
           if (action.type !== "POLICY_CHANGE") continue;
-          const acked = receivePolicyChange(a, fleet, action, received);
+          const acked = receivePolicyChange(a, fleet, action, received, "websocket");
           const id = ++nextId;
           new Promise((ok) => acks.set(id, ok)).then((ok) => {
             acked(ok);
