@@ -86,6 +86,8 @@ hardDeadline.unref();
 // Interrupted (Ctrl-C, a driver's kill): still write what was measured so far.
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => finish(sig).catch(() => process.exit(1)));
 
+/** Bound on retries of requests that failed on stale keep-alive connections (see send). */
+const MAX_REUSED_RETRIES = 10;
 // One keep-alive pool; a long poll holds its socket, so sockets ≈ requests in flight. Idle sockets are
 // capped (Go keeps up to 100 per agent for 90 s; here that would double the fds on both sides).
 const pool = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 512, scheduling: "lifo" });
@@ -696,18 +698,20 @@ async function admin(method, route, body) {
  * One HTTP/1.1 request over the shared keep-alive pool. Resolves (never rejects) with status, body
  * text (gunzipped) and counts non-2xx statuses and transport errors per phase and route.
  */
-function send(route, method, pathname, headers, body, timeoutMs = 120_000, retried = false) {
+function send(route, method, pathname, headers, body, timeoutMs = 120_000, retries = 0) {
   return new Promise((resolve) => {
     const req = http.request({ host: opt.url.hostname, port: opt.url.port, method, path: pathname, agent: pool, headers: body ? { ...headers, "Content-Length": body.length } : headers });
     inflight.add(req);
     let answered = false;
     const fail = (code) => {
       inflight.delete(req);
-      // A keep-alive socket the server closed while it sat idle: retry once on a fresh one, as Go's
-      // transport does for a reused connection (Node documents this race under `reusedSocket`).
-      if (!answered && req.reusedSocket && !retried && !stopped && (code === "ECONNRESET" || code === "EPIPE")) {
+      // A keep-alive socket the server closed while it sat idle (Node documents this race under
+      // `reusedSocket`): retried, as Go's transport does, for as long as the failed attempt was on a
+      // reused connection. The pool may hand out another stale one, so one retry is not enough;
+      // what is left under the bare code is a reset of a fresh connection.
+      if (!answered && req.reusedSocket && retries < MAX_REUSED_RETRIES && !stopped && (code === "ECONNRESET" || code === "EPIPE")) {
         count(route, `${code}_reused_retried`);
-        resolve(send(route, method, pathname, headers, body, timeoutMs, true));
+        resolve(send(route, method, pathname, headers, body, timeoutMs, retries + 1));
         return;
       }
       if (!stopped) count(route, code);
