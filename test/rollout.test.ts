@@ -105,6 +105,50 @@ describe("staged rollouts", () => {
     expect((await adminRequest("POST", "/api/fleet/agent_policies/abort-p/rollouts/current/promote")).status).toBe(409);
   });
 
+  it("pauses: a stage that met its criteria waits until resumed; promote opens the next stage by hand", async () => {
+    const agents = await fleetOnRevision1("pause-p", 12);
+    const inFirst = agents.filter((a) => agentBucket(a.id) < 3000);
+    const outside = agents.filter((a) => agentBucket(a.id) >= 3000);
+    await startRollout("pause-p", { stages: [30, 60, 100] });
+    for (const agent of inFirst) {
+      await checkinOn(agent, 1);
+      await ackRequest(agent, [ackEvent(agent, "policy:pause-p:2", "POLICY_CHANGE")]);
+    }
+    const command = async (name: string) => {
+      const res = await adminRequest("POST", `/api/fleet/agent_policies/pause-p/rollouts/current/${name}`);
+      return { status: res.status, item: (await json<{ item: Record<string, unknown> }>(res)).item };
+    };
+
+    expect(await command("pause")).toEqual({ status: 200, item: expect.objectContaining({ stage: 0, status: "paused", reason: "paused by admin-token" }) });
+    // Criteria met, but a paused rollout is not evaluated: no promotion, and agents outside keep revision 1.
+    expect(await hub("pause-p").evaluateRollout()).toMatchObject({ stage: 0, status: "paused" });
+    const waited = await Promise.all(outside.map(async (agent) => json<CheckinBody>(await checkinOn(agent, 1))));
+    for (const body of waited) expect(body.actions).toBeUndefined();
+
+    const resumed = await command("resume");
+    expect(resumed).toEqual({ status: 200, item: expect.objectContaining({ stage: 0, status: "running", reason: "resumed by admin-token" }) });
+    expect(await hub("pause-p").evaluateRollout()).toMatchObject({
+      stage: 1,
+      status: "running",
+      history: [{ stage: 0, percent: 30, members: inFirst.length, acked: inFirst.length, failed: 0, outcome: "criteria met" }],
+    });
+
+    // Stage 2 has not acked; promoting by hand records who did it and opens stage 3 (everyone).
+    const promoted = await command("promote");
+    expect(promoted.status).toBe(200);
+    expect(promoted.item).toMatchObject({ stage: 2, status: "running", reason: "promoted by admin-token" });
+    expect((promoted.item.history as Array<{ outcome: string }>)[1]).toMatchObject({ stage: 1, percent: 60, outcome: "promoted by admin-token" });
+    for (const agent of outside) {
+      expect((await json<CheckinBody>(await checkinOn(agent, 1))).actions?.[0]).toMatchObject({ id: "policy:pause-p:2", type: "POLICY_CHANGE" });
+    }
+
+    expect(await command("abort")).toMatchObject({ status: 200, item: { status: "aborted" } });
+    // Nothing is in progress any more: every command is refused with the upstream error shape.
+    const late = await adminRequest("POST", "/api/fleet/agent_policies/pause-p/rollouts/current/resume");
+    expect(late.status).toBe(409);
+    expect(await json(late)).toEqual({ statusCode: 409, error: "Conflict", message: "no staged rollout is in progress" });
+  });
+
   it("validates stages", async () => {
     await putPolicy("stages-p");
     const res = await startRollout("stages-p", { stages: [10, 5, 100] });
