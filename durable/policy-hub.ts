@@ -296,6 +296,8 @@ export class PolicyHub extends DurableObject<Env> {
         : { ...rollout, stage: rollout.stage + 1, status: "running", stage_started_at: now, history, reason: outcome },
     );
     console.log(JSON.stringify({ event: last ? "rollout.completed" : "rollout.promoted", policy_id: this.#latest?.policy_id, stage: this.#rollout!.stage }));
+    // A promote by hand may come while paused or held, when no evaluation alarm is pending.
+    if (!last) await alarmNoLaterThan(this.ctx.storage, Date.now() + ROLLOUT_EVALUATION_MS);
     await this.#deliverTargets();
   }
 

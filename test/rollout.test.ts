@@ -1,4 +1,4 @@
-import { env } from "cloudflare:test";
+import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { agentBucket } from "../durable/staged-rollout";
 import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, json, policyBody, putPolicy, type Enrolled } from "./helpers";
@@ -133,18 +133,29 @@ describe("staged rollouts", () => {
       history: [{ stage: 0, percent: 30, members: inFirst.length, acked: inFirst.length, failed: 0, outcome: "criteria met" }],
     });
 
-    // Stage 2 has not acked; promoting by hand records who did it and opens stage 3 (everyone).
+    // Paused again, the hub's evaluation alarm fires once and is not set again.
+    await command("pause");
+    const hubStub = env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("pause-p"));
+    await runDurableObjectAlarm(hubStub);
+    expect(await runDurableObjectAlarm(hubStub)).toBe(false);
+
+    // Stage 2 has not acked; promoting by hand records who did it and opens stage 3 (everyone)...
     const promoted = await command("promote");
     expect(promoted.status).toBe(200);
     expect(promoted.item).toMatchObject({ stage: 2, status: "running", reason: "promoted by admin-token" });
     expect((promoted.item.history as Array<{ outcome: string }>)[1]).toMatchObject({ stage: 1, percent: 60, outcome: "promoted by admin-token" });
     for (const agent of outside) {
       expect((await json<CheckinBody>(await checkinOn(agent, 1))).actions?.[0]).toMatchObject({ id: "policy:pause-p:2", type: "POLICY_CHANGE" });
+      await ackRequest(agent, [ackEvent(agent, "policy:pause-p:2", "POLICY_CHANGE")]);
     }
+    // ...and the rollout is evaluated again on its own: the last stage acked, so it completes.
+    expect(await runDurableObjectAlarm(hubStub)).toBe(true);
+    expect((await command("resume")).status).toBe(409);
+    const done = await adminRequest("GET", "/api/fleet/agent_policies/pause-p/rollouts/current");
+    expect((await json<{ item: Record<string, unknown> }>(done)).item).toMatchObject({ stage: 2, status: "completed", reason: "criteria met" });
 
-    expect(await command("abort")).toMatchObject({ status: 200, item: { status: "aborted" } });
     // Nothing is in progress any more: every command is refused with the upstream error shape.
-    const late = await adminRequest("POST", "/api/fleet/agent_policies/pause-p/rollouts/current/resume");
+    const late = await adminRequest("POST", "/api/fleet/agent_policies/pause-p/rollouts/current/abort");
     expect(late.status).toBe(409);
     expect(await json(late)).toEqual({ statusCode: 409, error: "Conflict", message: "no staged rollout is in progress" });
   });
