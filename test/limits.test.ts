@@ -1,6 +1,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Directory } from "../durable/directory";
+import { HubShard, type ParkResult } from "../durable/hub-shard";
 import { TIERS, enrollAdmission, tierFor } from "../src/limits/tiers";
 import { TokenBucket, retryAfterSeconds } from "../src/limits/token-bucket";
 import { ackRequest, createEnrollmentKey, enrolledAgent, putPolicy } from "./helpers";
@@ -56,6 +57,54 @@ describe("admission control", () => {
     expect(refused!.headers.get("Retry-After")).toMatch(/^\d+$/);
     expect(Number(refused!.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
     expect(await refused!.json()).toEqual({ statusCode: 429, error: "RateLimit", message: "exceeded the rate limit" });
+  });
+
+  it("admits a policy's check-ins into a shard at the tier's rate and parks at most the tier's max", async () => {
+    await putPolicy("limits-park");
+    const stub = env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName("limits-park#0"));
+    const { burst, ratePerSec, max } = tierFor(500).checkin;
+    const outcome = await runInDurableObject(stub, async (_: HubShard, state: DurableObjectState) => {
+      // The smallest tier (burst 100, 200/s, 500 parked) on a policy with one shard, which takes it all.
+      const shard = new HubShard(state, { ...env, FLEET_MAX_AGENTS: "500", POLICY_HUB_SHARDS: "1" });
+      const refused: ParkResult[] = [];
+      const parked: string[] = [];
+      const park = (agentId: string) => {
+        let answer: ParkResult | null = null;
+        void shard
+          .park("limits-park", { agentId, claim: { stored: 1, reported: { policyId: "limits-park", revision: 1 } }, actionSeq: 0, holdMs: 60_000 })
+          .then((result) => (answer = result));
+        return () => answer;
+      };
+      // A storm: 150 agents at once. Refusals answer at once; admitted agents wait for a revision.
+      const storm = Array.from({ length: 150 }, (_, i) => ({ agentId: `storm-${i}`, answer: park(`storm-${i}`) }));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const { agentId, answer } of storm) {
+        const result = answer();
+        if (result) refused.push(result);
+        else parked.push(agentId);
+      }
+      const stormParked = parked.length;
+      // Then one agent every 5 ms until the shard holds its maximum and the next is turned away.
+      let full: ParkResult | null = null;
+      for (let i = 0; full === null && i < 1000; i++) {
+        const answer = park(`late-${i}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const result = answer();
+        if (result?.kind === "busy" && result.error === "MaxLimit") full = result;
+        else if (result === null) parked.push(`late-${i}`);
+      }
+      const held = await shard.parkedCount();
+      for (const agentId of parked) await shard.abandon(agentId);
+      return { stormParked, refused, full, held };
+    });
+    expect(outcome.stormParked).toBe(burst);
+    expect(outcome.refused).toHaveLength(150 - burst);
+    for (const result of outcome.refused) {
+      expect(result).toEqual({ kind: "busy", error: "RateLimit", retryAfterMs: expect.any(Number) });
+      if (result.kind === "busy") expect(result.retryAfterMs).toBeLessThanOrEqual(1000 / ratePerSec + 1);
+    }
+    expect(outcome.held).toBe(max);
+    expect(outcome.full).toEqual({ kind: "busy", error: "MaxLimit", retryAfterMs: 30_000 });
   });
 
   it("admits enrollments at the Directory's rate: a storm beyond the burst is refused", async () => {
