@@ -61,7 +61,7 @@ describe("admission control", () => {
 
   it("admits a policy's check-ins into a shard at the tier's rate and parks at most the tier's max", async () => {
     await putPolicy("limits-park");
-    const stub = env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName("limits-park#0"));
+    const stub = env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName("limits-park#0")) as unknown as DurableObjectStub<HubShard>;
     const { burst, ratePerSec, max } = tierFor(500).checkin;
     const outcome = await runInDurableObject(stub, async (_: HubShard, state: DurableObjectState) => {
       // The smallest tier (burst 100, 200/s, 500 parked) on a policy with one shard, which takes it all.
