@@ -117,6 +117,23 @@ describe("WebSocket channel (v1)", () => {
     expect(socket.closed()).toMatchObject({ code: 4001 });
   });
 
+  it("closes an agent's older socket (4000) when it opens a newer one, which answers and gets pushes", async () => {
+    const agent = await enrolledAgent("ws-twice-p");
+    const older = await connect(agent);
+    older.send(checkin(1, { status: "starting" }));
+    expect((await older.next()).body.actions?.[0]).toMatchObject({ id: "policy:ws-twice-p:1" });
+
+    const newer = await connect(agent);
+    for (let i = 0; i < 50 && !older.closed(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(older.closed()).toMatchObject({ code: 4000 });
+    newer.send(checkin(2, { agent_policy_id: "ws-twice-p", policy_revision_idx: 1 }));
+    expect(await newer.next()).toEqual({ v: 1, type: "checkin", id: 2, status: 200, body: { ack_token: "", action: "checkin" } });
+
+    await putPolicy("ws-twice-p", { agent: { logging: { level: "debug" } } });
+    expect(await newer.next()).toMatchObject({ type: "actions", body: { actions: [{ id: "policy:ws-twice-p:2", type: "POLICY_CHANGE" }] } });
+    newer.close();
+  });
+
   it("authenticates like a check-in and requires the upgrade", async () => {
     const agent = await enrolledAgent("ws-auth-p");
     const forged = await SELF.fetch(`${BASE}/api/fleet/agents/${agent.id}/ws`, {
