@@ -1,4 +1,4 @@
-import { hex } from "../auth/secrets";
+import { hex, hexBytes } from "../auth/secrets";
 import { FleetError } from "../errors";
 import type { JsonObject, JsonValue } from "./parse";
 
@@ -175,12 +175,8 @@ export async function transitHashOf(chunkDigestsHex: string[]): Promise<string> 
   return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", digests)));
 }
 
-export function fromHex(text: string): Uint8Array | null {
-  if (text.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(text)) return null;
-  const bytes = new Uint8Array(text.length / 2);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
-  return bytes;
-}
+/** Bytes from hex in either case, as agents may send chunk digests; null when it is not hex. */
+export const fromHex = (text: string): Uint8Array | null => hexBytes(text.toLowerCase());
 
 export const isSha256Hex = (text: string): boolean => /^[0-9a-fA-F]{64}$/.test(text);
 
