@@ -49,8 +49,10 @@ const SCHEMA = [
      PRIMARY KEY (agent_id, action_id));`,
   OUTBOX_SCHEMA,
   OUTPUT_KEYS_SCHEMA,
-  // While a WebSocket is open, it alone delivers the agent's actions (a lease, renewed by the socket's messages).
+  // The one socket that delivers an agent's actions (its lease), while HTTP check-ins deliver none.
   `CREATE TABLE socket_lease (agent_id TEXT PRIMARY KEY, connection TEXT NOT NULL, until INTEGER NOT NULL);`,
+  // A lease no longer expires: an HTTP check-in takes delivery over at once instead.
+  `ALTER TABLE socket_lease DROP COLUMN until;`,
 ];
 
 /** The agent operations callers may invoke through `call` (see `agentObject` in src/durable-stubs.ts). */

@@ -20,9 +20,6 @@ import type { JsonObject, JsonValue } from "../src/protocol/parse";
 import type { EsOutbox } from "./es-outbox";
 import type { OutputKeyRing } from "./output-key-ring";
 
-/** A socket's delivery lease outlives its last message by this much (clients check in every few minutes). */
-const SOCKET_LEASE_MS = 10 * 60_000;
-
 /** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
 const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
 
@@ -76,8 +73,11 @@ export interface CheckinOutcome {
   actionSeq: number;
   /** The agent's roster row for its policy hub, when it changed. */
   summary?: AgentSummary;
-  /** An HTTP check-in while the agent's WebSocket holds the delivery lease: answer at once, deliver nothing. */
-  socketOpen?: true;
+  /**
+   * An HTTP check-in took delivery over from the agent's WebSocket (this connection): the socket
+   * must close, or it would keep receiving pushes meant for the poll.
+   */
+  replacedSocket?: string;
 }
 
 /** A pending action as admins see it on one agent. */
@@ -160,7 +160,8 @@ export class Agent {
    * Read-through copies of rows only this object writes, so a check-in with nothing new runs no
    * queries for them. `undefined` / `null` mean "not known: read the table".
    */
-  #lease: { connection: string; until: number } | null | undefined = undefined;
+  /** The connection of the socket that delivers this agent's actions (its lease). */
+  #lease: string | null | undefined = undefined;
   #maxSeqKnown: number | null = null;
   #unenrollingKnown: boolean | null = null;
 
@@ -241,8 +242,7 @@ export class Agent {
       // An inactive record is deleted and the agent starts over (fleet-server deletes the document).
       if (existing && !existing.active) this.#forgetActions();
       // A socket opened with the previous key no longer speaks for this agent.
-      this.#sql.exec("DELETE FROM socket_lease WHERE agent_id = ?", this.#id);
-      this.#lease = undefined;
+      this.#dropLease();
       this.#save(doc, keyHash);
     });
     console.log(JSON.stringify({ event: "agent.enrolled", agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active }));
@@ -292,15 +292,19 @@ export class Agent {
   async checkinOverSocket(connection: string, input: CheckinInput): Promise<CheckinOutcome | Failure> {
     const failure = this.#stillActive() ?? this.#ownsLease(connection) ?? this.#admit();
     if (failure) return failure;
-    this.#renewLease(connection);
     return this.#checkin(input, true);
   }
 
-  /** The socket `connection` now delivers this agent's actions; HTTP check-ins stop delivering them. */
+  /** The socket `connection` now delivers this agent's actions, until a newer socket or an HTTP check-in takes over. */
   async attachSocket(connection: string): Promise<Failure | null> {
     const failure = this.#stillActive();
     if (failure) return failure;
-    this.#renewLease(connection);
+    this.#sql.exec(
+      "INSERT INTO socket_lease (agent_id, connection) VALUES (?, ?) ON CONFLICT (agent_id) DO UPDATE SET connection = excluded.connection",
+      this.#id,
+      connection,
+    );
+    this.#lease = connection;
     return null;
   }
 
@@ -346,8 +350,11 @@ export class Agent {
     const cursor = this.#resolveCursor(input.ackToken);
     if (cursor >= 0) doc.action_seq_no = [cursor];
     this.#recordCheckin(before, doc);
-    const socketOpen = !viaSocket && this.#socketHoldsLease();
-    const pending = socketOpen ? { actions: [] } : this.#pending(cursor);
+    // An agent that polls over HTTP has stopped using its socket (or lost it without a close reaching
+    // us): the poll takes delivery over at once, rather than when a lease would have run out.
+    const replacedSocket = viaSocket ? null : this.#leaseHolder();
+    if (replacedSocket) this.#dropLease();
+    const pending = this.#pending(cursor);
     return {
       agentId: doc.id,
       policyId: doc.policy_id,
@@ -359,7 +366,7 @@ export class Agent {
       ackToken: pending.ackToken ?? input.ackToken ?? "",
       actionSeq: this.#maxSeq(),
       ...this.#summaryIfChanged(),
-      ...(socketOpen ? { socketOpen: true as const } : {}),
+      ...(replacedSocket ? { replacedSocket } : {}),
     };
   }
 
@@ -404,7 +411,6 @@ export class Agent {
   async ackOverSocket(connection: string, events: AckEvent[]): Promise<AckOutcome | Failure> {
     const failure = this.#stillActive() ?? this.#ownsLease(connection) ?? this.#admit();
     if (failure) return failure;
-    this.#renewLease(connection);
     return this.#ack(events);
   }
 
@@ -647,38 +653,24 @@ export class Agent {
   }
 
   /**
-   * Only the socket that holds the lease speaks for the agent: a socket superseded by a newer one,
-   * or opened before the agent was re-enrolled with a replace token, is refused (and closed).
+   * Only the socket that holds the lease speaks for the agent: a socket superseded by a newer one or
+   * by an HTTP check-in, or opened before the agent was re-enrolled with a replace token, is refused
+   * (and closed).
    */
   #ownsLease(connection: string): Failure | null {
-    const lease = this.#leaseRow();
-    return lease?.connection === connection ? null : { error: "Unauthorized" };
+    return this.#leaseHolder() === connection ? null : { error: "Unauthorized" };
   }
 
-  #renewLease(connection: string): void {
-    const until = Date.now() + SOCKET_LEASE_MS;
-    this.#sql.exec(
-      "INSERT INTO socket_lease (agent_id, connection, until) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET connection = excluded.connection, until = excluded.until",
-      this.#id,
-      connection,
-      until,
-    );
-    this.#lease = { connection, until };
-  }
-
-  #socketHoldsLease(): boolean {
-    const lease = this.#leaseRow();
-    return !!lease && lease.until > Date.now();
-  }
-
-  #leaseRow(): { connection: string; until: number } | null {
+  #leaseHolder(): string | null {
     if (this.#lease === undefined) {
-      this.#lease =
-        this.#sql
-          .exec<{ connection: string; until: number }>("SELECT connection, until FROM socket_lease WHERE agent_id = ?", this.#id)
-          .toArray()[0] ?? null;
+      this.#lease = this.#sql.exec<{ connection: string }>("SELECT connection FROM socket_lease WHERE agent_id = ?", this.#id).toArray()[0]?.connection ?? null;
     }
     return this.#lease;
+  }
+
+  #dropLease(): void {
+    this.#sql.exec("DELETE FROM socket_lease WHERE agent_id = ?", this.#id);
+    this.#lease = null;
   }
 
   async #verify(key: ApiKey): Promise<Failure | null> {

@@ -5,6 +5,7 @@ import { policyHub } from "../src/durable-stubs";
 import { TokenBucket } from "../src/limits/token-bucket";
 import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyRevision } from "../src/protocol/policy";
+import { CLOSE } from "../src/protocol/socket";
 import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
 import type { RevisionClaim } from "./agent";
 import { SocketChannel, agentTag } from "./socket-channel";
@@ -176,6 +177,11 @@ export class HubShard extends DurableObject<Env> {
   async queueSummary(policyId: string, summary: AgentSummary): Promise<void> {
     this.#policyId = policyId;
     this.#queue(summary);
+  }
+
+  /** An HTTP check-in of the agent took delivery over from its socket `connection`: that socket closes. */
+  async supersedeSocket(agentId: string, connection: string): Promise<void> {
+    this.#sockets.close(agentId, connection, CLOSE.superseded, "superseded by an HTTP check-in");
   }
 
   /** Closes the agent's socket (it was unenrolled or revoked elsewhere). */

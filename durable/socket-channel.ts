@@ -63,6 +63,13 @@ export class SocketChannel {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** Closes the agent's socket of one connection (a newer socket of the agent is left open). */
+  close(agentId: string, connection: string, code: number, reason: string): void {
+    for (const ws of this.#host.ctx.getWebSockets(agentTag(agentId))) {
+      if ((ws.deserializeAttachment() as SocketAttachment | null)?.connection === connection) ws.close(code, reason);
+    }
+  }
+
   /** The policy a socket belongs to (kept in its attachment across hibernation). */
   policyOf(ws: WebSocket): string | null {
     return (ws.deserializeAttachment() as SocketAttachment | null)?.policyId ?? null;

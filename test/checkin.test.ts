@@ -13,8 +13,10 @@ import {
   enrolledAgent,
   gzip,
   json,
+  parkedCount,
   putPolicy,
   queueAction,
+  untilParked,
   type Enrolled,
 } from "./helpers";
 
@@ -24,25 +26,7 @@ interface CheckinBody {
   actions?: Array<Record<string, unknown> & { id: string; type: string; data: unknown }>;
 }
 
-/** Check-ins parked across all of a policy's fan-out shards. */
-async function parkedCount(policyId: string): Promise<number> {
-  const shards = Number(env.POLICY_HUB_SHARDS ?? "4");
-  const counts = await Promise.all(
-    Array.from({ length: shards }, (_, i) =>
-      (env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${i}`)) as unknown as { parkedCount(): Promise<number> }).parkedCount(),
-    ),
-  );
-  return counts.reduce((a, b) => a + b, 0);
-}
 const record = async (id: string): Promise<AgentDoc> => (await agentObject(env, id).record())!;
-
-async function untilParked(policyId: string, count = 1): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if ((await parkedCount(policyId)) >= count) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`no check-in parked on ${policyId}`);
-}
 
 /** Enrolls, takes the first POLICY_CHANGE and acks it, as an agent's first minute goes. */
 async function settledAgent(policyId: string): Promise<Enrolled> {

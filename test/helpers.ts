@@ -1,4 +1,4 @@
-import { SELF } from "cloudflare:test";
+import { SELF, env } from "cloudflare:test";
 
 export const BASE = "http://fleet.example.internal:8220";
 export const ADMIN_TOKEN = "test-admin-token";
@@ -145,4 +145,24 @@ export async function queueAction(agentId: string, action: Record<string, unknow
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
   return (await res.json()) as T;
+}
+
+/** Check-ins parked across all of a policy's fan-out shards. */
+export async function parkedCount(policyId: string): Promise<number> {
+  const shards = Number(env.POLICY_HUB_SHARDS ?? "4");
+  const counts = await Promise.all(
+    Array.from({ length: shards }, (_, i) =>
+      (env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${i}`)) as unknown as { parkedCount(): Promise<number> }).parkedCount(),
+    ),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+/** Waits until `count` check-ins of the policy are parked in its shards. */
+export async function untilParked(policyId: string, count = 1): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if ((await parkedCount(policyId)) >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`no check-in parked on ${policyId}`);
 }

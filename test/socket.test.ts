@@ -13,6 +13,7 @@ import {
   json,
   putPolicy,
   queueAction,
+  untilParked,
   type Enrolled,
 } from "./helpers";
 
@@ -87,10 +88,35 @@ describe("WebSocket channel (v1)", () => {
     const actions = await socket.next();
     expect(actions).toMatchObject({ v: 1, type: "actions", body: { ack_token: action.id, actions: [{ id: action.id, type: "SETTINGS", data: { log_level: "info" } }] } });
 
-    // The long poll never delivers what the socket delivers: it answers at once, with nothing.
-    const poll = await checkinRequest(agent, { agent_policy_id: "ws-p", policy_revision_idx: 2, poll_timeout: "10m" });
-    expect(await poll.json()).toEqual({ ack_token: "", action: "checkin" });
     socket.close();
+  });
+
+  it("hands delivery to an HTTP check-in of the agent, closing its socket (4000)", async () => {
+    const agent = await enrolledAgent("ws-poll-p");
+    const socket = await connect(agent);
+    socket.send(checkin(1, { status: "starting" }));
+    expect((await socket.next()).body.actions?.[0]).toMatchObject({ id: "policy:ws-poll-p:1" });
+    socket.send({ v: 1, type: "ack", id: "a1", body: { events: [ackEvent(agent, "policy:ws-poll-p:1", "POLICY_CHANGE")] } });
+    expect(await socket.next()).toMatchObject({ type: "ack", status: 200 });
+    const pushed = await queueAction(agent.id, { type: "SETTINGS", data: { log_level: "info" } });
+    expect(await socket.next()).toMatchObject({ type: "actions", body: { actions: [{ id: pushed.id }] } });
+
+    // The agent falls back to long polling (its socket may be gone without a close reaching the
+    // server): the poll delivers what was pushed but never acked, and the socket is closed.
+    const poll = await checkinRequest(agent, { agent_policy_id: "ws-poll-p", policy_revision_idx: 1, poll_timeout: "10m" });
+    expect(await poll.json()).toMatchObject({ ack_token: pushed.id, action: "checkin", actions: [{ id: pushed.id, type: "SETTINGS" }] });
+    for (let i = 0; i < 50 && !socket.closed(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(socket.closed()).toMatchObject({ code: 4000, reason: "superseded by an HTTP check-in" });
+
+    // From now on polls deliver: a parked one is released by the next action and the next revision.
+    const parked = checkinRequest(agent, { agent_policy_id: "ws-poll-p", policy_revision_idx: 1, ack_token: pushed.id, poll_timeout: "10m" });
+    await untilParked("ws-poll-p");
+    const next = await queueAction(agent.id, { type: "SETTINGS", data: { log_level: "debug" } });
+    expect(await (await parked).json()).toMatchObject({ ack_token: next.id, actions: [{ id: next.id }] });
+    const again = checkinRequest(agent, { agent_policy_id: "ws-poll-p", policy_revision_idx: 1, ack_token: next.id, poll_timeout: "10m" });
+    await untilParked("ws-poll-p");
+    await putPolicy("ws-poll-p", { agent: { logging: { level: "debug" } } });
+    expect(await (await again).json()).toMatchObject({ actions: [{ id: "policy:ws-poll-p:2", type: "POLICY_CHANGE" }] });
   });
 
   it("answers bad messages in the error shape and keeps the socket", async () => {

@@ -36,11 +36,8 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
   const agent = agentObject(c.env, agentId);
   const outcome = await orAuthError(c.env, key, await agent.checkin(key, input));
   const shard = hubShard(c.env, outcome.policyId, agentId);
-  // The agent's WebSocket delivers its actions; this poll only records the status.
-  if (outcome.socketOpen) {
-    if (outcome.summary) await shard.queueSummary(outcome.policyId, outcome.summary);
-    return respond(c, input.ackToken ?? "", []);
-  }
+  // This poll took delivery over from the agent's socket: close it before anything is pushed there.
+  if (outcome.replacedSocket) await shard.supersedeSocket(agentId, outcome.replacedSocket);
   if (outcome.actions.length > 0) {
     if (outcome.summary) await shard.queueSummary(outcome.policyId, outcome.summary);
     return respond(c, outcome.ackToken, outcome.actions);

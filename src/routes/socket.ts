@@ -9,7 +9,8 @@ import { checkUserAgent } from "../protocol/user-agent";
 /**
  * `GET /api/fleet/agents/{id}/ws`: the agent's WebSocket channel (protocol v1, src/protocol/socket.ts).
  * Authenticated exactly like a check-in, then handed to the policy hub, which holds it with
- * hibernation. While it is open it alone delivers the agent's actions.
+ * hibernation. It delivers the agent's actions until a newer socket or an HTTP check-in of the
+ * agent takes over.
  */
 export const socket = new Hono<AppEnv>().get("/api/fleet/agents/:id/ws", async (c) => {
   const agentId = c.req.param("id");
