@@ -1,4 +1,5 @@
 import type { AgentStatus, AgentSummary, StatusContext } from "../src/agents/status";
+import type { ListCursor } from "../src/protocol/admin";
 import { agentBucket, type StageStats } from "./staged-rollout";
 
 /** Schema step the policy hub appends: one row per agent assigned to the policy. */
@@ -43,6 +44,8 @@ export interface AgentQuery {
   sortOrder: "asc" | "desc";
   limit: number;
   offset: number;
+  /** Keyset paging: only rows after this one in the query's order (then `offset` is 0). */
+  after?: ListCursor;
 }
 
 export type ListedAgent = AgentSummary & { status: AgentStatus; policy_id: string };
@@ -162,8 +165,10 @@ export class AgentRoster {
     const total = this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM (${filtered})`, cutoff, context.latestRevision, ...params).one().n;
     // NULLs sort last in either direction so "never checked in" does not crowd the first page.
     const order = `${query.sortField} IS NULL, ${query.sortField} ${query.sortOrder === "asc" ? "ASC" : "DESC"}, agent_id ASC`;
+    const after = query.after ? keysetAfter(query.sortField, query.sortOrder, query.after) : null;
+    const page = after ? `SELECT * FROM (${filtered}) WHERE ${after.clause}` : filtered;
     const rows = this.#sql
-      .exec<RosterRow>(`${filtered} ORDER BY ${order} LIMIT ? OFFSET ?`, cutoff, context.latestRevision, ...params, query.limit, query.offset)
+      .exec<RosterRow>(`${page} ORDER BY ${order} LIMIT ? OFFSET ?`, cutoff, context.latestRevision, ...params, ...(after?.params ?? []), query.limit, query.offset)
       .toArray();
     return { items: rows.map((row) => toListed(row, policyId)), total };
   }
@@ -232,6 +237,13 @@ export class AgentRoster {
     }
     return { where: clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "", params };
   }
+}
+
+/** Rows after the cursor in the list's order: the sort field (nulls last), then agent id. */
+function keysetAfter(field: SortField, order: "asc" | "desc", after: ListCursor): { clause: string; params: SqlStorageValue[] } {
+  if (after.value === null) return { clause: `(${field} IS NULL AND agent_id > ?)`, params: [after.agentId] };
+  const beyond = order === "asc" ? ">" : "<";
+  return { clause: `(${field} IS NULL OR ${field} ${beyond} ? OR (${field} = ? AND agent_id > ?))`, params: [after.value, after.value, after.agentId] };
 }
 
 /** Check-ins before this time mean offline; an unbounded window means never offline. */

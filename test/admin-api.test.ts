@@ -27,6 +27,7 @@ interface Page {
   total: number;
   page: number;
   perPage: number;
+  nextSearchAfter?: string;
 }
 interface CheckinBody {
   ack_token: string;
@@ -97,9 +98,63 @@ describe("listing agents", () => {
     expect(merged.items.map((a) => a.hostname)).toEqual(expect.arrayContaining(["alpha-0", "alpha-1", "beta-0", "beta-1"]));
     const deep = await adminRequest("GET", "/api/fleet/agents?page=1000&perPage=100");
     expect(deep.status).toBe(400);
-    expect((await json(deep)).message).toContain("filter by policy_id to page deeper");
+    expect((await json(deep)).message).toContain("page with searchAfter (each page's nextSearchAfter) or filter by policy_id to go deeper");
     const bad = await adminRequest("GET", "/api/fleet/agents?perPage=0");
     expect(await bad.json()).toEqual({ statusCode: 400, error: "Bad Request", message: expect.stringMatching(/^perPage: /) });
+  });
+
+  it("pages across policies past the window with searchAfter, in order, each agent once", async () => {
+    // 3 × 4,000 roster rows: many equal check-in times across policies, every 7th never checked in.
+    const expected: Array<{ id: string; last_checkin: string | null }> = [];
+    for (const policy of ["deep-a", "deep-b", "deep-c"]) {
+      await putPolicy(policy);
+      const rows = Array.from({ length: 4000 }, (_, i) => ({
+        id: `${policy}-${String(i).padStart(4, "0")}`,
+        last_checkin: i % 7 === 0 ? null : new Date(Date.UTC(2026, 0, 1) + (i % 500) * 1000).toISOString(),
+      }));
+      expected.push(...rows);
+      await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policy)), async (_instance, state: DurableObjectState) => {
+        state.storage.transactionSync(() => {
+          for (const row of rows) {
+            state.storage.sql.exec(
+              `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, hostname, version, tags, policy_revision_idx, upgrading, unenrolling)
+               VALUES (?, 1, '2026-01-01T00:00:00.000Z', ?, ?, '9.6.0', '[]', 1, 0, 0)`,
+              row.id,
+              row.last_checkin,
+              `deep-host-${row.id}`,
+            );
+          }
+        });
+      });
+    }
+    // Newest check-in first, never-checked-in last, ties by id.
+    expected.sort((a, b) =>
+      a.last_checkin === b.last_checkin ? (a.id < b.id ? -1 : 1) : a.last_checkin === null ? 1 : b.last_checkin === null ? -1 : a.last_checkin > b.last_checkin ? -1 : 1,
+    );
+
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await list(`perPage=1000&sortField=last_checkin&sortOrder=desc&kuery=deep-host${cursor ? `&searchAfter=${encodeURIComponent(cursor)}` : ""}`);
+      expect(page.total).toBe(12_000);
+      seen.push(...page.items.map((a) => a.id));
+      cursor = page.nextSearchAfter;
+      pages++;
+    } while (cursor);
+    expect(pages).toBe(13); // twelve full pages, then an empty one without a cursor
+    expect(seen).toEqual(expected.map((row) => row.id));
+
+    // Within one policy the cursor agrees with page numbers.
+    const second = await list("policy_id=deep-b&perPage=100&page=2&sortField=agent_id&sortOrder=asc");
+    const first = await list("policy_id=deep-b&perPage=100&sortField=agent_id&sortOrder=asc");
+    const after = await list(`policy_id=deep-b&perPage=100&sortField=agent_id&sortOrder=asc&searchAfter=${encodeURIComponent(first.nextSearchAfter!)}`);
+    expect(after.items.map((a) => a.id)).toEqual(second.items.map((a) => a.id));
+
+    const mixed = await adminRequest("GET", `/api/fleet/agents?page=2&searchAfter=${encodeURIComponent(first.nextSearchAfter!)}`);
+    expect(await json(mixed)).toEqual({ statusCode: 400, error: "Bad Request", message: "page cannot be combined with searchAfter" });
+    const forged = await adminRequest("GET", `/api/fleet/agents?searchAfter=${encodeURIComponent('{"not":"a cursor"}')}`);
+    expect(await json(forged)).toEqual({ statusCode: 400, error: "Bad Request", message: "searchAfter: must be the nextSearchAfter of the previous page" });
   });
 
   it("pages through 100,000 agents of one policy without loading them", async () => {

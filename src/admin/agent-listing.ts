@@ -1,13 +1,15 @@
 import type { AgentQuery, ListedAgent } from "../../durable/agent-roster";
 import type { Env } from "../config";
+import type { ListCursor } from "../protocol/admin";
 import { fleetConfig } from "../config";
 import { directory, policyHub } from "../durable-stubs";
 import { FleetError } from "../errors";
 
 /**
  * Across all policies, a page is the merge of every policy's first `offset + limit` rows, so its
- * cost grows with depth: like Elasticsearch's `max_result_window`, it stops at 10,000. Within one
- * policy (`policy_id`), paging is an indexed LIMIT/OFFSET in that policy's roster and has no limit.
+ * cost grows with depth: like Elasticsearch's `max_result_window`, it stops at 10,000. A page after
+ * a cursor (`searchAfter`) merges each policy's first `limit` rows after it, so it has no limit, nor
+ * has paging within one policy (`policy_id`), an indexed LIMIT/OFFSET in that policy's roster.
  */
 export const CROSS_POLICY_WINDOW = 10_000;
 
@@ -17,7 +19,7 @@ export async function listAgents(env: Env, query: AgentQuery, policyId?: string)
   if (query.offset + query.limit > CROSS_POLICY_WINDOW) {
     throw new FleetError(
       "AdminBadRequest",
-      `page * perPage may not exceed ${CROSS_POLICY_WINDOW} across all policies; filter by policy_id to page deeper`,
+      `page * perPage may not exceed ${CROSS_POLICY_WINDOW} across all policies; page with searchAfter (each page's nextSearchAfter) or filter by policy_id to go deeper`,
     );
   }
   const policyIds = await directory(env).policyIds();
@@ -26,6 +28,12 @@ export async function listAgents(env: Env, query: AgentQuery, policyId?: string)
   );
   const merged = pages.flatMap((page) => page.items).sort(compareBy(query));
   return { items: merged.slice(query.offset, query.offset + query.limit), total: pages.reduce((sum, page) => sum + page.total, 0) };
+}
+
+/** Where the next page starts: after the last row of a full one. */
+export function nextCursor(items: ListedAgent[], query: AgentQuery): ListCursor | undefined {
+  const last = items.at(-1);
+  return last && items.length === query.limit ? { value: last[query.sortField], agentId: last.agent_id } : undefined;
 }
 
 /** The roster's order in JavaScript: the sort field with nulls last, then agent id. */

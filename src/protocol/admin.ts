@@ -52,7 +52,37 @@ export const AgentListQuery = Paging.extend({
   /** A hostname or agent id fragment; `field:value` KQL is reduced to its value. */
   kuery: z.string().max(256).optional(),
   showInactive: z.enum(["true", "false"]).default("false"),
+  /** Kibana's cursor (9.1+): the `nextSearchAfter` of the previous page, which this page follows. */
+  searchAfter: z
+    .string()
+    .max(2048)
+    .transform((raw, ctx) => {
+      const cursor = parseCursor(raw);
+      if (!cursor) ctx.addIssue({ code: "custom", message: "must be the nextSearchAfter of the previous page" });
+      return cursor ?? z.NEVER;
+    })
+    .optional(),
 });
+
+/** The last row of a page: its sort value (null sorts last) and its id, which breaks ties. */
+export interface ListCursor {
+  value: string | null;
+  agentId: string;
+}
+
+function parseCursor(raw: string): ListCursor | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2) return null;
+  const [value, agentId] = parsed as unknown[];
+  return (typeof value === "string" || value === null) && typeof agentId === "string" ? { value, agentId } : null;
+}
+
+export const encodeCursor = (cursor: ListCursor): string => JSON.stringify([cursor.value, cursor.agentId]);
 
 export const AgentListItem = z.object({
   id: z.string(),
@@ -70,7 +100,14 @@ export const AgentListItem = z.object({
   unhealthy_reason: z.array(z.string()).nullable(),
 });
 
-export const AgentList = z.object({ items: z.array(AgentListItem), total: z.number().int(), page: z.number().int(), perPage: z.number().int() });
+export const AgentList = z.object({
+  items: z.array(AgentListItem),
+  total: z.number().int(),
+  page: z.number().int(),
+  perPage: z.number().int(),
+  /** On a full page: pass it as `searchAfter` for the next one (no depth limit, unlike `page`). */
+  nextSearchAfter: z.string().optional(),
+});
 
 export const AgentDetail = z.object({
   item: AgentListItem.extend({

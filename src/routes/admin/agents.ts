@@ -1,35 +1,36 @@
 import { Hono } from "hono";
 import { agentStatus } from "../../agents/status";
-import { agentListItem, kueryText, listAgents } from "../../admin/agent-listing";
+import type { AgentQuery } from "../../../durable/agent-roster";
+import { agentListItem, kueryText, listAgents, nextCursor } from "../../admin/agent-listing";
 import { startJob } from "../../admin/jobs";
 import { fleetConfig, type AppEnv } from "../../config";
 import { agentObject, directory, policyHub } from "../../durable-stubs";
 import { FleetError } from "../../errors";
 import { readAdminJson } from "../../http/body";
-import { AgentListQuery, AgentUpdate } from "../../protocol/admin";
+import { AgentListQuery, AgentUpdate, encodeCursor } from "../../protocol/admin";
 import { parseBody } from "../../protocol/parse";
 
 /** Reading agents: the paged list, one agent in full, tags, and the fleet overview. */
 export const agents = new Hono<AppEnv>()
   .get("/api/fleet/agents", async (c) => {
     const query = parseBody(AgentListQuery, c.req.query(), "admin");
+    if (query.searchAfter && query.page !== 1) throw new FleetError("AdminBadRequest", "page cannot be combined with searchAfter");
     const text = kueryText(query.kuery);
-    const { items, total } = await listAgents(
-      c.env,
-      {
-        sortField: query.sortField,
-        sortOrder: query.sortOrder,
-        limit: query.perPage,
-        offset: (query.page - 1) * query.perPage,
-        includeInactive: query.showInactive === "true",
-        ...(query.status ? { status: query.status } : {}),
-        ...(query.tag ? { tag: query.tag } : {}),
-        ...(query.version ? { version: query.version } : {}),
-        ...(text ? { text } : {}),
-      },
-      query.policy_id,
-    );
-    return c.json({ items: items.map(agentListItem), total, page: query.page, perPage: query.perPage });
+    const listQuery: AgentQuery = {
+      sortField: query.sortField,
+      sortOrder: query.sortOrder,
+      limit: query.perPage,
+      offset: (query.page - 1) * query.perPage,
+      includeInactive: query.showInactive === "true",
+      ...(query.status ? { status: query.status } : {}),
+      ...(query.tag ? { tag: query.tag } : {}),
+      ...(query.version ? { version: query.version } : {}),
+      ...(text ? { text } : {}),
+      ...(query.searchAfter ? { after: query.searchAfter } : {}),
+    };
+    const { items, total } = await listAgents(c.env, listQuery, query.policy_id);
+    const next = nextCursor(items, listQuery);
+    return c.json({ items: items.map(agentListItem), total, page: query.page, perPage: query.perPage, ...(next ? { nextSearchAfter: encodeCursor(next) } : {}) });
   })
   .get("/api/fleet/agent_status", async (c) => {
     const policyFilter = c.req.query("policyId");
