@@ -10,6 +10,10 @@ const search = searchServer();
 const check = fleetSchemaCheck();
 const META = ".fleet-fileds-fromhost-meta-agent";
 const DATA = ".fleet-fileds-fromhost-data-agent";
+const TO_HOST_META = ".fleet-fileds-tohost-meta-endpoint";
+const TO_HOST_DATA = ".fleet-fileds-tohost-data-endpoint";
+const LIBRARY_META = ".endpoint-fleetfiles-downloads-meta";
+const LIBRARY_DATA = ".endpoint-fleetfiles-downloads-data";
 const CHUNK = 4 * 1024 * 1024;
 
 let server: DevServer;
@@ -87,9 +91,58 @@ async function begin(agent: { id: string; key: string }, actionId: string, size:
   return ((await res.json()) as { upload_id: string }).upload_id;
 }
 
+const keyword = { type: "keyword" };
+
+/**
+ * The `.fleet-fileds-tohost-*` templates as Elasticsearch's Fleet plugin installs them (data streams,
+ * `file.Status` and `file.Meta.target_agents` keywords): the test node has no Fleet plugin.
+ */
+async function installToHostTemplates(): Promise<void> {
+  const template = (pattern: string, properties: Record<string, unknown>) =>
+    es(search!, "PUT", `/_index_template/test-${pattern.slice(1, -2)}`, {
+      index_patterns: [pattern],
+      data_stream: {},
+      priority: 200,
+      template: { settings: { "index.hidden": true }, mappings: { dynamic: false, properties } },
+    });
+  await template(".fleet-fileds-tohost-meta-*", {
+    "@timestamp": { type: "date" },
+    file: { properties: { Status: keyword, ChunkSize: { type: "integer" }, name: keyword, Meta: { properties: { target_agents: keyword } } } },
+  });
+  await template(".fleet-fileds-tohost-data-*", {
+    "@timestamp": { type: "date" },
+    bid: keyword,
+    data: { type: "binary", store: true },
+    sha2: { type: "keyword", index: false },
+    last: { type: "boolean", index: false },
+  });
+}
+
+/** What Kibana writes for a file to deliver: the metadata document, then chunks `<id>.<n>` with `last` on the final one. */
+async function publishFile(indices: { meta: string; data: string }, fileId: string, bytes: Uint8Array, chunkSize: number, file: Record<string, unknown>, chunks = Math.ceil(bytes.length / chunkSize)) {
+  const now = new Date().toISOString();
+  const meta = await es(search!, "PUT", `/${indices.meta}/_create/${fileId}?refresh=true`, {
+    "@timestamp": now,
+    file: { name: "payload.bin", size: bytes.length, ChunkSize: chunkSize, mime_type: "application/x-test", hash: { sha256: sha256(bytes) }, ...file },
+  });
+  expect(meta.status).toBe(201);
+  for (let n = 0; n < chunks; n++) {
+    const part = bytes.subarray(n * chunkSize, (n + 1) * chunkSize);
+    const chunk = await es(search!, "PUT", `/${indices.data}/_create/${fileId}.${n}?refresh=true`, {
+      "@timestamp": now,
+      bid: fileId,
+      ...(n === chunks - 1 ? { last: true } : {}),
+      sha2: sha256(part),
+      data: Buffer.from(part).toString("base64"),
+    });
+    expect(chunk.status).toBe(201);
+  }
+}
+
 describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsearch)", () => {
   beforeAll(async () => {
-    await es(search!, "DELETE", `/.fleet-artifacts,${META},${DATA}?ignore_unavailable=true`);
+    await es(search!, "DELETE", `/.fleet-artifacts,${META},${DATA},${LIBRARY_META},${LIBRARY_DATA}?ignore_unavailable=true`);
+    await installToHostTemplates();
     server = await startDevServer({ ...search!.vars, ES_MIRROR_FLUSH: "100ms" });
   });
   afterAll(async () => server?.stop());
@@ -194,6 +247,61 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
     expect(Buffer.concat([first!.data, second!.data]).equals(Buffer.from(file))).toBe(true);
     const raw = await es<{ _source: Record<string, unknown> }>(search!, "GET", `/${DATA}/_doc/${encodeURIComponent(`${docId}.1`)}?_source_excludes=data`);
     expect(raw.body._source).toEqual({ "@timestamp": expect.any(String), last: true, bid: docId, sha2: sha256(chunks[1]!) });
+  });
+
+  it("delivers a file Kibana published in .fleet-fileds-tohost-* to its target agents, whole and by range", async () => {
+    const policyId = await policyListing(`put-file-${randomUUID()}`, []);
+    const [agent, other] = [await enroll(policyId), await enroll(policyId)];
+    const bytes = pseudoRandom(2500, 7);
+    const fileId = `file-${randomUUID()}`;
+    await publishFile({ meta: TO_HOST_META, data: TO_HOST_DATA }, fileId, bytes, 1000, { Status: "READY", Meta: { target_agents: [agent.id] } });
+
+    const whole = await agentFetch("GET", `/api/fleet/file/${fileId}`, agent.key);
+    expect(whole.status).toBe(200);
+    expect(Object.fromEntries(["content-type", "content-length", "x-file-sha2", "accept-ranges"].map((h) => [h, whole.headers.get(h)]))).toEqual({
+      "content-type": "application/x-test",
+      "content-length": "2500",
+      "x-file-sha2": sha256(bytes),
+      "accept-ranges": "bytes",
+    });
+    expect(Buffer.from(await whole.arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
+
+    // A range across the first chunk boundary, and a suffix range inside the last chunk.
+    const across = await agentFetch("GET", `/api/fleet/file/${fileId}`, agent.key, undefined, { Range: "bytes=900-1100" });
+    expect(across.status).toBe(206);
+    expect(across.headers.get("content-range")).toBe("bytes 900-1100/2500");
+    expect(Buffer.from(await across.arrayBuffer()).equals(Buffer.from(bytes.subarray(900, 1101)))).toBe(true);
+    const tail = await agentFetch("GET", `/api/fleet/file/${fileId}`, agent.key, undefined, { Range: "bytes=-100" });
+    expect(Buffer.from(await tail.arrayBuffer()).equals(Buffer.from(bytes.subarray(2400)))).toBe(true);
+
+    const notTarget = await agentFetch("GET", `/api/fleet/file/${fileId}`, other.key);
+    expect(await notTarget.json()).toEqual({ statusCode: 404, error: "ErrNoFile", message: "file not found" });
+
+    // Not READY yet, or READY with a chunk missing: nothing is served.
+    const pending = `file-${randomUUID()}`;
+    await publishFile({ meta: TO_HOST_META, data: TO_HOST_DATA }, pending, bytes, 1000, { Status: "AWAITING_UPLOAD", Meta: { target_agents: [agent.id] } });
+    expect((await agentFetch("GET", `/api/fleet/file/${pending}`, agent.key)).status).toBe(404);
+    const partial = `file-${randomUUID()}`;
+    await publishFile({ meta: TO_HOST_META, data: TO_HOST_DATA }, partial, bytes, 1000, { Status: "READY", Meta: { target_agents: [agent.id] } }, 2);
+    expect((await agentFetch("GET", `/api/fleet/file/${partial}`, agent.key)).status).toBe(404);
+  });
+
+  it("serves an integration library file (?source=) to the integration the allow-list names", async () => {
+    const agent = await enroll(await policyListing(`lib-file-${randomUUID()}`, []));
+    for (const index of [LIBRARY_META, LIBRARY_DATA]) {
+      await es(search!, "PUT", `/${index}`, { mappings: { properties: { bid: keyword, "@timestamp": { type: "date" } } } });
+    }
+    const bytes = pseudoRandom(1500, 3);
+    const fileId = `lib-${randomUUID()}`;
+    await publishFile({ meta: LIBRARY_META, data: LIBRARY_DATA }, fileId, bytes, 1024, { Status: "READY" });
+
+    const path = `/api/fleet/file/${fileId}?source=downloads`;
+    const served = await agentFetch("GET", path, agent.key, undefined, { "X-elastic-product-origin": "endpoint-security" });
+    expect(served.status).toBe(200);
+    expect(Buffer.from(await served.arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
+    const stranger = await agentFetch("GET", path, agent.key, undefined, { "X-elastic-product-origin": "constructor" });
+    expect(await stranger.json()).toEqual({ statusCode: 403, error: "ErrClientFileForbidden", message: "client forbidden" });
+    expect((await agentFetch("GET", `/api/fleet/file/lib-${randomUUID()}?source=downloads`, agent.key, undefined, { "X-elastic-product-origin": "endpoint-security" })).status).toBe(404);
   });
 
   it("mirrors a failed completion as UPLOAD_ERROR and copies no chunk", async () => {
