@@ -14,7 +14,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "./args.mjs";
-import { startServer } from "./server-process.mjs";
+import { startServer, startSimulator } from "./server-process.mjs";
 
 // Node 20 has a WebSocket client only behind a flag.
 if (typeof WebSocket === "undefined") {
@@ -44,10 +44,9 @@ async function main() {
   await inspector.call("Profiler.enable");
   await inspector.call("Profiler.setSamplingInterval", { interval: Number(args["interval-us"] ?? 200) });
 
-  const sim = spawn(process.execPath, ["--experimental-websocket", path.join(root, "scripts/fleet-sim.mjs"), "--url", ready.directUrl ?? ready.url,
-    "--admin-token", "bench-admin-token", "--server-pids", ready.workerdPids.join(","), "--out", `${out}.fleet-sim.json`,
-    "--agents", String(args.agents ?? 500), "--rounds", "1", "--throughput-seconds", String(args["throughput-seconds"] ?? 8),
-    "--accept-encoding", String(args["accept-encoding"] ?? "gzip")], { cwd: root, stdio: ["ignore", "inherit", "pipe"] });
+  const sim = startSimulator(["--url", ready.directUrl ?? ready.url, "--admin-token", "bench-admin-token", "--server-pids", ready.workerdPids.join(","),
+    "--out", `${out}.fleet-sim.json`, "--agents", String(args.agents ?? 500), "--rounds", "1", "--throughput-seconds", String(args["throughput-seconds"] ?? 8),
+    "--accept-encoding", String(args["accept-encoding"] ?? "gzip")], { stdin: "ignore" });
   // fleet-sim logs "throughput: start" when the phase begins and "throughput: <n>/s (…)" when it ends.
   for await (const line of createInterface({ input: sim.stderr })) {
     process.stderr.write(`${line}\n`);

@@ -16,13 +16,12 @@
 //
 // Every child runs under `bash -c 'ulimit -n <hard limit>; exec node …'`: the fd limit is per process,
 // and a long poll costs one descriptor in the simulator and one in workerd.
-import { spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "./args.mjs";
-import { q, startServer } from "./server-process.mjs";
+import { startServer, startSimulator } from "./server-process.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
@@ -104,7 +103,7 @@ async function start(worker, port, serveArgs) {
   });
   console.error(`[run] ${worker} server ready at ${ready.directUrl ?? ready.url} (workerd ${ready.workerdPids.join(",")})`);
   const out = path.join(outDir, `${worker === "bare" ? "bare" : "fleet-sim"}-${agents}-${stamp}.json`);
-  const sim = spawn("bash", ["-c", `ulimit -n $(ulimit -Hn); exec node --experimental-websocket ${q(path.join(root, "scripts/fleet-sim.mjs"))} ${[
+  const sim = startSimulator([
     "--target", worker === "bare" ? "bare" : "fleet",
     "--url", ready.directUrl ?? ready.url,
     "--admin-token", adminToken,
@@ -112,7 +111,7 @@ async function start(worker, port, serveArgs) {
     "--out", out,
     "--max-seconds", String(maxSeconds),
     ...simArgs,
-  ].map(q).join(" ")}`], { cwd: root, stdio: ["pipe", "inherit", "pipe"] });
+  ]);
   const exited = new Promise((resolve) => sim.on("exit", resolve));
   const waiters = [];
   createInterface({ input: sim.stderr }).on("line", (line) => {

@@ -1,5 +1,5 @@
-// Starts scripts/bench/serve.mjs as a child process and waits for its ready line: shared by the
-// benchmark driver (run.mjs) and the profiler (profile.mjs).
+// Starts a benchmark's child processes, the server (scripts/bench/serve.mjs, waiting for its ready
+// line) and the fleet simulator: shared by the benchmark driver (run.mjs) and the profiler (profile.mjs).
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -38,4 +38,13 @@ export async function startServer(args, { label = "server", onLog = (line) => pr
     server.on("exit", (code) => reject(new Error(`${label} exited (${code})`)));
   });
   return { server, ready };
+}
+
+/**
+ * Runs scripts/fleet-sim.mjs with `args` under the hard file-descriptor limit, with Node's WebSocket
+ * client; its stderr (progress lines) is piped for the caller to read, its stdout inherited.
+ */
+export function startSimulator(args, { stdin = "pipe" } = {}) {
+  const command = `ulimit -n $(ulimit -Hn); exec node --experimental-websocket ${q(path.join(root, "scripts/fleet-sim.mjs"))} ${args.map(q).join(" ")}`;
+  return spawn("bash", ["-c", command], { cwd: root, stdio: [stdin, "inherit", "pipe"] });
 }
