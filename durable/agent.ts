@@ -658,7 +658,7 @@ export class Agent {
    * (and closed).
    */
   #ownsLease(connection: string): Failure | null {
-    return this.#leaseHolder() === connection ? null : { error: "Unauthorized" };
+    return this.#leaseHolder() === connection ? null : { error: "SocketSuperseded" };
   }
 
   #leaseHolder(): string | null {

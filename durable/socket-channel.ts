@@ -173,10 +173,14 @@ export class SocketChannel {
     if (outcome.unenrolled) ws.close(CLOSE.unenrolled, "agent unenrolled");
   }
 
-  /** An auth failure ends the socket: the agent must reconnect with a valid key (and will get 401). */
+  /**
+   * A replaced socket ends as replaced (its agent already speaks on another channel); an auth
+   * failure ends it too: the agent must reconnect with a valid key (and will get 401).
+   */
   #refuse(ws: WebSocket, id: string | number, failure: Failure): void {
     send(ws, errorMessage(id, failure.error, failure.detail));
-    if (ERROR_TABLE[failure.error].status === 401) ws.close(CLOSE.unauthorized, ERROR_TABLE[failure.error].name);
+    if (failure.error === "SocketSuperseded") ws.close(CLOSE.superseded, "superseded by a newer connection");
+    else if (ERROR_TABLE[failure.error].status === 401) ws.close(CLOSE.unauthorized, ERROR_TABLE[failure.error].name);
   }
 
   /**

@@ -22,6 +22,7 @@ export type ErrorCode =
   | "RouteNotFound"
   | "MethodNotAllowed"
   | "UpgradeRequired"
+  | "SocketSuperseded"
   | "RateLimit"
   | "MaxLimit"
   // Artifacts, uploads, file delivery and the PGP key (fleet-protocol.md §2.6–2.9).

@@ -1,5 +1,6 @@
-import { SELF } from "cloudflare:test";
+import { SELF, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { agentObject } from "../src/durable-stubs";
 import { SocketServerMessage } from "../src/protocol/socket";
 import {
   BASE,
@@ -158,6 +159,23 @@ describe("WebSocket channel (v1)", () => {
     await putPolicy("ws-twice-p", { agent: { logging: { level: "debug" } } });
     expect(await newer.next()).toMatchObject({ type: "actions", body: { actions: [{ id: "policy:ws-twice-p:2", type: "POLICY_CHANGE" }] } });
     newer.close();
+  });
+
+  it("answers a socket that was replaced meanwhile with 409 and closes it as superseded (4000), not as unauthorized", async () => {
+    const agent = await enrolledAgent("ws-race-p");
+    const socket = await connect(agent);
+    // A newer connection has registered in the agent's store, and the shard has not swapped sockets yet.
+    expect(await agentObject(env, agent.id).attachSocket("a-newer-connection")).toBeNull();
+    socket.send(checkin(1));
+    expect(await socket.next()).toEqual({
+      v: 1,
+      type: "error",
+      id: 1,
+      status: 409,
+      body: { statusCode: 409, error: "Conflict", message: "this socket no longer speaks for the agent: a newer socket or an HTTP check-in replaced it" },
+    });
+    for (let i = 0; i < 50 && !socket.closed(); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(socket.closed()).toMatchObject({ code: 4000 });
   });
 
   it("authenticates like a check-in and requires the upgrade", async () => {

@@ -40,6 +40,12 @@ export const ERROR_TABLE: Record<ErrorCode, ErrorRow> = {
   RateLimit: { status: 429, name: "RateLimit", message: "exceeded the rate limit", log: "info" },
   MaxLimit: { status: 429, name: "MaxLimit", message: "exceeded the max limit", log: "info" },
   UpgradeRequired: { status: 426, name: "UpgradeRequired", message: "this route speaks WebSocket: send Upgrade: websocket", log: "debug" },
+  SocketSuperseded: {
+    status: 409,
+    name: "Conflict",
+    message: "this socket no longer speaks for the agent: a newer socket or an HTTP check-in replaced it",
+    log: "info",
+  },
   // Artifacts, uploads, file delivery, PGP key: fleet-server's error.go rows (fleet-protocol.md §1.3, §2.6–2.9).
   AgentNotFound: { status: 404, name: "AgentNotFound", message: "agent could not be found", log: "warn" },
   UnauthorizedArtifact: { status: 403, name: "Forbidden", message: "agent not authorized for artifact", log: "warn" },
