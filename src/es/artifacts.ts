@@ -1,6 +1,5 @@
 import { artifactMeta } from "../artifacts/meta";
 import type { ArtifactMeta, ArtifactSource, StoredArtifact } from "../artifacts/source";
-import { fromBase64 } from "./binary";
 import { esRequest } from "./client";
 import type { EsConfig } from "./config";
 import { ARTIFACTS_INDEX } from "./indices";
@@ -70,4 +69,17 @@ async function throttled<T>(run: () => Promise<T>): Promise<T> {
     inFlight--;
     waiting.shift()?.();
   }
+}
+
+/** Base64 as Elasticsearch stores `binary` and Kibana writes it; bad input yields bytes that fail the hash check. */
+function fromBase64(text: string): Uint8Array {
+  let binary: string;
+  try {
+    binary = atob(text.replace(/\s+/g, ""));
+  } catch {
+    return new Uint8Array();
+  }
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
 }

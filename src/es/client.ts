@@ -1,3 +1,4 @@
+import { decodeCbor } from "./cbor";
 import type { EsConfig } from "./config";
 
 /** An Elasticsearch answer outside 2xx, classified by status (never by message text). */
@@ -25,6 +26,8 @@ export interface EsRequest {
   ndjson?: string;
   /** A body in another content type, e.g. CBOR for documents holding raw bytes. */
   raw?: { contentType: string; bytes: Uint8Array };
+  /** Ask for the answer in CBOR, where byte strings (a `binary` field's stored value) stay bytes. */
+  cbor?: boolean;
   /** Statuses that are answers, not errors (e.g. 404 for a missing index). */
   accept?: number[];
   timeoutMs?: number;
@@ -32,7 +35,7 @@ export interface EsRequest {
 
 /** One request to Elasticsearch's REST API with `fetch`; the only place that speaks HTTP to it. */
 export async function esRequest<T = unknown>(config: EsConfig, request: EsRequest): Promise<{ status: number; body: T }> {
-  const headers: Record<string, string> = { Authorization: config.authorization, Accept: "application/json" };
+  const headers: Record<string, string> = { Authorization: config.authorization, Accept: request.cbor ? "application/cbor" : "application/json" };
   let body: string | Uint8Array | undefined;
   if (request.raw !== undefined) {
     headers["Content-Type"] = request.raw.contentType;
@@ -55,18 +58,30 @@ export async function esRequest<T = unknown>(config: EsConfig, request: EsReques
   } catch (err) {
     throw new EsError(0, "connection_error", (err as Error).message);
   }
-  const text = request.method === "HEAD" ? "" : await response.text();
-  let parsed: unknown = null;
-  if (text) {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = text;
-    }
-  }
+  const parsed = request.method === "HEAD" ? null : request.cbor ? await cborBody(response) : await jsonBody(response);
   if (response.ok || request.accept?.includes(response.status)) return { status: response.status, body: parsed as T };
   const error = (parsed as { error?: { type?: string; reason?: string } | string } | null)?.error;
   const type = typeof error === "object" && error ? (error.type ?? "") : "";
   const reason = typeof error === "object" && error ? (error.reason ?? "") : typeof error === "string" ? error : "";
   throw new EsError(response.status, type, reason);
+}
+
+async function jsonBody(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function cborBody(response: Response): Promise<unknown> {
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (bytes.length === 0) return null;
+  try {
+    return decodeCbor(bytes);
+  } catch {
+    return null;
+  }
 }

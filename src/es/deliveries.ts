@@ -1,4 +1,3 @@
-import { fromBase64 } from "./binary";
 import { esRequest } from "./client";
 import type { EsConfig } from "./config";
 
@@ -59,14 +58,19 @@ export async function findLibraryFile(config: EsConfig, fileId: string, integrat
   return meta ? withChunks(config, fileId, meta, libraryIndex(integration, library, "data")) : null;
 }
 
-/** A chunk's bytes (`data`, base64 in JSON). */
+/**
+ * A chunk's bytes: `data`'s stored value, in CBOR as fleet-server reads it (the Fleet plugin's
+ * templates store `data`), so the bytes arrive as bytes.
+ */
 export async function readChunk(config: EsConfig, chunk: { index: string; id: string }): Promise<Uint8Array> {
-  const { body } = await esRequest<{ _source?: { data?: string } }>(config, {
+  const { body } = await esRequest<{ fields?: { data?: unknown[] } }>(config, {
     method: "GET",
-    path: `/${encodeURIComponent(chunk.index)}/_doc/${encodeURIComponent(chunk.id)}?_source_includes=data`,
+    path: `/${encodeURIComponent(chunk.index)}/_doc/${encodeURIComponent(chunk.id)}?stored_fields=data&_source=false`,
+    cbor: true,
     timeoutMs: 30_000,
   });
-  return fromBase64(body._source?.data ?? "");
+  const data = body.fields?.data?.[0];
+  return data instanceof Uint8Array ? data : new Uint8Array();
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { BulkItemResult } from "./bulk";
+import { cborMap } from "./cbor";
 import { EsError, esRequest } from "./client";
 import type { EsConfig } from "./config";
 import type { JsonObject } from "../protocol/parse";
@@ -73,34 +74,4 @@ export async function putChunk(config: EsConfig, index: string, chunk: { bid: st
     accept: [409],
     timeoutMs: 60_000,
   });
-}
-
-/** A definite-length CBOR map (RFC 8949) of text keys to text, boolean or byte-string values. */
-export function cborMap(entries: Array<[string, string | boolean | Uint8Array]>): Uint8Array {
-  const parts: Uint8Array[] = [head(5, entries.length)];
-  const utf8 = new TextEncoder();
-  for (const [key, value] of entries) {
-    const k = utf8.encode(key);
-    parts.push(head(3, k.length), k);
-    if (typeof value === "boolean") parts.push(Uint8Array.of(value ? 0xf5 : 0xf4));
-    else if (typeof value === "string") {
-      const v = utf8.encode(value);
-      parts.push(head(3, v.length), v);
-    } else parts.push(head(2, value.length), value);
-  }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
-function head(major: number, length: number): Uint8Array {
-  const m = major << 5;
-  if (length < 24) return Uint8Array.of(m | length);
-  if (length < 0x100) return Uint8Array.of(m | 24, length);
-  if (length < 0x10000) return Uint8Array.of(m | 25, length >> 8, length & 0xff);
-  return Uint8Array.of(m | 26, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
 }

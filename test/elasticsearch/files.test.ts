@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { artifactDoc, artifactFixture, manifestInput, type ArtifactFixture } from "../support/artifact-fixture";
-import { decodeCbor } from "../support/cbor";
+import { decodeCbor } from "../../src/es/cbor";
 import { adminCall, startDevServer, type DevServer } from "../support/dev-server";
 import { fleetSchemaCheck } from "../support/fleet-schema";
 import { es, eventually, searchServer } from "../support/search-server";
@@ -289,7 +289,7 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
   it("serves an integration library file (?source=) to the integration the allow-list names", async () => {
     const agent = await enroll(await policyListing(`lib-file-${randomUUID()}`, []));
     for (const index of [LIBRARY_META, LIBRARY_DATA]) {
-      await es(search!, "PUT", `/${index}`, { mappings: { properties: { bid: keyword, "@timestamp": { type: "date" } } } });
+      await es(search!, "PUT", `/${index}`, { mappings: { properties: { bid: keyword, data: { type: "binary", store: true }, "@timestamp": { type: "date" } } } });
     }
     const bytes = pseudoRandom(1500, 3);
     const fileId = `lib-${randomUUID()}`;
