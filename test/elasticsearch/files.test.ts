@@ -284,6 +284,13 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
     const partial = `file-${randomUUID()}`;
     await publishFile({ meta: TO_HOST_META, data: TO_HOST_DATA }, partial, bytes, 1000, { Status: "READY", Meta: { target_agents: [agent.id] } }, 2);
     expect((await agentFetch("GET", `/api/fleet/file/${partial}`, agent.key)).status).toBe(404);
+
+    // Metadata promising more bytes than the chunks hold: the download fails rather than ends short.
+    const short = `file-${randomUUID()}`;
+    await publishFile({ meta: TO_HOST_META, data: TO_HOST_DATA }, short, bytes.subarray(0, 2400), 1000, { Status: "READY", size: 2500, Meta: { target_agents: [agent.id] } });
+    const truncated = await agentFetch("GET", `/api/fleet/file/${short}`, agent.key);
+    expect(truncated.headers.get("content-length")).toBe("2500");
+    await expect(truncated.arrayBuffer()).rejects.toThrow();
   });
 
   it("serves an integration library file (?source=) to the integration the allow-list names", async () => {
