@@ -50,7 +50,7 @@ export async function findAgentFile(config: EsConfig, fileId: string, agentId: s
 export async function findLibraryFile(config: EsConfig, fileId: string, integration: string, library: string): Promise<StoredDelivery | null> {
   const found = await esRequest<{ found?: boolean; _source?: FileMeta }>(config, {
     method: "GET",
-    path: `/${libraryIndex(integration, library, "meta")}/_doc/${encodeURIComponent(fileId)}`,
+    path: `/${encodeURIComponent(libraryIndex(integration, library, "meta"))}/_doc/${encodeURIComponent(fileId)}`,
     accept: [404],
     timeoutMs: 10_000,
   });
@@ -82,7 +82,7 @@ async function withChunks(config: EsConfig, fileId: string, meta: FileMeta, data
   const chunkSize = meta.file?.ChunkSize && meta.file.ChunkSize > 0 ? meta.file.ChunkSize : DEFAULT_CHUNK_SIZE;
   const found = await esRequest<{ hits?: { hits: Array<{ _index: string; _id: string }> } }>(config, {
     method: "POST",
-    path: `/${dataIndex}/_search`,
+    path: `/${encodeURIComponent(dataIndex)}/_search`,
     body: { size: 10_000, _source: false, query: { term: { bid: fileId } } },
     accept: [404],
     timeoutMs: 10_000,

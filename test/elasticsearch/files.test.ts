@@ -309,8 +309,10 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
     const stranger = await agentFetch("GET", path, agent.key, undefined, { "X-elastic-product-origin": "constructor" });
     expect(await stranger.json()).toEqual({ statusCode: 403, error: "ErrClientFileForbidden", message: "client forbidden" });
     expect((await agentFetch("GET", `/api/fleet/file/lib-${randomUUID()}?source=downloads`, agent.key, undefined, { "X-elastic-product-origin": "endpoint-security" })).status).toBe(404);
-    const badName = await agentFetch("GET", `/api/fleet/file/${fileId}?source=no%20such%20library`, agent.key, undefined, { "X-elastic-product-origin": "endpoint-security" });
-    expect(await badName.json()).toEqual({ statusCode: 404, error: "ErrNoFile", message: "file not found" });
+    for (const source of ["no%20such%20library", "downloads-meta%2F_doc%2Fx%3F"]) {
+      const badName = await agentFetch("GET", `/api/fleet/file/${fileId}?source=${source}`, agent.key, undefined, { "X-elastic-product-origin": "endpoint-security" });
+      expect(await badName.json()).toEqual({ statusCode: 404, error: "ErrNoFile", message: "file not found" });
+    }
   });
 
   it("mirrors a failed completion as UPLOAD_ERROR and copies no chunk", async () => {
