@@ -158,9 +158,9 @@ export class Agent {
   #keysInFlight: Promise<unknown> = Promise.resolve();
   /**
    * Read-through copies of rows only this object writes, so a check-in with nothing new runs no
-   * queries for them. `undefined` / `null` mean "not known: read the table".
+   * queries for them. `undefined` / `null` mean "not known: read the table". `#lease` is the
+   * connection of the socket that delivers this agent's actions.
    */
-  /** The connection of the socket that delivers this agent's actions (its lease). */
   #lease: string | null | undefined = undefined;
   #maxSeqKnown: number | null = null;
   #unenrollingKnown: boolean | null = null;
