@@ -159,7 +159,7 @@ export class Agent {
   /**
    * Read-through copies of rows only this object writes, so a check-in with nothing new runs no
    * queries for them. `undefined` / `null` mean "not known: read the table". `#lease` is the
-   * connection of the socket that delivers this agent's actions.
+   * connection of the socket that delivers this agent's actions (undefined: not read yet; null: none).
    */
   #lease: string | null | undefined = undefined;
   #maxSeqKnown: number | null = null;
