@@ -158,8 +158,8 @@ export class Agent {
   #keysInFlight: Promise<unknown> = Promise.resolve();
   /**
    * Read-through copies of rows only this object writes, so a check-in with nothing new runs no
-   * queries for them. `undefined` / `null` mean "not known: read the table". `#lease` is the
-   * connection of the socket that delivers this agent's actions (undefined: not read yet; null: none).
+   * queries for them; `null` means "not known: read the table". `#lease` is the connection of the
+   * socket that delivers this agent's actions; there `undefined` means not known and `null` none.
    */
   #lease: string | null | undefined = undefined;
   #maxSeqKnown: number | null = null;
