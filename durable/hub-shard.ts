@@ -8,7 +8,7 @@ import type { PolicyRevision } from "../src/protocol/policy";
 import { CLOSE } from "../src/protocol/socket";
 import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
 import type { RevisionClaim } from "./agent";
-import { SocketChannel, agentTag } from "./socket-channel";
+import { SocketChannel, agentTag, openSockets } from "./socket-channel";
 import { agentBucket, isSplitting, stageThreshold, type RolloutState } from "./staged-rollout";
 
 /** Parked check-ins expire in batches on this grid, so a shard runs one timer, not one per agent. */
@@ -186,7 +186,7 @@ export class HubShard extends DurableObject<Env> {
 
   /** Closes the agent's socket (it was unenrolled or revoked elsewhere). */
   async disconnect(agentId: string, code: number, reason: string): Promise<void> {
-    for (const ws of this.ctx.getWebSockets(agentTag(agentId))) ws.close(code, reason);
+    for (const ws of openSockets(this.ctx, agentTag(agentId))) ws.close(code, reason);
   }
 
   /** Roster changes collected here, handed over (and forgotten) for the policy hub to apply. */

@@ -40,6 +40,13 @@ const PUSH_CONCURRENCY = 32;
 export const agentTag = (agentId: string): string => `agent:${agentId}`;
 
 /**
+ * The object's sockets that are still open. `getWebSockets` may also return sockets already
+ * closing (platform.md §3.1): pushing to one loses the message, and closing one again throws.
+ */
+export const openSockets = (ctx: DurableObjectState, tag?: string): WebSocket[] =>
+  ctx.getWebSockets(tag).filter((ws) => ws.readyState === WebSocket.OPEN);
+
+/**
  * The WebSocket side of a hub shard: sockets accepted with hibernation, check-ins and acks handled
  * as messages, and new revisions and actions pushed the moment they exist.
  */
@@ -53,7 +60,7 @@ export class SocketChannel {
   /** Accepts an authenticated upgrade; an older socket of the same agent is closed. */
   accept(agentId: string, connection: string, version: string, policyId: string): Response {
     const { ctx } = this.#host;
-    for (const old of ctx.getWebSockets(agentTag(agentId))) old.close(CLOSE.superseded, "superseded by a newer connection");
+    for (const old of openSockets(ctx, agentTag(agentId))) old.close(CLOSE.superseded, "superseded by a newer connection");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     ctx.acceptWebSocket(server, [agentTag(agentId)]);
@@ -65,7 +72,7 @@ export class SocketChannel {
 
   /** Closes the agent's socket of one connection (a newer socket of the agent is left open). */
   close(agentId: string, connection: string, code: number, reason: string): void {
-    for (const ws of this.#host.ctx.getWebSockets(agentTag(agentId))) {
+    for (const ws of openSockets(this.#host.ctx, agentTag(agentId))) {
       if ((ws.deserializeAttachment() as SocketAttachment | null)?.connection === connection) ws.close(code, reason);
     }
   }
@@ -109,7 +116,7 @@ export class SocketChannel {
 
   /** Sends every socket whose agent is behind its target revision that revision. */
   async pushBehind(): Promise<number> {
-    const behind = this.#host.ctx.getWebSockets().flatMap((ws) => {
+    const behind = openSockets(this.#host.ctx).flatMap((ws) => {
       const attachment = ws.deserializeAttachment() as SocketAttachment | null;
       const target = attachment ? this.#host.targetFor(attachment.agentId) : null;
       return attachment && target && attachment.revision < target.revision ? [{ ws, target }] : [];
@@ -129,7 +136,8 @@ export class SocketChannel {
 
   /** Pushes the agent's actions stored after the last ack_token sent on its socket. Returns false without a socket. */
   async pushActions(agentId: string): Promise<boolean> {
-    const sockets = this.#host.ctx.getWebSockets(agentTag(agentId));
+    // Only an open socket takes the action; otherwise the parked poll that replaced it must be released.
+    const sockets = openSockets(this.#host.ctx, agentTag(agentId));
     if (sockets.length === 0) return false;
     for (const ws of sockets) {
       const attachment = ws.deserializeAttachment() as SocketAttachment;
