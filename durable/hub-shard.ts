@@ -5,7 +5,7 @@ import { policyHub } from "../src/durable-stubs";
 import { TokenBucket } from "../src/limits/token-bucket";
 import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyRevision } from "../src/protocol/policy";
-import { CLOSE } from "../src/protocol/socket";
+import { CLOSE, PING, PONG } from "../src/protocol/socket";
 import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
 import type { RevisionClaim } from "./agent";
 import { SocketChannel, agentTag, openSockets } from "./socket-channel";
@@ -89,6 +89,8 @@ export class HubShard extends DurableObject<Env> {
     // The tier is fleet-server's per-process limit; each of a policy's shards takes its share.
     this.#admission = new TokenBucket(tier.checkin.ratePerSec / hubShards, Math.max(1, tier.checkin.burst / hubShards));
     this.#maxParked = Math.ceil(tier.checkin.max / hubShards);
+    // Keepalive pings are answered by the runtime: a socket's heartbeat never wakes the shard.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
     this.#sockets = new SocketChannel({
       ctx,
       env,

@@ -10,7 +10,7 @@ import { keyedOutputs } from "../src/policy/output-keys";
 import { effectiveRevision } from "../src/policy/revision-claim";
 import type { DeliveredAction } from "../src/protocol/action";
 import type { PolicyRevision } from "../src/protocol/policy";
-import { CLOSE, SocketClientMessage, type SocketServerMessage } from "../src/protocol/socket";
+import { CLOSE, PONG, SocketClientMessage, type SocketServerMessage } from "../src/protocol/socket";
 import { checkinInput } from "../src/checkin/checkin-input";
 
 /** What a socket remembers across hibernation (serialised, well under the 2 KiB attachment limit). */
@@ -97,6 +97,8 @@ export class SocketChannel {
       return send(ws, errorMessage(typeof id === "string" || typeof id === "number" ? id : null, "BadRequest", `Bad request: ${issue.path.join(".") || "message"}: ${issue.message}`));
     }
     const message = parsed.data;
+    // Like the runtime's own answer to an exact ping: a keepalive, not a sign of the agent's health.
+    if (message.type === "ping") return sendText(ws, PONG);
     this.#host.markSeen(attachment.agentId);
     try {
       if (message.type === "checkin") await this.#checkin(ws, attachment, message.id, message.body);

@@ -326,6 +326,7 @@ async function socketLoop(a, fleet) {
       let nextId = 0;
       const acks = new Map();
       let heartbeat = null;
+      let keepalive = null;
       // A check-in without a reply in 30 s, or answered with an error, is sent again after 1-10 s
       // (an HTTP agent would time out and retry); both are counted, so lost replies show.
       let unanswered = null;
@@ -344,10 +345,13 @@ async function socketLoop(a, fleet) {
         backoffMs = 0;
         checkin();
         heartbeat = setInterval(checkin, 240_000);
+        // As the README asks of clients: proxies close idle sockets; the server's runtime answers these.
+        keepalive = setInterval(() => ws.send('{"v":1,"type":"ping"}'), 30_000);
       });
       ws.addEventListener("message", (event) => {
         const received = performance.now();
         const message = JSON.parse(event.data);
+        if (message.type === "pong") return;
         if (message.type === "ack") {
           acks.get(message.id)?.(message.status === 200 && message.body.action === "acks");
           acks.delete(message.id);
@@ -387,6 +391,7 @@ async function socketLoop(a, fleet) {
       });
       ws.addEventListener("close", (event) => {
         clearInterval(heartbeat);
+        clearInterval(keepalive);
         clearTimeout(unanswered?.timer);
         a.socket = null;
         a.pollSentAt = 0;

@@ -1,6 +1,6 @@
-import { SELF, env } from "cloudflare:test";
+import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { agentObject } from "../src/durable-stubs";
+import { agentObject, hubShard } from "../src/durable-stubs";
 import { SocketServerMessage } from "../src/protocol/socket";
 import {
   BASE,
@@ -176,6 +176,23 @@ describe("WebSocket channel (v1)", () => {
     });
     for (let i = 0; i < 50 && !socket.closed(); i++) await new Promise((r) => setTimeout(r, 20));
     expect(socket.closed()).toMatchObject({ code: 4000 });
+  });
+
+  it("answers keepalive pings with pongs, an exact ping from the runtime without waking the shard", async () => {
+    const agent = await enrolledAgent("ws-ping-p");
+    const socket = await connect(agent);
+    const autoResponded = () =>
+      runInDurableObject(hubShard(env, "ws-ping-p", agent.id) as unknown as DurableObjectStub, async (_instance, state: DurableObjectState) =>
+        state.getWebSockets().map((ws) => state.getWebSocketAutoResponseTimestamp(ws) !== null),
+      );
+    expect(await autoResponded()).toEqual([false]);
+    socket.send({ v: 1, type: "ping" });
+    expect(await socket.next()).toEqual({ v: 1, type: "pong" });
+    expect(await autoResponded()).toEqual([true]);
+    // Another spelling reaches the shard, which answers the same.
+    socket.send({ type: "ping", v: 1 });
+    expect(await socket.next()).toEqual({ v: 1, type: "pong" });
+    socket.close();
   });
 
   it("authenticates like a check-in and requires the upgrade", async () => {

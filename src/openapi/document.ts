@@ -42,7 +42,7 @@ import { EnrollRequest } from "../protocol/enroll";
 import { ArtifactPut, DeliveryPut, PgpKeyPut } from "../protocol/files-admin";
 import { JsonObject } from "../protocol/parse";
 import { PolicyPutRequest } from "../protocol/policy";
-import { SOCKET_PROTOCOL_VERSION, SocketAck, SocketCheckin, SocketServerMessage } from "../protocol/socket";
+import { SOCKET_PROTOCOL_VERSION, SocketAck, SocketCheckin, SocketPing, SocketServerMessage } from "../protocol/socket";
 
 /** Answers of the agent-facing routes, as fleet-server shapes them. */
 const StatusResponse = z.object({
@@ -111,7 +111,7 @@ const OPERATIONS: Operation[] = [
   {
     method: "get",
     path: "/api/fleet/agents/{id}/ws",
-    summary: `WebSocket channel, protocol v${SOCKET_PROTOCOL_VERSION} (messages: components SocketCheckin, SocketAck, SocketServerMessage)`,
+    summary: `WebSocket channel, protocol v${SOCKET_PROTOCOL_VERSION} (messages: components SocketCheckin, SocketAck, SocketPing, SocketServerMessage)`,
     auth: "agent",
     response: "empty",
   },
@@ -229,6 +229,7 @@ export function openApiDocument(serverVersion: string): Record<string, unknown> 
         // The WebSocket channel's messages (GET /api/fleet/agents/{id}/ws), one schema per type.
         SocketCheckin: schema(SocketCheckin, "input"),
         SocketAck: schema(SocketAck, "input"),
+        SocketPing: schema(SocketPing, "input"),
         SocketServerMessage: schema(SocketServerMessage, "output"),
       },
       securitySchemes: {
