@@ -8,7 +8,7 @@ import type { PolicyRevision } from "../src/protocol/policy";
 import { CLOSE, PING, PONG } from "../src/protocol/socket";
 import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
 import type { RevisionClaim } from "./agent";
-import { SocketChannel, agentTag, openSockets } from "./socket-channel";
+import { SocketChannel } from "./socket-channel";
 import { agentBucket, isSplitting, stageThreshold, type RolloutState } from "./staged-rollout";
 
 /** Parked check-ins expire in batches on this grid, so a shard runs one timer, not one per agent. */
@@ -183,12 +183,12 @@ export class HubShard extends DurableObject<Env> {
 
   /** An HTTP check-in of the agent took delivery over from its socket `connection`: that socket closes. */
   async supersedeSocket(agentId: string, connection: string): Promise<void> {
-    this.#sockets.close(agentId, connection, CLOSE.superseded, "superseded by an HTTP check-in");
+    this.#sockets.close(agentId, CLOSE.superseded, "superseded by an HTTP check-in", connection);
   }
 
   /** Closes the agent's socket (it was unenrolled or revoked elsewhere). */
   async disconnect(agentId: string, code: number, reason: string): Promise<void> {
-    for (const ws of openSockets(this.ctx, agentTag(agentId))) ws.close(code, reason);
+    this.#sockets.close(agentId, code, reason);
   }
 
   /** Roster changes collected here, handed over (and forgotten) for the policy hub to apply. */

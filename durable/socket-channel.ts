@@ -37,13 +37,13 @@ export interface ChannelHost {
 /** Concurrent pushes while fanning a revision out (each may call the agent's store for its keys). */
 const PUSH_CONCURRENCY = 32;
 
-export const agentTag = (agentId: string): string => `agent:${agentId}`;
+const agentTag = (agentId: string): string => `agent:${agentId}`;
 
 /**
  * The object's sockets that are still open. `getWebSockets` may also return sockets already
  * closing (platform.md §3.1): pushing to one loses the message, and closing one again throws.
  */
-export const openSockets = (ctx: DurableObjectState, tag?: string): WebSocket[] =>
+const openSockets = (ctx: DurableObjectState, tag?: string): WebSocket[] =>
   ctx.getWebSockets(tag).filter((ws) => ws.readyState === WebSocket.OPEN);
 
 /**
@@ -70,10 +70,10 @@ export class SocketChannel {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  /** Closes the agent's socket of one connection (a newer socket of the agent is left open). */
-  close(agentId: string, connection: string, code: number, reason: string): void {
+  /** Closes the agent's sockets, or only the one of `connection` (so a newer socket stays open). */
+  close(agentId: string, code: number, reason: string, connection?: string): void {
     for (const ws of openSockets(this.#host.ctx, agentTag(agentId))) {
-      if ((ws.deserializeAttachment() as SocketAttachment | null)?.connection === connection) ws.close(code, reason);
+      if (connection === undefined || (ws.deserializeAttachment() as SocketAttachment | null)?.connection === connection) ws.close(code, reason);
     }
   }
 
