@@ -1,22 +1,10 @@
 import { SELF, env } from "cloudflare:test";
+import { AGENT_VERSION, agentHeaders } from "./support/agent-headers";
+
+export { AGENT_VERSION, agentHeaders };
 
 export const BASE = "http://fleet.example.internal:8220";
 export const ADMIN_TOKEN = "test-admin-token";
-export const AGENT_VERSION = "9.6.0";
-
-/** Headers a 9.x Elastic Agent puts on every request (elastic-agent-client.md §1.2). */
-export function agentHeaders(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    "User-Agent": `Elastic Agent v${AGENT_VERSION}`,
-    Accept: "application/json",
-    "Content-Type": "application/json",
-    "Elastic-Api-Version": "2023-06-01",
-    "Kbn-Xsrf": "1",
-    "X-Request-Id": "01K3BWR7Q4M9ZJ8E2YV6T1N5PD",
-    "Accept-Encoding": "gzip",
-    ...extra,
-  };
-}
 
 /** A gzip of the text or bytes, as an agent ≥ 9.4 compresses its check-in body. */
 export async function gzip(data: Uint8Array | string): Promise<Uint8Array> {

@@ -1,6 +1,7 @@
 import { request } from "node:http";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { agentHeaders } from "../support/agent-headers";
 import { startDevServer, type DevServer } from "../support/dev-server";
 
 let server: DevServer;
@@ -42,16 +43,6 @@ function raw(method: string, path: string, headers: Record<string, string>, body
   });
 }
 
-const agentHeaders = {
-  "User-Agent": "Elastic Agent v9.6.0",
-  Accept: "application/json",
-  "Content-Type": "application/json",
-  "Elastic-Api-Version": "2023-06-01",
-  "Kbn-Xsrf": "1",
-  "X-Request-Id": "01K3BWR7Q4M9ZJ8E2YV6T1N5PD",
-  "Accept-Encoding": "gzip",
-};
-
 async function admin(method: string, path: string, body: unknown) {
   const res = await fetch(`${server.url}${path}`, {
     method,
@@ -74,14 +65,14 @@ describe("npm start over real HTTP", () => {
     const key = (await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: "e2e" })).item.api_key!;
 
     const enrollBody = Buffer.from(JSON.stringify({ type: "PERMANENT", id: "", replace_token: "", metadata: { local: {}, user_provided: {}, tags: null } }));
-    const enrolled = await raw("POST", "/api/fleet/agents/enroll?", { ...agentHeaders, Authorization: `ApiKey ${key}` }, enrollBody);
+    const enrolled = await raw("POST", "/api/fleet/agents/enroll?", { ...agentHeaders(), Authorization: `ApiKey ${key}` }, enrollBody);
     expect(enrolled.status).toBe(200);
     expect(enrolled.headers["x-request-id"]).toBe("01K3BWR7Q4M9ZJ8E2YV6T1N5PD");
     const item = (decoded(enrolled) as { item: unknown }).item as { id: string; access_api_key: string };
 
     // 9.4+ agents gzip the check-in body; the answer is > 1 KiB, so it comes back gzipped.
     const checkinBody = gzipSync(JSON.stringify({ status: "starting", message: "", components: null, upgrade: {} }));
-    const auth = { ...agentHeaders, Authorization: `ApiKey ${item.access_api_key}` };
+    const auth = { ...agentHeaders(), Authorization: `ApiKey ${item.access_api_key}` };
     const first = await raw("POST", `/api/fleet/agents/${item.id}/checkin?`, { ...auth, "Content-Encoding": "gzip" }, checkinBody);
     expect(first.status).toBe(200);
     expect(first.headers["content-encoding"]).toBe("gzip");
@@ -103,7 +94,7 @@ describe("npm start over real HTTP", () => {
   });
 
   it("answers errors with fleet-server's headers", async () => {
-    const res = await raw("POST", "/api/fleet/agents/enroll?", { ...agentHeaders }, Buffer.from("{}"));
+    const res = await raw("POST", "/api/fleet/agents/enroll?", agentHeaders(), Buffer.from("{}"));
     expect(res.status).toBe(401);
     expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
     expect(res.headers["x-content-type-options"]).toBe("nosniff");

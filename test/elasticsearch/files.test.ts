@@ -4,6 +4,7 @@ import { artifactDoc, artifactFixture, manifestInput, type ArtifactFixture } fro
 import { decodeCbor } from "../../src/es/cbor";
 import { adminCall, startDevServer, type DevServer } from "../support/dev-server";
 import { fleetSchemaCheck } from "../support/fleet-schema";
+import { bytesOf } from "../support/test-bytes";
 import { es, eventually, searchServer } from "../support/search-server";
 
 const search = searchServer();
@@ -61,18 +62,6 @@ async function kibanaChunk(id: string): Promise<{ data: Uint8Array; last: boolea
   if (res.status !== 200) return undefined;
   const doc = decodeCbor(new Uint8Array(await res.arrayBuffer())) as { found: boolean; _source: { data: Uint8Array; last: boolean } };
   return doc.found ? doc._source : undefined;
-}
-
-function pseudoRandom(length: number, seed: number): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
 }
 
 function beginPayload(agentId: string, actionId: string, size: number) {
@@ -203,7 +192,7 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
   it("mirrors a diagnostics upload: AWAITING_UPLOAD at begin, READY with transithash at completion, chunks as Kibana reads them", async () => {
     const agent = await enroll(await policyListing(`upl-es-${randomUUID()}`, []));
     const actionId = randomUUID();
-    const file = pseudoRandom(CHUNK + 1000, 7);
+    const file = bytesOf(CHUNK + 1000, 7);
     const chunks = [file.subarray(0, CHUNK), file.subarray(CHUNK)];
     const docId = `${actionId}.${agent.id}`;
 
@@ -252,7 +241,7 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
   it("delivers a file Kibana published in .fleet-fileds-tohost-* to its target agents, whole and by range", async () => {
     const policyId = await policyListing(`put-file-${randomUUID()}`, []);
     const [agent, other] = [await enroll(policyId), await enroll(policyId)];
-    const bytes = pseudoRandom(2500, 7);
+    const bytes = bytesOf(2500, 7);
     const fileId = `file-${randomUUID()}`;
     await publishFile({ meta: TO_HOST_META, data: TO_HOST_DATA }, fileId, bytes, 1000, { Status: "READY", Meta: { target_agents: [agent.id] } });
 
@@ -298,7 +287,7 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
     for (const index of [LIBRARY_META, LIBRARY_DATA]) {
       await es(search!, "PUT", `/${index}`, { mappings: { properties: { bid: keyword, data: { type: "binary", store: true }, "@timestamp": { type: "date" } } } });
     }
-    const bytes = pseudoRandom(1500, 3);
+    const bytes = bytesOf(1500, 3);
     const fileId = `lib-${randomUUID()}`;
     await publishFile({ meta: LIBRARY_META, data: LIBRARY_DATA }, fileId, bytes, 1024, { Status: "READY" });
 
@@ -318,7 +307,7 @@ describe.skipIf(!search)("Files and artifacts in Elasticsearch (real Elasticsear
   it("mirrors a failed completion as UPLOAD_ERROR and copies no chunk", async () => {
     const agent = await enroll(await policyListing(`upl-es-${randomUUID()}`, []));
     const actionId = randomUUID();
-    const chunk = pseudoRandom(5000, 11);
+    const chunk = bytesOf(5000, 11);
     const docId = `${actionId}.${agent.id}`;
     const uploadId = await begin(agent, actionId, chunk.byteLength);
     expect((await agentFetch("PUT", `/api/fleet/uploads/${uploadId}/0`, agent.key, chunk, { "X-Chunk-SHA2": sha256(chunk) })).status).toBe(200);

@@ -2,7 +2,8 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { adminRequest, createEnrollmentKey, enrolledAgent } from "../helpers";
 import { sha256Hex } from "../support/artifact-fixture";
-import { bytesOf, errorHeaders, getFile, publishFile } from "./file-helpers";
+import { bytesOf } from "../support/test-bytes";
+import { errorHeaders, getFile, publishFile } from "./file-helpers";
 
 describe("GET /api/fleet/file/{id}", () => {
   it("serves a file to its target agent with fleet-server's headers, and single ranges as 206", async () => {

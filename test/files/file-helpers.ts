@@ -58,19 +58,6 @@ export async function transitHash(chunks: Uint8Array[]): Promise<string> {
   return sha256Hex(all);
 }
 
-/** Deterministic pseudo-random bytes (incompressible, unlike a fill). */
-export function bytesOf(length: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(length);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
 export async function publishFile(fileId: string, body: Uint8Array, targets: string[], extra: Record<string, unknown> = {}) {
   const res = await adminRequest("PUT", `/api/fleet/files/${fileId}`, { name: `${fileId}.bin`, target_agents: targets, body: toBase64(body), ...extra });
   if (res.status !== 200) throw new Error(`publish file: ${res.status} ${await res.text()}`);

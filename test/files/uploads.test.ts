@@ -3,7 +3,8 @@ import { describe, expect, it } from "vitest";
 import type { Uploads } from "../../durable/uploads";
 import { ackEvent, ackRequest, adminRequest, agentRequest, enrolledAgent, json, queueAction } from "../helpers";
 import { sha256Hex } from "../support/artifact-fixture";
-import { beginBody, beginUpload, bytesOf, completeUpload, errorHeaders, putChunk, transitHash } from "./file-helpers";
+import { bytesOf } from "../support/test-bytes";
+import { beginBody, beginUpload, completeUpload, errorHeaders, putChunk, transitHash } from "./file-helpers";
 
 const MiB = 1 << 20;
 const CHUNK = 4 * MiB;
