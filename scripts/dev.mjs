@@ -19,9 +19,11 @@ if (!configured) {
 }
 
 const wrangler = createRequire(import.meta.url).resolve("wrangler/bin/wrangler.js");
+// The Worker never reads `request.cf`, so wrangler need not fetch its real values from Cloudflare
+// (offline, that fetch fails with a stack trace on every start); set the variable to `true` to fetch.
 const child = spawn(process.execPath, [wrangler, "dev", ...args], {
   stdio: "inherit",
-  env: { WRANGLER_SEND_METRICS: "false", ...process.env },
+  env: { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", ...process.env },
 });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
