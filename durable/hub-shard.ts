@@ -186,9 +186,14 @@ export class HubShard extends DurableObject<Env> {
     this.#sockets.close(agentId, CLOSE.superseded, "superseded by an HTTP check-in", connection);
   }
 
-  /** Closes the agent's socket (it was unenrolled or revoked elsewhere). */
+  /**
+   * The agent was unenrolled, revoked or re-enrolled elsewhere: its socket closes, and a parked
+   * check-in ends with nothing, so the next one meets the new state (a revoked key's 401) at once
+   * instead of up to one long poll later.
+   */
   async disconnect(agentId: string, code: number, reason: string): Promise<void> {
     this.#sockets.close(agentId, code, reason);
+    this.#release(agentId, { kind: "timeout" });
   }
 
   /** Roster changes collected here, handed over (and forgotten) for the policy hub to apply. */

@@ -11,6 +11,7 @@ import {
   enrollBody,
   json,
   putPolicy,
+  untilParked,
   type Enrolled,
 } from "./helpers";
 
@@ -236,6 +237,19 @@ describe("agent operations", () => {
     await adminRequest("POST", `/api/fleet/agents/${agent!.id}/unenroll`, { revoke: true });
     const res = await checkinRequest(agent!);
     expect(res.status).toBe(401);
+  });
+
+  it("ends a parked check-in when its agent is revoked, so the 401 comes at once", async () => {
+    const [agent] = await fleet("revoke-parked-p", 1);
+    await settle(agent!);
+    // poll_timeout 10m holds for minutes: only the revocation can end this request within the test.
+    const parked = checkinRequest(agent!, { agent_policy_id: "revoke-parked-p", policy_revision_idx: 1, poll_timeout: "10m" });
+    await untilParked("revoke-parked-p");
+    await adminRequest("POST", `/api/fleet/agents/${agent!.id}/unenroll`, { revoke: true });
+    const ended = await parked;
+    expect(ended.status).toBe(200);
+    expect(await json(ended)).toEqual({ ack_token: expect.any(String), action: "checkin" });
+    expect((await checkinRequest(agent!)).status).toBe(401);
   });
 
   it("spreads a bulk upgrade's start times over the rollout window", async () => {
