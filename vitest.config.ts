@@ -18,6 +18,8 @@ export default defineConfig({
                 CHECKIN_LONG_POLL: "1500ms",
                 CHECKIN_JITTER: "0s",
                 CHECKIN_MIN_POLL: "1s",
+                // As a deployment sets it; policies that name their own `fleet.hosts` keep them.
+                FLEET_SERVER_HOSTS: "https://fleet.example.internal:8220,https://fleet-backup.example.internal:8220",
                 // The PGP route's configured key; never fetch Elastic's key from a test.
                 PGP_PUBLIC_KEY: "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nconfigured-test-key\n-----END PGP PUBLIC KEY BLOCK-----\n",
                 PGP_UPSTREAM_URL: "",

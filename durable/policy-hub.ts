@@ -5,6 +5,7 @@ import { policyDocument, policyDocumentId } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import { contentHash } from "../src/policy/content-hash";
 import { changedPaths } from "../src/policy/diff";
+import { withFleetHosts } from "../src/policy/fleet-hosts";
 import type { Failure } from "../src/errors";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentStatus, AgentSummary } from "../src/agents/status";
@@ -82,7 +83,8 @@ export class PolicyHub extends DurableObject<Env> {
   }
 
   /** Stores a new revision when the content differs from the latest; otherwise returns the latest. */
-  async put(input: PolicyPut): Promise<{ revision: PolicyRevision; changed: boolean } | Failure> {
+  async put(published: PolicyPut): Promise<{ revision: PolicyRevision; changed: boolean } | Failure> {
+    const input = this.#completed(published);
     const hash = await contentHash(input);
     const latest = this.#latest;
     if (latest && hash === this.#latestHash) return { revision: latest, changed: false };
@@ -100,6 +102,14 @@ export class PolicyHub extends DurableObject<Env> {
     };
     await this.#store(revision, hash, true, input.createdBy);
     return { revision, changed: true };
+  }
+
+  /**
+   * What an admin publishes, with the server's `fleet.hosts` when the policy names none. Part of
+   * the content, so a change of `FLEET_SERVER_HOSTS` makes the next publish a new revision.
+   */
+  #completed<T extends PolicyPut>(input: T): T {
+    return { ...input, policy: withFleetHosts(input.policy, fleetConfig(this.env).serverHosts) };
   }
 
   /** Publishes the content of an earlier revision as a new revision. */
@@ -195,7 +205,8 @@ export class PolicyHub extends DurableObject<Env> {
    * Publishes a new revision to the first stage only. Later stages follow as the evaluation
    * (every 10 s, or an admin's `promote`) finds each stage acked and healthy.
    */
-  async startRollout(input: PolicyPut & { stages: number[]; criteria: RolloutCriteria }): Promise<RolloutState | Failure> {
+  async startRollout(published: PolicyPut & { stages: number[]; criteria: RolloutCriteria }): Promise<RolloutState | Failure> {
+    const input = this.#completed(published);
     const latest = this.#latest;
     if (!latest) return { error: "NotFound", detail: `agent policy ${input.policyId} has no revision to roll out from` };
     if (isSplitting(this.#rollout)) return { error: "Conflict", detail: `a staged rollout of revision ${this.#rollout.target} is already in progress` };

@@ -42,6 +42,8 @@ export interface Env {
   AGENT_OFFLINE_AFTER?: string;
   FLEET_MAX_AGENTS?: string;
   POLICY_HUB_SHARDS?: string;
+  /** Comma-separated URLs agents reach this server at, written into policies as `fleet.hosts`. */
+  FLEET_SERVER_HOSTS?: string;
 }
 
 export interface ServerVersion {
@@ -74,6 +76,8 @@ export interface FleetConfig {
   tier: Tier;
   /** Fan-out shards per policy: each holds the parked polls and sockets of the agents hashed to it. */
   hubShards: number;
+  /** `fleet.hosts` for policies published here that name none (src/policy/fleet-hosts.ts); empty: none added. */
+  serverHosts: string[];
 }
 
 const cache = new WeakMap<Env, FleetConfig>();
@@ -95,6 +99,7 @@ export function fleetConfig(env: Env): FleetConfig {
       offlineAfterMs: durationVar(env, "AGENT_OFFLINE_AFTER", "10m"),
       tier: tierFor(maxAgentsVar(env)),
       hubShards: shardsVar(env),
+      serverHosts: serverHostsVar(env),
     };
     cache.set(env, config);
   }
@@ -121,6 +126,24 @@ function shardsVar(env: Env): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`configuration: POLICY_HUB_SHARDS=${JSON.stringify(raw)} must be a whole number from 1 to 256`);
   return n;
+}
+
+function serverHostsVar(env: Env): string[] {
+  const hosts = (env.FLEET_SERVER_HOSTS ?? "").split(",").map((host) => host.trim()).filter((host) => host !== "");
+  for (const host of hosts) {
+    if (!/^https?:$/.test(urlOrNull(host)?.protocol ?? "")) {
+      throw new Error(`configuration: FLEET_SERVER_HOSTS has ${JSON.stringify(host)}, which is not an http(s) URL`);
+    }
+  }
+  return hosts;
+}
+
+function urlOrNull(text: string): URL | null {
+  try {
+    return new URL(text);
+  } catch {
+    return null;
+  }
 }
 
 function parseServerVersion(env: Env): ServerVersion {

@@ -9,6 +9,7 @@ import {
   checkinRequest,
   createEnrollmentKey,
   enrollBody,
+  enrolledAgent,
   json,
   putPolicy,
   untilParked,
@@ -325,6 +326,27 @@ describe("policies", () => {
     expect(listed.items.find((p) => p.id === "hist-p")).toMatchObject({ revision: 3, agents: 0 });
     const one = await json<{ item: Record<string, unknown> }>(await adminRequest("GET", "/api/fleet/agent_policies/hist-p"));
     expect(one.item).toMatchObject({ id: "hist-p", name: "Linux servers", revision: 3, agents: 0 });
+  });
+
+  it("writes the server's hosts into a policy as fleet.hosts, as Kibana does, unless it names its own", async () => {
+    // vitest.config.ts sets FLEET_SERVER_HOSTS for the workers tests.
+    const configured = ["https://fleet.example.internal:8220", "https://fleet-backup.example.internal:8220"];
+    const withoutHosts = { fleet: undefined };
+    await putPolicy("hosts-p", withoutHosts);
+    const agent = await enrolledAgent("hosts-p");
+    const full = await json<{ item: { fleet: unknown } }>(await adminRequest("GET", "/api/fleet/agent_policies/hosts-p/full"));
+    expect(full.item.fleet).toEqual({ hosts: configured });
+    const first = await json<CheckinBody>(await checkinRequest(agent));
+    const data = first.actions![0]!.data as { policy: { fleet: unknown } };
+    expect(data.policy.fleet).toEqual({ hosts: configured });
+
+    // Publishing the same content again is no new revision: the hosts are part of what is compared.
+    expect(await putPolicy("hosts-p", withoutHosts)).toMatchObject({ item: { revision: 1 }, changed: false });
+
+    const own = { hosts: ["https://fleet-eu.example.com"], proxy_url: "http://proxy:3128" };
+    expect(await putPolicy("hosts-p", { fleet: own })).toMatchObject({ item: { revision: 2 }, changed: true });
+    const second = await json<{ item: { fleet: unknown } }>(await adminRequest("GET", "/api/fleet/agent_policies/hosts-p/full"));
+    expect(second.item.fleet).toEqual(own);
   });
 
   it("creates with a generated id, and refuses a duplicate", async () => {

@@ -5,6 +5,8 @@ import { hashReplaceToken, verifyReplaceToken } from "../../src/auth/replace-tok
 import { pollDuration } from "../../src/checkin/poll-duration";
 import { FleetError } from "../../src/errors";
 import { ERROR_TABLE } from "../../src/http/error-table";
+import { fleetConfig, type Env } from "../../src/config";
+import { withFleetHosts } from "../../src/policy/fleet-hosts";
 import { effectiveRevision } from "../../src/policy/revision-claim";
 import { parsePolicyActionId } from "../../src/protocol/ack";
 import { shapeActionData } from "../../src/protocol/action";
@@ -156,5 +158,31 @@ describe("error table", () => {
       if (seen !== undefined) expect({ name: row.name, status: row.status }).toEqual({ name: row.name, status: seen });
       statusByName.set(row.name, row.status);
     }
+  });
+});
+
+describe("fleet.hosts (withFleetHosts, FLEET_SERVER_HOSTS)", () => {
+  const hosts = ["https://fleet.example.com", "https://fleet-eu.example.com:443"];
+  const outputs = { default: { type: "elasticsearch", hosts: ["https://es:9200"] } };
+
+  it("adds the server's hosts to a policy that names none, keeping the rest of `fleet`", () => {
+    expect(withFleetHosts({ outputs }, hosts)).toEqual({ outputs, fleet: { hosts } });
+    const ssl = { certificate_authorities: ["/etc/ca.pem"] };
+    expect(withFleetHosts({ outputs, fleet: { ssl } }, hosts)).toEqual({ outputs, fleet: { ssl, hosts } });
+  });
+
+  it("keeps a policy's own hosts, and adds nothing when none are configured", () => {
+    const own = { outputs, fleet: { hosts: ["https://other:8220"] } };
+    expect(withFleetHosts(own, hosts)).toBe(own);
+    const bare = { outputs };
+    expect(withFleetHosts(bare, [])).toBe(bare);
+  });
+
+  it("reads FLEET_SERVER_HOSTS as a comma-separated list of http(s) URLs", () => {
+    const config = (value: string) => fleetConfig({ FLEET_SERVER_HOSTS: value } as unknown as Env).serverHosts;
+    expect(config(" https://a.example.com , http://10.0.0.5:8220,")).toEqual(["https://a.example.com", "http://10.0.0.5:8220"]);
+    expect(config("")).toEqual([]);
+    expect(() => config("fleet.example.com:8220")).toThrow('configuration: FLEET_SERVER_HOSTS has "fleet.example.com:8220", which is not an http(s) URL');
+    expect(() => config("ftp://fleet.example.com")).toThrow("not an http(s) URL");
   });
 });
