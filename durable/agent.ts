@@ -2,11 +2,11 @@ import { newAccessKeyId } from "../src/auth/access-key";
 import type { ApiKey } from "../src/auth/api-key";
 import { hashReplaceToken, verifyReplaceToken } from "../src/auth/replace-token";
 import { digestsEqual, hexBytes, randomToken, sha256, sha256Hex } from "../src/auth/secrets";
-import { actionDocument, actionResultId, agentDocument } from "../src/es/documents";
+import { agentDocument } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
 import { parsePolicyActionId, statusText, type AckEvent, type AckItem } from "../src/protocol/ack";
-import { DELIVERED_TYPES, shapeActionData, type DeliveredAction } from "../src/protocol/action";
+import type { DeliveredAction } from "../src/protocol/action";
 import type { KeyedOutput } from "../src/policy/output-keys";
 import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
 import type { AgentSummary } from "../src/agents/status";
@@ -16,18 +16,17 @@ import { TokenBucket } from "../src/limits/token-bucket";
 import type { Component, UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
 import { jsonEqual, jsonObjectsEqual } from "../src/protocol/json-equal";
-import type { JsonObject, JsonValue } from "../src/protocol/parse";
+import type { JsonObject } from "../src/protocol/parse";
+import { AgentActions, type NewAction, type PendingAction } from "./agent-actions";
 import type { EsOutbox } from "./es-outbox";
 import type { OutputKeyRing } from "./output-key-ring";
+import { SocketLease } from "./socket-lease";
 
 /** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
 const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
 
 /** An agent re-sends an unchanged roster row after this long (about every second check-in). */
 export const ROSTER_REFRESH_MS = 10 * 60_000;
-
-/** fleet-server delivers at most this many stored actions per check-in. */
-const MAX_ACTIONS_PER_CHECKIN = 100;
 
 export interface AgentEnrollInput {
   agentId: string;
@@ -80,15 +79,6 @@ export interface CheckinOutcome {
   replacedSocket?: string;
 }
 
-/** A pending action as admins see it on one agent. */
-export interface PendingAction {
-  id: string;
-  type: string;
-  created_at: string;
-  expiration: string;
-  start_time?: string;
-}
-
 export interface AckOutcome {
   items: AckItem[];
   results: Array<{ action_id: string; error?: string }>;
@@ -96,25 +86,6 @@ export interface AckOutcome {
   summary?: AgentSummary;
   /** The ack unenrolled the agent: its socket (if any) must close. */
   unenrolled?: true;
-}
-
-export interface NewAction {
-  action_id: string;
-  /** The Elasticsearch `_id` of an action ingested from `.fleet-actions` (its ack_token); ours use action_id. */
-  doc_id?: string;
-  type: string;
-  data: JsonValue;
-  created_at: string;
-  expiration: string;
-  start_time?: string;
-  input_type?: string;
-  timeout?: number;
-}
-
-interface StoredActionRow extends Record<string, SqlStorageValue> {
-  seq: number;
-  doc_id: string;
-  body: string;
 }
 
 /** What an agent needs from the store object that holds it: its storage, outbox and key ring. */
@@ -156,14 +127,8 @@ export class Agent {
   readonly #requests = new TokenBucket(PER_AGENT_REQUESTS_PER_10S / 10, PER_AGENT_REQUESTS_PER_10S);
   /** Serialises output-key work: it awaits Elasticsearch, and two check-ins must not mint two keys. */
   #keysInFlight: Promise<unknown> = Promise.resolve();
-  /**
-   * Read-through copies of rows only this object writes, so a check-in with nothing new runs no
-   * queries for them; `null` means "not known: read the table". `#lease` is the connection of the
-   * socket that delivers this agent's actions; there `undefined` means not known and `null` none.
-   */
-  #lease: string | null | undefined = undefined;
-  #maxSeqKnown: number | null = null;
-  #unenrollingKnown: boolean | null = null;
+  readonly #actions: AgentActions;
+  readonly #lease: SocketLease;
 
   constructor(home: AgentHome, agentId: string) {
     this.#id = agentId;
@@ -172,6 +137,8 @@ export class Agent {
     this.#outbox = home.outbox;
     this.#keys = home.keys;
     this.#home = home;
+    this.#actions = new AgentActions(this.#sql, agentId, home.outbox);
+    this.#lease = new SocketLease(this.#sql, agentId);
     const row = this.#sql
       .exec<{ doc: string; access_key_hash: string | null }>("SELECT doc, access_key_hash FROM agents WHERE agent_id = ?", agentId)
       .toArray()[0];
@@ -240,9 +207,9 @@ export class Agent {
     };
     this.#storage.transactionSync(() => {
       // An inactive record is deleted and the agent starts over (fleet-server deletes the document).
-      if (existing && !existing.active) this.#forgetActions();
+      if (existing && !existing.active) this.#actions.forget();
       // A socket opened with the previous key no longer speaks for this agent.
-      this.#dropLease();
+      this.#lease.drop();
       this.#save(doc, keyHash);
     });
     console.log(JSON.stringify({ event: "agent.enrolled", agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active }));
@@ -299,19 +266,13 @@ export class Agent {
   async attachSocket(connection: string): Promise<Failure | null> {
     const failure = this.#stillActive();
     if (failure) return failure;
-    this.#sql.exec(
-      "INSERT INTO socket_lease (agent_id, connection) VALUES (?, ?) ON CONFLICT (agent_id) DO UPDATE SET connection = excluded.connection",
-      this.#id,
-      connection,
-    );
-    this.#lease = connection;
+    this.#lease.grant(connection);
     return null;
   }
 
   /** The socket closed: long polls deliver again. A newer socket's lease is left alone. */
   async detachSocket(connection: string): Promise<void> {
-    this.#sql.exec("DELETE FROM socket_lease WHERE agent_id = ? AND connection = ?", this.#id, connection);
-    this.#lease = undefined;
+    this.#lease.release(connection);
   }
 
   async #checkin(input: CheckinInput, viaSocket: boolean): Promise<CheckinOutcome> {
@@ -347,14 +308,14 @@ export class Agent {
     delete doc.audit_unenrolled_time;
     delete doc.unenrolled_at;
 
-    const cursor = this.#resolveCursor(input.ackToken);
+    const cursor = this.#actions.cursor(input.ackToken, before.action_seq_no[0] ?? -1);
     if (cursor >= 0) doc.action_seq_no = [cursor];
     this.#recordCheckin(before, doc);
     // An agent that polls over HTTP has stopped using its socket (or lost it without a close reaching
     // us): the poll takes delivery over at once, rather than when a lease would have run out.
-    const replacedSocket = viaSocket ? null : this.#leaseHolder();
-    if (replacedSocket) this.#dropLease();
-    const pending = this.#pending(cursor);
+    const replacedSocket = viaSocket ? null : this.#lease.holder();
+    if (replacedSocket) this.#lease.drop();
+    const pending = this.#actions.pending(cursor);
     return {
       agentId: doc.id,
       policyId: doc.policy_id,
@@ -364,7 +325,7 @@ export class Agent {
         : { stored: before.policy_revision_idx, ...(input.reported ? { reported: input.reported } : {}) },
       actions: pending.actions,
       ackToken: pending.ackToken ?? input.ackToken ?? "",
-      actionSeq: this.#maxSeq(),
+      actionSeq: this.#actions.maxSeq(),
       ...this.#summaryIfChanged(),
       ...(replacedSocket ? { replacedSocket } : {}),
     };
@@ -393,7 +354,7 @@ export class Agent {
 
   /** Actions after the agent's cursor, for a check-in that was woken by a new action. */
   async pendingActions(ackToken: string | undefined): Promise<{ actions: DeliveredAction[]; ackToken: string }> {
-    const pending = this.#pending(this.#resolveCursor(ackToken));
+    const pending = this.#actions.pending(this.#actions.cursor(ackToken, this.#doc?.action_seq_no[0] ?? -1));
     return { actions: pending.actions, ackToken: pending.ackToken ?? ackToken ?? "" };
   }
 
@@ -466,30 +427,14 @@ export class Agent {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
-    const existing = this.#sql
-      .exec<{ seq: number }>("SELECT seq FROM actions WHERE agent_id = ? AND action_id = ?", this.#id, action.action_id)
-      .toArray()[0];
-    // Idempotent: the ingest watcher may bring back an action this server wrote to Elasticsearch.
-    if (existing) return { policyId: doc.policy_id, seq: existing.seq };
-    const row = this.#sql
-      .exec<{ seq: number }>(
-        "INSERT INTO actions (agent_id, action_id, doc_id, type, expiration, body) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-        this.#id,
-        action.action_id,
-        action.doc_id ?? action.action_id,
-        action.type,
-        action.expiration,
-        JSON.stringify(action),
-      )
-      .one();
-    this.#maxSeqKnown = null;
-    this.#unenrollingKnown = null;
-    if (!action.doc_id) {
-      this.#outbox.add({ index: INDEX.actions, id: `${action.action_id}:${doc.id}`, op: "create", body: actionDocument(action, [doc.id]) });
-    }
-    // Kibana marks an upgrade as started when it creates the action.
-    if (action.type === "UPGRADE") this.#save({ ...doc, upgrade_started_at: action.created_at, updated_at: action.created_at });
-    return { policyId: doc.policy_id, seq: row.seq, ...this.#summaryIfChanged() };
+    let stored = { seq: 0, added: false };
+    this.#storage.transactionSync(() => {
+      stored = this.#actions.add(action);
+      // Kibana marks an upgrade as started when it creates the action.
+      if (stored.added && action.type === "UPGRADE") this.#save({ ...doc, upgrade_started_at: action.created_at, updated_at: action.created_at });
+    });
+    if (!stored.added) return { policyId: doc.policy_id, seq: stored.seq };
+    return { policyId: doc.policy_id, seq: stored.seq, ...this.#summaryIfChanged() };
   }
 
   /**
@@ -501,7 +446,7 @@ export class Agent {
     if (!doc || doc.last_checkin) return false;
     this.#storage.transactionSync(() => {
       this.#sql.exec("DELETE FROM agents WHERE agent_id = ?", this.#id);
-      this.#forgetActions();
+      this.#actions.forget();
       this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "delete", coalesce: true });
     });
     this.#doc = null;
@@ -570,27 +515,8 @@ export class Agent {
   async detail(): Promise<{ doc: AgentDoc; summary: AgentSummary; pending: PendingAction[]; results: number } | null> {
     const doc = this.#doc;
     if (!doc) return null;
-    const now = new Date().toISOString();
-    const pending = this.#sql
-      .exec<{ body: string }>(
-        `SELECT body FROM actions WHERE agent_id = ?1 AND expiration > ?2
-           AND action_id NOT IN (SELECT action_id FROM action_results WHERE agent_id = ?1) ORDER BY seq`,
-        this.#id,
-        now,
-      )
-      .toArray()
-      .map((row) => JSON.parse(row.body) as NewAction)
-      .filter((action) => DELIVERED_TYPES.has(action.type))
-      .map((action) => ({
-        id: action.action_id,
-        type: action.type,
-        created_at: action.created_at,
-        expiration: action.expiration,
-        ...(action.start_time ? { start_time: action.start_time } : {}),
-      }));
-    const results = this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM action_results WHERE agent_id = ?", this.#id).one().n;
     const { replace_token: _hidden, ...visible } = doc;
-    return { doc: visible, summary: this.#summary(), pending, results };
+    return { doc: visible, summary: this.#summary(), pending: this.#actions.awaiting(), results: this.#actions.resultCount() };
   }
 
   /** The stored record (without secrets), for admin reads and tests. */
@@ -603,7 +529,7 @@ export class Agent {
     const doc = this.#doc!;
     const host = (doc.local_metadata?.host ?? null) as { hostname?: unknown } | null;
     const state = doc.upgrade_details?.state;
-    const unenrolling = doc.active && this.#unenrollPending();
+    const unenrolling = doc.active && this.#actions.unenrollPending();
     return {
       agent_id: doc.id,
       active: doc.active,
@@ -658,19 +584,7 @@ export class Agent {
    * (and closed).
    */
   #ownsLease(connection: string): Failure | null {
-    return this.#leaseHolder() === connection ? null : { error: "SocketSuperseded" };
-  }
-
-  #leaseHolder(): string | null {
-    if (this.#lease === undefined) {
-      this.#lease = this.#sql.exec<{ connection: string }>("SELECT connection FROM socket_lease WHERE agent_id = ?", this.#id).toArray()[0]?.connection ?? null;
-    }
-    return this.#lease;
-  }
-
-  #dropLease(): void {
-    this.#sql.exec("DELETE FROM socket_lease WHERE agent_id = ?", this.#id);
-    this.#lease = null;
+    return this.#lease.holder() === connection ? null : { error: "SocketSuperseded" };
   }
 
   async #verify(key: ApiKey): Promise<Failure | null> {
@@ -707,23 +621,9 @@ export class Agent {
       if (!event.error && parsed && parsed.policyId === doc.policy_id) onRevision(parsed.revision);
       return 200;
     }
-    const stored = this.#sql
-      .exec<{ type: string }>("SELECT type FROM actions WHERE agent_id = ? AND action_id = ?", this.#id, actionId)
-      .toArray()[0];
+    const stored = this.#actions.recordResult(event, now, doc.namespaces);
     if (!stored) return 404;
-    // The first result wins; agents re-send acks on retry and restart.
-    const result = actionResult(doc.id, event);
-    const inserted = this.#sql.exec(
-      "INSERT OR IGNORE INTO action_results (agent_id, action_id, created_at, body) VALUES (?, ?, ?, ?)",
-      this.#id,
-      actionId,
-      now,
-      JSON.stringify(result),
-    ).rowsWritten;
-    if (inserted > 0) {
-      onResult(event.error ? { action_id: actionId, error: event.error } : { action_id: actionId });
-      this.#outbox.add({ index: INDEX.actionResults, id: actionResultId(actionId, doc.id), op: "create", body: { ...result, namespaces: doc.namespaces } });
-    }
+    if (stored.first) onResult(event.error ? { action_id: actionId, error: event.error } : { action_id: actionId });
     if (stored.type === "UPGRADE") {
       if (!event.error) {
         doc.upgrade_started_at = null;
@@ -735,72 +635,6 @@ export class Agent {
     }
     if ((stored.type === "UNENROLL" || stored.type === "MIGRATE") && !event.error) onUnenroll();
     return 200;
-  }
-
-  /** The cursor named by the agent's ack_token, else the stored one (fleet-protocol.md §2.3). */
-  #resolveCursor(ackToken: string | undefined): number {
-    if (ackToken) {
-      const row = this.#sql.exec<{ seq: number }>("SELECT seq FROM actions WHERE agent_id = ? AND doc_id = ?", this.#id, ackToken).toArray()[0];
-      if (row) return Math.max(row.seq, this.#doc?.action_seq_no[0] ?? -1);
-    }
-    return this.#doc?.action_seq_no[0] ?? -1;
-  }
-
-  #pending(cursor: number): { actions: DeliveredAction[]; ackToken?: string } {
-    // Sequence numbers start at 1: nothing was stored after the cursor.
-    if (this.#maxSeq() <= Math.max(cursor, 0)) return { actions: [] };
-    const now = new Date().toISOString();
-    const rows = this.#sql
-      .exec<StoredActionRow>(
-        `SELECT seq, doc_id, body FROM actions
-         WHERE agent_id = ?1 AND seq > ?2 AND expiration > ?3
-           AND action_id NOT IN (SELECT action_id FROM action_results WHERE agent_id = ?1)
-         ORDER BY seq LIMIT ?4`,
-        this.#id,
-        cursor,
-        now,
-        MAX_ACTIONS_PER_CHECKIN,
-      )
-      .toArray();
-    const actions: DeliveredAction[] = [];
-    let ackToken: string | undefined;
-    for (const row of rows) {
-      const action = JSON.parse(row.body) as NewAction;
-      if (!DELIVERED_TYPES.has(action.type)) continue;
-      const shaped = shapeActionData(action.type, action.data);
-      if (!shaped.ok) continue;
-      actions.push(toDelivered(this.#doc!.id, action, shaped.data));
-      ackToken = row.doc_id;
-    }
-    return ackToken === undefined ? { actions } : { actions, ackToken };
-  }
-
-  #maxSeq(): number {
-    this.#maxSeqKnown ??= this.#sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM actions WHERE agent_id = ?", this.#id).one().s ?? 0;
-    return this.#maxSeqKnown;
-  }
-
-  /** An unanswered, unexpired UNENROLL. A known "no" holds until an action is stored; a "yes" is re-read (it ends by ack or expiry). */
-  #unenrollPending(): boolean {
-    if (this.#unenrollingKnown === false) return false;
-    this.#unenrollingKnown =
-      this.#maxSeq() > 0 &&
-      this.#sql
-        .exec<{ n: number }>(
-          `SELECT COUNT(*) AS n FROM actions WHERE agent_id = ?1 AND type = 'UNENROLL' AND expiration > ?2
-             AND action_id NOT IN (SELECT action_id FROM action_results WHERE agent_id = ?1)`,
-          this.#id,
-          new Date().toISOString(),
-        )
-        .one().n > 0;
-    return this.#unenrollingKnown;
-  }
-
-  #forgetActions(): void {
-    this.#sql.exec("DELETE FROM actions WHERE agent_id = ?", this.#id);
-    this.#sql.exec("DELETE FROM action_results WHERE agent_id = ?", this.#id);
-    this.#maxSeqKnown = null;
-    this.#unenrollingKnown = null;
   }
 
   /** Writes the record; `keyHash` undefined keeps the current key, null revokes it. */
@@ -819,28 +653,4 @@ export class Agent {
     // Building the document costs a deep copy per check-in: only when there is a mirror to feed.
     if (this.#outbox.enabled) this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
   }
-}
-
-/** Keys in the order fleet-server serialises an action (alphabetical). */
-function toDelivered(agentId: string, action: NewAction, data: JsonValue): DeliveredAction {
-  return {
-    agent_id: agentId,
-    created_at: action.created_at,
-    data,
-    expiration: action.expiration,
-    id: action.action_id,
-    input_type: action.input_type ?? "",
-    ...(action.start_time ? { start_time: action.start_time } : {}),
-    ...(action.timeout !== undefined ? { timeout: action.timeout } : {}),
-    type: action.type,
-  };
-}
-
-/** An `.fleet-actions-results` document body for one ack event. */
-function actionResult(agentId: string, event: AckEvent): JsonObject {
-  const result: JsonObject = { action_id: event.action_id ?? "", agent_id: agentId, "@timestamp": event.timestamp ?? new Date().toISOString() };
-  for (const key of ["error", "data", "action_input_type", "action_data", "action_response", "started_at", "completed_at"] as const) {
-    if (event[key] !== undefined && event[key] !== null) result[key] = event[key];
-  }
-  return result;
 }

@@ -3,7 +3,7 @@ import type { Env } from "../src/config";
 import { agentObject, hubShard, policyHub } from "../src/durable-stubs";
 import { isFailure, type ErrorCode, type Failure } from "../src/errors";
 import type { AgentSummary } from "../src/agents/status";
-import type { NewAction } from "./agent";
+import type { NewAction } from "./agent-actions";
 import { CLOSE } from "../src/protocol/socket";
 import { migrateSchema } from "./sql-schema";
 

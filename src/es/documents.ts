@@ -1,5 +1,5 @@
 import type { EnrollmentKeyRecord } from "../../durable/directory";
-import type { NewAction } from "../../durable/agent";
+import type { NewAction } from "../../durable/agent-actions";
 import type { AgentDoc } from "../protocol/agent-doc";
 import type { JsonObject } from "../protocol/parse";
 import { toAgentPolicy, type PolicyRevision } from "../protocol/policy";
