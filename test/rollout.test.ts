@@ -160,6 +160,18 @@ describe("staged rollouts", () => {
     expect(await json(late)).toEqual({ statusCode: 409, error: "Conflict", message: "no staged rollout is in progress" });
   });
 
+  it("gives a rolled-out revision the server's fleet.hosts, like a plain publish", async () => {
+    const [agent] = await fleetOnRevision1("hosts-rollout-p", 1);
+    const { fleet: _own, ...withoutHosts } = policyBody().policy;
+    expect((await startRollout("hosts-rollout-p", { policy: withoutHosts, stages: [100] })).status).toBe(200);
+    const body = await json<CheckinBody>(await checkinOn(agent!, 1));
+    expect(body.actions?.[0]).toMatchObject({ id: "policy:hosts-rollout-p:2", type: "POLICY_CHANGE" });
+    // vitest.config.ts sets FLEET_SERVER_HOSTS for the workers tests.
+    expect((body.actions![0]!.data as { policy: { fleet: unknown } }).policy.fleet).toEqual({
+      hosts: ["https://fleet.example.internal:8220", "https://fleet-backup.example.internal:8220"],
+    });
+  });
+
   it("validates stages", async () => {
     await putPolicy("stages-p");
     const res = await startRollout("stages-p", { stages: [10, 5, 100] });
