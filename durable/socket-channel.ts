@@ -60,7 +60,7 @@ export class SocketChannel {
   /** Accepts an authenticated upgrade; an older socket of the same agent is closed. */
   accept(agentId: string, connection: string, version: string, policyId: string): Response {
     const { ctx } = this.#host;
-    for (const old of openSockets(ctx, agentTag(agentId))) old.close(CLOSE.superseded, "superseded by a newer connection");
+    this.close(agentId, CLOSE.superseded, "superseded by a newer connection");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     ctx.acceptWebSocket(server, [agentTag(agentId)]);
