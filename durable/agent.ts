@@ -308,7 +308,7 @@ export class Agent {
     delete doc.audit_unenrolled_time;
     delete doc.unenrolled_at;
 
-    const cursor = this.#actions.cursor(input.ackToken, before.action_seq_no[0] ?? -1);
+    const cursor = this.#actions.cursor(input.ackToken, this.#storedCursor());
     if (cursor >= 0) doc.action_seq_no = [cursor];
     this.#recordCheckin(before, doc);
     // An agent that polls over HTTP has stopped using its socket (or lost it without a close reaching
@@ -354,7 +354,7 @@ export class Agent {
 
   /** Actions after the agent's cursor, for a check-in that was woken by a new action. */
   async pendingActions(ackToken: string | undefined): Promise<{ actions: DeliveredAction[]; ackToken: string }> {
-    const pending = this.#actions.pending(this.#actions.cursor(ackToken, this.#doc?.action_seq_no[0] ?? -1));
+    const pending = this.#actions.pending(this.#actions.cursor(ackToken, this.#storedCursor()));
     return { actions: pending.actions, ackToken: pending.ackToken ?? ackToken ?? "" };
   }
 
@@ -522,6 +522,11 @@ export class Agent {
   /** The stored record (without secrets), for admin reads and tests. */
   async record(): Promise<AgentDoc | null> {
     return this.#doc;
+  }
+
+  /** The highest action sequence number the agent was last sent (its stored cursor); -1 before any. */
+  #storedCursor(): number {
+    return this.#doc?.action_seq_no[0] ?? -1;
   }
 
   /** This agent's row in its policy hub's roster. */
