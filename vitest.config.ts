@@ -5,6 +5,8 @@ export default defineConfig({
   test: {
     // Structured logs of passing tests are noise; a failing test still shows its output.
     silent: "passed-only",
+    // Why anything skips is printed once, outside any test (the logs above are swallowed).
+    globalSetup: ["./test/support/announce-skips.ts"],
     projects: [
       {
         // The real Worker and Durable Objects from wrangler.toml, inside workerd. Long-poll

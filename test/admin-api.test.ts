@@ -255,10 +255,12 @@ describe("agent operations", () => {
 
   it("spreads a bulk upgrade's start times over the rollout window", async () => {
     const agents = await fleet("upgrade-p", 4);
+    // From the clock, on a whole hour: a fixed date would fall out of the actions' validity one day.
+    const start = Math.ceil(Date.now() / 3_600_000) * 3_600_000;
     const res = await adminRequest("POST", "/api/fleet/agents/bulk_upgrade", {
       agents: agents.map((a) => a.id),
       version: "9.6.1",
-      start_time: "2026-12-01T00:00:00.000Z",
+      start_time: new Date(start).toISOString(),
       rollout_duration_seconds: 3600,
     });
     expect(res.status).toBe(200);
@@ -270,7 +272,7 @@ describe("agent operations", () => {
       expect(upgrade).toMatchObject({ id: actionId, data: { version: "9.6.1" } });
       starts.push(upgrade.start_time!);
     }
-    expect(starts).toEqual(["2026-12-01T00:00:00.000Z", "2026-12-01T00:15:00.000Z", "2026-12-01T00:30:00.000Z", "2026-12-01T00:45:00.000Z"]);
+    expect(starts).toEqual([0, 15, 30, 45].map((minutes) => new Date(start + minutes * 60_000).toISOString()));
     expect((await list("policy_id=upgrade-p&status=updating")).total).toBe(4);
   });
 

@@ -99,8 +99,11 @@ describe("enrollment keys and actions", () => {
 
   it("answers a queued action with Kibana's item shape", async () => {
     const agent = await enrolledAgent("action-shape");
+    // Dates from the clock: a fixed expiration would be in the past one day and refused.
+    const startTime = isoSeconds(Date.now() + 60 * 60_000);
+    const expiration = isoSeconds(Date.now() + 24 * 60 * 60_000);
     const res = await adminRequest("POST", `/api/fleet/agents/${agent.id}/actions`, {
-      action: { type: "UPGRADE", data: { version: "9.6.1" }, start_time: "2026-12-01T02:00:00Z", expiration: "2026-12-02T00:00:00Z" },
+      action: { type: "UPGRADE", data: { version: "9.6.1" }, start_time: startTime, expiration },
     });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
@@ -110,9 +113,14 @@ describe("enrollment keys and actions", () => {
         data: { version: "9.6.1" },
         agents: [agent.id],
         created_at: expect.any(String),
-        expiration: "2026-12-02T00:00:00Z",
-        start_time: "2026-12-01T02:00:00Z",
+        expiration,
+        start_time: startTime,
       },
     });
   });
 });
+
+/** An RFC 3339 time to the second, as Kibana writes action times. */
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}

@@ -76,6 +76,7 @@ describe("admission control", () => {
         return () => answer;
       };
       // A storm: 150 agents at once. Refusals answer at once; admitted agents wait for a revision.
+      const stormStarted = Date.now();
       const storm = Array.from({ length: 150 }, (_, i) => ({ agentId: `storm-${i}`, answer: park(`storm-${i}`) }));
       await new Promise((resolve) => setTimeout(resolve, 50));
       for (const { agentId, answer } of storm) {
@@ -84,6 +85,7 @@ describe("admission control", () => {
         else parked.push(agentId);
       }
       const stormParked = parked.length;
+      const stormMs = Date.now() - stormStarted;
       // Then one agent every 5 ms until the shard holds its maximum and the next is turned away.
       let full: ParkResult | null = null;
       for (let i = 0; full === null && i < 1000; i++) {
@@ -95,10 +97,14 @@ describe("admission control", () => {
       }
       const held = await shard.parkedCount();
       for (const agentId of parked) await shard.abandon(agentId);
-      return { stormParked, refused, full, held };
+      return { stormParked, stormMs, refused, full, held };
     });
-    expect(outcome.stormParked).toBe(burst);
-    expect(outcome.refused).toHaveLength(150 - burst);
+    // The rule: the burst at once, then the refill rate for as long as the storm took to arrive. How
+    // long that was depends on the machine, so the bound is measured, not assumed to be zero.
+    expect(outcome.stormParked).toBeGreaterThanOrEqual(burst);
+    expect(outcome.stormParked).toBeLessThanOrEqual(burst + Math.ceil((outcome.stormMs / 1000) * ratePerSec));
+    expect(outcome.stormParked).toBeLessThan(150);
+    expect(outcome.refused).toHaveLength(150 - outcome.stormParked);
     for (const result of outcome.refused) {
       expect(result).toEqual({ kind: "busy", error: "RateLimit", retryAfterMs: expect.any(Number) });
       if (result.kind === "busy") expect(result.retryAfterMs).toBeLessThanOrEqual(1000 / ratePerSec + 1);

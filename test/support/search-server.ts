@@ -9,14 +9,13 @@ export interface SearchServer {
 
 /**
  * Where the search server is, from ES_URL and its credential in the environment. Absent on a developer
- * machine without Java: the Elasticsearch tests skip and say so. In CI (.ci/run starts the server)
+ * machine without Java: the Elasticsearch tests skip (test/support/announce-skips.ts says why). In CI (.ci/run starts the server)
  * its absence is a failure.
  */
 export function searchServer(): SearchServer | null {
   const url = process.env.ES_URL;
   if (!url) {
     if (process.env.CI) throw new Error("CI must start the test search server first: set -a; eval \"$(bash scripts/test-search-server.sh start)\"; set +a");
-    console.warn("Elasticsearch tests skipped: ES_URL is not set (run: set -a; eval \"$(bash scripts/test-search-server.sh start)\"; set +a)");
     return null;
   }
   const vars: Record<string, string> = { ES_URL: url };

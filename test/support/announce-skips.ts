@@ -1,0 +1,16 @@
+import { existsSync } from "node:fs";
+import { FLEET_SCHEMA_PATH } from "./fleet-schema";
+
+/**
+ * Vitest global setup: says, once and on the run's own output, which tests will skip and why.
+ * Reporters show a skipped test's name at most; the reason is printed here, where no `silent` option
+ * swallows it. Under CI the same conditions fail the run instead (see searchServer, fleetSchemaCheck).
+ */
+export default function announceSkips(): void {
+  if (!process.env.ES_URL) {
+    console.log('SKIPPED: the Elasticsearch tests (test/elasticsearch/): ES_URL is not set. Start the test search server first: set -a; eval "$(bash scripts/test-search-server.sh start)"; set +a');
+  }
+  if (!existsSync(FLEET_SCHEMA_PATH)) {
+    console.log(`SKIPPED: the schema.json checks of mirrored documents: ${FLEET_SCHEMA_PATH} is absent (CI has ../shared beside the project)`);
+  }
+}
