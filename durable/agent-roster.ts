@@ -26,7 +26,10 @@ export const ROSTER_SCHEMA = `
 /** Schema step: each row's stable rollout bucket (staged-rollout.ts), indexed for stage counts. */
 export const ROSTER_BUCKET_SCHEMA = `ALTER TABLE roster ADD COLUMN bucket INTEGER; CREATE INDEX roster_bucket ON roster (bucket);`;
 
-/** Schema step: summaries arrive by two paths (directly, and batched through shards); keep the newest. */
+/**
+ * Schema step: each row's version, the agent store's effect sequence that carried it, so a retried
+ * or late delivery never replaces a newer row (nor removes one).
+ */
 export const ROSTER_VERSION_SCHEMA = `ALTER TABLE roster ADD COLUMN summary_version INTEGER NOT NULL DEFAULT 0;`;
 
 export const SORT_FIELDS = ["enrolled_at", "last_checkin", "hostname", "version", "agent_id"] as const;
@@ -64,7 +67,6 @@ interface RosterRow extends Record<string, SqlStorageValue> {
   upgrading: number;
   unenrolling: number;
   unhealthy_reason: string | null;
-  summary_version: number;
   status: string;
 }
 
@@ -84,8 +86,9 @@ const STATUS_SQL = `CASE
 
 /**
  * A policy's agents, kept in its hub's SQLite so admins can list, filter, page and count them
- * without touching (or loading) each agent's store. Rows are pushed by the agents' stores when
- * their summary changes; `last_checkin` is refreshed when a check-in parks here.
+ * without touching (or loading) each agent's store. Rows come only from the agents' stores, as
+ * effects of the changes that made them (durable/agent-effects.ts), so the roster follows the
+ * agents' records within the effects' delivery bound.
  */
 export class AgentRoster {
   readonly #sql: SqlStorage;
@@ -94,13 +97,14 @@ export class AgentRoster {
     this.#sql = sql;
   }
 
-  upsert(agent: AgentSummary): void {
+  /** Writes an agent's row unless a newer version is already here. */
+  upsert(agent: AgentSummary, version: number): void {
     this.#sql.exec(
       `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, last_checkin_message, hostname, version, tags,
          policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket, summary_version)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (agent_id) DO UPDATE SET active = excluded.active, enrolled_at = excluded.enrolled_at,
-         last_checkin = CASE WHEN last_checkin IS NULL OR excluded.last_checkin > last_checkin THEN excluded.last_checkin ELSE last_checkin END,
+         last_checkin = excluded.last_checkin,
          last_checkin_status = excluded.last_checkin_status, last_checkin_message = excluded.last_checkin_message,
          hostname = excluded.hostname, version = excluded.version, tags = excluded.tags, policy_revision_idx = excluded.policy_revision_idx,
          upgrading = excluded.upgrading, unenrolling = excluded.unenrolling, unhealthy_reason = excluded.unhealthy_reason,
@@ -120,7 +124,7 @@ export class AgentRoster {
       agent.unenrolling ? 1 : 0,
       agent.unhealthy_reason ? JSON.stringify(agent.unhealthy_reason) : null,
       agentBucket(agent.agent_id),
-      agent.summary_version,
+      version,
     );
   }
 
@@ -146,15 +150,9 @@ export class AgentRoster {
       .map((row) => ({ members: row.members, acked: row.acked ?? 0, failed: row.failed ?? 0 }))[0]!;
   }
 
-  remove(agentId: string): void {
-    this.#sql.exec("DELETE FROM roster WHERE agent_id = ?", agentId);
-  }
-
-  /** Refreshes `last_checkin` for agents seen checking in; one statement per agent inside the caller's transaction. */
-  touch(seen: Map<string, string>): void {
-    for (const [agentId, at] of seen) {
-      this.#sql.exec("UPDATE roster SET last_checkin = ? WHERE agent_id = ? AND (last_checkin IS NULL OR last_checkin < ?)", at, agentId, at);
-    }
+  /** Removes an agent's row unless it is newer than the removal. */
+  remove(agentId: string, version: number): void {
+    this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ?", agentId, version);
   }
 
   list(policyId: string, query: AgentQuery, context: StatusContext): { items: ListedAgent[]; total: number } {
@@ -268,6 +266,5 @@ function toListed(row: RosterRow, policyId: string): ListedAgent {
     upgrading: row.upgrading === 1,
     unenrolling: row.unenrolling === 1,
     unhealthy_reason: row.unhealthy_reason ? (JSON.parse(row.unhealthy_reason) as string[]) : null,
-    summary_version: row.summary_version,
   };
 }

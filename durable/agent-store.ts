@@ -3,7 +3,8 @@ import { fleetConfig, type Env } from "../src/config";
 import { mirrorMonitorFor } from "../src/durable-stubs";
 import { stableHash } from "../src/stable-hash";
 import { Agent, type AgentHome } from "./agent";
-import { alarmNoLaterThan } from "./alarm";
+import { AgentEffects, EFFECTS_SCHEMA } from "./agent-effects";
+import { AlarmSchedule } from "./alarm-schedule";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
 import { ResidentSet } from "./resident-set";
@@ -53,6 +54,7 @@ const SCHEMA = [
   `CREATE TABLE socket_lease (agent_id TEXT PRIMARY KEY, connection TEXT NOT NULL, until INTEGER NOT NULL);`,
   // A lease no longer expires: an HTTP check-in takes delivery over at once instead.
   `ALTER TABLE socket_lease DROP COLUMN until;`,
+  EFFECTS_SCHEMA,
 ];
 
 /** The agent operations callers may invoke through `call` (see `agentObject` in src/durable-stubs.ts). */
@@ -89,25 +91,38 @@ export type AgentCallResult<M extends AgentMethod> = Awaited<ReturnType<Agent[M]
  * they run on this object's single thread, and interleave only at their own awaits.
  */
 export class AgentStore extends DurableObject<Env> {
+  readonly #alarms: AlarmSchedule;
   readonly #outbox: EsOutbox;
+  readonly #effects: AgentEffects;
   readonly #keys: OutputKeyRing;
   readonly #home: AgentHome;
   readonly #resident = new ResidentSet<Agent>(MAX_RESIDENT, (agent) => agent.unsaved);
   /** Agents holding check-in times not yet written, and when they are due. */
   readonly #unsaved = new Set<Agent>();
   #flushDue: number | null = null;
-  /** Alarm changes in order: each reads the alarm before it writes (see alarmNoLaterThan). */
-  #alarmWrites: Promise<void> = Promise.resolve();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const owner = `agent-store:${ctx.id.toString()}`;
+    this.#alarms = new AlarmSchedule(ctx.storage);
+    const wake = (at: number) => this.#alarms.request(at);
     this.#outbox = new EsOutbox(ctx, env, {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => mirrorMonitorFor(env, owner).report(owner, backlog),
+      wake,
     });
-    this.#keys = new OutputKeyRing(ctx, env, (at) => this.#wakeBy(at));
-    this.#home = { storage: ctx.storage, outbox: this.#outbox, keys: this.#keys, deferSave: (agent) => this.#deferSave(agent) };
+    this.#effects = new AgentEffects(ctx.storage.sql, env, wake);
+    this.#keys = new OutputKeyRing(ctx, env, wake);
+    this.#home = {
+      storage: ctx.storage,
+      outbox: this.#outbox,
+      effects: this.#effects,
+      keys: this.#keys,
+      // A failed delivery is retried by the alarm; the change itself has succeeded.
+      deliverEffects: () =>
+        this.#effects.deliver().catch((err: unknown) => console.error(JSON.stringify({ event: "agent_effects.deliver_failed", error: (err as Error).message }))),
+      deferSave: (agent) => this.#deferSave(agent),
+    };
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }
 
@@ -127,20 +142,30 @@ export class AgentStore extends DurableObject<Env> {
     }
   }
 
-  /** Writes held check-in times, delivers the Elasticsearch outbox and invalidates retired output keys. */
+  /**
+   * Writes held check-in times, delivers effects to other objects and the Elasticsearch outbox, and
+   * invalidates retired output keys. Check-ins held while this runs get their flush asked for as
+   * usual: the schedule sets it when the run ends (see AlarmSchedule).
+   */
   override async alarm(): Promise<void> {
-    this.#saveCheckins();
-    await this.#outbox.drain();
-    await this.#keys.invalidateRetired();
-    // Check-ins that arrived during the awaits above; the outbox may have moved the alarm later.
-    if (this.#flushDue !== null) await this.#wakeBy(this.#flushDue);
+    await this.#alarms.run(async () => {
+      // The alarm also fires for effects and the outbox: held times are written when due, not at
+      // every run, or a busy store would write every heartbeat.
+      if (this.#flushDue !== null) {
+        if (Date.now() >= this.#flushDue) this.#saveCheckins();
+        else await this.#alarms.request(this.#flushDue);
+      }
+      await this.#effects.deliver();
+      await this.#outbox.drain();
+      await this.#keys.invalidateRetired();
+    });
   }
 
   #deferSave(agent: Agent): void {
     this.#unsaved.add(agent);
     if (this.#flushDue !== null) return;
     this.#flushDue = Date.now() + CHECKIN_FLUSH_MS;
-    this.#wakeBy(this.#flushDue).catch((err: unknown) =>
+    this.#alarms.request(this.#flushDue).catch((err: unknown) =>
       console.error(JSON.stringify({ event: "agent_store.alarm_failed", error: (err as Error).message })),
     );
   }
@@ -150,11 +175,5 @@ export class AgentStore extends DurableObject<Env> {
     for (const agent of this.#unsaved) agent.saveCheckin();
     this.#unsaved.clear();
     this.#flushDue = null;
-  }
-
-  #wakeBy(at: number): Promise<void> {
-    const write = this.#alarmWrites.then(() => alarmNoLaterThan(this.ctx.storage, at));
-    this.#alarmWrites = write.catch(() => undefined);
-    return write;
   }
 }

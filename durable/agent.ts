@@ -10,14 +10,16 @@ import type { DeliveredAction } from "../src/protocol/action";
 import type { KeyedOutput } from "../src/policy/output-keys";
 import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
 import type { AgentSummary } from "../src/agents/status";
+import { CLOSE } from "../src/protocol/socket";
+import type { AckOutcome, AgentEnrollInput, CheckinInput, CheckinOutcome } from "../src/session/contract";
 import { normaliseTags } from "../src/protocol/enroll";
 import { PER_AGENT_REQUESTS_PER_10S } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
-import type { Component, UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
 import { jsonEqual, jsonObjectsEqual } from "../src/protocol/json-equal";
 import type { JsonObject } from "../src/protocol/parse";
 import { AgentActions, type NewAction, type PendingAction } from "./agent-actions";
+import type { AgentEffects } from "./agent-effects";
 import type { EsOutbox } from "./es-outbox";
 import type { OutputKeyRing } from "./output-key-ring";
 import { SocketLease } from "./socket-lease";
@@ -25,74 +27,18 @@ import { SocketLease } from "./socket-lease";
 /** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
 const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
 
-/** An agent re-sends an unchanged roster row after this long (about every second check-in). */
-export const ROSTER_REFRESH_MS = 10 * 60_000;
-
-export interface AgentEnrollInput {
-  agentId: string;
-  /** The agent asked for this id (`id` in the body), so an existing record may be replaced. */
-  clientChosenId: boolean;
-  replaceToken?: string;
-  policyId: string;
-  namespaces: string[];
-  type: string;
-  localMetadata: JsonObject | null;
-  tags: string[];
-  enrollmentId?: string;
-  version: string;
-}
-
-export interface CheckinInput {
-  status: string;
-  message: string;
-  ackToken?: string;
-  localMetadata?: JsonObject | null;
-  components?: Component[] | null;
-  upgradeDetails?: UpgradeDetails | null;
-  reported?: { policyId: string; revision: number };
-  rollbacks?: JsonObject[] | null;
-  version: string;
-}
-
-/** What the policy hub needs to decide whether this agent's policy is out of date (fleet-protocol.md §4.2). */
-export interface RevisionClaim {
-  /** `policy_revision_idx` from the record before this check-in. */
-  stored: number;
-  /** `agent_policy_id` / `policy_revision_idx` the agent reported (9.2+). */
-  reported?: { policyId: string; revision: number };
-}
-
-export interface CheckinOutcome {
-  agentId: string;
-  policyId: string;
-  claim: RevisionClaim;
-  actions: DeliveredAction[];
-  ackToken: string;
-  /** Highest stored action sequence number, so the hub can tell if it missed a notification. */
-  actionSeq: number;
-  /** The agent's roster row for its policy hub, when it changed. */
-  summary?: AgentSummary;
-  /**
-   * An HTTP check-in took delivery over from the agent's WebSocket (this connection): the socket
-   * must close, or it would keep receiving pushes meant for the poll.
-   */
-  replacedSocket?: string;
-}
-
-export interface AckOutcome {
-  items: AckItem[];
-  results: Array<{ action_id: string; error?: string }>;
-  policyId: string;
-  summary?: AgentSummary;
-  /** The ack unenrolled the agent: its socket (if any) must close. */
-  unenrolled?: true;
-}
-
-/** What an agent needs from the store object that holds it: its storage, outbox and key ring. */
+/** What an agent needs from the store object that holds it: its storage, outboxes and key ring. */
 export interface AgentHome {
   readonly storage: DurableObjectStorage;
   readonly outbox: EsOutbox;
+  readonly effects: AgentEffects;
   readonly keys: OutputKeyRing;
+  /**
+   * Delivers the effects written so far now rather than with the store's next alarm: after admin
+   * changes, so an admin reads what they wrote. Check-ins and acks leave theirs to the alarm, which
+   * batches them.
+   */
+  deliverEffects(): Promise<void>;
   /** The agent holds check-in times not yet written: the store calls `saveCheckin` soon (see CHECKIN_FLUSH_MS). */
   deferSave(agent: Agent): void;
 }
@@ -111,6 +57,7 @@ export class Agent {
   readonly #sql: SqlStorage;
   readonly #outbox: EsOutbox;
   readonly #keys: OutputKeyRing;
+  readonly #effects: AgentEffects;
   readonly #home: AgentHome;
   #doc: AgentDoc | null = null;
   /** `#doc` has check-in times the stored row lacks (the store writes them; until then it keeps this agent loaded). */
@@ -118,11 +65,9 @@ export class Agent {
   #keyHash: string | null = null;
   /** `#keyHash` as bytes, decoded on first use: every check-in compares digests, not hex strings. */
   #keyDigest: Uint8Array | null = null;
-  /** Orders this agent's summaries (time-based floor, so it keeps rising across restarts). */
-  #summaryVersion = 0;
-  /** The roster row last handed to the policy hub (kept in memory; a lost copy only causes a re-push). */
-  #pushed: string | null = null;
-  #pushedAt = 0;
+  /** The policy and roster row last written to the effects (as of the stored record: see `#syncRoster`). */
+  #rosterPolicy: string | null = null;
+  #rosterRow: string | null = null;
   /** Per-agent fairness: one agent cannot take the capacity of many (see src/limits/tiers.ts). */
   readonly #requests = new TokenBucket(PER_AGENT_REQUESTS_PER_10S / 10, PER_AGENT_REQUESTS_PER_10S);
   /** Serialises output-key work: it awaits Elasticsearch, and two check-ins must not mint two keys. */
@@ -136,6 +81,7 @@ export class Agent {
     this.#sql = home.storage.sql;
     this.#outbox = home.outbox;
     this.#keys = home.keys;
+    this.#effects = home.effects;
     this.#home = home;
     this.#actions = new AgentActions(this.#sql, agentId, home.outbox);
     this.#lease = new SocketLease(this.#sql, agentId);
@@ -145,6 +91,9 @@ export class Agent {
     if (row) {
       this.#doc = JSON.parse(row.doc) as AgentDoc;
       this.#keyHash = row.access_key_hash;
+      // Whatever the stored record implies was written to the effects with it (same transaction).
+      this.#rosterPolicy = this.#doc.policy_id;
+      this.#rosterRow = JSON.stringify(this.#summary());
     }
   }
 
@@ -165,7 +114,7 @@ export class Agent {
 
   async enroll(
     input: AgentEnrollInput,
-  ): Promise<{ item: EnrolledAgent; summary: AgentSummary; previousPolicyId?: string; replaced: boolean } | Failure> {
+  ): Promise<{ item: EnrolledAgent } | Failure> {
     const existing = this.#doc;
     const now = new Date().toISOString();
     let replaceTokenHash: string | undefined;
@@ -208,10 +157,13 @@ export class Agent {
     this.#storage.transactionSync(() => {
       // An inactive record is deleted and the agent starts over (fleet-server deletes the document).
       if (existing && !existing.active) this.#actions.forget();
-      // A socket opened with the previous key no longer speaks for this agent.
+      // A socket opened with the previous key no longer speaks for this agent, and a parked check-in
+      // made with it ends: the agent's new holder must connect with the new key.
       this.#lease.drop();
+      if (existing) this.#effects.shard(existing.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unauthorized, reason: "agent re-enrolled" });
       this.#save(doc, keyHash);
     });
+    await this.#home.deliverEffects();
     console.log(JSON.stringify({ event: "agent.enrolled", agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active }));
     return {
       item: {
@@ -227,9 +179,6 @@ export class Agent {
         type: doc.type,
         user_provided_metadata: null,
       },
-      summary: this.#forcePush(),
-      replaced: !!existing,
-      ...(existing && existing.policy_id !== doc.policy_id ? { previousPolicyId: existing.policy_id } : {}),
     };
   }
 
@@ -314,10 +263,14 @@ export class Agent {
     // An agent that polls over HTTP has stopped using its socket (or lost it without a close reaching
     // us): the poll takes delivery over at once, rather than when a lease would have run out.
     const replacedSocket = viaSocket ? null : this.#lease.holder();
-    if (replacedSocket) this.#lease.drop();
+    if (replacedSocket) {
+      this.#storage.transactionSync(() => {
+        this.#lease.drop();
+        this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.superseded, reason: "superseded by an HTTP check-in", connection: replacedSocket });
+      });
+    }
     const pending = this.#actions.pending(cursor);
     return {
-      agentId: doc.id,
       policyId: doc.policy_id,
       // An output without its key forces the policy to be sent again (fleet-protocol.md §4.2).
       claim: this.#keys.incomplete(this.#id)
@@ -326,8 +279,6 @@ export class Agent {
       actions: pending.actions,
       ackToken: pending.ackToken ?? input.ackToken ?? "",
       actionSeq: this.#actions.maxSeq(),
-      ...this.#summaryIfChanged(),
-      ...(replacedSocket ? { replacedSocket } : {}),
     };
   }
 
@@ -379,7 +330,6 @@ export class Agent {
     const doc: AgentDoc = { ...this.#doc! };
     const now = new Date().toISOString();
     const items: AckItem[] = [];
-    const results: Array<{ action_id: string; error?: string }> = [];
     let newRevision = -1;
     let unenroll = false;
     this.#storage.transactionSync(() => {
@@ -390,7 +340,7 @@ export class Agent {
           now,
           (revision) => (newRevision = Math.max(newRevision, revision)),
           () => (unenroll = true),
-          (result) => results.push(result),
+          (result) => this.#effects.result(result.action_id, { agentId: doc.id, ...(result.error !== undefined ? { error: result.error } : {}), at: now }),
         );
         items.push({ status, message: statusText(status) });
       }
@@ -406,11 +356,14 @@ export class Agent {
       // An unenrolled agent's key is revoked in the same transaction, so its next check-in gets 401;
       // its output keys are queued for invalidation in Elasticsearch.
       this.#save(doc, unenroll ? null : undefined);
-      if (unenroll) this.#keys.retire(this.#id, null);
+      if (unenroll) {
+        this.#keys.retire(this.#id, null);
+        this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unenrolled, reason: "agent unenrolled" });
+      }
     });
     if (unenroll) await this.#keys.scheduleRetirement();
     if (unenroll) console.log(JSON.stringify({ event: "agent.unenrolled", agent_id: doc.id }));
-    return { items, results, policyId: doc.policy_id, ...this.#summaryIfChanged(), ...(unenroll ? { unenrolled: true as const } : {}) };
+    return { items };
   }
 
   async auditUnenroll(key: ApiKey, reason: string, timestamp: string): Promise<{ ok: true } | Failure> {
@@ -422,19 +375,23 @@ export class Agent {
     return { ok: true };
   }
 
-  /** Stores an action for this agent; the caller then wakes the agent's parked check-in through its hub. */
-  async addAction(action: NewAction): Promise<{ policyId: string; seq: number; summary?: AgentSummary } | Failure> {
+  /** Stores an action for this agent and, with it, the wake-up of its socket or parked check-in. */
+  async addAction(action: NewAction): Promise<{ seq: number } | Failure> {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
     let stored = { seq: 0, added: false };
     this.#storage.transactionSync(() => {
       stored = this.#actions.add(action);
+      if (!stored.added) return;
       // Kibana marks an upgrade as started when it creates the action.
-      if (stored.added && action.type === "UPGRADE") this.#save({ ...doc, upgrade_started_at: action.created_at, updated_at: action.created_at });
+      if (action.type === "UPGRADE") this.#save({ ...doc, upgrade_started_at: action.created_at, updated_at: action.created_at });
+      // A pending UNENROLL shows in the roster (unenrolling).
+      else this.#syncRoster();
+      this.#effects.shard(doc.policy_id, { kind: "wake", agentId: doc.id, seq: stored.seq });
     });
-    if (!stored.added) return { policyId: doc.policy_id, seq: stored.seq };
-    return { policyId: doc.policy_id, seq: stored.seq, ...this.#summaryIfChanged() };
+    if (stored.added) await this.#home.deliverEffects();
+    return { seq: stored.seq };
   }
 
   /**
@@ -448,7 +405,12 @@ export class Agent {
       this.#sql.exec("DELETE FROM agents WHERE agent_id = ?", this.#id);
       this.#actions.forget();
       this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "delete", coalesce: true });
+      this.#effects.leave(doc.policy_id, doc.id);
+      this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unauthorized, reason: "agent re-enrolled" });
     });
+    this.#rosterPolicy = null;
+    this.#rosterRow = null;
+    await this.#home.deliverEffects();
     this.#doc = null;
     this.#keyHash = null;
     this.#keyDigest = null;
@@ -478,37 +440,47 @@ export class Agent {
    * Unenrolls at once (`revoke: true`): the agent is deactivated and its access key revoked, so its
    * next check-in gets 401, without waiting for an UNENROLL ack. Its output keys are invalidated.
    */
-  async forceUnenroll(): Promise<{ policyId: string; summary: AgentSummary } | Failure> {
+  async forceUnenroll(): Promise<{ ok: true } | Failure> {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     const now = new Date().toISOString();
     this.#storage.transactionSync(() => {
       this.#save({ ...doc, active: false, unenrolled_at: doc.unenrolled_at ?? now, unenrolled_reason: "manual", updated_at: now }, null);
       this.#keys.retire(this.#id, null);
+      this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unenrolled, reason: "agent revoked" });
     });
     await this.#keys.scheduleRetirement();
+    await this.#home.deliverEffects();
     console.log(JSON.stringify({ event: "agent.revoked", agent_id: doc.id }));
-    return { policyId: doc.policy_id, summary: this.#forcePush() };
+    return { ok: true };
   }
 
-  /** Moves the agent to another policy; its revision resets so the new policy is delivered. */
-  async reassign(policyId: string): Promise<{ previousPolicyId: string; summary: AgentSummary } | Failure> {
+  /**
+   * Moves the agent to another policy; its revision resets so the new policy is delivered. Its socket
+   * and parked check-in in the old policy's shard end, so it checks in again where it now belongs.
+   */
+  async reassign(policyId: string): Promise<{ previousPolicyId: string } | Failure> {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
     if (doc.policy_id === policyId) return { error: "Conflict", detail: `agent ${doc.id} is already assigned to ${policyId}` };
-    this.#save({ ...doc, policy_id: policyId, policy_revision_idx: 0, updated_at: new Date().toISOString() });
-    return { previousPolicyId: doc.policy_id, summary: this.#forcePush() };
+    this.#storage.transactionSync(() => {
+      this.#save({ ...doc, policy_id: policyId, policy_revision_idx: 0, updated_at: new Date().toISOString() });
+      this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.reassigned, reason: "agent reassigned" });
+    });
+    await this.#home.deliverEffects();
+    return { previousPolicyId: doc.policy_id };
   }
 
   /** Adds and removes tags, or replaces them all (kept trimmed, unique and sorted). */
-  async updateTags(add: string[], remove: string[], replace?: string[]): Promise<{ policyId: string; tags: string[]; summary: AgentSummary } | Failure> {
+  async updateTags(add: string[], remove: string[], replace?: string[]): Promise<{ tags: string[] } | Failure> {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     const removed = new Set(remove);
     const tags = normaliseTags([...(replace ?? doc.tags).filter((t) => !removed.has(t)), ...add]);
     this.#save({ ...doc, tags, updated_at: new Date().toISOString() });
-    return { policyId: doc.policy_id, tags, summary: this.#forcePush() };
+    await this.#home.deliverEffects();
+    return { tags };
   }
 
   /** Everything an admin sees on one agent: the record (no secrets), pending actions, results. */
@@ -549,26 +521,24 @@ export class Agent {
       upgrading: !!doc.upgrade_started_at || (!!state && state !== "UPG_COMPLETED" && state !== "UPG_FAILED"),
       unenrolling,
       unhealthy_reason: doc.unhealthy_reason ?? null,
-      summary_version: (this.#summaryVersion = Math.max(this.#summaryVersion + 1, Date.now() * 1000)),
     };
   }
 
-  /** The roster row when it differs from the last one pushed (check-in times aside: the hub records those itself). */
-  #summaryIfChanged(): { summary?: AgentSummary } {
-    if (!this.#doc) return {};
+  /**
+   * Writes the agent's roster row to the effects when it changed (a move to another policy also
+   * removes the row from the old one). Called inside the transaction of the change, so the policy
+   * hub's roster follows the stored record and nothing else: no pushes from callers, no repair.
+   */
+  #syncRoster(): void {
+    const doc = this.#doc!;
     const summary = this.#summary();
-    const fingerprint = JSON.stringify({ ...summary, last_checkin: summary.last_checkin !== null, summary_version: 0 });
-    // An unchanged row is still re-sent now and then: a copy lost on its way (shards batch rows in
-    // memory for up to 2 s) is repaired within one refresh period instead of at the next change.
-    if (fingerprint === this.#pushed && Date.now() - this.#pushedAt < ROSTER_REFRESH_MS) return {};
-    this.#pushed = fingerprint;
-    this.#pushedAt = Date.now();
-    return { summary };
-  }
-
-  #forcePush(): AgentSummary {
-    this.#pushed = null;
-    return this.#summaryIfChanged().summary!;
+    const row = JSON.stringify(summary);
+    if (doc.policy_id === this.#rosterPolicy && row === this.#rosterRow) return;
+    const joined = doc.policy_id !== this.#rosterPolicy;
+    if (this.#rosterPolicy !== null && joined) this.#effects.leave(this.#rosterPolicy, doc.id);
+    this.#effects.roster(doc.policy_id, summary, joined);
+    this.#rosterPolicy = doc.policy_id;
+    this.#rosterRow = row;
   }
 
   #admit(): Failure | null {
@@ -655,6 +625,7 @@ export class Agent {
     if (hash !== this.#keyHash) this.#keyDigest = null;
     this.#keyHash = hash;
     this.#unsaved = false;
+    this.#syncRoster();
     // Building the document costs a deep copy per check-in: only when there is a mirror to feed.
     if (this.#outbox.enabled) this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
   }

@@ -1,10 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../src/config";
-import { agentObject, hubShard, policyHub } from "../src/durable-stubs";
-import { isFailure, type ErrorCode, type Failure } from "../src/errors";
-import type { AgentSummary } from "../src/agents/status";
+import type { ActionResult } from "../src/agents/effects";
+import { agentObject, policyHub } from "../src/durable-stubs";
+import { isFailure, type ErrorCode } from "../src/errors";
 import type { NewAction } from "./agent-actions";
-import { CLOSE } from "../src/protocol/socket";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -98,10 +97,17 @@ export class BulkJob extends DurableObject<Env> {
     if (!current.resolved || remaining > 0) await this.ctx.storage.setAlarm(Date.now());
   }
 
-  /** An agent acked (or failed) this job's action. Acks of actions that are not jobs here are ignored. */
-  async recordResult(agentId: string, error: string | undefined, at: string): Promise<void> {
+  /**
+   * Agents' answers to this job's action, from their stores' effects: the first answer per agent
+   * counts, so a redelivered batch changes nothing. Answers to actions that are not jobs are ignored.
+   */
+  async recordResults(results: ActionResult[]): Promise<void> {
     if (!this.#job()) return;
-    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO results (agent_id, error, at) VALUES (?, ?, ?)", agentId, error ?? null, at);
+    this.ctx.storage.transactionSync(() => {
+      for (const result of results) {
+        this.ctx.storage.sql.exec("INSERT OR IGNORE INTO results (agent_id, error, at) VALUES (?, ?, ?)", result.agentId, result.error ?? null, result.at);
+      }
+    });
   }
 
   async status(): Promise<JobStatus | null> {
@@ -200,7 +206,10 @@ export class BulkJob extends DurableObject<Env> {
     return failures;
   }
 
-  /** Applies the job to one agent; returns a failure, or null. */
+  /**
+   * Applies the job to one agent; returns a failure, or null. One call to the agent's store: it
+   * writes what the change means for other objects (roster, wake-ups, socket closes) itself.
+   */
   async #apply(job: JobRecord, agentId: string, position: number, total: number): Promise<{ error: ErrorCode; detail?: string } | null> {
     const agent = agentObject(this.env, agentId);
     const operation = job.operation;
@@ -212,34 +221,15 @@ export class BulkJob extends DurableObject<Env> {
           const offset = Math.floor((operation.rolloutDurationSeconds * 1000 * position) / total);
           action.start_time = new Date(Date.parse(action.start_time) + offset).toISOString();
         }
-        const stored = await agent.addAction(action);
-        if (isFailure(stored)) return stored;
-        if (stored.summary) await policyHub(this.env, stored.policyId).upsertAgent(stored.summary);
-        await hubShard(this.env, stored.policyId, agentId).notifyActions(agentId, stored.seq);
-        return null;
+        return failureOf(await agent.addAction(action));
       }
-      case "reassign": {
-        const moved = await agent.reassign(operation.policyId);
-        if (isFailure(moved)) return moved;
-        await policyHub(this.env, moved.previousPolicyId).removeAgent(agentId);
-        await hubShard(this.env, moved.previousPolicyId, agentId).disconnect(agentId, CLOSE.reassigned, "agent reassigned");
-        await policyHub(this.env, operation.policyId).upsertAgent(moved.summary);
-        return null;
-      }
+      case "reassign":
+        return failureOf(await agent.reassign(operation.policyId));
       case "tags":
-        return this.#pushSummary(await agent.updateTags(operation.add, operation.remove, operation.replace));
-      case "revoke": {
-        const revoked = await agent.forceUnenroll();
-        if (!isFailure(revoked)) await hubShard(this.env, revoked.policyId, agentId).disconnect(agentId, CLOSE.unenrolled, "agent revoked");
-        return this.#pushSummary(revoked);
-      }
+        return failureOf(await agent.updateTags(operation.add, operation.remove, operation.replace));
+      case "revoke":
+        return failureOf(await agent.forceUnenroll());
     }
-  }
-
-  async #pushSummary(result: { policyId: string; summary: AgentSummary } | Failure) {
-    if (isFailure(result)) return result;
-    await policyHub(this.env, result.policyId).upsertAgent(result.summary);
-    return null;
   }
 
   #job(): JobRecord | null {
@@ -251,3 +241,5 @@ export class BulkJob extends DurableObject<Env> {
     this.ctx.storage.sql.exec("INSERT INTO job (k, body) VALUES (1, ?) ON CONFLICT (k) DO UPDATE SET body = excluded.body", JSON.stringify(job));
   }
 }
+
+const failureOf = <T extends object>(result: T): { error: ErrorCode; detail?: string } | null => (isFailure(result) ? result : null);

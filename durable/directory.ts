@@ -7,6 +7,7 @@ import { mirrorMonitorFor } from "../src/durable-stubs";
 import { enrollmentKeyDocument } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
+import { AlarmSchedule } from "./alarm-schedule";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { enrollAdmission } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
@@ -85,11 +86,15 @@ export class Directory extends DurableObject<Env> {
   /** Enrollments pass here: fleet-server's enroll limiter, fleet-wide. */
   readonly #enrollments: TokenBucket;
 
+  readonly #alarms: AlarmSchedule;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#alarms = new AlarmSchedule(ctx.storage);
     this.#outbox = new EsOutbox(ctx, env, {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => mirrorMonitorFor(env, "directory").report("directory", backlog),
+      wake: (at) => this.#alarms.request(at),
     });
     const enroll = enrollAdmission(fleetConfig(env).tier);
     this.#enrollments = new TokenBucket(enroll.ratePerSec, enroll.burst);
@@ -307,7 +312,7 @@ export class Directory extends DurableObject<Env> {
 
   /** Delivers the Elasticsearch outbox. */
   override async alarm(): Promise<void> {
-    await this.#outbox.drain();
+    await this.#alarms.run(() => this.#outbox.drain());
   }
 
   #keyRow(column: "id" | "api_key_id", value: string): KeyRow | undefined {

@@ -69,6 +69,8 @@ export class EsOutbox {
   readonly #env: Env;
   readonly #flushDelayMs: number;
   readonly #report: (backlog: MirrorBacklog | null) => Promise<void>;
+  /** Asks the owner's alarm (an AlarmSchedule) to call `drain` no later than the given time. */
+  readonly #wake: (at: number) => Promise<void>;
   #alarmSet = false;
   /**
    * After a failure, no delivery before this time (ms). The alarm is shared, so it also fires for
@@ -76,11 +78,16 @@ export class EsOutbox {
    */
   #retryAt = 0;
 
-  constructor(ctx: DurableObjectState, env: Env, options: { flushDelayMs: number; report: (backlog: MirrorBacklog | null) => Promise<void> }) {
+  constructor(
+    ctx: DurableObjectState,
+    env: Env,
+    options: { flushDelayMs: number; report: (backlog: MirrorBacklog | null) => Promise<void>; wake: (at: number) => Promise<void> },
+  ) {
     this.#ctx = ctx;
     this.#env = env;
     this.#flushDelayMs = options.flushDelayMs;
     this.#report = options.report;
+    this.#wake = options.wake;
   }
 
   /** True when Elasticsearch is configured; standalone servers mirror nothing. */
@@ -112,10 +119,9 @@ export class EsOutbox {
     );
     if (!this.#alarmSet) {
       this.#alarmSet = true;
-      // Set directly, not read-then-set: an alarmNoLaterThan the caller awaits right after would
-      // otherwise read the old alarm before this one is written and overwrite it with a later time.
-      // At worst this postpones an earlier alarm by the flush delay.
-      void this.#ctx.storage.setAlarm(Date.now() + this.#flushDelayMs);
+      this.#wake(Date.now() + this.#flushDelayMs).catch((err: unknown) =>
+        console.error(JSON.stringify({ event: "mirror.schedule_failed", error: (err as Error).message })),
+      );
     }
   }
 
@@ -133,7 +139,7 @@ export class EsOutbox {
     const config = esConfig(this.#env);
     if (!config) return;
     if (Date.now() < this.#retryAt) {
-      await this.#ctx.storage.setAlarm(this.#retryAt);
+      await this.#wake(this.#retryAt);
       this.#alarmSet = true;
       return;
     }
@@ -186,7 +192,7 @@ export class EsOutbox {
         return;
       }
       await this.#recovered();
-      if (this.stats().pending > 0) await this.#ctx.storage.setAlarm(Date.now());
+      if (this.stats().pending > 0) await this.#wake(Date.now());
     } catch (err) {
       const message = err instanceof EsError ? err.message : `mirror: ${(err as Error).message}`;
       if (!(err instanceof EsError) || err.transient) forgetTemplates(config);
@@ -202,7 +208,7 @@ export class EsOutbox {
     // Whole milliseconds, as the alarm keeps them: a fractional time would fire a hair early, be
     // skipped as too soon, and be set again to the very time that fired, which deletes it.
     this.#retryAt = Math.ceil(Date.now() + delay);
-    await this.#ctx.storage.setAlarm(this.#retryAt);
+    await this.#wake(this.#retryAt);
     this.#alarmSet = true;
     if (failures === 1 || failures % 10 === 0) {
       const stats = this.stats();

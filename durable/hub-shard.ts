@@ -1,13 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
-import type { AgentSummary } from "../src/agents/status";
+import type { ShardEffect } from "../src/agents/effects";
 import { fleetConfig, type Env } from "../src/config";
 import { policyHub } from "../src/durable-stubs";
+import type { RevisionClaim } from "../src/session/contract";
 import { TokenBucket } from "../src/limits/token-bucket";
 import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyRevision } from "../src/protocol/policy";
-import { CLOSE, PING, PONG } from "../src/protocol/socket";
+import { PING, PONG } from "../src/protocol/socket";
 import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
-import type { RevisionClaim } from "./agent";
 import { SocketChannel } from "./socket-channel";
 import { agentBucket, isSplitting, stageThreshold, type RolloutState } from "./staged-rollout";
 
@@ -15,8 +15,6 @@ import { agentBucket, isSplitting, stageThreshold, type RolloutState } from "./s
 const DEADLINE_GRID_MS = 250;
 /** How long an action notification is remembered for a check-in that parks just after it. */
 const NOTIFICATION_MEMORY_MS = 60_000;
-/** Roster changes seen here reach the policy hub in batches (fleet-server batches check-ins for 10 s). */
-const ROSTER_FLUSH_MS = 2_000;
 
 export type ParkResult =
   /** The revision to run, as JSON, or only its name when the caller said it holds that revision. */
@@ -32,8 +30,6 @@ export interface ParkRequest {
   /** Highest action sequence number the agent's store had when the check-in read it. */
   actionSeq: number;
   holdMs: number;
-  /** The agent's roster row, when it changed since the agent's store last pushed it. */
-  summary?: AgentSummary;
   /** The revision of this policy the calling isolate already holds (src/checkin/revision-cache.ts). */
   known?: RevisionRef;
 }
@@ -43,12 +39,6 @@ export interface DeliverySnapshot {
   latest: PolicyRevision | null;
   previous: PolicyRevision | null;
   rollout: RolloutState | null;
-}
-
-/** Roster changes a shard collected for its policy hub. */
-export interface RosterBatch {
-  upserts: AgentSummary[];
-  seen: Array<[agentId: string, at: string]>;
 }
 
 interface Waiter {
@@ -62,21 +52,17 @@ interface Waiter {
 /**
  * One fan-out shard of a policy (`<policy id>#<n>`): holds the parked long polls and hibernating
  * sockets of the agents that hash to it, and wakes or pushes to them when its policy hub sends a
- * new delivery snapshot. It keeps nothing durable: the hub owns revisions, the rollout and the
- * roster, and a shard that restarts asks the hub for the snapshot again.
+ * new delivery snapshot, or when an agent's store sends it an effect (a wake-up for a new action, a
+ * disconnect). It keeps nothing durable: the hub owns revisions, the rollout and the roster, and a
+ * shard that restarts asks the hub for the snapshot again.
  */
 export class HubShard extends DurableObject<Env> {
   #snapshot: DeliverySnapshot | null = null;
-  /** Learned from the first call (shards are named `<policy id>#<n>`, but names are not readable back). */
-  #policyId: string | null = null;
   #waiters = new Map<string, Waiter>();
   #buckets = new Map<number, Set<Waiter>>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #timerAt = Infinity;
   #notified = new Map<string, { seq: number; at: number }>();
-  #upserts = new Map<string, AgentSummary>();
-  #seen = new Map<string, string>();
-  #flushTimer: ReturnType<typeof setTimeout> | null = null;
   /** Each revision serialised once, not once per answer: an RPC clones a string far more cheaply than an object tree. */
   #serialized = new WeakMap<PolicyRevision, string>();
   readonly #sockets: SocketChannel;
@@ -95,8 +81,7 @@ export class HubShard extends DurableObject<Env> {
       ctx,
       env,
       targetFor: (agentId) => this.#targetFor(agentId),
-      rosterUpsert: (summary) => this.#queue(summary),
-      markSeen: (agentId) => this.#markSeen(agentId),
+      pendingPolicy: (agentId, claim) => this.#pendingPolicy(agentId, claim),
     });
   }
 
@@ -105,9 +90,6 @@ export class HubShard extends DurableObject<Env> {
    * it looked; otherwise holds the call until one of those happens or `holdMs` passes.
    */
   async park(policyId: string, request: ParkRequest): Promise<ParkResult> {
-    this.#policyId = policyId;
-    if (request.summary) this.#queue(request.summary);
-    this.#markSeen(request.agentId);
     // Admission before any waiting: a storm is refused at a sustainable rate, not queued.
     if (this.#waiters.size >= this.#maxParked && !this.#waiters.has(request.agentId)) {
       return { kind: "busy", error: "MaxLimit", retryAfterMs: 30_000 };
@@ -115,9 +97,8 @@ export class HubShard extends DurableObject<Env> {
     const admitted = this.#admission.take();
     if (!admitted.ok) return { kind: "busy", error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
     await this.#ensureSnapshot(policyId);
-    const target = this.#targetFor(request.agentId);
-    const revision = effectiveRevision(request.claim, target?.policy_id ?? "", target?.revision ?? null);
-    if (target && target.revision > revision) return this.#policyAnswer(target, request.known);
+    const { behind, revision } = this.#pendingPolicy(request.agentId, request.claim);
+    if (behind) return this.#policyAnswer(behind, request.known);
     const notified = this.#notified.get(request.agentId);
     if (notified && notified.seq > request.actionSeq) return { kind: "actions" };
 
@@ -137,7 +118,6 @@ export class HubShard extends DurableObject<Env> {
   /** The policy changed (new revision, rollout step): wake and push to every agent now behind. */
   async deliver(snapshot: DeliverySnapshot): Promise<number> {
     this.#snapshot = snapshot;
-    if (snapshot.latest) this.#policyId = snapshot.latest.policy_id;
     let woken = 0;
     for (const waiter of [...this.#waiters.values()]) {
       const target = this.#targetFor(waiter.agentId);
@@ -153,11 +133,13 @@ export class HubShard extends DurableObject<Env> {
     return woken;
   }
 
-  /** An action was stored for the agent: push it on the socket, release the parked check-in, or remember it. */
-  async notifyActions(agentId: string, seq: number): Promise<boolean> {
-    if (await this.#sockets.pushActions(agentId)) return true;
-    this.#notified.set(agentId, { seq, at: Date.now() });
-    return this.#release(agentId, { kind: "actions" });
+  /** Effects of agent changes, from the agents' stores (durable/agent-effects.ts), in the order they happened. */
+  async apply(policyId: string, effects: ShardEffect[]): Promise<void> {
+    await this.#ensureSnapshot(policyId);
+    for (const effect of effects) {
+      if (effect.kind === "wake") await this.#wake(effect.agentId, effect.seq);
+      else this.#disconnect(effect.agentId, effect.code, effect.reason, effect.connection);
+    }
   }
 
   /** The agent's client went away mid-poll: drop its waiter now rather than at its deadline. */
@@ -165,46 +147,6 @@ export class HubShard extends DurableObject<Env> {
     this.#release(agentId, { kind: "timeout" });
   }
 
-  /** The agent left this policy: its parked check-in ends (so it checks in again) and its queued roster changes go. */
-  async release(agentId: string): Promise<void> {
-    this.#upserts.delete(agentId);
-    this.#seen.delete(agentId);
-    this.#release(agentId, { kind: "timeout" });
-  }
-
-  /**
-   * An agent's roster row changed outside a check-in (an ack moved its revision): batched to the hub
-   * with the rest, so a fan-out's thousands of acks are not thousands of calls into one object.
-   */
-  async queueSummary(policyId: string, summary: AgentSummary): Promise<void> {
-    this.#policyId = policyId;
-    this.#queue(summary);
-  }
-
-  /** An HTTP check-in of the agent took delivery over from its socket `connection`: that socket closes. */
-  async supersedeSocket(agentId: string, connection: string): Promise<void> {
-    this.#sockets.close(agentId, CLOSE.superseded, "superseded by an HTTP check-in", connection);
-  }
-
-  /**
-   * The agent was unenrolled, revoked or re-enrolled elsewhere: its socket closes, and a parked
-   * check-in ends with nothing, so the next one meets the new state (a revoked key's 401) at once
-   * instead of up to one long poll later.
-   */
-  async disconnect(agentId: string, code: number, reason: string): Promise<void> {
-    this.#sockets.close(agentId, code, reason);
-    this.#release(agentId, { kind: "timeout" });
-  }
-
-  /** Roster changes collected here, handed over (and forgotten) for the policy hub to apply. */
-  async drainRoster(): Promise<RosterBatch> {
-    if (this.#flushTimer) clearTimeout(this.#flushTimer);
-    this.#flushTimer = null;
-    const batch = { upserts: [...this.#upserts.values()], seen: [...this.#seen.entries()] };
-    this.#upserts = new Map();
-    this.#seen = new Map();
-    return batch;
-  }
 
   /** Number of check-ins parked here (tests, benchmarks). */
   async parkedCount(): Promise<number> {
@@ -246,9 +188,35 @@ export class HubShard extends DurableObject<Env> {
 
   /** After a restart or hibernation the snapshot is gone: ask the policy hub once. */
   async #ensureSnapshot(policyId: string | null): Promise<void> {
-    if (policyId) this.#policyId = policyId;
     if (this.#snapshot || !policyId) return;
     this.#snapshot = await policyHub(this.env, policyId).snapshot();
+  }
+
+  /** An action was stored for the agent: push it on the socket, release the parked check-in, or remember it. */
+  async #wake(agentId: string, seq: number): Promise<void> {
+    if (await this.#sockets.pushActions(agentId)) return;
+    this.#notified.set(agentId, { seq, at: Date.now() });
+    this.#release(agentId, { kind: "actions" });
+  }
+
+  /**
+   * The agent was unenrolled, revoked, reassigned or re-enrolled, or polls over HTTP now: its socket
+   * closes (only `connection`'s, when given), and a parked check-in ends with nothing, so the next
+   * one meets the new state (a revoked key's 401) at once instead of up to one long poll later.
+   */
+  #disconnect(agentId: string, code: number, reason: string, connection?: string): void {
+    this.#sockets.close(agentId, code, reason, connection);
+    if (connection === undefined) this.#release(agentId, { kind: "timeout" });
+  }
+
+  /**
+   * The one rule of what an agent is behind (fleet-protocol.md §4.2), for polls and sockets alike:
+   * the revision it should run when that is newer than the one it runs, and the one it runs.
+   */
+  #pendingPolicy(agentId: string, claim: RevisionClaim): { behind: PolicyRevision | null; revision: number } {
+    const target = this.#targetFor(agentId);
+    const revision = effectiveRevision(claim, target?.policy_id ?? "", target?.revision ?? null);
+    return { behind: target && target.revision > revision ? target : null, revision };
   }
 
   /** The revision this agent should run: the latest, unless a staged rollout has not reached it yet. */
@@ -258,27 +226,6 @@ export class HubShard extends DurableObject<Env> {
     const { rollout, previous } = snapshot;
     if (isSplitting(rollout) && previous && agentBucket(agentId) >= stageThreshold(rollout)) return previous;
     return snapshot.latest;
-  }
-
-  #queue(summary: AgentSummary): void {
-    this.#upserts.set(summary.agent_id, summary);
-    this.#scheduleFlush();
-  }
-
-  #markSeen(agentId: string): void {
-    this.#seen.set(agentId, new Date().toISOString());
-    this.#scheduleFlush();
-  }
-
-  #scheduleFlush(): void {
-    const policyId = this.#policyId;
-    if (this.#flushTimer || !policyId) return;
-    this.#flushTimer = setTimeout(() => {
-      this.#flushTimer = null;
-      void this.drainRoster().then((batch) => policyHub(this.env, policyId).applyRoster(batch)).catch((err: unknown) =>
-        console.error(JSON.stringify({ event: "roster.flush_failed", error: (err as Error).message })),
-      );
-    }, ROSTER_FLUSH_MS);
   }
 
   #policyAnswer(target: PolicyRevision, known: RevisionRef | undefined): ParkResult {

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { parseApiKeyHeader } from "../src/auth/api-key";
 import { parseGoDuration } from "../src/protocol/duration";
 import type { Env } from "../src/config";
-import { agentObject, directory, hubShard, policyHub } from "../src/durable-stubs";
+import { agentObject, directory, policyHub } from "../src/durable-stubs";
 import { esConfig, type EsConfig } from "../src/es/config";
 import { INGEST_PAGE, documentsAfter, globalCheckpoint, type KibanaActionDoc, type KibanaEnrollmentKeyDoc, type KibanaPolicyDoc, type SeqHit } from "../src/es/ingest";
 import { INDEX } from "../src/es/indices";
@@ -157,7 +157,8 @@ export class IngestWatcher extends DurableObject<Env> {
       const data = (shaped.ok ? doc.data : null) as JsonValue;
       for (const agentId of doc.agents ?? []) {
         deliveries.push(async () => {
-          const stored = await agentObject(this.env, agentId).addAction({
+          // The agent's store stores it with the wake-up of the agent's socket or parked check-in.
+          await agentObject(this.env, agentId).addAction({
             action_id: doc.action_id!,
             doc_id: hit._id,
             type: doc.type!,
@@ -168,7 +169,6 @@ export class IngestWatcher extends DurableObject<Env> {
             ...(doc.input_type ? { input_type: doc.input_type } : {}),
             ...(doc.timeout !== undefined ? { timeout: doc.timeout } : {}),
           });
-          if ("seq" in stored) await hubShard(this.env, stored.policyId, agentId).notifyActions(agentId, stored.seq);
         });
       }
     }

@@ -23,12 +23,12 @@ export class OutputKeyRing {
   readonly #ctx: DurableObjectState;
   readonly #env: Env;
   /** Brings the owner's alarm forward without postponing an earlier one (its outbox shares it). */
-  readonly #alarmNoLaterThan: (at: number) => Promise<void>;
+  readonly #wake: (at: number) => Promise<void>;
 
-  constructor(ctx: DurableObjectState, env: Env, alarmNoLaterThan: (at: number) => Promise<void>) {
+  constructor(ctx: DurableObjectState, env: Env, wake: (at: number) => Promise<void>) {
     this.#ctx = ctx;
     this.#env = env;
-    this.#alarmNoLaterThan = alarmNoLaterThan;
+    this.#wake = wake;
   }
 
   /**
@@ -129,7 +129,7 @@ export class OutputKeyRing {
   }
 
   async scheduleRetirement(): Promise<void> {
-    if (this.#retiredCount() > 0) await this.#alarmNoLaterThan(Date.now() + 1000);
+    if (this.#retiredCount() > 0) await this.#wake(Date.now() + 1000);
   }
 
   /** From the owner's alarm: invalidates queued keys, keeping those Elasticsearch did not confirm. */
@@ -162,7 +162,7 @@ export class OutputKeyRing {
         console.warn(JSON.stringify({ event: "output_key.invalidate_failed", count: group.length, error: (err as Error).message }));
       }
     }
-    if (failed || this.#retiredCount() > 0) await this.#alarmNoLaterThan(Date.now() + (failed ? 5_000 : 0));
+    if (failed || this.#retiredCount() > 0) await this.#wake(Date.now() + (failed ? 5_000 : 0));
   }
 
   #retiredCount(): number {

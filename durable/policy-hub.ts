@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { fleetConfig, type Env } from "../src/config";
-import { hubShard, hubShards, mirrorMonitorFor } from "../src/durable-stubs";
+import { hubShards, mirrorMonitorFor } from "../src/durable-stubs";
 import { policyDocument, policyDocumentId } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import { contentHash } from "../src/policy/content-hash";
@@ -8,12 +8,13 @@ import { changedPaths } from "../src/policy/diff";
 import { withFleetHosts } from "../src/policy/fleet-hosts";
 import type { Failure } from "../src/errors";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
-import type { AgentStatus, AgentSummary } from "../src/agents/status";
-import { alarmNoLaterThan } from "./alarm";
+import type { AgentStatus } from "../src/agents/status";
+import { AlarmSchedule } from "./alarm-schedule";
 import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, ROSTER_VERSION_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
 import { decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState } from "./staged-rollout";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
-import type { DeliverySnapshot, RosterBatch } from "./hub-shard";
+import type { DeliverySnapshot } from "./hub-shard";
+import type { RosterChanges } from "../src/agents/effects";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -55,13 +56,16 @@ export class PolicyHub extends DurableObject<Env> {
   #rollout: RolloutState | null = null;
   #previous: PolicyRevision | null = null;
   readonly #outbox: EsOutbox;
+  readonly #alarms: AlarmSchedule;
   #roster!: AgentRoster;
   /** This policy's id before its first revision exists (learned from calls that carry it). */
   #policyId: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.#alarms = new AlarmSchedule(ctx.storage);
     this.#outbox = new EsOutbox(ctx, env, {
+      wake: (at) => this.#alarms.request(at),
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => {
         const owner = `policy:${this.#latest?.policy_id ?? ctx.id.toString()}`;
@@ -174,20 +178,13 @@ export class PolicyHub extends DurableObject<Env> {
     return { latest: this.#latest, previous: isSplitting(this.#rollout) ? this.#previous : null, rollout: this.#rollout };
   }
 
-  /** Roster changes a shard collected (summaries, check-in times). */
-  async applyRoster(batch: RosterBatch): Promise<void> {
+  /** Roster rows from an agent store's effects: applied in one transaction, idempotently (versions). */
+  async applyRoster(policyId: string, changes: RosterChanges): Promise<void> {
+    this.#policyId = policyId;
     this.ctx.storage.transactionSync(() => {
-      for (const summary of batch.upserts) this.#roster.upsert(summary);
-      this.#roster.touch(new Map(batch.seen));
+      for (const { summary, version } of changes.upserts) this.#roster.upsert(summary, version);
+      for (const { agentId, version } of changes.removes) this.#roster.remove(agentId, version);
     });
-  }
-
-  /** Pulls every shard's pending roster changes, so a read sees the latest check-ins. */
-  async #syncRoster(): Promise<void> {
-    const policyId = this.#latest?.policy_id ?? this.#policyId;
-    if (!policyId) return;
-    const batches = await Promise.all(hubShards(this.env, policyId).map((shard) => shard.drainRoster()));
-    for (const batch of batches) await this.applyRoster(batch);
   }
 
   #revisionRow(revision: number): PolicyRevision | null {
@@ -236,7 +233,7 @@ export class PolicyHub extends DurableObject<Env> {
       history: [],
     });
     await this.#store(revision, hash, true, input.createdBy);
-    await alarmNoLaterThan(this.ctx.storage, Date.now() + ROLLOUT_EVALUATION_MS);
+    await this.#alarms.request(Date.now() + ROLLOUT_EVALUATION_MS);
     return this.#rollout!;
   }
 
@@ -256,7 +253,7 @@ export class PolicyHub extends DurableObject<Env> {
         break;
       case "resume":
         this.#saveRollout({ ...rollout, status: "running", stage_started_at: new Date().toISOString(), reason: `resumed by ${by}` });
-        await alarmNoLaterThan(this.ctx.storage, Date.now());
+        await this.#alarms.request(Date.now());
         break;
       case "promote":
         await this.#advance(rollout, `promoted by ${by}`);
@@ -288,7 +285,6 @@ export class PolicyHub extends DurableObject<Env> {
   }
 
   async #stageStats(rollout: RolloutState) {
-    await this.#syncRoster();
     return this.#roster.stageStats(stageThreshold(rollout), rollout.target, rollout.stage_started_at);
   }
 
@@ -308,7 +304,7 @@ export class PolicyHub extends DurableObject<Env> {
     );
     console.log(JSON.stringify({ event: last ? "rollout.completed" : "rollout.promoted", policy_id: this.#latest?.policy_id, stage: this.#rollout!.stage }));
     // A promote by hand may come while paused or held, when no evaluation alarm is pending.
-    if (!last) await alarmNoLaterThan(this.ctx.storage, Date.now() + ROLLOUT_EVALUATION_MS);
+    if (!last) await this.#alarms.request(Date.now() + ROLLOUT_EVALUATION_MS);
     await this.#deliverTargets();
   }
 
@@ -340,42 +336,28 @@ export class PolicyHub extends DurableObject<Env> {
 
   /** Delivers the Elasticsearch outbox and evaluates a running staged rollout. */
   override async alarm(): Promise<void> {
-    await this.#outbox.drain();
-    if (this.#rollout?.status === "running") {
-      await this.evaluateRollout();
-      if (this.#rollout?.status === "running") await alarmNoLaterThan(this.ctx.storage, Date.now() + ROLLOUT_EVALUATION_MS);
-    }
-  }
-
-  /** Adds or refreshes an agent's roster row (enrollment, acks, admin changes). */
-  async upsertAgent(summary: AgentSummary): Promise<void> {
-    this.#roster.upsert(summary);
-  }
-
-  /** Removes an agent that left this policy (reassigned), ending its parked check-in so it re-checks in. */
-  async removeAgent(agentId: string): Promise<void> {
-    // The shard first: it also forgets roster changes it still holds for the agent.
-    const policyId = this.#latest?.policy_id ?? this.#policyId;
-    if (policyId) await hubShard(this.env, policyId, agentId).release(agentId);
-    this.#roster.remove(agentId);
+    await this.#alarms.run(async () => {
+      await this.#outbox.drain();
+      if (this.#rollout?.status === "running") {
+        await this.evaluateRollout();
+        if (this.#rollout?.status === "running") await this.#alarms.request(Date.now() + ROLLOUT_EVALUATION_MS);
+      }
+    });
   }
 
   /** A page of this policy's agents, filtered and sorted in SQLite. */
   async listAgents(policyId: string, query: AgentQuery, offlineAfterMs: number): Promise<{ items: ListedAgent[]; total: number; latestRevision: number }> {
     this.#policyId = policyId;
-    await this.#syncRoster();
     const latestRevision = this.#latest?.revision ?? 0;
     return { ...this.#roster.list(policyId, query, { now: Date.now(), offlineAfterMs, latestRevision }), latestRevision };
   }
 
   async statusCounts(offlineAfterMs: number): Promise<Record<AgentStatus, number> & { total: number }> {
-    await this.#syncRoster();
     return this.#roster.counts({ now: Date.now(), offlineAfterMs, latestRevision: this.#latest?.revision ?? 0 });
   }
 
   /** How far the latest revision has reached: agents per acked revision, and the ones in trouble. */
   async rollout(): Promise<{ latest: number; revisions: Array<{ revision: number; agents: number }>; failing: ListedAgent[] }> {
-    await this.#syncRoster();
     const latest = this.#latest?.revision ?? 0;
     return { latest, revisions: this.#roster.revisions(), failing: this.#roster.failing(latest, 100) };
   }

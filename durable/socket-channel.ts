@@ -1,17 +1,15 @@
-import type { AgentSummary } from "../src/agents/status";
-import { policyChangeAnswer } from "../src/checkin/policy-change";
+import { checkinInput } from "../src/checkin/checkin-input";
 import type { Env } from "../src/config";
-import { agentObject, bulkJob } from "../src/durable-stubs";
+import { agentObject } from "../src/durable-stubs";
 import { isFailure, type ErrorCode, type Failure } from "../src/errors";
-import { esConfig } from "../src/es/config";
 import { errorBody } from "../src/http/error-response";
 import { ERROR_TABLE } from "../src/http/error-table";
-import { keyedOutputs } from "../src/policy/output-keys";
-import { effectiveRevision } from "../src/policy/revision-claim";
 import type { DeliveredAction } from "../src/protocol/action";
 import type { PolicyRevision } from "../src/protocol/policy";
 import { CLOSE, PONG, SocketClientMessage, type SocketServerMessage } from "../src/protocol/socket";
-import { checkinInput } from "../src/checkin/checkin-input";
+import { ack } from "../src/session/ack";
+import { checkin, policyAnswer } from "../src/session/checkin";
+import type { RevisionClaim } from "../src/session/contract";
 
 /** What a socket remembers across hibernation (serialised, well under the 2 KiB attachment limit). */
 export interface SocketAttachment {
@@ -30,8 +28,8 @@ export interface ChannelHost {
   env: Env;
   /** The revision an agent should run (a staged rollout may hold it back). */
   targetFor(agentId: string): PolicyRevision | null;
-  rosterUpsert(summary: AgentSummary): void;
-  markSeen(agentId: string): void;
+  /** The revision the agent is behind, if any, and the one it runs (the shard's one rule). */
+  pendingPolicy(agentId: string, claim: RevisionClaim): { behind: PolicyRevision | null; revision: number };
 }
 
 /** Concurrent pushes while fanning a revision out (each may call the agent's store for its keys). */
@@ -47,8 +45,9 @@ const openSockets = (ctx: DurableObjectState, tag?: string): WebSocket[] =>
   ctx.getWebSockets(tag).filter((ws) => ws.readyState === WebSocket.OPEN);
 
 /**
- * The WebSocket side of a hub shard: sockets accepted with hibernation, check-ins and acks handled
- * as messages, and new revisions and actions pushed the moment they exist.
+ * The WebSocket side of a hub shard: sockets accepted with hibernation, and a codec over the
+ * session's check-in and ack flows (src/session/) for their messages. A socket check-in never waits:
+ * new revisions and actions are pushed the moment they exist.
  */
 export class SocketChannel {
   readonly #host: ChannelHost;
@@ -66,7 +65,6 @@ export class SocketChannel {
     ctx.acceptWebSocket(server, [agentTag(agentId)]);
     const attachment: SocketAttachment = { agentId, policyId, connection, version, revision: -1, ackToken: "" };
     server.serializeAttachment(attachment);
-    this.#host.markSeen(agentId);
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -99,7 +97,6 @@ export class SocketChannel {
     const message = parsed.data;
     // Like the runtime's own answer to an exact ping: a keepalive, not a sign of the agent's health.
     if (message.type === "ping") return sendText(ws, PONG);
-    this.#host.markSeen(attachment.agentId);
     try {
       if (message.type === "checkin") await this.#checkin(ws, attachment, message.id, message.body);
       else await this.#ack(ws, attachment, message.id, message.body.events ?? []);
@@ -127,9 +124,10 @@ export class SocketChannel {
       await Promise.all(
         behind.slice(i, i + PUSH_CONCURRENCY).map(async ({ ws, target: revision }) => {
           const attachment = ws.deserializeAttachment() as SocketAttachment;
-          const answer = await this.#policyChangeAnswer(attachment.agentId, revision);
-          ws.serializeAttachment({ ...attachment, revision: revision.revision });
-          sendText(ws, `{"v":1,"type":"actions","body":${answer}}`);
+          const answer = await policyAnswer(this.#host.env, attachment.agentId, revision);
+          if (answer.kind !== "policy") return;
+          ws.serializeAttachment({ ...attachment, revision: answer.revision });
+          sendText(ws, `{"v":1,"type":"actions","body":${answer.body}}`);
         }),
       );
     }
@@ -151,36 +149,36 @@ export class SocketChannel {
     return true;
   }
 
-  async #checkin(ws: WebSocket, attachment: SocketAttachment, id: string | number, checkin: Extract<SocketClientMessage, { type: "checkin" }>["body"]): Promise<void> {
-    const input = checkinInput(checkin, attachment.version);
-    const outcome = await agentObject(this.#host.env, attachment.agentId).checkinOverSocket(attachment.connection, input);
-    if (isFailure(outcome)) return this.#refuse(ws, id, outcome);
-    if (outcome.summary) this.#host.rosterUpsert(outcome.summary);
-
-    const latest = this.#host.targetFor(attachment.agentId);
-    const revision = effectiveRevision(outcome.claim, latest?.policy_id ?? "", latest?.revision ?? null);
-    const actions = outcome.actions;
-    if (actions.length === 0 && latest && latest.revision > revision) {
-      const answer = await this.#policyChangeAnswer(attachment.agentId, latest);
-      ws.serializeAttachment({ ...attachment, revision: latest.revision });
-      sendText(ws, `{"v":1,"type":"checkin","id":${JSON.stringify(id)},"status":200,"body":${answer}}`);
-      return;
+  async #checkin(ws: WebSocket, attachment: SocketAttachment, id: string | number, body: Extract<SocketClientMessage, { type: "checkin" }>["body"]): Promise<void> {
+    const { agentId, connection } = attachment;
+    const input = checkinInput(body, attachment.version);
+    let runs = attachment.revision;
+    const answer = await checkin(this.#host.env, agentId, {
+      record: () => agentObject(this.#host.env, agentId).checkinOverSocket(connection, input),
+      wait: async (outcome) => {
+        const { behind, revision } = this.#host.pendingPolicy(agentId, outcome.claim);
+        runs = revision;
+        return behind ? { kind: "policy", revision: behind } : { kind: "none" };
+      },
+    });
+    if (isFailure(answer)) return this.#refuse(ws, id, answer);
+    switch (answer.kind) {
+      case "policy":
+        ws.serializeAttachment({ ...attachment, revision: answer.revision });
+        return sendText(ws, `{"v":1,"type":"checkin","id":${JSON.stringify(id)},"status":200,"body":${answer.body}}`);
+      case "actions":
+        ws.serializeAttachment({ ...attachment, ackToken: answer.ackToken || attachment.ackToken });
+        return send(ws, { v: 1, type: "checkin", id, status: 200, body: { ack_token: answer.ackToken, action: "checkin", actions: asJson(answer.actions) } });
+      case "none":
+        ws.serializeAttachment({ ...attachment, revision: runs, ackToken: answer.ackToken || attachment.ackToken });
+        return send(ws, { v: 1, type: "checkin", id, status: 200, body: { ack_token: answer.ackToken, action: "checkin" } });
     }
-    const ackToken = outcome.ackToken;
-    ws.serializeAttachment({ ...attachment, revision, ackToken: ackToken || attachment.ackToken });
-    send(ws, { v: 1, type: "checkin", id, status: 200, body: actions.length > 0 ? { ack_token: ackToken, action: "checkin", actions: asJson(actions) } : { ack_token: ackToken, action: "checkin" } });
   }
 
   async #ack(ws: WebSocket, attachment: SocketAttachment, id: string | number, events: NonNullable<Extract<SocketClientMessage, { type: "ack" }>["body"]["events"]>): Promise<void> {
-    const outcome = await agentObject(this.#host.env, attachment.agentId).ackOverSocket(attachment.connection, events);
-    if (isFailure(outcome)) return this.#refuse(ws, id, outcome);
-    const now = new Date().toISOString();
-    await Promise.all(outcome.results.map((result) => bulkJob(this.#host.env, result.action_id).recordResult(attachment.agentId, result.error, now)));
-    if (outcome.summary) this.#host.rosterUpsert(outcome.summary);
-    const worst = outcome.items.length > 0 ? Math.max(...outcome.items.map((item) => item.status)) : 200;
-    const body = outcome.items.length === 0 ? { action: "acks" as const } : worst >= 400 ? { action: "acks" as const, errors: true as const, items: outcome.items } : { action: "acks" as const, items: outcome.items };
-    send(ws, { v: 1, type: "ack", id, status: worst, body });
-    if (outcome.unenrolled) ws.close(CLOSE.unenrolled, "agent unenrolled");
+    const answer = await ack(() => agentObject(this.#host.env, attachment.agentId).ackOverSocket(attachment.connection, events));
+    if (isFailure(answer)) return this.#refuse(ws, id, answer);
+    send(ws, { v: 1, type: "ack", id, status: answer.status, body: answer.body });
   }
 
   /**
@@ -191,15 +189,6 @@ export class SocketChannel {
     send(ws, errorMessage(id, failure.error, failure.detail));
     if (failure.error === "SocketSuperseded") ws.close(CLOSE.superseded, "superseded by a newer connection");
     else if (ERROR_TABLE[failure.error].status === 401) ws.close(CLOSE.unauthorized, ERROR_TABLE[failure.error].name);
-  }
-
-  /**
-   * The check-in answer carrying the agent's POLICY_CHANGE, as text: without a mirror it splices
-   * the revision's policy serialised once, instead of serialising ~3 KB for every socket of a fan-out.
-   */
-  async #policyChangeAnswer(agentId: string, revision: PolicyRevision): Promise<string> {
-    const keys = esConfig(this.#host.env) ? await agentObject(this.#host.env, agentId).outputKeys(await keyedOutputs(revision)) : {};
-    return policyChangeAnswer(agentId, revision, keys);
   }
 }
 

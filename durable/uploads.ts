@@ -16,7 +16,7 @@ import {
   type UploadBegin,
   type UploadStatus,
 } from "../src/protocol/upload";
-import { alarmNoLaterThan } from "./alarm";
+import { AlarmSchedule } from "./alarm-schedule";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { migrateSchema } from "./sql-schema";
 
@@ -98,13 +98,16 @@ const CHUNKS_PER_ALARM = 4;
  */
 export class Uploads extends DurableObject<Env> {
   readonly #outbox: EsOutbox;
+  readonly #alarms: AlarmSchedule;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const owner = () => `upload:${this.#row()?.upload_id ?? ctx.id.toString()}`;
+    this.#alarms = new AlarmSchedule(ctx.storage);
     this.#outbox = new EsOutbox(ctx, env, {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,
       report: (backlog) => mirrorMonitorFor(env, owner()).report(owner(), backlog),
+      wake: (at) => this.#alarms.request(at),
     });
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }
@@ -131,7 +134,7 @@ export class Uploads extends DurableObject<Env> {
       // fleet-server creates this document at begin; the first upload of an action and agent owns it.
       this.#outbox.add({ index: uploadMetaIndex(begin.source), id: uploadDocumentId(begin.actionId, begin.agentId), op: "create", body: begin.doc });
     });
-    await alarmNoLaterThan(this.ctx.storage, begin.startMs + SWEEP_DELAY_MS);
+    await this.#alarms.request(begin.startMs + SWEEP_DELAY_MS);
     return { ok: true };
   }
 
@@ -239,12 +242,14 @@ export class Uploads extends DurableObject<Env> {
    * never sees READY before the bytes) and, once the upload has expired, sweeps orphaned chunk bytes.
    */
   override async alarm(): Promise<void> {
-    const row = this.#row();
-    if (!row) return;
-    if (await this.#mirrorChunks(row)) await this.#outbox.drain();
-    const sweepAt = row.start_ms + SWEEP_DELAY_MS;
-    if (Date.now() >= sweepAt) await this.#sweep(row);
-    else await alarmNoLaterThan(this.ctx.storage, sweepAt);
+    await this.#alarms.run(async () => {
+      const row = this.#row();
+      if (!row) return;
+      if (await this.#mirrorChunks(row)) await this.#outbox.drain();
+      const sweepAt = row.start_ms + SWEEP_DELAY_MS;
+      if (Date.now() >= sweepAt) await this.#sweep(row);
+      else await this.#alarms.request(sweepAt);
+    });
   }
 
   /** Copies a few pending chunks from R2 to the data index. True when none is left. */
@@ -270,12 +275,12 @@ export class Uploads extends DurableObject<Env> {
         sql.exec("UPDATE es_chunks SET attempts = attempts + 1 WHERE pos = ?", chunk.pos);
         const delay = Math.min(1000 * 2 ** Math.min(chunk.attempts + 1, 10), 5 * 60_000);
         console.warn(JSON.stringify({ event: "mirror.chunk_failed", upload_id: row.upload_id, pos: chunk.pos, error: (err as Error).message }));
-        await alarmNoLaterThan(this.ctx.storage, Date.now() + delay);
+        await this.#alarms.request(Date.now() + delay);
         return false;
       }
     }
     if (sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM es_chunks").one().n === 0) return true;
-    await alarmNoLaterThan(this.ctx.storage, Date.now());
+    await this.#alarms.request(Date.now());
     return false;
   }
 

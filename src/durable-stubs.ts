@@ -57,13 +57,16 @@ export function agentObject(env: Env, agentId: string): AgentHandle {
 
 export const policyHub = (env: Env, policyId: string) =>
   env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as Remote<PolicyHub>;
-/** The fan-out shard of a policy that holds this agent's parked polls and socket (a stable hash of its id). */
-export const hubShard = (env: Env, policyId: string, agentId: string) => shardAt(env, policyId, agentBucket(agentId) % fleetConfig(env).hubShards);
+/** Which of a policy's fan-out shards holds this agent's parked polls and socket (a stable hash of its id). */
+export const shardIndexOf = (env: Env, agentId: string): number => agentBucket(agentId) % fleetConfig(env).hubShards;
+
+/** The fan-out shard of a policy that holds this agent's parked polls and socket. */
+export const hubShard = (env: Env, policyId: string, agentId: string) => hubShardAt(env, policyId, shardIndexOf(env, agentId));
 
 /** Every fan-out shard of a policy. */
-export const hubShards = (env: Env, policyId: string) => Array.from({ length: fleetConfig(env).hubShards }, (_, i) => shardAt(env, policyId, i));
+export const hubShards = (env: Env, policyId: string) => Array.from({ length: fleetConfig(env).hubShards }, (_, i) => hubShardAt(env, policyId, i));
 
-const shardAt = (env: Env, policyId: string, index: number) =>
+export const hubShardAt = (env: Env, policyId: string, index: number) =>
   env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${index}`)) as unknown as Remote<HubShard>;
 
 export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromName("fleet")) as unknown as Remote<Directory>;

@@ -10,6 +10,7 @@ import {
   createEnrollmentKey,
   enrollBody,
   enrolledAgent,
+  eventually,
   json,
   putPolicy,
   untilParked,
@@ -77,10 +78,12 @@ describe("listing agents", () => {
     await settle(agents[0]!);
     await settle(agents[1]!, "DEGRADED");
     await settle(agents[2]!, "error");
-    const online = await list("policy_id=list-p&status=online");
-    expect(online.items.map((a) => a.id)).toEqual([agents[0]!.id]);
-    expect((await list("policy_id=list-p&status=degraded")).items.map((a) => a.id)).toEqual([agents[1]!.id]);
-    expect((await list("policy_id=list-p&status=error")).items.map((a) => a.id)).toEqual([agents[2]!.id]);
+    // Check-ins and acks reach the roster through the agents' stores' effects, within a bound.
+    await eventually(async () => {
+      expect((await list("policy_id=list-p&status=online")).items.map((a) => a.id)).toEqual([agents[0]!.id]);
+      expect((await list("policy_id=list-p&status=degraded")).items.map((a) => a.id)).toEqual([agents[1]!.id]);
+      expect((await list("policy_id=list-p&status=error")).items.map((a) => a.id)).toEqual([agents[2]!.id]);
+    });
 
     // A new revision makes the settled agents "updating" until they ack it.
     await putPolicy("list-p", { agent: { logging: { level: "debug" } } });
@@ -273,7 +276,7 @@ describe("agent operations", () => {
       starts.push(upgrade.start_time!);
     }
     expect(starts).toEqual([0, 15, 30, 45].map((minutes) => new Date(start + minutes * 60_000).toISOString()));
-    expect((await list("policy_id=upgrade-p&status=updating")).total).toBe(4);
+    await eventually(async () => expect((await list("policy_id=upgrade-p&status=updating")).total).toBe(4));
   });
 
   it("sends an action to a whole policy and reports its progress, then cancels it for the rest", async () => {
@@ -288,7 +291,10 @@ describe("agent operations", () => {
 
     await ackRequest(agents[0]!, [ackEvent(agents[0]!, actionId, "REQUEST_DIAGNOSTICS", { data: { upload_id: "u1" } })]);
     await ackRequest(agents[1]!, [ackEvent(agents[1]!, actionId, "REQUEST_DIAGNOSTICS", { error: "rate limit exceeded" })]);
-    expect(await statusOf()).toMatchObject({ nbAgentsAck: 1, nbAgentsFailed: 1, latestErrors: [{ agentId: agents[1]!.id, error: "rate limit exceeded" }] });
+    // Results reach the action's progress through the agents' stores' effects.
+    await eventually(async () =>
+      expect(await statusOf()).toMatchObject({ nbAgentsAck: 1, nbAgentsFailed: 1, latestErrors: [{ agentId: agents[1]!.id, error: "rate limit exceeded" }] }),
+    );
 
     const cancel = await adminRequest("POST", `/api/fleet/agents/actions/${actionId}/cancel`);
     expect(cancel.status).toBe(200);
@@ -367,8 +373,9 @@ describe("policies", () => {
     const upgraded = await json<CheckinBody>(await checkinRequest(agents[0]!, { agent_policy_id: "rollout-p", policy_revision_idx: 1 }));
     await ackRequest(agents[0]!, [ackEvent(agents[0]!, upgraded.actions![0]!.id, "POLICY_CHANGE")]);
     await checkinRequest(agents[1]!, { status: "error", message: "Invalid policy: bad input", agent_policy_id: "rollout-p", policy_revision_idx: 1 });
-    const { item } = await json<{ item: Record<string, unknown> }>(await adminRequest("GET", "/api/fleet/agent_policies/rollout-p/rollout"));
-    expect(item).toMatchObject({
+    await eventually(async () => {
+      const { item } = await json<{ item: Record<string, unknown> }>(await adminRequest("GET", "/api/fleet/agent_policies/rollout-p/rollout"));
+      expect(item).toMatchObject({
       latest_revision: 2,
       agents_total: 3,
       agents_on_latest: 1,
@@ -376,7 +383,8 @@ describe("policies", () => {
         { revision: 2, agents: 1 },
         { revision: 1, agents: 2 },
       ],
-      failing: [{ id: agents[1]!.id, revision: 1, status: "error", message: "Invalid policy: bad input" }],
+        failing: [{ id: agents[1]!.id, revision: 1, status: "error", message: "Invalid policy: bad input" }],
+      });
     });
   });
 

@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { agentBucket } from "../durable/staged-rollout";
-import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, json, policyBody, putPolicy, type Enrolled } from "./helpers";
+import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, eventually, json, policyBody, putPolicy, type Enrolled } from "./helpers";
 
 interface CheckinBody {
   actions?: Array<{ id: string; type: string; data: { policy?: Record<string, unknown> } }>;
@@ -35,6 +35,16 @@ const startRollout = (policyId: string, extra: Record<string, unknown> = {}) =>
     ...extra,
   });
 
+/** The current stage's progress as the hub's roster shows it. */
+const current = async (policyId: string) =>
+  (await json<{ item: { current: Record<string, number> } }>(await adminRequest("GET", `/api/fleet/agent_policies/${policyId}/rollouts/current`))).item.current;
+
+/**
+ * Waits until the hub's roster shows the agents' acks and statuses: it follows their stores through
+ * effects, within a bound (a rollout decides on what the roster shows).
+ */
+const untilStage = (policyId: string, expected: Record<string, number>) => eventually(async () => expect(await current(policyId)).toMatchObject(expected));
+
 const checkinOn = (agent: Enrolled, revision: number, extra: Record<string, unknown> = {}) =>
   checkinRequest(agent, { agent_policy_id: agent.policyId, policy_revision_idx: revision, ...extra });
 
@@ -57,8 +67,8 @@ describe("staged rollouts", () => {
       expect(body.actions?.[0]).toMatchObject({ id: "policy:stage-p:2", type: "POLICY_CHANGE" });
       await ackRequest(agent, [ackEvent(agent, "policy:stage-p:2", "POLICY_CHANGE")]);
     }
-    const progress = await json<{ item: { current: Record<string, number> } }>(await adminRequest("GET", "/api/fleet/agent_policies/stage-p/rollouts/current"));
-    expect(progress.item.current).toEqual({ percent: 30, members: inFirst.length, acked: inFirst.length, failed: 0 });
+    await untilStage("stage-p", { acked: inFirst.length });
+    expect(await current("stage-p")).toEqual({ percent: 30, members: inFirst.length, acked: inFirst.length, failed: 0 });
 
     await hub("stage-p").evaluateRollout();
     const woken = await Promise.all(parked.map(async (p) => json<CheckinBody>(await p)));
@@ -67,6 +77,7 @@ describe("staged rollouts", () => {
     expect(promoted.item).toMatchObject({ stage: 1, status: "running", history: [{ stage: 0, percent: 30, members: inFirst.length, acked: inFirst.length, outcome: "criteria met" }] });
 
     for (const agent of outside) await ackRequest(agent, [ackEvent(agent, "policy:stage-p:2", "POLICY_CHANGE")]);
+    await untilStage("stage-p", { acked: agents.length });
     await hub("stage-p").evaluateRollout();
     expect((await json<{ item: Record<string, unknown> }>(await adminRequest("GET", "/api/fleet/agent_policies/stage-p/rollouts/current"))).item).toMatchObject({ status: "completed" });
   });
@@ -76,6 +87,7 @@ describe("staged rollouts", () => {
     const inFirst = agents.filter((a) => agentBucket(a.id) < 3000);
     await startRollout("hold-p");
     for (const agent of inFirst) await checkinOn(agent, 1, { status: "error", message: "Invalid policy: unknown input type" });
+    await untilStage("hold-p", { failed: inFirst.length });
     await hub("hold-p").evaluateRollout();
     const held = await json<{ item: { status: string; reason: string } }>(await adminRequest("GET", "/api/fleet/agent_policies/hold-p/rollouts/current"));
     expect(held.item.status).toBe("held");
@@ -114,6 +126,7 @@ describe("staged rollouts", () => {
       await checkinOn(agent, 1);
       await ackRequest(agent, [ackEvent(agent, "policy:pause-p:2", "POLICY_CHANGE")]);
     }
+    await untilStage("pause-p", { acked: inFirst.length });
     const command = async (name: string) => {
       const res = await adminRequest("POST", `/api/fleet/agent_policies/pause-p/rollouts/current/${name}`);
       return { status: res.status, item: (await json<{ item: Record<string, unknown> }>(res)).item };
@@ -148,6 +161,7 @@ describe("staged rollouts", () => {
       expect((await json<CheckinBody>(await checkinOn(agent, 1))).actions?.[0]).toMatchObject({ id: "policy:pause-p:2", type: "POLICY_CHANGE" });
       await ackRequest(agent, [ackEvent(agent, "policy:pause-p:2", "POLICY_CHANGE")]);
     }
+    await untilStage("pause-p", { acked: agents.length });
     // ...and the rollout is evaluated again on its own: the last stage acked, so it completes.
     expect(await runDurableObjectAlarm(hubStub)).toBe(true);
     expect((await command("resume")).status).toBe(409);

@@ -23,8 +23,6 @@ export interface AgentSummary {
   /** An UNENROLL action is waiting for the agent's ack. */
   unenrolling: boolean;
   unhealthy_reason: string[] | null;
-  /** Monotonic per agent: a roster keeps the newest summary whichever path brought it first. */
-  summary_version: number;
 }
 
 export interface StatusContext {

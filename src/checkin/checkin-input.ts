@@ -1,4 +1,4 @@
-import type { CheckinInput } from "../../durable/agent";
+import type { CheckinInput } from "../session/contract";
 import type { CheckinRequest } from "../protocol/checkin";
 
 /** What the agent's store records from a check-in body, over HTTP or a socket alike. */

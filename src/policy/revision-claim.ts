@@ -1,4 +1,4 @@
-import type { RevisionClaim } from "../../durable/agent";
+import type { RevisionClaim } from "../session/contract";
 
 /**
  * The revision an agent is treated as running (fleet-server `processPolicyDetails`): what it

@@ -1,8 +1,7 @@
 import { Hono } from "hono";
 import { parseApiKeyHeader } from "../auth/api-key";
 import { fleetConfig, type AppEnv } from "../config";
-import { agentObject, directory, hubShard, policyHub } from "../durable-stubs";
-import { CLOSE } from "../protocol/socket";
+import { agentObject, directory } from "../durable-stubs";
 import { orThrow } from "../errors";
 import { readJsonBody } from "../http/body";
 import { EnrollRequest, normaliseTags, type EnrollResponse } from "../protocol/enroll";
@@ -38,11 +37,7 @@ export const enroll = new Hono<AppEnv>().post("/api/fleet/agents/enroll", async 
       version,
     }),
   );
-  // The policy's roster lists the agent from now on (and a re-enrolled agent leaves its old policy's).
-  await policyHub(c.env, enrollment.policyId).upsertAgent(result.summary);
-  if (result.previousPolicyId) await policyHub(c.env, result.previousPolicyId).removeAgent(agentId);
-  // A socket opened with the replaced key is cut: the agent's new holder must connect with the new key.
-  if (result.replaced) await hubShard(c.env, result.previousPolicyId ?? enrollment.policyId, agentId).disconnect(agentId, CLOSE.unauthorized, "agent re-enrolled");
+  // The store lists the agent in its policy's roster and cuts a replaced key's socket (its effects).
   const response: EnrollResponse = { action: "created", item: result.item };
   return c.json(response);
 });

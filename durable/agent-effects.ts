@@ -1,0 +1,164 @@
+import type { ActionResult, RosterChanges, ShardEffect } from "../src/agents/effects";
+import type { AgentSummary } from "../src/agents/status";
+import type { Env } from "../src/config";
+import { bulkJob, hubShardAt, policyHub, shardIndexOf } from "../src/durable-stubs";
+
+/** Schema step of the agent store: consequences of agent changes waiting for delivery. */
+export const EFFECTS_SCHEMA = `
+  CREATE TABLE effects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    coalesce_key TEXT UNIQUE,
+    attempts INTEGER NOT NULL DEFAULT 0);`;
+
+type Kind = "hub" | "shard" | "job";
+
+/** A hub's roster row of the agent, or the agent's removal from it. */
+type RosterBody = { type: "upsert"; summary: AgentSummary } | { type: "remove" };
+
+interface EffectRow extends Record<string, SqlStorageValue> {
+  seq: number;
+  kind: Kind;
+  target: string;
+  agent_id: string;
+  body: string;
+  attempts: number;
+}
+
+/** Effects delivered per alarm run; more wait for the next run, which is asked for at once. */
+const BATCH = 1_000;
+/**
+ * Roster rows wait this long, so a burst of check-ins in one store reaches each hub as one call.
+ * Socket closes, wake-ups and results go at once: an agent or an admin waits for them.
+ */
+const ROSTER_DELAY_MS = 500;
+const MAX_BACKOFF_MS = 60_000;
+
+/**
+ * The agent store's outbox of consequences for other objects: roster rows for policy hubs, socket
+ * closes and wake-ups for hub shards, results for bulk jobs. Agents write them with the change that
+ * causes them, in the same synchronous transaction (DESIGN.md "The owner writes the consequences"),
+ * and the store's alarm delivers them in order, batched per receiver, retrying with back-off until
+ * each receiver has them. A crash at any point loses none: undelivered rows are delivered after the
+ * restart. Receivers apply them idempotently (roster rows carry a version, results are first-wins).
+ */
+export class AgentEffects {
+  readonly #sql: SqlStorage;
+  readonly #env: Env;
+  readonly #wake: (at: number) => Promise<void>;
+  /** The earliest delivery already asked for (in memory: a restart's alarm delivers what is left). */
+  #dueAt = Infinity;
+  /** One delivery at a time, so a receiver sees one store's effects in order. */
+  #delivering: Promise<void> = Promise.resolve();
+
+  constructor(sql: SqlStorage, env: Env, wake: (at: number) => Promise<void>) {
+    this.#sql = sql;
+    this.#env = env;
+    this.#wake = wake;
+  }
+
+  /**
+   * The agent's roster row in `policyId` changed; only the newest pending row is kept. An agent new
+   * to the policy (enrolled, reassigned) is listed at once; changes to a listed agent are batched.
+   */
+  roster(policyId: string, summary: AgentSummary, joined: boolean): void {
+    const delayMs = joined ? 0 : ROSTER_DELAY_MS;
+    this.#add("hub", policyId, summary.agent_id, { type: "upsert", summary } satisfies RosterBody, `roster:${policyId}:${summary.agent_id}`, delayMs);
+  }
+
+  /** The agent left `policyId`: its roster row there goes (replacing a pending upsert). */
+  leave(policyId: string, agentId: string): void {
+    this.#add("hub", policyId, agentId, { type: "remove" } satisfies RosterBody, `roster:${policyId}:${agentId}`, 0);
+  }
+
+  /** Work for the agent's fan-out shard of `policyId`. A newer wake-up replaces a pending one. */
+  shard(policyId: string, effect: ShardEffect): void {
+    this.#add("shard", policyId, effect.agentId, effect, effect.kind === "wake" ? `wake:${policyId}:${effect.agentId}` : null, 0);
+  }
+
+  /** The agent's first answer to action `actionId`, for the action's progress. */
+  result(actionId: string, result: ActionResult): void {
+    this.#add("job", actionId, result.agentId, result, null, 0);
+  }
+
+  /** Effects not yet delivered (tests, observability). */
+  pending(): number {
+    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n;
+  }
+
+  /**
+   * Delivers one batch, grouped per receiver; a receiver that fails keeps its rows for a retry.
+   * Called by the store's alarm, and right after an admin's change so the admin reads what they
+   * wrote; never throws.
+   */
+  deliver(): Promise<void> {
+    const run = this.#delivering.then(() => this.#deliverBatch());
+    this.#delivering = run.catch(() => undefined);
+    return run;
+  }
+
+  async #deliverBatch(): Promise<void> {
+    this.#dueAt = Infinity;
+    const rows = this.#sql.exec<EffectRow>("SELECT seq, kind, target, agent_id, body, attempts FROM effects ORDER BY seq LIMIT ?", BATCH).toArray();
+    if (rows.length === 0) return;
+    const groups = new Map<string, EffectRow[]>();
+    for (const row of rows) {
+      const key = row.kind === "shard" ? `shard:${row.target}#${shardIndexOf(this.#env, row.agent_id)}` : `${row.kind}:${row.target}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = []));
+      group.push(row);
+    }
+    let retryAfter = 0;
+    await Promise.all(
+      [...groups.values()].map(async (group) => {
+        try {
+          await this.#send(group);
+          for (const row of group) this.#sql.exec("DELETE FROM effects WHERE seq = ?", row.seq);
+        } catch (err) {
+          const attempts = Math.max(...group.map((row) => row.attempts)) + 1;
+          for (const row of group) this.#sql.exec("UPDATE effects SET attempts = ? WHERE seq = ?", attempts, row.seq);
+          retryAfter = Math.max(retryAfter, Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempts, 10)));
+          const first = group[0]!;
+          console.error(JSON.stringify({ event: "agent_effects.delivery_failed", kind: first.kind, target: first.target, count: group.length, attempts, error: (err as Error).message }));
+        }
+      }),
+    );
+    if (retryAfter > 0) await this.#schedule(Date.now() + retryAfter);
+    else if (rows.length === BATCH) await this.#schedule(Date.now());
+  }
+
+  async #send(group: EffectRow[]): Promise<void> {
+    const { kind, target } = group[0]!;
+    switch (kind) {
+      case "hub": {
+        const changes: RosterChanges = { upserts: [], removes: [] };
+        for (const row of group) {
+          const body = JSON.parse(row.body) as RosterBody;
+          if (body.type === "upsert") changes.upserts.push({ summary: body.summary, version: row.seq });
+          else changes.removes.push({ agentId: row.agent_id, version: row.seq });
+        }
+        return policyHub(this.#env, target).applyRoster(target, changes);
+      }
+      case "shard":
+        return hubShardAt(this.#env, target, shardIndexOf(this.#env, group[0]!.agent_id)).apply(target, group.map((row) => JSON.parse(row.body) as ShardEffect));
+      case "job":
+        return bulkJob(this.#env, target).recordResults(group.map((row) => JSON.parse(row.body) as ActionResult));
+    }
+  }
+
+  #add(kind: Kind, target: string, agentId: string, body: object, coalesceKey: string | null, delayMs: number): void {
+    if (coalesceKey !== null) this.#sql.exec("DELETE FROM effects WHERE coalesce_key = ?", coalesceKey);
+    this.#sql.exec("INSERT INTO effects (kind, target, agent_id, body, coalesce_key) VALUES (?, ?, ?, ?, ?)", kind, target, agentId, JSON.stringify(body), coalesceKey);
+    const at = Date.now() + delayMs;
+    if (at >= this.#dueAt) return;
+    this.#schedule(at).catch((err: unknown) => console.error(JSON.stringify({ event: "agent_effects.schedule_failed", error: (err as Error).message })));
+  }
+
+  #schedule(at: number): Promise<void> {
+    this.#dueAt = Math.min(this.#dueAt, at);
+    return this.#wake(at);
+  }
+}
