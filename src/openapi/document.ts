@@ -168,7 +168,7 @@ const OPERATIONS: Operation[] = [
   { method: "delete", path: "/api/fleet/admin_api_keys/{id}", summary: "Revoke an admin API key", auth: "admin", response: AdminKeyResponse },
   { method: "get", path: "/api/fleet/artifacts", summary: "List published artifacts", auth: "admin", response: Items },
   { method: "put", path: "/api/fleet/artifacts/{id}", summary: "Publish an artifact (.fleet-artifacts fields)", auth: "admin", body: ArtifactPut, response: Item },
-  { method: "delete", path: "/api/fleet/artifacts/{id}", summary: "Delete an artifact (?sha256=)", auth: "admin", response: JsonObject },
+  { method: "delete", path: "/api/fleet/artifacts/{id}", summary: "Delete one version of an artifact (?decoded_sha256=)", auth: "admin", response: JsonObject },
   { method: "put", path: "/api/fleet/files/{fileId}", summary: "Publish a file for agents to fetch", auth: "admin", body: DeliveryPut, response: Item },
   { method: "delete", path: "/api/fleet/files/{fileId}", summary: "Delete a delivered file", auth: "admin", response: JsonObject },
   { method: "get", path: "/api/fleet/agents/{agentId}/uploads", summary: "An agent's uploaded files (diagnostics)", auth: "admin", response: Items },
