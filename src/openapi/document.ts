@@ -182,8 +182,17 @@ const OPERATIONS: Operation[] = [
  * JSON Schemas for one document. zod puts the definitions a schema needs (recursive `z.json()`) in
  * its own `$defs` and points at them with `#/$defs/…`, which inside an OpenAPI document resolves
  * against the document's root, where nothing is. They are moved to `components.schemas` instead,
- * one copy of each distinct definition, and every `$ref` follows them there.
+ * one copy of each distinct definition, and every `$ref` follows them there. zod's recursive
+ * definition of any JSON value becomes `{}`: the same instances, and generators (schemathesis)
+ * cannot expand a schema that refers to itself.
  */
+/** zod's definition of `z.json()`, its reference to itself written `#self`. */
+const ANY_JSON = (() => {
+  const { $defs } = z.toJSONSchema(z.object({ value: z.json() })) as { $defs: Record<string, unknown> };
+  const [name, def] = Object.entries($defs)[0]!;
+  return JSON.stringify(def).replaceAll(`"#/$defs/${name}"`, '"#self"');
+})();
+
 class SchemaSet {
   readonly definitions: Record<string, unknown> = {};
   /** Names of definitions that refer to nothing but themselves, by content. */
@@ -195,8 +204,13 @@ class SchemaSet {
     const defs = Object.entries(($defs ?? {}) as Record<string, unknown>).map(([name, def]) => ({ local: `"#/$defs/${name}"`, text: JSON.stringify(def), name: "" }));
     for (const def of defs) {
       const key = def.text.replaceAll(def.local, '"#self"');
+      if (key === ANY_JSON) {
+        def.name = "Json";
+        this.definitions.Json = { description: "Any JSON value" };
+        continue;
+      }
       const shared = !key.includes('"#/$defs/');
-      def.name = (shared ? this.#byContent.get(key) : undefined) ?? `Json${++this.#count === 1 ? "" : this.#count}`;
+      def.name = (shared ? this.#byContent.get(key) : undefined) ?? `Definition${++this.#count}`;
       if (shared) this.#byContent.set(key, def.name);
     }
     const rewrite = (text: string) => defs.reduce((out, def) => out.replaceAll(def.local, `"#/components/schemas/${def.name}"`), text);
