@@ -66,6 +66,7 @@ agent_id="${agent%% *}"
 agent_key="${agent#* }"
 
 run() {
+  # schemathesis reads SCHEMATHESIS_HOOKS and FUZZ_AGENT_ID from the environment (scripts/fuzz_hooks.py).
   local name="$1"
   shift
   echo "fuzz: $name routes ($EXAMPLES examples per operation, seed $SEED)"
@@ -79,8 +80,8 @@ run() {
 
 status=0
 # Agent routes first: the admin run may unenroll or revoke the agent.
-run agents --include-tag agents -H "Authorization: ApiKey $agent_key" -H "User-Agent: $USER_AGENT" \
-  --set-path "id=$agent_id" || status=1
+SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH=scripts FUZZ_AGENT_ID="$agent_id" \
+  run agents --include-tag agents -H "Authorization: ApiKey $agent_key" || status=1
 run admin --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --set-path "agentId=$agent_id" || status=1
 if grep -q '"level":"error"\|failed:' "$OUT/server.log"; then
   echo "fuzz: the server logged errors (see $OUT/server.log)"
