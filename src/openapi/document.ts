@@ -206,7 +206,7 @@ class SchemaSet {
       const key = def.text.replaceAll(def.local, '"#self"');
       if (key === ANY_JSON) {
         def.name = "Json";
-        this.definitions.Json = { description: "Any JSON value" };
+        this.definitions.Json = {};
         continue;
       }
       const shared = !key.includes('"#/$defs/');
