@@ -12,7 +12,7 @@ import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
 import type { AgentSummary } from "../src/agents/status";
 import { CLOSE } from "../src/protocol/socket";
 import type { AckOutcome, AgentEnrollInput, CheckinInput, CheckinOutcome } from "../src/session/contract";
-import { normaliseTags } from "../src/protocol/enroll";
+import { MAX_AGENT_TAGS, normaliseTags } from "../src/protocol/enroll";
 import { PER_AGENT_REQUESTS_PER_10S } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
 import type { EnrolledAgent } from "../src/protocol/enroll";
@@ -478,6 +478,8 @@ export class Agent {
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     const removed = new Set(remove);
     const tags = normaliseTags([...(replace ?? doc.tags).filter((t) => !removed.has(t)), ...add]);
+    // Repeated bulk adds must not grow the record past what a row holds (docs/hardening.md).
+    if (tags.length > MAX_AGENT_TAGS) return { error: "AdminBadRequest", detail: `tags: an agent keeps at most ${MAX_AGENT_TAGS} tags` };
     this.#save({ ...doc, tags, updated_at: new Date().toISOString() });
     await this.#home.deliverEffects();
     return { tags };

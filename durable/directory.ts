@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { ADMIN_KEY_PREFIX } from "../src/auth/admin-key";
+import { ADMIN_KEY_PREFIX, parseAdminKey } from "../src/auth/admin-key";
 import type { ApiKey } from "../src/auth/api-key";
 import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
 import { fleetConfig, type Env } from "../src/config";
@@ -188,9 +188,9 @@ export class Directory extends DurableObject<Env> {
 
   /** The name of the admin key `token` belongs to, or null when it is not a live admin key. */
   async verifyAdminKey(token: string): Promise<string | null> {
-    if (!token.startsWith(ADMIN_KEY_PREFIX)) return null;
-    const [id, secret] = token.slice(ADMIN_KEY_PREFIX.length).split(".");
-    if (!id || !secret) return null;
+    const key = parseAdminKey(token);
+    if (!key) return null;
+    const { id, secret } = key;
     const row = this.ctx.storage.sql
       .exec<{ name: string; secret_hash: string; revoked_at: string | null }>("SELECT name, secret_hash, revoked_at FROM admin_keys WHERE id = ?", id)
       .toArray()[0];

@@ -6,7 +6,7 @@ import { errorBody } from "../src/http/error-response";
 import { ERROR_TABLE } from "../src/http/error-table";
 import type { DeliveredAction } from "../src/protocol/action";
 import type { PolicyRevision } from "../src/protocol/policy";
-import { CLOSE, PONG, SocketClientMessage, type SocketServerMessage } from "../src/protocol/socket";
+import { CLOSE, PONG, SocketClientMessage, decodeSocketMessage, type SocketServerMessage } from "../src/protocol/socket";
 import { ack } from "../src/session/ack";
 import { checkin, policyAnswer } from "../src/session/checkin";
 import type { RevisionClaim } from "../src/session/contract";
@@ -82,12 +82,13 @@ export class SocketChannel {
 
   async message(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     const attachment = ws.deserializeAttachment() as SocketAttachment;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
-    } catch {
-      return send(ws, errorMessage(null, "BadRequest", "Bad request: message is not JSON"));
+    const decoded = decodeSocketMessage(data);
+    if ("error" in decoded) {
+      // Too big to read: RFC 6455's close, not an answer the agent would meet again on its retry.
+      if (decoded.close) return ws.close(decoded.close, decoded.error);
+      return send(ws, errorMessage(decoded.id ?? null, "BadRequest", decoded.error));
     }
+    const raw = decoded.value;
     const parsed = SocketClientMessage.safeParse(raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;

@@ -202,7 +202,7 @@ export class Uploads extends DurableObject<Env> {
       if (!row) return { error: "InvalidFileID" };
       if (!canUpload(row.status as UploadStatus)) return { error: "StatusNoUploads" };
       const chunks = this.#chunks();
-      const verdict = await verifyChunks(chunks, chunkCount(row.size), transitHash);
+      const verdict = await verifyChunks(chunks, row.size, transitHash);
       if (verdict === "missing") return { error: "MissingChunks" };
       if (verdict === "invalid") {
         this.ctx.storage.transactionSync(() => {

@@ -1,7 +1,8 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import type { AppEnv } from "./config";
 import { FleetError } from "./errors";
-import { handleError } from "./http/error-response";
+import { errorResponse, handleError } from "./http/error-response";
+import { agentRouteUnknownId, usableIds } from "./http/path-ids";
 import { adminAuth } from "./middleware/admin-auth";
 import { apiVersion } from "./middleware/api-version";
 import { requestId } from "./middleware/request-id";
@@ -41,13 +42,32 @@ export function createApp(): Hono<AppEnv> {
   // that share a pattern (`POST /agents/enroll`, `PUT /agents/{id}`) never get each other's checks.
   guard(app, AGENT_ROUTES, apiVersion());
   guard(app, ADMIN_ROUTES, adminAuth());
+  // After admin auth: an unauthenticated caller learns nothing, not even that an id is malformed.
+  guard(app, AGENT_ROUTES, usableIds(agentRouteUnknownId));
+  guard(app, ADMIN_ROUTES, usableIds(() => "NotFound"));
   for (const routes of [...AGENT_ROUTES, ...ADMIN_ROUTES, openapi]) app.route("/", routes);
 
-  app.notFound(() => {
+  const allowed = allowedMethods(app);
+  app.notFound((c) => {
+    // A known path with another method: 405 and what it takes (RFC 9110 §15.5.6).
+    const allow = allowed(c.req.path);
+    if (allow.length > 0) return errorResponse("MethodNotAllowed", undefined, { Allow: allow.join(", ") });
     throw new FleetError("RouteNotFound");
   });
   app.onError(handleError);
   return app;
+}
+
+/** The methods routed for a path, from the app's own route table (HEAD wherever GET is). */
+function allowedMethods(app: Hono<AppEnv>): (path: string) => string[] {
+  const routes = app.routes
+    .filter((route) => route.method !== "ALL")
+    .map((route) => ({ method: route.method, pattern: new RegExp(`^${route.path.replaceAll(".", "\\.").replace(/:\w+/g, "[^/]+")}$`) }));
+  return (path) => {
+    const methods = new Set(routes.filter((route) => route.pattern.test(path)).map((route) => route.method));
+    if (methods.has("GET")) methods.add("HEAD");
+    return [...methods].sort();
+  };
 }
 
 function guard(app: Hono<AppEnv>, groups: Hono<AppEnv>[], middleware: MiddlewareHandler<AppEnv>): void {

@@ -55,7 +55,7 @@ export type ErrorCode =
   | "ClientFileForbidden"
   | "PayloadSizeTooLarge"
   | "PGPKeyUnavailable"
-  // Admin-facing, named like Kibana's Fleet API errors.
+  // Admin-facing; their names are the agent routes' vocabulary (BadRequest, NotFound, ...).
   | "AdminUnauthorized"
   | "AdminDisabled"
   | "AdminBadRequest"

@@ -105,7 +105,7 @@ describe("listing agents", () => {
     expect(deep.status).toBe(400);
     expect((await json(deep)).message).toContain("page with searchAfter (each page's nextSearchAfter) or filter by policy_id to go deeper");
     const bad = await adminRequest("GET", "/api/fleet/agents?perPage=0");
-    expect(await bad.json()).toEqual({ statusCode: 400, error: "Bad Request", message: expect.stringMatching(/^perPage: /) });
+    expect(await bad.json()).toEqual({ statusCode: 400, error: "BadRequest", message: expect.stringMatching(/^perPage: /) });
   });
 
   it("pages across policies past the window with searchAfter, in order, each agent once", async () => {
@@ -157,9 +157,9 @@ describe("listing agents", () => {
     expect(after.items.map((a) => a.id)).toEqual(second.items.map((a) => a.id));
 
     const mixed = await adminRequest("GET", `/api/fleet/agents?page=2&searchAfter=${encodeURIComponent(first.nextSearchAfter!)}`);
-    expect(await json(mixed)).toEqual({ statusCode: 400, error: "Bad Request", message: "page cannot be combined with searchAfter" });
+    expect(await json(mixed)).toEqual({ statusCode: 400, error: "BadRequest", message: "page cannot be combined with searchAfter" });
     const forged = await adminRequest("GET", `/api/fleet/agents?searchAfter=${encodeURIComponent('{"not":"a cursor"}')}`);
-    expect(await json(forged)).toEqual({ statusCode: 400, error: "Bad Request", message: "searchAfter: must be the nextSearchAfter of the previous page" });
+    expect(await json(forged)).toEqual({ statusCode: 400, error: "BadRequest", message: "searchAfter: must be the nextSearchAfter of the previous page" });
   });
 
   it("pages through 100,000 agents of one policy without loading them", async () => {

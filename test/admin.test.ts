@@ -48,7 +48,7 @@ describe("PUT /api/fleet/agent_policies/{id}", () => {
   it("names the offending field of an invalid policy", async () => {
     const noOutputs = await adminRequest("PUT", "/api/fleet/agent_policies/bad-p", { name: "x", policy: { outputs: {} } });
     expect(noOutputs.status).toBe(400);
-    expect(await noOutputs.json()).toEqual({ statusCode: 400, error: "Bad Request", message: "policy.outputs: a policy needs at least one output" });
+    expect(await noOutputs.json()).toEqual({ statusCode: 400, error: "BadRequest", message: "policy.outputs: a policy needs at least one output" });
     const noName = await adminRequest("PUT", "/api/fleet/agent_policies/bad-p", { policy: policyBody().policy });
     expect((await json(noName)).message).toMatch(/^name: /);
     const badId = await adminRequest("PUT", "/api/fleet/agent_policies/has:colon", policyBody());
@@ -64,7 +64,7 @@ describe("PUT /api/fleet/agent_policies/{id}", () => {
       body: "name=x",
     });
     expect(res.status).toBe(400);
-    expect(await res.json()).toEqual({ statusCode: 400, error: "Bad Request", message: "Content-Type must be application/json" });
+    expect(await res.json()).toEqual({ statusCode: 400, error: "BadRequest", message: "Content-Type must be application/json" });
   });
 });
 
@@ -72,7 +72,7 @@ describe("enrollment keys and actions", () => {
   it("refuses a key for an unknown policy", async () => {
     const res = await adminRequest("POST", "/api/fleet/enrollment_api_keys", { policy_id: "no-such-policy" });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ statusCode: 404, error: "Not Found", message: "agent policy no-such-policy not found" });
+    expect(await res.json()).toEqual({ statusCode: 404, error: "NotFound", message: "agent policy no-such-policy not found" });
   });
 
   it("returns the key once, with Kibana's fields", async () => {
@@ -90,7 +90,7 @@ describe("enrollment keys and actions", () => {
     const badType = await adminRequest("POST", `/api/fleet/agents/${agent.id}/actions`, { action: { type: "REBOOT" } });
     expect(badType.status).toBe(400);
     const badData = await adminRequest("POST", `/api/fleet/agents/${agent.id}/actions`, { action: { type: "UPGRADE", data: { source_uri: "x" } } });
-    expect(await badData.json()).toEqual({ statusCode: 400, error: "Bad Request", message: "action.data.version: Invalid input: expected string, received undefined" });
+    expect(await badData.json()).toEqual({ statusCode: 400, error: "BadRequest", message: "action.data.version: Invalid input: expected string, received undefined" });
     const past = await adminRequest("POST", `/api/fleet/agents/${agent.id}/actions`, { action: { type: "SETTINGS", data: { log_level: "info" }, expiration: "2020-01-01T00:00:00Z" } });
     expect(past.status).toBe(400);
     const unknownAgent = await adminRequest("POST", "/api/fleet/agents/nobody/actions", { action: { type: "SETTINGS", data: { log_level: "info" } } });

@@ -94,7 +94,8 @@ describe("request body limits", () => {
 
   it("reads a chunked body under the limit whole", async () => {
     const agent = await enrolledAgent("body-chunked-ok");
-    const padding = "p".repeat(300_000);
+    // Several 64 KiB chunks, under local_metadata's own limit (docs/hardening.md).
+    const padding = "p".repeat(200_000);
     const bytes = new TextEncoder().encode(checkinJson({ local_metadata: { padding } }));
     const chunks = Array.from({ length: Math.ceil(bytes.byteLength / 65536) }, (_, i) => bytes.subarray(i * 65536, (i + 1) * 65536));
     const res = await checkin(agent, countedBody(chunks).stream);

@@ -10,11 +10,14 @@ const PREFIX = "ApiKey ";
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /**
- * Parses the header exactly as fleet-server's `apikey.ExtractAPIKey` does: case-sensitive `ApiKey `
+ * Parses the header exactly as fleet-server's `apikey.ExtractAPIKey` does: exactly one header, case-sensitive `ApiKey `
  * prefix, standard base64, valid UTF-8, and an `id:secret` pair split at the first colon.
  */
 export function parseApiKeyHeader(header: string | undefined | null): ApiKey {
   if (header === undefined || header === null || header === "") throw new FleetError("NoAuthHeader");
+  // Repeated headers reach us joined by ", " (Fetch's Headers); fleet-server refuses more than one
+  // Authorization header as malformed. A comma is never part of a base64 token.
+  if (header.includes(",")) throw new FleetError("MalformedHeader");
   if (!header.startsWith(PREFIX)) throw new FleetError("MalformedHeader");
   const decoded = decodeBase64Utf8(header.slice(PREFIX.length).trim());
   if (decoded === null) throw new FleetError("InvalidToken");

@@ -1,6 +1,7 @@
 import { gunzipSync } from "node:zlib";
 import type { Context } from "hono";
 import { FleetError, badRequest } from "../errors";
+import { MAX_JSON_DEPTH, depthMessage, nestsDeeperThan } from "../protocol/json-limits";
 
 export interface BodyLimits {
   /** Bytes as received (compressed size when the client gzipped the body). */
@@ -19,6 +20,7 @@ const TOO_LARGE = "unable to read request body: http: request body too large";
 export async function readJsonBody(c: Context, limits: BodyLimits): Promise<unknown> {
   const text = await readBodyText(c.req.raw, limits);
   if (text.trim() === "") throw badRequest("empty request body");
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw badRequest(`request body ${depthMessage()}`);
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -35,6 +37,7 @@ export async function readAdminJson(c: Context, maxBytes = 1 << 20): Promise<unk
   const text = await readBodyText(c.req.raw, { maxBytes }).catch((err: unknown) => {
     throw err instanceof FleetError ? new FleetError("AdminBadRequest", `request body exceeds ${maxBytes} bytes`) : err;
   });
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new FleetError("AdminBadRequest", `request body ${depthMessage()}`);
   try {
     return JSON.parse(text);
   } catch (err) {

@@ -11,8 +11,9 @@ export interface ErrorRow {
 
 /**
  * The one mapping from domain error to HTTP answer. Agent-facing rows copy fleet-server's
- * `internal/pkg/api/error.go` names and messages (see fleet-protocol.md §1.3); admin rows follow
- * Kibana's Fleet API (`"error":"Not Found"` etc.).
+ * `internal/pkg/api/error.go` names and messages (see fleet-protocol.md §1.3). Admin rows use the
+ * same vocabulary (`BadRequest`, `NotFound`, `Conflict`, `Unauthorized`): a client matches one set of
+ * names whichever route it called.
  */
 export const ERROR_TABLE: Record<ErrorCode, ErrorRow> = {
   NoAuthHeader: { status: 401, name: "ErrNoAuthHeader", message: "no authorization header", log: "debug" },
@@ -91,8 +92,8 @@ export const ERROR_TABLE: Record<ErrorCode, ErrorRow> = {
     message: "the admin API is disabled: set the FLEET_ADMIN_TOKEN secret",
     log: "warn",
   },
-  AdminBadRequest: { status: 400, name: "Bad Request", message: "", log: "debug" },
-  NotFound: { status: 404, name: "Not Found", message: "", log: "debug" },
+  AdminBadRequest: { status: 400, name: "BadRequest", message: "", log: "debug" },
+  NotFound: { status: 404, name: "NotFound", message: "", log: "debug" },
   Conflict: { status: 409, name: "Conflict", message: "", log: "info" },
-  Internal: { status: 500, name: "Internal Server Error", message: "internal error", log: "error" },
+  Internal: { status: 500, name: "InternalServerError", message: "internal error", log: "error" },
 };

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { constantTimeEqual } from "../auth/secrets";
 import type { AppEnv, Env } from "../config";
-import { ADMIN_KEY_PREFIX } from "../auth/admin-key";
+import { parseAdminKey } from "../auth/admin-key";
 import { directory } from "../durable-stubs";
 import { FleetError } from "../errors";
 
@@ -16,7 +16,7 @@ export const adminAuth = (): MiddlewareHandler<AppEnv> => async (c, next) => {
     return next();
   }
   const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-  const keyName = bearer?.startsWith(ADMIN_KEY_PREFIX) ? await directory(c.env).verifyAdminKey(bearer) : null;
+  const keyName = bearer && parseAdminKey(bearer) ? await directory(c.env).verifyAdminKey(bearer) : null;
   if (keyName !== null) {
     c.set("admin", `key:${keyName}`);
     return next();

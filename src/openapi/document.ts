@@ -178,13 +178,54 @@ const OPERATIONS: Operation[] = [
   { method: "delete", path: "/api/fleet/pgp_public_key", summary: "Remove the admin-set PGP key", auth: "admin", response: JsonObject },
 ];
 
-const schema = (type: z.ZodType, io: "input" | "output") => z.toJSONSchema(type, { io, unrepresentable: "any" });
+/**
+ * JSON Schemas for one document. zod puts the definitions a schema needs (recursive `z.json()`) in
+ * its own `$defs` and points at them with `#/$defs/…`, which inside an OpenAPI document resolves
+ * against the document's root, where nothing is. They are moved to `components.schemas` instead,
+ * one copy of each distinct definition, and every `$ref` follows them there. zod's recursive
+ * definition of any JSON value becomes `{}`: the same instances, and generators (schemathesis)
+ * cannot expand a schema that refers to itself.
+ */
+/** zod's definition of `z.json()`, its reference to itself written `#self`. */
+const ANY_JSON = (() => {
+  const { $defs } = z.toJSONSchema(z.object({ value: z.json() })) as { $defs: Record<string, unknown> };
+  const [name, def] = Object.entries($defs)[0]!;
+  return JSON.stringify(def).replaceAll(`"#/$defs/${name}"`, '"#self"');
+})();
+
+class SchemaSet {
+  readonly definitions: Record<string, unknown> = {};
+  /** Names of definitions that refer to nothing but themselves, by content. */
+  readonly #byContent = new Map<string, string>();
+  #count = 0;
+
+  of(type: z.ZodType, io: "input" | "output"): Record<string, unknown> {
+    const { $defs, $schema: _dialect, ...body } = z.toJSONSchema(type, { io, unrepresentable: "any" }) as Record<string, unknown>;
+    const defs = Object.entries(($defs ?? {}) as Record<string, unknown>).map(([name, def]) => ({ local: `"#/$defs/${name}"`, text: JSON.stringify(def), name: "" }));
+    for (const def of defs) {
+      const key = def.text.replaceAll(def.local, '"#self"');
+      if (key === ANY_JSON) {
+        def.name = "Json";
+        this.definitions.Json = {};
+        continue;
+      }
+      const shared = !key.includes('"#/$defs/');
+      def.name = (shared ? this.#byContent.get(key) : undefined) ?? `Definition${++this.#count}`;
+      if (shared) this.#byContent.set(key, def.name);
+    }
+    const rewrite = (text: string) => defs.reduce((out, def) => out.replaceAll(def.local, `"#/components/schemas/${def.name}"`), text);
+    for (const def of defs) this.definitions[def.name] ??= JSON.parse(rewrite(def.text));
+    return JSON.parse(rewrite(JSON.stringify(body))) as Record<string, unknown>;
+  }
+}
 
 /**
  * The OpenAPI 3.1 document of the whole API, generated from the same zod schemas the routes parse
  * and answer with, so it cannot drift from them silently.
  */
 export function openApiDocument(serverVersion: string): Record<string, unknown> {
+  const schemas = new SchemaSet();
+  const schema = (type: z.ZodType, io: "input" | "output") => schemas.of(type, io);
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of OPERATIONS) {
     const parameters = [
@@ -219,19 +260,21 @@ export function openApiDocument(serverVersion: string): Record<string, unknown> 
       },
     };
   }
+  // Generated before the definitions are collected below.
+  const messages = {
+    Error: schema(ErrorBody, "output"),
+    // The WebSocket channel's messages (GET /api/fleet/agents/{id}/ws), one schema per type.
+    SocketCheckin: schema(SocketCheckin, "input"),
+    SocketAck: schema(SocketAck, "input"),
+    SocketPing: schema(SocketPing, "input"),
+    SocketServerMessage: schema(SocketServerMessage, "output"),
+  };
   return {
     openapi: "3.1.0",
     info: { title: "Edge Fleet Server", version: serverVersion, description: "Elastic Agent's Fleet protocol and an admin API, on Cloudflare Workers." },
     paths,
     components: {
-      schemas: {
-        Error: schema(ErrorBody, "output"),
-        // The WebSocket channel's messages (GET /api/fleet/agents/{id}/ws), one schema per type.
-        SocketCheckin: schema(SocketCheckin, "input"),
-        SocketAck: schema(SocketAck, "input"),
-        SocketPing: schema(SocketPing, "input"),
-        SocketServerMessage: schema(SocketServerMessage, "output"),
-      },
+      schemas: { ...schemas.definitions, ...messages },
       securitySchemes: {
         apiKey: { type: "apiKey", in: "header", name: "Authorization", description: "ApiKey base64(id:secret): an access key, or an enrollment key on enroll" },
         adminToken: { type: "http", scheme: "bearer", description: "FLEET_ADMIN_TOKEN or an admin API key" },

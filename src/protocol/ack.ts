@@ -1,5 +1,13 @@
 import { z } from "zod";
-import { JsonObject } from "./parse";
+import { JsonObject, withinBytes } from "./parse";
+
+/**
+ * Events in one ack request or socket message (docs/hardening.md). fleet-server bounds an ack only
+ * by its 2 MiB body, which holds ~650,000 empty events; an agent acks what one check-in delivered.
+ */
+export const MAX_ACK_EVENTS = 1_000;
+/** One event is stored as one action-result row and document: well inside SQLite's 2 MB row. */
+export const MAX_ACK_EVENT_BYTES = 1 << 20;
 
 /**
  * One ack event. Both layouts real agents send (the legacy `AckEvent` and the July 2026 union types)
@@ -23,7 +31,12 @@ export const AckEvent = z.looseObject({
 });
 export type AckEvent = z.infer<typeof AckEvent>;
 
-export const AckRequest = z.object({ events: z.array(AckEvent).nullish() });
+export const AckRequest = z.object({
+  events: z
+    .array(withinBytes(AckEvent, MAX_ACK_EVENT_BYTES))
+    .max(MAX_ACK_EVENTS, { message: `more than ${MAX_ACK_EVENTS} events in one request` })
+    .nullish(),
+});
 
 export interface AckItem {
   status: number;

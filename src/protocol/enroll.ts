@@ -1,5 +1,12 @@
 import { z } from "zod";
-import { JsonObject } from "./parse";
+import { JsonObject, withinBytes } from "./parse";
+
+/** An agent keeps at most this many tags, each at most `MAX_TAG_LENGTH` characters (docs/hardening.md). */
+export const MAX_AGENT_TAGS = 100;
+export const MAX_TAG_LENGTH = 1024;
+
+/** What the agent's record keeps of the enrollment metadata, in bytes of JSON (see CHECKIN_FIELD_LIMITS). */
+export const ENROLL_FIELD_LIMITS = { local: 256 * 1024, user_provided: 64 * 1024 } as const;
 
 /** `POST /api/fleet/agents/enroll` body (fleet-protocol.md §2.2; elastic-agent-client.md §3.1). */
 export const EnrollRequest = z.object({
@@ -11,9 +18,9 @@ export const EnrollRequest = z.object({
   shared_id: z.string().optional(),
   metadata: z
     .object({
-      local: JsonObject.nullish(),
-      user_provided: JsonObject.nullish(),
-      tags: z.array(z.string().max(1024)).max(1000).nullish(),
+      local: withinBytes(JsonObject, ENROLL_FIELD_LIMITS.local).nullish(),
+      user_provided: withinBytes(JsonObject, ENROLL_FIELD_LIMITS.user_provided).nullish(),
+      tags: z.array(z.string().max(MAX_TAG_LENGTH)).max(MAX_AGENT_TAGS).nullish(),
     })
     .nullish(),
 });

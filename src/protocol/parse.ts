@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { FleetError, badRequest } from "../errors";
+import { jsonFits } from "./json-limits";
 
 /** Validates a decoded body; the first issue becomes a 400 naming the field, in the route's error style. */
 export function parseBody<S extends z.ZodType>(schema: S, value: unknown, style: "agent" | "admin" = "agent"): z.output<S> {
@@ -10,6 +11,21 @@ export function parseBody<S extends z.ZodType>(schema: S, value: unknown, style:
   const message = `${field}: ${issue.message}`;
   throw style === "agent" ? badRequest(message) : new FleetError("AdminBadRequest", message);
 }
+
+/** Validates a path parameter; the message names the parameter (never `body`). */
+export function parseParam<S extends z.ZodType>(schema: S, name: string, value: string, style: "agent" | "admin" = "admin"): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const message = `${name}: ${result.error.issues[0]!.message}`;
+  throw style === "agent" ? badRequest(message) : new FleetError("AdminBadRequest", message);
+}
+
+/**
+ * A value that must fit in `maxBytes` once serialised as JSON: how much of it a stored record may
+ * hold (docs/hardening.md). The failure names the limit; `parseBody` prefixes the field.
+ */
+export const withinBytes = <S extends z.ZodType>(schema: S, maxBytes: number): S =>
+  schema.refine((value) => jsonFits(value, maxBytes), { message: `larger than the limit of ${maxBytes} bytes (as JSON)` }) as unknown as S;
 
 /** Any JSON value; typed as such (not `unknown`) so it survives Durable Object RPC typing. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };

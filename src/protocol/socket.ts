@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { AckRequest } from "./ack";
 import { CheckinRequest } from "./checkin";
+import { MAX_JSON_DEPTH, depthMessage, nestsDeeperThan } from "./json-limits";
 
 /**
  * The WebSocket channel, version 1: the check-in and ack semantics of the HTTP protocol as JSON
@@ -55,4 +56,35 @@ export const CLOSE = {
   /** The agent moved to another policy: reconnect (its new policy's shard takes the socket). */
   reassigned: 4002,
   unauthorized: 4003,
+  /** RFC 6455 §7.4.1: a message too big to process. */
+  messageTooBig: 1009,
 } as const;
+
+/**
+ * Largest message the server reads (docs/hardening.md). A check-in's stored fields fit in ~1.6 MB
+ * (CHECKIN_FIELD_LIMITS) and an ack's body is 2 MiB over HTTP; the platform would deliver 32 MiB.
+ */
+export const MAX_SOCKET_MESSAGE_BYTES = 2 << 20;
+
+/** A received message decoded: its JSON value, or why it was refused (`close`: the socket must close). */
+export type DecodedMessage = { value: unknown } | { error: string; id?: string | number; close?: typeof CLOSE.messageTooBig };
+
+/** Size, nesting and JSON checks of one received message, before its schema is applied. */
+export function decodeSocketMessage(data: string | ArrayBuffer): DecodedMessage {
+  // A string's UTF-8 size is at most 3 bytes per UTF-16 unit, and at least one.
+  const size = typeof data === "string" ? (data.length * 3 <= MAX_SOCKET_MESSAGE_BYTES ? 0 : new TextEncoder().encode(data).byteLength) : data.byteLength;
+  if (size > MAX_SOCKET_MESSAGE_BYTES) return { error: `message exceeds ${MAX_SOCKET_MESSAGE_BYTES} bytes`, close: CLOSE.messageTooBig };
+  const text = typeof data === "string" ? data : new TextDecoder().decode(data);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { error: "Bad request: message is not JSON" };
+  }
+  // Parsing copes with any depth; everything after it recurses. The reply still names the request.
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    const id = (value as { id?: unknown } | null)?.id;
+    return { error: `Bad request: message: ${depthMessage()}`, ...(typeof id === "string" || typeof id === "number" ? { id } : {}) };
+  }
+  return { value };
+}

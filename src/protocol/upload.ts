@@ -1,5 +1,6 @@
 import { hex, hexBytes } from "../auth/secrets";
 import { FleetError } from "../errors";
+import { MAX_JSON_DEPTH, depthMessage, jsonFits, nestsDeeperThan } from "./json-limits";
 import type { JsonObject, JsonValue } from "./parse";
 
 /**
@@ -14,6 +15,16 @@ export const UPLOAD_EXPIRY_MS = 24 * 60 * 60 * 1000;
 /** Body limits: begin 5 MiB, complete 1 KiB (413 above), a chunk 4 MiB. */
 export const BEGIN_MAX_BYTES = 5 << 20;
 export const COMPLETE_MAX_BYTES = 1 << 10;
+/**
+ * The begin payload is stored whole, as the upload's metadata row and document: it must fit in a
+ * SQLite row (2 MB, platform.md §3.4) with room to spare. Agents send a few hundred bytes.
+ */
+export const BEGIN_DOC_MAX_BYTES = 1 << 20;
+/**
+ * `src` names the Elasticsearch indices the upload goes to (`.fleet-fileds-fromhost-meta-<src>`):
+ * only the values agents send (fleet-protocol.md §2.7), never a path or an index pattern.
+ */
+export const UPLOAD_SOURCES = ["agent", "endpoint"] as const;
 
 /** `file.Status` values of the upload metadata document. */
 export type UploadStatus = "AWAITING_UPLOAD" | "UPLOADING" | "READY" | "UPLOAD_ERROR" | "DELETED";
@@ -43,6 +54,7 @@ export interface UploadBegin {
  */
 export function decodeBeginPayload(text: string): { payload: JsonObject; agentId: string } {
   if (text.trim() === "") throw new FleetError("FileInfoBodyRequired");
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new FleetError("BadRequest", `Bad request: unable to decode upload begin request: ${depthMessage()}`);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -75,6 +87,12 @@ export function validateBegin(
     if (typeof value !== "string" || value.trim() === "") {
       throw new FleetError("FieldRequired", `${path.join(".")} is required: field required`);
     }
+  }
+  if (!(UPLOAD_SOURCES as readonly string[]).includes(payload.src as string)) {
+    throw new FleetError("BadRequest", `Bad request: src: must be one of ${UPLOAD_SOURCES.join(", ")}`);
+  }
+  if (!jsonFits(payload, BEGIN_DOC_MAX_BYTES)) {
+    throw new FleetError("BadRequest", `Bad request: upload begin request: larger than the limit of ${BEGIN_DOC_MAX_BYTES} bytes (as JSON)`);
   }
   const size = lookup(payload, ["file", "size"]);
   if (typeof size !== "number" || !Number.isSafeInteger(size)) throw new FleetError("FileSizeRequired");
@@ -146,10 +164,12 @@ export interface ChunkRecord {
 
 /**
  * fleet-server's completion checks (`allChunksPresent`, `verifyChunkInfo`): "missing" when the
- * count or positions do not match, "invalid" when sizes, last flags or the transit hash do not, where
+ * count or positions do not match, "invalid" when sizes (each chunk's, and their sum against the
+ * declared `file.size`), last flags or the transit hash do not, where
  * the transit hash is sha256 over the concatenated raw 32-byte chunk digests, compared case-insensitively.
  */
-export async function verifyChunks(chunks: ChunkRecord[], count: number, transitHash: string): Promise<"ok" | "missing" | "invalid"> {
+export async function verifyChunks(chunks: ChunkRecord[], size: number, transitHash: string): Promise<"ok" | "missing" | "invalid"> {
+  const count = chunkCount(size);
   if (chunks.length !== count) return "missing";
   const sorted = [...chunks].sort((a, b) => a.pos - b.pos);
   if (sorted.some((chunk, i) => chunk.pos !== i)) return "missing";
@@ -164,6 +184,8 @@ export async function verifyChunks(chunks: ChunkRecord[], count: number, transit
     if (!raw || raw.byteLength !== 32) return "invalid";
     digests.set(raw, 32 * i);
   }
+  // The file is what was declared: 100 bytes sent for a declared 10 is not a complete upload.
+  if (sorted.reduce((sum, chunk) => sum + chunk.size, 0) !== size) return "invalid";
   const computed = hex(new Uint8Array(await crypto.subtle.digest("SHA-256", digests)));
   return computed === transitHash.toLowerCase() ? "ok" : "invalid";
 }

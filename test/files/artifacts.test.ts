@@ -91,7 +91,7 @@ describe("GET /api/fleet/artifacts/{id}/{sha2}", () => {
     const agent = await enrolledAgent("art-tampered");
     const res = await getArtifact(agent.key, a.identifier, a.decoded_sha256);
     expect(res.status).toBe(500);
-    expect(await res.json()).toEqual({ statusCode: 500, error: "Internal Server Error", message: "internal error" });
+    expect(await res.json()).toEqual({ statusCode: 500, error: "InternalServerError", message: "internal error" });
   });
 
   it("is 400 for a sha2 that is not 64 hex characters (fleet-server: 500), after authentication", async () => {
@@ -163,7 +163,7 @@ describe("admin: publishing artifacts", () => {
     for (const [override, message] of cases) {
       const res = await adminRequest("PUT", `/api/fleet/artifacts/${a.identifier}`, artifactDoc(a, override));
       expect(res.status, message).toBe(400);
-      expect(await res.json()).toEqual({ statusCode: 400, error: "Bad Request", message });
+      expect(await res.json()).toEqual({ statusCode: 400, error: "BadRequest", message });
     }
     const enc = await adminRequest("PUT", `/api/fleet/artifacts/${a.identifier}`, artifactDoc(a, { encryption_algorithm: "aes" }));
     expect(enc.status).toBe(400);

@@ -117,7 +117,7 @@ describe("GET /api/fleet/file/{id}", () => {
     for (const [body, message] of cases) {
       const res = await put(body);
       expect(res.status).toBe(400);
-      expect(await res.json()).toEqual({ statusCode: 400, error: "Bad Request", message });
+      expect(await res.json()).toEqual({ statusCode: 400, error: "BadRequest", message });
     }
     expect((await put({ name: "x", target_agents: ["a"], body: "AAAA" }, "bad id!")).status).toBe(400);
     expect((await adminRequest("PUT", "/api/fleet/files/fd-admin", { name: "x", target_agents: ["a"], body: "AAAA" }, "wrong")).status).toBe(401);

@@ -29,7 +29,7 @@ describe("GET /api/agents/upgrades/{major}.{minor}.{patch}/pgp-public-key", () =
 
     const bad = await adminRequest("PUT", "/api/fleet/pgp_public_key", { key: "not a key" });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toEqual({ statusCode: 400, error: "Bad Request", message: "key: an armored PGP public key block" });
+    expect(await bad.json()).toEqual({ statusCode: 400, error: "BadRequest", message: "key: an armored PGP public key block" });
     expect((await adminRequest("PUT", "/api/fleet/pgp_public_key", { key: UPLOADED }, "wrong")).status).toBe(401);
   });
 

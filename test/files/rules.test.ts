@@ -37,14 +37,16 @@ describe("upload completion rules", () => {
       { pos: 1, sha2: digest(2), size: 5, last: true },
     ];
     const transit = await transitHashOf([digest(1), digest(2)]);
-    expect(await verifyChunks(chunks, 2, transit)).toBe("ok");
-    expect(await verifyChunks(chunks, 2, transit.toUpperCase())).toBe("ok");
-    expect(await verifyChunks([chunks[1]!], 2, transit)).toBe("missing");
-    expect(await verifyChunks([chunks[0]!, { ...chunks[1]!, pos: 2 }], 2, transit)).toBe("missing");
-    expect(await verifyChunks([{ ...chunks[0]!, last: true }, chunks[1]!], 2, transit)).toBe("invalid");
-    expect(await verifyChunks([chunks[0]!, { ...chunks[1]!, last: false }], 2, transit)).toBe("invalid");
-    expect(await verifyChunks([chunks[0]!, { ...chunks[1]!, size: 0 }], 2, transit)).toBe("invalid");
-    expect(await verifyChunks(chunks, 2, digest(3))).toBe("invalid");
+    expect(await verifyChunks(chunks, CHUNK_SIZE + 5, transit)).toBe("ok");
+    expect(await verifyChunks(chunks, CHUNK_SIZE + 5, transit.toUpperCase())).toBe("ok");
+    expect(await verifyChunks([chunks[1]!], CHUNK_SIZE + 5, transit)).toBe("missing");
+    expect(await verifyChunks([chunks[0]!, { ...chunks[1]!, pos: 2 }], CHUNK_SIZE + 5, transit)).toBe("missing");
+    expect(await verifyChunks([{ ...chunks[0]!, last: true }, chunks[1]!], CHUNK_SIZE + 5, transit)).toBe("invalid");
+    expect(await verifyChunks([chunks[0]!, { ...chunks[1]!, last: false }], CHUNK_SIZE + 5, transit)).toBe("invalid");
+    expect(await verifyChunks([chunks[0]!, { ...chunks[1]!, size: 0 }], CHUNK_SIZE + 5, transit)).toBe("invalid");
+    expect(await verifyChunks(chunks, CHUNK_SIZE + 5, digest(3))).toBe("invalid");
+    // The chunks must add up to the declared size: 100 bytes sent for a declared 10 is invalid.
+    expect(await verifyChunks([{ pos: 0, sha2: digest(1), size: 100, last: true }], 10, await transitHashOf([digest(1)]))).toBe("invalid");
   });
 });
 

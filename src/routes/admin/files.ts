@@ -7,7 +7,7 @@ import { FleetError, isFailure, orThrow } from "../../errors";
 import { deleteKeys, deliveryDataKey, deliveryMeta, deliveryTargetKey, deliveryTargetPrefix, listKeys } from "../../files/deliveries";
 import { readAdminJson } from "../../http/body";
 import { ArtifactPut, DeliveryPut, FileId, PgpKeyPut, decodeArtifactBody, decodeBase64 } from "../../protocol/files-admin";
-import { parseBody } from "../../protocol/parse";
+import { parseBody, parseParam } from "../../protocol/parse";
 import { sha256Bytes } from "../../protocol/upload";
 import { cacheKey, edgeCache } from "../artifacts";
 import { PGP_KEY_OBJECT } from "../pgp-key";
@@ -25,7 +25,7 @@ const LISTING_LIMIT = 100;
 export const adminFiles = new Hono<AppEnv>()
   // ---- artifacts ----
   .put("/api/fleet/artifacts/:id", async (c) => {
-    const identifier = parseBody(FileId, c.req.param("id"), "admin");
+    const identifier = parseParam(FileId, "id", c.req.param("id"));
     const body = parseBody(ArtifactPut, await readAdminJson(c, MAX_FILE_BODY), "admin");
     if (body.identifier !== undefined && body.identifier !== identifier) {
       throw new FleetError("AdminBadRequest", "identifier: must match the identifier in the path");
@@ -64,7 +64,7 @@ export const adminFiles = new Hono<AppEnv>()
     return c.json({ items, total: items.length });
   })
   .delete("/api/fleet/artifacts/:id", async (c) => {
-    const identifier = parseBody(FileId, c.req.param("id"), "admin");
+    const identifier = parseParam(FileId, "id", c.req.param("id"));
     const sha = (c.req.query("decoded_sha256") ?? "").toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new FleetError("AdminBadRequest", "decoded_sha256: query parameter with 64 hex characters required");
     if (!(await new R2ArtifactSource(c.env.FILES).delete(identifier, sha))) throw new FleetError("NotFound", `artifact ${identifier}/${sha} not found`);
@@ -76,7 +76,7 @@ export const adminFiles = new Hono<AppEnv>()
 
   // ---- files for delivery to agents ----
   .put("/api/fleet/files/:fileId", async (c) => {
-    const fileId = parseBody(FileId, c.req.param("fileId"), "admin");
+    const fileId = parseParam(FileId, "fileId", c.req.param("fileId"));
     const body = parseBody(DeliveryPut, await readAdminJson(c, MAX_FILE_BODY), "admin");
     const bytes = decodeBase64(body.body);
     if (!bytes) throw new FleetError("AdminBadRequest", "body: not valid base64");
@@ -97,7 +97,7 @@ export const adminFiles = new Hono<AppEnv>()
     return c.json({ item: { ...deliveryMeta(fileId, { name: body.name, mime_type: body.mime_type ?? "", sha256, created }, bytes.byteLength), target_agents: targets } });
   })
   .delete("/api/fleet/files/:fileId", async (c) => {
-    const fileId = parseBody(FileId, c.req.param("fileId"), "admin");
+    const fileId = parseParam(FileId, "fileId", c.req.param("fileId"));
     if (!(await c.env.FILES.head(deliveryDataKey(fileId)))) throw new FleetError("NotFound", `file ${fileId} not found`);
     // Targets first: a half-done delete leaves a file nobody may fetch, never the reverse.
     await deleteKeys(c.env.FILES, await listKeys(c.env.FILES, deliveryTargetPrefix(fileId)));

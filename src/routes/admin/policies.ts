@@ -4,7 +4,7 @@ import { directory, policyHub } from "../../durable-stubs";
 import { FleetError, orThrow } from "../../errors";
 import { readAdminJson } from "../../http/body";
 import { Paging } from "../../protocol/admin";
-import { parseBody } from "../../protocol/parse";
+import { parseBody, parseParam } from "../../protocol/parse";
 import { PolicyId, PolicyPutRequest, toAgentPolicy, type PolicyRevision } from "../../protocol/policy";
 import { z } from "zod";
 
@@ -31,7 +31,7 @@ export const policies = new Hono<AppEnv>()
     return c.json(await publish(c, policyId, body));
   })
   .put("/api/fleet/agent_policies/:id", async (c) => {
-    const policyId = parseBody(PolicyId, c.req.param("id"), "admin");
+    const policyId = parseParam(PolicyId, "id", c.req.param("id"));
     return c.json(await publish(c, policyId, parseBody(PolicyPutRequest, await readAdminJson(c), "admin")));
   })
   .get("/api/fleet/agent_policies/:id", async (c) => {
@@ -46,7 +46,7 @@ export const policies = new Hono<AppEnv>()
   })
   .post("/api/fleet/agent_policies/:id/revisions/:revision/rollback", async (c) => {
     const policyId = c.req.param("id");
-    const target = parseBody(z.coerce.number().int().min(1), c.req.param("revision"), "admin");
+    const target = parseParam(z.coerce.number().int().min(1), "revision", c.req.param("revision"));
     await latestOrThrow(c);
     const { revision, changed } = orThrow(await policyHub(c.env, policyId).rollback(target, c.get("admin")));
     await register(c, revision);
