@@ -118,7 +118,7 @@ export class AgentEffects {
           await this.#send(group);
           for (const row of group) this.#sql.exec("DELETE FROM effects WHERE seq = ?", row.seq);
         } catch (err) {
-          const attempts = Math.max(...group.map((row) => row.attempts)) + 1;
+          const attempts = group.reduce((most, row) => Math.max(most, row.attempts), 0) + 1;
           for (const row of group) this.#sql.exec("UPDATE effects SET attempts = ? WHERE seq = ?", attempts, row.seq);
           retryAfter = Math.max(retryAfter, Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempts, 10)));
           const first = group[0]!;

@@ -9,6 +9,8 @@ export interface DevServer {
   port: number;
   adminToken: string;
   stop(): Promise<void>;
+  /** Ends the server with SIGKILL, as a crash would, and leaves its state for the next start. */
+  kill(): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -23,10 +25,13 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Starts `npm start` (scripts/dev.mjs → wrangler dev) on a free port with throwaway state. */
-export async function startDevServer(vars: Record<string, string> = {}): Promise<DevServer> {
+/**
+ * Starts `npm start` (scripts/dev.mjs → wrangler dev) on a free port with throwaway state, or on
+ * `options.state` (kept: the caller removes it), to start again on after a `kill()`.
+ */
+export async function startDevServer(vars: Record<string, string> = {}, options: { state?: string } = {}): Promise<DevServer> {
   const port = await freePort();
-  const state = mkdtempSync(join(tmpdir(), "fleet-e2e-"));
+  const state = options.state ?? mkdtempSync(join(tmpdir(), "fleet-e2e-"));
   const adminToken = "e2e-admin-token";
   const varArgs = Object.entries({ FLEET_ADMIN_TOKEN: adminToken, ...vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
   const child: ChildProcess = spawn("node", ["scripts/dev.mjs", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", state, ...varArgs], {
@@ -69,7 +74,26 @@ export async function startDevServer(vars: Record<string, string> = {}): Promise
         // already gone
       }
       await new Promise((r) => setTimeout(r, 500));
-      rmSync(state, { recursive: true, force: true });
+      if (!options.state) rmSync(state, { recursive: true, force: true });
+    },
+    async kill() {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      await exited;
+      // workerd, wrangler's child, dies with the group; wait until the port is free again.
+      for (let i = 0; i < 40; i++) {
+        try {
+          await fetch(`${url}/api/status`);
+        } catch {
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new Error(`the killed server still answers on ${url}`);
     },
   };
 }
