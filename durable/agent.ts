@@ -1,7 +1,7 @@
 import { newAccessKeyId } from "../src/auth/access-key";
 import type { ApiKey } from "../src/auth/api-key";
 import { hashReplaceToken, verifyReplaceToken } from "../src/auth/replace-token";
-import { digestsEqual, hexBytes, randomToken, sha256, sha256Hex } from "../src/auth/secrets";
+import { randomToken, sha256Hex } from "../src/auth/secrets";
 import { agentDocument } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
@@ -10,6 +10,7 @@ import type { DeliveredAction } from "../src/protocol/action";
 import type { KeyedOutput } from "../src/policy/output-keys";
 import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
 import type { AgentSummary } from "../src/agents/status";
+import { agentSummary } from "../src/agents/summary";
 import { CLOSE } from "../src/protocol/socket";
 import type { AckOutcome, AgentEnrollInput, CheckinInput, CheckinOutcome } from "../src/session/contract";
 import { MAX_AGENT_TAGS, normaliseTags } from "../src/protocol/enroll";
@@ -22,7 +23,9 @@ import { AgentActions, type NewAction, type PendingAction } from "./agent-action
 import type { AgentEffects } from "./agent-effects";
 import type { EsOutbox } from "./es-outbox";
 import type { OutputKeyRing } from "./output-key-ring";
+import { RosterFeed } from "./roster-feed";
 import { SocketLease } from "./socket-lease";
+import { StoredKey } from "./stored-key";
 
 /** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
 const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
@@ -62,12 +65,8 @@ export class Agent {
   #doc: AgentDoc | null = null;
   /** `#doc` has check-in times the stored row lacks (the store writes them; until then it keeps this agent loaded). */
   #unsaved = false;
-  #keyHash: string | null = null;
-  /** `#keyHash` as bytes, decoded on first use: every check-in compares digests, not hex strings. */
-  #keyDigest: Uint8Array | null = null;
-  /** The policy and roster row last written to the effects (as of the stored record: see `#syncRoster`). */
-  #rosterPolicy: string | null = null;
-  #rosterRow: string | null = null;
+  readonly #key = new StoredKey(null);
+  readonly #roster: RosterFeed;
   /** Per-agent fairness: one agent cannot take the capacity of many (see src/limits/tiers.ts). */
   readonly #requests = new TokenBucket(PER_AGENT_REQUESTS_PER_10S / 10, PER_AGENT_REQUESTS_PER_10S);
   /** Serialises output-key work: it awaits Elasticsearch, and two check-ins must not mint two keys. */
@@ -85,15 +84,14 @@ export class Agent {
     this.#home = home;
     this.#actions = new AgentActions(this.#sql, agentId, home.outbox);
     this.#lease = new SocketLease(this.#sql, agentId);
+    this.#roster = new RosterFeed(home.effects);
     const row = this.#sql
       .exec<{ doc: string; access_key_hash: string | null }>("SELECT doc, access_key_hash FROM agents WHERE agent_id = ?", agentId)
       .toArray()[0];
     if (row) {
       this.#doc = JSON.parse(row.doc) as AgentDoc;
-      this.#keyHash = row.access_key_hash;
-      // Whatever the stored record implies was written to the effects with it (same transaction).
-      this.#rosterPolicy = this.#doc.policy_id;
-      this.#rosterRow = JSON.stringify(this.#summary());
+      this.#key.hash = row.access_key_hash;
+      this.#roster.loaded(this.#doc.policy_id, this.#summary());
     }
   }
 
@@ -195,7 +193,7 @@ export class Agent {
   /** True when `key` is this agent's current, unrevoked access key (active or not). */
   async holdsKey(key: ApiKey): Promise<boolean> {
     if (!this.#doc || this.#doc.access_api_key_id !== key.id) return false;
-    return this.#holdsSecret(key.secret);
+    return this.#key.holds(key.secret);
   }
 
   async checkin(key: ApiKey, input: CheckinInput): Promise<CheckinOutcome | Failure> {
@@ -387,7 +385,7 @@ export class Agent {
       // Kibana marks an upgrade as started when it creates the action.
       if (action.type === "UPGRADE") this.#save({ ...doc, upgrade_started_at: action.created_at, updated_at: action.created_at });
       // A pending UNENROLL shows in the roster (unenrolling).
-      else this.#syncRoster();
+      else this.#roster.sync(doc.policy_id, this.#summary());
       this.#effects.shard(doc.policy_id, { kind: "wake", agentId: doc.id, seq: stored.seq });
     });
     if (stored.added) await this.#home.deliverEffects();
@@ -405,15 +403,12 @@ export class Agent {
       this.#sql.exec("DELETE FROM agents WHERE agent_id = ?", this.#id);
       this.#actions.forget();
       this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "delete", coalesce: true });
-      this.#effects.leave(doc.policy_id, doc.id);
+      this.#roster.leave(doc.id);
       this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unauthorized, reason: "agent re-enrolled" });
     });
-    this.#rosterPolicy = null;
-    this.#rosterRow = null;
     await this.#home.deliverEffects();
     this.#doc = null;
-    this.#keyHash = null;
-    this.#keyDigest = null;
+    this.#key.hash = null;
     this.#unsaved = false;
     return true;
   }
@@ -505,42 +500,7 @@ export class Agent {
 
   /** This agent's row in its policy hub's roster. */
   #summary(): AgentSummary {
-    const doc = this.#doc!;
-    const host = (doc.local_metadata?.host ?? null) as { hostname?: unknown } | null;
-    const state = doc.upgrade_details?.state;
-    const unenrolling = doc.active && this.#actions.unenrollPending();
-    return {
-      agent_id: doc.id,
-      active: doc.active,
-      enrolled_at: doc.enrolled_at,
-      last_checkin: doc.last_checkin ?? null,
-      last_checkin_status: doc.last_checkin_status ?? null,
-      last_checkin_message: doc.last_checkin_message ?? null,
-      hostname: typeof host?.hostname === "string" ? host.hostname : null,
-      version: doc.agent.version || null,
-      tags: doc.tags,
-      policy_revision_idx: doc.policy_revision_idx,
-      upgrading: !!doc.upgrade_started_at || (!!state && state !== "UPG_COMPLETED" && state !== "UPG_FAILED"),
-      unenrolling,
-      unhealthy_reason: doc.unhealthy_reason ?? null,
-    };
-  }
-
-  /**
-   * Writes the agent's roster row to the effects when it changed (a move to another policy also
-   * removes the row from the old one). Called inside the transaction of the change, so the policy
-   * hub's roster follows the stored record and nothing else: no pushes from callers, no repair.
-   */
-  #syncRoster(): void {
-    const doc = this.#doc!;
-    const summary = this.#summary();
-    const row = JSON.stringify(summary);
-    if (doc.policy_id === this.#rosterPolicy && row === this.#rosterRow) return;
-    const joined = doc.policy_id !== this.#rosterPolicy;
-    if (this.#rosterPolicy !== null && joined) this.#effects.leave(this.#rosterPolicy, doc.id);
-    this.#effects.roster(doc.policy_id, summary, joined);
-    this.#rosterPolicy = doc.policy_id;
-    this.#rosterRow = row;
+    return agentSummary(this.#doc!, this.#actions.unenrollPending());
   }
 
   #admit(): Failure | null {
@@ -551,7 +511,7 @@ export class Agent {
   /** For socket traffic: the key was checked when the socket opened; the agent must still be active. */
   #stillActive(): Failure | null {
     const doc = this.#doc;
-    if (!doc || this.#keyHash === null) return { error: "Unauthorized" };
+    if (!doc || this.#key.hash === null) return { error: "Unauthorized" };
     return doc.active ? null : { error: "AgentInactive" };
   }
 
@@ -567,20 +527,9 @@ export class Agent {
   async #verify(key: ApiKey): Promise<Failure | null> {
     const doc = this.#doc;
     if (!doc || doc.access_api_key_id !== key.id) return { error: "AgentIdentity" };
-    if (!(await this.#holdsSecret(key.secret))) {
-      return { error: "Unauthorized" };
-    }
+    if (!(await this.#key.holds(key.secret))) return { error: "Unauthorized" };
     if (!doc.active) return { error: "AgentInactive" };
     return null;
-  }
-
-  /** The secret hashes to the stored key hash (none when revoked). */
-  async #holdsSecret(secret: string): Promise<boolean> {
-    const digest = await sha256(secret);
-    // Read after the await: the key may have been revoked or replaced meanwhile.
-    if (this.#keyHash === null) return false;
-    this.#keyDigest ??= hexBytes(this.#keyHash);
-    return this.#keyDigest !== null && digestsEqual(digest, this.#keyDigest);
   }
 
   #ackOne(
@@ -616,7 +565,7 @@ export class Agent {
 
   /** Writes the record; `keyHash` undefined keeps the current key, null revokes it. */
   #save(doc: AgentDoc, keyHash?: string | null): void {
-    const hash = keyHash === undefined ? this.#keyHash : keyHash;
+    const hash = keyHash === undefined ? this.#key.hash : keyHash;
     this.#sql.exec(
       "INSERT INTO agents (agent_id, doc, access_key_hash) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET doc = excluded.doc, access_key_hash = excluded.access_key_hash",
       this.#id,
@@ -624,10 +573,9 @@ export class Agent {
       hash,
     );
     this.#doc = doc;
-    if (hash !== this.#keyHash) this.#keyDigest = null;
-    this.#keyHash = hash;
+    this.#key.hash = hash;
     this.#unsaved = false;
-    this.#syncRoster();
+    this.#roster.sync(doc.policy_id, this.#summary());
     // Building the document costs a deep copy per check-in: only when there is a mirror to feed.
     if (this.#outbox.enabled) this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
   }
