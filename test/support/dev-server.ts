@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -8,12 +8,14 @@ export interface DevServer {
   url: string;
   port: number;
   adminToken: string;
+  /** The started process: npm's with `viaNpm`, else scripts/dev.mjs's; the leader of its process group. */
+  pid: number;
   stop(): Promise<void>;
   /** Ends the server with SIGKILL, as a crash would, and leaves its state for the next start. */
   kill(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -27,14 +29,17 @@ async function freePort(): Promise<number> {
 
 /**
  * Starts `npm start` (scripts/dev.mjs → wrangler dev) on a free port with throwaway state, or on
- * `options.state` (kept: the caller removes it), to start again on after a `kill()`.
+ * `options.state` (kept: the caller removes it), to start again on after a `kill()`. With `viaNpm`
+ * through npm itself, as an operator types it, else as `node scripts/dev.mjs`.
  */
-export async function startDevServer(vars: Record<string, string> = {}, options: { state?: string } = {}): Promise<DevServer> {
+export async function startDevServer(vars: Record<string, string> = {}, options: { state?: string; viaNpm?: boolean } = {}): Promise<DevServer> {
   const port = await freePort();
   const state = options.state ?? mkdtempSync(join(tmpdir(), "fleet-e2e-"));
   const adminToken = "e2e-admin-token";
   const varArgs = Object.entries({ FLEET_ADMIN_TOKEN: adminToken, ...vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
-  const child: ChildProcess = spawn("node", ["scripts/dev.mjs", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", state, ...varArgs], {
+  const devArgs = ["--port", String(port), "--ip", "127.0.0.1", "--persist-to", state, ...varArgs];
+  const [command, commandArgs] = options.viaNpm ? ["npm", ["start", "--", ...devArgs]] : ["node", ["scripts/dev.mjs", ...devArgs]];
+  const child: ChildProcess = spawn(command, commandArgs, {
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -66,14 +71,15 @@ export async function startDevServer(vars: Record<string, string> = {}, options:
     url,
     port,
     adminToken,
+    pid: child.pid!,
     async stop() {
-      // wrangler runs workerd as a child: end the whole process group.
+      // The started process's group: dev.mjs ends wrangler's own group (workerd) on SIGTERM.
       try {
         process.kill(-child.pid!, "SIGTERM");
       } catch {
         // already gone
       }
-      await new Promise((r) => setTimeout(r, 500));
+      await untilClosed(port, 10_000);
       if (!options.state) rmSync(state, { recursive: true, force: true });
     },
     async kill() {
@@ -96,6 +102,28 @@ export async function startDevServer(vars: Record<string, string> = {}, options:
       throw new Error(`the killed server still answers on ${url}`);
     },
   };
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+export function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** Waits until nothing listens on `port` any more; false if something still does after `ms`. */
+export async function untilClosed(port: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (await listening(port)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
 }
 
 /** An admin API call that must succeed (anything but 200 fails the test with the answer). */
