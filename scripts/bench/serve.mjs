@@ -17,6 +17,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "./args.mjs";
+import { parseWranglerToml } from "../lib/wrangler-toml.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "../..");
@@ -147,40 +148,3 @@ function childPids(pid, name) {
   }
   return found;
 }
-
-/** The few wrangler.toml shapes this needs: [vars], [[durable_objects.bindings]], [[r2_buckets]], top-level keys. */
-function parseWranglerToml(text) {
-  const out = { vars: {}, durableObjects: [], r2: [], compatibility_flags: [] };
-  let section = "";
-  let current = null;
-  for (const raw of text.split("\n")) {
-    const line = raw.replace(/\s+#.*$/, "").trim();
-    if (!line || line.startsWith("#")) continue;
-    let m;
-    if ((m = /^\[\[(.+)\]\]$/.exec(line))) {
-      section = m[1];
-      current = {};
-      if (section === "durable_objects.bindings") out.durableObjects.push(current);
-      else if (section === "r2_buckets") out.r2.push(current);
-      continue;
-    }
-    if ((m = /^\[(.+)\]$/.exec(line))) {
-      section = m[1];
-      current = null;
-      continue;
-    }
-    if (!(m = /^([A-Za-z0-9_]+)\s*=\s*(.+)$/.exec(line))) continue;
-    const [, key, valueText] = m;
-    let value;
-    try {
-      value = JSON.parse(valueText);
-    } catch {
-      value = valueText;
-    }
-    if (section === "") out[key] = value;
-    else if (section === "vars") out.vars[key] = typeof value === "string" ? value : JSON.stringify(value);
-    else if (current) current[key] = value;
-  }
-  return out;
-}
-

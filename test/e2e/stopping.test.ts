@@ -56,20 +56,20 @@ function send(how: Stop, npmPid: number, tree: Proc[]): void {
 
 describe("stopping npm start", () => {
   it.each<Stop>(["SIGTERM to npm", "SIGHUP to npm", "Ctrl-C (SIGINT to the process group)", "SIGTERM to node scripts/dev.mjs"])(
-    "%s stops wrangler and workerd: the port closes and no process of the tree remains",
+    "%s stops workerd: the port closes and no process of the tree remains",
     async (how) => {
       const server = await startDevServer({}, { viaNpm: true });
       const tree = descendants(server.pid);
       const pids = [server.pid, ...tree.map((p) => p.pid)];
       try {
-        // The tree this test is about: npm → sh → node dev.mjs → wrangler → workerd.
+        // The tree this test is about: npm → sh → node scripts/dev.mjs → workerd.
         expect(tree.some((p) => p.command.startsWith("node scripts/dev.mjs"))).toBe(true);
         expect(tree.some((p) => /\bworkerd serve\b/.test(p.command))).toBe(true);
         expect(await listening(server.port)).toBe(true);
 
         send(how, server.pid, tree);
 
-        // dev.mjs gives wrangler 3 s after SIGTERM, then kills its group.
+        // dev.mjs gives workerd 3 s to stop, then kills it.
         expect(await untilClosed(server.port, 10_000)).toBe(true);
         expect((await untilGone(pids, 10_000)).map((p) => p.command)).toEqual([]);
       } finally {

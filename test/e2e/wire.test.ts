@@ -1,4 +1,5 @@
 import { request } from "node:http";
+import { connect } from "node:net";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { agentHeaders } from "../support/agent-headers";
@@ -100,5 +101,45 @@ describe("npm start over real HTTP", () => {
     expect(res.headers["x-content-type-options"]).toBe("nosniff");
     expect(res.headers["elastic-api-version"]).toBe("2023-06-01");
     expect(decoded(res)).toEqual({ statusCode: 401, error: "ErrNoAuthHeader", message: "no authorization header" });
+  });
+
+  it("refuses an oversize chunked enrollment body at once in fleet-server's shape, and keeps answering new connections", async () => {
+    await admin("PUT", "/api/fleet/agent_policies/e2e-big", {
+      name: "e2e-big",
+      policy: { outputs: { default: { type: "elasticsearch", hosts: ["https://es.example:9200"] } }, inputs: [] },
+    });
+    const key = (await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: "e2e-big" })).item.api_key!;
+
+    // A keep-alive connection whose chunked body passes the 512 KiB limit and never ends: the answer
+    // must come while the client is still sending (wrangler dev's proxy held it until the body ended).
+    const socket = connect(server.port, "127.0.0.1");
+    const answer = new Promise<string>((resolve, reject) => {
+      let text = "";
+      socket.on("data", (d: Buffer) => {
+        text += d.toString();
+        const head = text.indexOf("\r\n\r\n");
+        if (head >= 0 && text.length >= head + 4 + Number(/content-length: (\d+)/i.exec(text)?.[1] ?? Infinity)) resolve(text);
+      });
+      socket.on("error", reject);
+      socket.on("close", () => reject(new Error(`closed without a whole answer: ${JSON.stringify(text)}`)));
+    });
+    const headers = { ...agentHeaders(), Authorization: `ApiKey ${key}`, "Accept-Encoding": "identity", "Transfer-Encoding": "chunked", Connection: "keep-alive" };
+    socket.write(`POST /api/fleet/agents/enroll? HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`);
+    const chunk = Buffer.alloc(64 << 10, "a");
+    for (let sent = 0; sent <= 600 << 10; sent += chunk.length) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+    try {
+      const text = await answer;
+      expect(text.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
+      expect(JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4))).toEqual({
+        statusCode: 400,
+        error: "BadRequest",
+        message: "Bad request: unable to read request body: http: request body too large",
+      });
+      // Meanwhile (the refused body still open) a new connection is answered.
+      const status = await fetch(`${server.url}/api/status`, { signal: AbortSignal.timeout(10_000) });
+      expect(status.status).toBe(200);
+    } finally {
+      socket.destroy();
+    }
   });
 });

@@ -28,9 +28,9 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts `npm start` (scripts/dev.mjs → wrangler dev) on a free port with throwaway state, or on
- * `options.state` (kept: the caller removes it), to start again on after a `kill()`. With `viaNpm`
- * through npm itself, as an operator types it, else as `node scripts/dev.mjs`.
+ * Starts `npm start` (scripts/dev.mjs → Miniflare → workerd) on a free port with throwaway state, or
+ * on `options.state` (kept: the caller removes it), to start again on after a `kill()`. With
+ * `viaNpm` through npm itself, as an operator types it, else as `node scripts/dev.mjs`.
  */
 export async function startDevServer(vars: Record<string, string> = {}, options: { state?: string; viaNpm?: boolean } = {}): Promise<DevServer> {
   const port = await freePort();
@@ -73,7 +73,7 @@ export async function startDevServer(vars: Record<string, string> = {}, options:
     adminToken,
     pid: child.pid!,
     async stop() {
-      // The started process's group: dev.mjs ends wrangler's own group (workerd) on SIGTERM.
+      // The started process group; dev.mjs stops workerd on SIGTERM.
       try {
         process.kill(-child.pid!, "SIGTERM");
       } catch {
@@ -90,7 +90,7 @@ export async function startDevServer(vars: Record<string, string> = {}, options:
         // already gone
       }
       await exited;
-      // workerd, wrangler's child, dies with the group; wait until the port is free again.
+      // workerd, dev.mjs's child, dies with the group; wait until the port is free again.
       for (let i = 0; i < 40; i++) {
         try {
           await fetch(`${url}/api/status`);
