@@ -262,7 +262,7 @@ describe("agent operations", () => {
     const start = Math.ceil(Date.now() / 3_600_000) * 3_600_000;
     const res = await adminRequest("POST", "/api/fleet/agents/bulk_upgrade", {
       agents: agents.map((a) => a.id),
-      version: "9.6.1",
+      version: "9.6.0",
       start_time: new Date(start).toISOString(),
       rollout_duration_seconds: 3600,
     });
@@ -272,11 +272,35 @@ describe("agent operations", () => {
     for (const agent of agents) {
       const body = await json<CheckinBody>(await checkinRequest(agent));
       const upgrade = body.actions!.find((a) => a.type === "UPGRADE")!;
-      expect(upgrade).toMatchObject({ id: actionId, data: { version: "9.6.1" } });
+      expect(upgrade).toMatchObject({ id: actionId, data: { version: "9.6.0" } });
       starts.push(upgrade.start_time!);
     }
     expect(starts).toEqual([0, 15, 30, 45].map((minutes) => new Date(start + minutes * 60_000).toISOString()));
     await eventually(async () => expect((await list("policy_id=upgrade-p&status=updating")).total).toBe(4));
+  });
+
+  it("refuses an upgrade to a version newer than the server's own, in bulk, alone or as a plain action, and queues nothing", async () => {
+    const agents = await fleet("ahead-p", 1);
+    const refusal = (version: string) => ({
+      statusCode: 400,
+      error: "Bad Request",
+      message: `Cannot upgrade agent to ${version} because it is higher than the latest fleet server version 9.6.0`,
+    });
+    const bulk = await adminRequest("POST", "/api/fleet/agents/bulk_upgrade", { agents: [agents[0]!.id], version: "9.7.0" });
+    expect(bulk.status).toBe(400);
+    expect(await json(bulk)).toEqual(refusal("9.7.0"));
+    const single = await adminRequest("POST", `/api/fleet/agents/${agents[0]!.id}/upgrade`, { version: "9.6.1" });
+    expect(single.status).toBe(400);
+    expect(await json(single)).toEqual(refusal("9.6.1"));
+    const byPolicy = await adminRequest("POST", "/api/fleet/agents/bulk_upgrade", { policy_id: "ahead-p", version: "10.0.0" });
+    expect(await json(byPolicy)).toEqual(refusal("10.0.0"));
+    const plain = await adminRequest("POST", "/api/fleet/actions", { agents: [agents[0]!.id], action: { type: "UPGRADE", data: { version: "9.6.2" } } });
+    expect(plain.status).toBe(400);
+    expect(await json(plain)).toEqual(refusal("9.6.2"));
+    // Nothing reached the agent; its own version (and a snapshot of it) is accepted.
+    expect((await json<CheckinBody>(await checkinRequest(agents[0]!))).actions!.filter((a) => a.type === "UPGRADE")).toEqual([]);
+    expect((await adminRequest("POST", `/api/fleet/agents/${agents[0]!.id}/upgrade`, { version: "9.6.0-SNAPSHOT" })).status).toBe(200);
+    expect((await adminRequest("POST", `/api/fleet/agents/${agents[0]!.id}/upgrade`, { version: "9.5.9" })).status).toBe(200);
   });
 
   it("sends an action to a whole policy and reports its progress, then cancels it for the rest", async () => {

@@ -103,14 +103,14 @@ describe("enrollment keys and actions", () => {
     const startTime = isoSeconds(Date.now() + 60 * 60_000);
     const expiration = isoSeconds(Date.now() + 24 * 60 * 60_000);
     const res = await adminRequest("POST", `/api/fleet/agents/${agent.id}/actions`, {
-      action: { type: "UPGRADE", data: { version: "9.6.1" }, start_time: startTime, expiration },
+      action: { type: "UPGRADE", data: { version: "9.6.0" }, start_time: startTime, expiration },
     });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       item: {
         id: expect.stringMatching(/^[0-9a-f-]{36}$/),
         type: "UPGRADE",
-        data: { version: "9.6.1" },
+        data: { version: "9.6.0" },
         agents: [agent.id],
         created_at: expect.any(String),
         expiration,

@@ -74,7 +74,7 @@ describe("the served OpenAPI document", () => {
     await call("GET", "/api/fleet/agent_status", "/api/fleet/agent_status");
     await call("GET", "/api/fleet/agent_policies/{id}/rollout", "/api/fleet/agent_policies/doc-p/rollout");
     await call("POST", "/api/fleet/agents/{agentId}/actions", `/api/fleet/agents/${agentId}/actions`, { body: { action: { type: "SETTINGS", data: { log_level: "info" } } } });
-    await call("POST", "/api/fleet/agents/{agentId}/upgrade", `/api/fleet/agents/${agentId}/upgrade`, { body: { version: "9.6.1" } });
+    await call("POST", "/api/fleet/agents/{agentId}/upgrade", `/api/fleet/agents/${agentId}/upgrade`, { body: { version: "9.6.0" } });
     await call("POST", "/api/fleet/agents/{agentId}/request_diagnostics", `/api/fleet/agents/${agentId}/request_diagnostics`, { body: {} });
     await call("POST", "/api/fleet/agents/bulk_update_agent_tags", "/api/fleet/agents/bulk_update_agent_tags", { body: { policy_id: "doc-p", tagsToAdd: ["all"] } });
     await call("POST", "/api/fleet/actions", "/api/fleet/actions", { body: { agents: [agentId], action: { type: "SETTINGS", data: { log_level: "debug" } } } });

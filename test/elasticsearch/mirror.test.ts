@@ -229,14 +229,14 @@ describe.skipIf(!search)("Elasticsearch mirror, ingest and output keys (real Ela
       action_id: actionId,
       agents: [agent.id],
       type: "UPGRADE",
-      data: { version: "9.6.1", source_uri: "https://artifacts.example/", extra: "dropped" },
+      data: { version: "9.6.0", source_uri: "https://artifacts.example/", extra: "dropped" },
       "@timestamp": now,
       expiration: new Date(Date.now() + 3_600_000).toISOString(),
     });
     const received = await parked;
     expect(received.body.ack_token).toBe(actionDocId);
     expect(received.body.actions).toEqual([
-      expect.objectContaining({ id: actionId, type: "UPGRADE", data: { version: "9.6.1", source_uri: "https://artifacts.example/" } }),
+      expect.objectContaining({ id: actionId, type: "UPGRADE", data: { version: "9.6.0", source_uri: "https://artifacts.example/" } }),
     ]);
   });
 

@@ -1,7 +1,8 @@
 import { Hono, type Context } from "hono";
 import { newAction, startJob, type ActionSpec } from "../../admin/jobs";
 import type { JobTargets } from "../../../durable/bulk-job";
-import type { AppEnv } from "../../config";
+import { fleetConfig, type AppEnv } from "../../config";
+import { requireUpgradeWithinServer } from "../../admin/upgrade-version";
 import { directory } from "../../durable-stubs";
 import { FleetError } from "../../errors";
 import { readAdminJson } from "../../http/body";
@@ -114,6 +115,7 @@ async function actionFor(
     const shaped = shapeActionData(spec.type, spec.data);
     if (!shaped.ok) throw new FleetError("AdminBadRequest", `action.${shaped.message}`);
   }
+  if (spec.type === "UPGRADE") requireUpgradeWithinServer((spec.data as { version: string }).version, fleetConfig(c.env).version);
   const id = crypto.randomUUID();
   const action = newAction(
     c,
