@@ -2,6 +2,7 @@ import type { ActionResult, RosterChanges, ShardEffect } from "../src/agents/eff
 import type { AgentSummary } from "../src/agents/status";
 import type { Env } from "../src/config";
 import { bulkJob, hubShardAt, policyHub, shardIndexOf } from "../src/durable-stubs";
+import { log } from "../src/log";
 
 /** Schema step of the agent store: consequences of agent changes waiting for delivery. */
 export const EFFECTS_SCHEMA = `
@@ -122,7 +123,7 @@ export class AgentEffects {
           for (const row of group) this.#sql.exec("UPDATE effects SET attempts = ? WHERE seq = ?", attempts, row.seq);
           retryAfter = Math.max(retryAfter, Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempts, 10)));
           const first = group[0]!;
-          console.error(JSON.stringify({ event: "agent_effects.delivery_failed", kind: first.kind, target: first.target, count: group.length, attempts, error: (err as Error).message }));
+          log.error("agent_effects.delivery_failed", { kind: first.kind, target: first.target, count: group.length, attempts, error: (err as Error).message });
         }
       }),
     );
@@ -154,7 +155,7 @@ export class AgentEffects {
     this.#sql.exec("INSERT INTO effects (kind, target, agent_id, body, coalesce_key) VALUES (?, ?, ?, ?, ?)", kind, target, agentId, JSON.stringify(body), coalesceKey);
     const at = Date.now() + delayMs;
     if (at >= this.#dueAt) return;
-    this.#schedule(at).catch((err: unknown) => console.error(JSON.stringify({ event: "agent_effects.schedule_failed", error: (err as Error).message })));
+    this.#schedule(at).catch((err: unknown) => log.error("agent_effects.schedule_failed", { error: (err as Error).message }));
   }
 
   #schedule(at: number): Promise<void> {

@@ -9,6 +9,7 @@ import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
 import { ResidentSet } from "./resident-set";
 import { migrateSchema } from "./sql-schema";
+import { log } from "../src/log";
 
 /**
  * Agents are spread over this many store objects by a stable hash of their id. Part of the storage
@@ -120,7 +121,7 @@ export class AgentStore extends DurableObject<Env> {
       keys: this.#keys,
       // A failed delivery is retried by the alarm; the change itself has succeeded.
       deliverEffects: () =>
-        this.#effects.deliver().catch((err: unknown) => console.error(JSON.stringify({ event: "agent_effects.deliver_failed", error: (err as Error).message }))),
+        this.#effects.deliver().catch((err: unknown) => log.error("agent_effects.deliver_failed", { error: (err as Error).message })),
       deferSave: (agent) => this.#deferSave(agent),
     };
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
@@ -166,7 +167,7 @@ export class AgentStore extends DurableObject<Env> {
     if (this.#flushDue !== null) return;
     this.#flushDue = Date.now() + CHECKIN_FLUSH_MS;
     this.#alarms.request(this.#flushDue).catch((err: unknown) =>
-      console.error(JSON.stringify({ event: "agent_store.alarm_failed", error: (err as Error).message })),
+      log.error("agent_store.alarm_failed", { error: (err as Error).message }),
     );
   }
 

@@ -26,6 +26,7 @@ import type { OutputKeyRing } from "./output-key-ring";
 import { RosterFeed } from "./roster-feed";
 import { SocketLease } from "./socket-lease";
 import { StoredKey } from "./stored-key";
+import { log } from "../src/log";
 
 /** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
 const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
@@ -162,7 +163,7 @@ export class Agent {
       this.#save(doc, keyHash);
     });
     await this.#home.deliverEffects();
-    console.log(JSON.stringify({ event: "agent.enrolled", agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active }));
+    log.info("agent.enrolled", { agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active });
     return {
       item: {
         access_api_key: btoa(`${keyId}:${secret}`),
@@ -360,7 +361,7 @@ export class Agent {
       }
     });
     if (unenroll) await this.#keys.scheduleRetirement();
-    if (unenroll) console.log(JSON.stringify({ event: "agent.unenrolled", agent_id: doc.id }));
+    if (unenroll) log.info("agent.unenrolled", { agent_id: doc.id });
     return { items };
   }
 
@@ -446,7 +447,7 @@ export class Agent {
     });
     await this.#keys.scheduleRetirement();
     await this.#home.deliverEffects();
-    console.log(JSON.stringify({ event: "agent.revoked", agent_id: doc.id }));
+    log.info("agent.revoked", { agent_id: doc.id });
     return { ok: true };
   }
 

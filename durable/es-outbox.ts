@@ -6,6 +6,7 @@ import { replaceDocument } from "../src/es/files";
 import type { IndexName } from "../src/es/indices";
 import { ensureTemplates, forgetTemplates } from "../src/es/templates";
 import type { JsonObject } from "../src/protocol/parse";
+import { log } from "../src/log";
 
 /** Schema step each owning object appends to its migrations. */
 export const OUTBOX_SCHEMA = `
@@ -120,7 +121,7 @@ export class EsOutbox {
     if (!this.#alarmSet) {
       this.#alarmSet = true;
       this.#wake(Date.now() + this.#flushDelayMs).catch((err: unknown) =>
-        console.error(JSON.stringify({ event: "mirror.schedule_failed", error: (err as Error).message })),
+        log.error("mirror.schedule_failed", { error: (err as Error).message }),
       );
     }
   }
@@ -187,7 +188,7 @@ export class EsOutbox {
       });
       if (rejected.length > 0) {
         // Elasticsearch refused these documents (e.g. a mapping conflict): they stay queued and visible.
-        console.error(JSON.stringify({ event: "mirror.rejected", count: rejected.length, first: rejected[0] }));
+        log.error("mirror.rejected", { count: rejected.length, first: rejected[0] });
         await this.#backoff(rejected[0]!);
         return;
       }

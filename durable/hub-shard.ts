@@ -10,6 +10,7 @@ import { PING, PONG } from "../src/protocol/socket";
 import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
 import { SocketChannel } from "./socket-channel";
 import { agentBucket, isSplitting, stageThreshold, type RolloutState } from "./staged-rollout";
+import { log } from "../src/log";
 
 /** Parked check-ins expire in batches on this grid, so a shard runs one timer, not one per agent. */
 const DEADLINE_GRID_MS = 250;
@@ -126,8 +127,8 @@ export class HubShard extends DurableObject<Env> {
     // Sockets are pushed to in the background: publishing never waits for a socket fan-out.
     this.ctx.waitUntil(
       this.#sockets.pushBehind().then(
-        (pushed) => pushed > 0 && console.log(JSON.stringify({ event: "policy.pushed", policy_id: snapshot.latest?.policy_id, sockets: pushed })),
-        (err: unknown) => console.error(JSON.stringify({ event: "policy.push_failed", error: (err as Error).message })),
+        (pushed) => pushed > 0 && log.info("policy.pushed", { policy_id: snapshot.latest?.policy_id, sockets: pushed }),
+        (err: unknown) => log.error("policy.push_failed", { error: (err as Error).message }),
       ),
     );
     return woken;

@@ -9,6 +9,7 @@ import { INDEX } from "../src/es/indices";
 import { shapeActionData, ACTION_TYPES } from "../src/protocol/action";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
 import { migrateSchema } from "./sql-schema";
+import { log } from "../src/log";
 
 const SCHEMA = [`CREATE TABLE checkpoints (index_name TEXT PRIMARY KEY, seq_no INTEGER NOT NULL, updated_at TEXT NOT NULL);`];
 
@@ -54,7 +55,7 @@ export class IngestWatcher extends DurableObject<Env> {
       await this.#round(config);
     } catch (err) {
       // Elasticsearch down: try again next round; checkpoints only move after a document is applied.
-      console.warn(JSON.stringify({ event: "ingest.failed", error: (err as Error).message }));
+      log.warn("ingest.failed", { error: (err as Error).message });
     }
     const interval = parseGoDuration(this.env.ES_INGEST_INTERVAL ?? "5s") ?? 5000;
     await this.ctx.storage.setAlarm(Date.now() + interval);
@@ -101,7 +102,7 @@ export class IngestWatcher extends DurableObject<Env> {
       try {
         secret = parseApiKeyHeader(`ApiKey ${doc.api_key}`).secret;
       } catch {
-        console.warn(JSON.stringify({ event: "ingest.skipped", index: INDEX.enrollmentKeys, id: hit._id, reason: "api_key is not base64(id:key)" }));
+        log.warn("ingest.skipped", { index: INDEX.enrollmentKeys, id: hit._id, reason: "api_key is not base64(id:key)" });
         continue;
       }
       await directory(this.env).upsertExternalEnrollmentKey({

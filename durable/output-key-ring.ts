@@ -3,6 +3,7 @@ import { createApiKey, invalidateApiKeys, updateApiKeyRoles } from "../src/es/ap
 import { esConfig, type EsConfig } from "../src/es/config";
 import type { KeyedOutput } from "../src/policy/output-keys";
 import type { AgentDoc } from "../src/protocol/agent-doc";
+import { log } from "../src/log";
 
 /** Schema step the agent store appends: each agent's keys (secrets stay here) and the invalidation queue. */
 export const OUTPUT_KEYS_SCHEMA = `CREATE TABLE output_keys (
@@ -77,7 +78,7 @@ export class OutputKeyRing {
         );
         keys[output.name] = `${created.id}:${created.api_key}`;
       } catch (err) {
-        console.warn(JSON.stringify({ event: "output_key.failed", agent_id: agentId, output: output.name, error: (err as Error).message }));
+        log.warn("output_key.failed", { agent_id: agentId, output: output.name, error: (err as Error).message });
         if (row?.secret && row.api_key_id) {
           // The stale hash makes the next delivery try the update again.
           keys[output.name] = `${row.api_key_id}:${row.secret}`;
@@ -151,7 +152,7 @@ export class OutputKeyRing {
           // A key minted a moment ago may not be searchable yet: unconfirmed ids are retried.
           const givenUp = Date.now() - Date.parse(row.retired_at) > RETIREMENT_GIVE_UP_MS;
           if (confirmed.has(row.api_key_id) || givenUp) {
-            if (!confirmed.has(row.api_key_id)) console.error(JSON.stringify({ event: "output_key.not_invalidated", api_key_id: row.api_key_id }));
+            if (!confirmed.has(row.api_key_id)) log.error("output_key.not_invalidated", { api_key_id: row.api_key_id });
             sql.exec("DELETE FROM retired_keys WHERE api_key_id = ?", row.api_key_id);
           } else {
             failed = true;
@@ -159,7 +160,7 @@ export class OutputKeyRing {
         }
       } catch (err) {
         failed = true;
-        console.warn(JSON.stringify({ event: "output_key.invalidate_failed", count: group.length, error: (err as Error).message }));
+        log.warn("output_key.invalidate_failed", { count: group.length, error: (err as Error).message });
       }
     }
     if (failed || this.#retiredCount() > 0) await this.#wake(Date.now() + (failed ? 5_000 : 0));

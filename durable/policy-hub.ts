@@ -16,6 +16,7 @@ import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import type { DeliverySnapshot } from "./hub-shard";
 import type { RosterChanges } from "../src/agents/effects";
 import { migrateSchema } from "./sql-schema";
+import { log } from "../src/log";
 
 const SCHEMA = [
   `CREATE TABLE revisions (
@@ -158,7 +159,7 @@ export class PolicyHub extends DurableObject<Env> {
     this.#latest = revision;
     this.#latestHash = hash;
     const woken = await this.#deliverTargets();
-    console.log(JSON.stringify({ event: "policy.revision", policy_id: revision.policy_id, revision: revision.revision, woken }));
+    log.info("policy.revision", { policy_id: revision.policy_id, revision: revision.revision, woken });
   }
 
   /**
@@ -279,7 +280,7 @@ export class PolicyHub extends DurableObject<Env> {
     if (decision.action === "promote" || decision.action === "complete") await this.#advance(rollout, "criteria met");
     if (decision.action === "hold") {
       this.#saveRollout({ ...rollout, status: "held", reason: decision.reason });
-      console.warn(JSON.stringify({ event: "rollout.held", policy_id: this.#latest?.policy_id, reason: decision.reason }));
+      log.warn("rollout.held", { policy_id: this.#latest?.policy_id, reason: decision.reason });
     }
     return this.#rollout;
   }
@@ -302,7 +303,7 @@ export class PolicyHub extends DurableObject<Env> {
         ? { ...rollout, status: "completed", history, reason: outcome }
         : { ...rollout, stage: rollout.stage + 1, status: "running", stage_started_at: now, history, reason: outcome },
     );
-    console.log(JSON.stringify({ event: last ? "rollout.completed" : "rollout.promoted", policy_id: this.#latest?.policy_id, stage: this.#rollout!.stage }));
+    log.info(last ? "rollout.completed" : "rollout.promoted", { policy_id: this.#latest?.policy_id, stage: this.#rollout!.stage });
     // A promote by hand may come while paused or held, when no evaluation alarm is pending.
     if (!last) await this.#alarms.request(Date.now() + ROLLOUT_EVALUATION_MS);
     await this.#deliverTargets();

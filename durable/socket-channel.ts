@@ -10,6 +10,7 @@ import { CLOSE, PONG, SocketClientMessage, decodeSocketMessage, type SocketServe
 import { ack } from "../src/session/ack";
 import { checkin, policyAnswer } from "../src/session/checkin";
 import type { RevisionClaim } from "../src/session/contract";
+import { log } from "../src/log";
 
 /** What a socket remembers across hibernation (serialised, well under the 2 KiB attachment limit). */
 export interface SocketAttachment {
@@ -104,7 +105,7 @@ export class SocketChannel {
     } catch (err) {
       // Never leave a message unanswered: the agent would wait for a reply that cannot come. A 500
       // tells it to send the message again (check-ins and acks are both idempotent).
-      console.error(JSON.stringify({ event: "socket.message_failed", agent_id: attachment.agentId, type: message.type, error: (err as Error).message }));
+      log.error("socket.message_failed", { agent_id: attachment.agentId, type: message.type, error: (err as Error).message });
       send(ws, errorMessage(message.id, "Internal", "the server could not process this message; send it again"));
     }
   }

@@ -19,6 +19,7 @@ import {
 import { AlarmSchedule } from "./alarm-schedule";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { migrateSchema } from "./sql-schema";
+import { log } from "../src/log";
 
 const SCHEMA = [
   `CREATE TABLE upload (
@@ -268,13 +269,13 @@ export class Uploads extends DurableObject<Env> {
           const data = new Uint8Array(await object.arrayBuffer());
           await putChunk(config, uploadDataIndex(row.source), { bid, pos: chunk.pos, last: chunk.last === 1, sha2: chunk.sha2, data, timestamp: new Date().toISOString() });
         } else {
-          console.error(JSON.stringify({ event: "mirror.chunk_missing", upload_id: row.upload_id, pos: chunk.pos }));
+          log.error("mirror.chunk_missing", { upload_id: row.upload_id, pos: chunk.pos });
         }
         sql.exec("DELETE FROM es_chunks WHERE pos = ?", chunk.pos);
       } catch (err) {
         sql.exec("UPDATE es_chunks SET attempts = attempts + 1 WHERE pos = ?", chunk.pos);
         const delay = Math.min(1000 * 2 ** Math.min(chunk.attempts + 1, 10), 5 * 60_000);
-        console.warn(JSON.stringify({ event: "mirror.chunk_failed", upload_id: row.upload_id, pos: chunk.pos, error: (err as Error).message }));
+        log.warn("mirror.chunk_failed", { upload_id: row.upload_id, pos: chunk.pos, error: (err as Error).message });
         await this.#alarms.request(Date.now() + delay);
         return false;
       }

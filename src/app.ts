@@ -6,6 +6,7 @@ import { agentRouteUnknownId, usableIds } from "./http/path-ids";
 import { adminAuth } from "./middleware/admin-auth";
 import { apiVersion } from "./middleware/api-version";
 import { requestId } from "./middleware/request-id";
+import { requestLog } from "./middleware/request-log";
 import { acks } from "./routes/acks";
 import { actionStatus } from "./routes/admin/action-status";
 import { adminKeys } from "./routes/admin/admin-keys";
@@ -38,6 +39,7 @@ const ADMIN_ROUTES = [actionStatus, agents, agentOperations, policies, rollouts,
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.use("*", requestId());
+  app.use("*", requestLog());
   // Middleware is bound to each route's own method and path, so an agent path and an admin path
   // that share a pattern (`POST /agents/enroll`, `PUT /agents/{id}`) never get each other's checks.
   guard(app, AGENT_ROUTES, apiVersion());

@@ -44,6 +44,8 @@ export interface Env {
   POLICY_HUB_SHARDS?: string;
   /** Comma-separated URLs agents reach this server at, written into policies as `fleet.hosts`. */
   FLEET_SERVER_HOSTS?: string;
+  /** Structured log threshold: debug, info (default), warn or error (src/log.ts). */
+  LOG_LEVEL?: string;
 }
 
 export interface ServerVersion {
@@ -163,5 +165,5 @@ function parseServerVersion(env: Env): ServerVersion {
 export interface AppEnv {
   Bindings: Env;
   /** `admin`: who made an admin request (the admin key's name, or "admin-token"). */
-  Variables: { requestId: string; admin: string };
+  Variables: { requestId: string; admin: string; /** The error table name of a refusal, for the request log. */ errorCode?: string };
 }

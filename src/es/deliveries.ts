@@ -1,5 +1,6 @@
 import { esRequest } from "./client";
 import type { EsConfig } from "./config";
+import { log } from "../log";
 
 /**
  * Files Kibana publishes for agents in Elasticsearch (fleet-protocol.md §2.8): metadata in
@@ -93,7 +94,7 @@ async function withChunks(config: EsConfig, fileId: string, meta: FileMeta, data
     .sort((a, b) => a.position - b.position);
   const complete = chunks.length === Math.ceil(size / chunkSize) && chunks.every((chunk, i) => chunk.position === i && chunk.id === `${fileId}.${i}`);
   if (!complete) {
-    console.warn(JSON.stringify({ event: "file.delivery_incomplete", file_id: fileId, size, chunk_size: chunkSize, chunks: chunks.length }));
+    log.warn("file.delivery_incomplete", { file_id: fileId, size, chunk_size: chunkSize, chunks: chunks.length });
     return null;
   }
   return {

@@ -3,6 +3,7 @@ import { cborMap } from "./cbor";
 import { EsError, esRequest } from "./client";
 import type { EsConfig } from "./config";
 import type { JsonObject } from "../protocol/parse";
+import { log } from "../log";
 
 /**
  * fleet-server's upload documents (fleet-protocol.md §2.7): metadata in
@@ -38,7 +39,7 @@ export async function replaceDocument(config: EsConfig, index: string, id: strin
       return created.status === 409 ? { status: 409, error: "created concurrently" } : { status: created.status };
     }
     if (body.upload_id !== undefined && hit._source?.upload_id !== undefined && hit._source.upload_id !== body.upload_id) {
-      console.warn(JSON.stringify({ event: "mirror.upload_superseded", index, id, upload_id: body.upload_id, owner: hit._source.upload_id }));
+      log.warn("mirror.upload_superseded", { index, id, upload_id: body.upload_id, owner: hit._source.upload_id });
       return { status: 200 };
     }
     const written = await esRequest(config, {

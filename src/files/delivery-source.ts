@@ -4,6 +4,7 @@ import { esConfig, type EsConfig } from "../es/config";
 import { FleetError } from "../errors";
 import type { ByteRange } from "../protocol/range";
 import { deliveryDataKey, deliveryMeta, deliveryTargetKey } from "./deliveries";
+import { log } from "../log";
 
 /** A file an agent may download, wherever it is stored. */
 export interface DeliverableFile {
@@ -80,7 +81,7 @@ function fromElasticsearch(config: EsConfig, file: StoredDelivery): DeliverableF
       );
       const fixed = new FixedLengthStream(range.length);
       void chunks.pipeTo(fixed.writable).catch((err: unknown) => {
-        console.error(JSON.stringify({ event: "file.delivery_failed", chunk: next - 1, error: (err as Error).message }));
+        log.error("file.delivery_failed", { chunk: next - 1, error: (err as Error).message });
       });
       return fixed.readable;
     },

@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import { FleetError, type ErrorCode } from "../errors";
 import { ERROR_TABLE } from "./error-table";
 import { retryAfterSeconds } from "../limits/token-bucket";
+import { log } from "../log";
 
 export interface ErrorBody {
   statusCode: number;
@@ -31,10 +32,12 @@ export function errorResponse(code: ErrorCode, detail?: string, headers?: Header
 export function handleError(err: Error, c: Context): Response {
   if (err instanceof FleetError) {
     const row = ERROR_TABLE[err.code];
-    if (row.log === "error" || row.log === "warn") console.warn(`${c.req.method} ${c.req.path}: ${err.code}`);
+    c.set("errorCode", err.code);
+    if (row.log === "error" || row.log === "warn") log[row.log]("http.refused", { request_id: c.get("requestId"), method: c.req.method, path: c.req.path, error: err.code });
     const retry = err.retryAfterMs !== undefined ? { "Retry-After": String(retryAfterSeconds(err.retryAfterMs)) } : undefined;
     return errorResponse(err.code, err.detail, retry);
   }
-  console.error(`${c.req.method} ${c.req.path} failed:`, err.stack ?? err.message);
+  c.set("errorCode", "Internal");
+  log.error("http.failed", { request_id: c.get("requestId"), method: c.req.method, path: c.req.path, error: err.message, stack: err.stack });
   return errorResponse("Internal");
 }

@@ -7,6 +7,7 @@ import { agentObject, policyHub } from "../durable-stubs";
 import { FleetError } from "../errors";
 import type { JsonObject, JsonValue } from "../protocol/parse";
 import { isSha256Hex, sha256Bytes } from "../protocol/upload";
+import { log } from "../log";
 
 /** How long a verified artifact stays in the edge cache (fleet-server's artifact cache TTL). */
 const EDGE_TTL_SECONDS = 24 * 60 * 60;
@@ -42,7 +43,7 @@ export const artifacts = new Hono<AppEnv>().get("/api/fleet/artifacts/:id/:sha2"
         headers: { "Content-Type": "application/octet-stream", ETag: etag, "Cache-Control": `public, max-age=${EDGE_TTL_SECONDS}` },
       }),
     );
-    if (store) c.executionCtx.waitUntil(store.catch((err: unknown) => console.warn(`artifact cache put failed: ${String(err)}`)));
+    if (store) c.executionCtx.waitUntil(store.catch((err: unknown) => log.warn("artifact.cache_put_failed", { error: String(err) })));
   }
   const headers = new Headers({ ETag: etag, "Cache-Control": "private, no-cache" });
   if (etagMatches(c.req.header("If-None-Match"), etag)) return new Response(null, { status: 304, headers });
@@ -79,11 +80,11 @@ async function fetchArtifact(env: Env, identifier: string, sha2: string): Promis
     if (!artifact) continue;
     // fleet-server's sanity checks: the record matches the URL and the bytes match encoded_sha256.
     if (artifact.meta.identifier !== identifier || artifact.meta.decoded_sha256.toLowerCase() !== sha2.toLowerCase()) {
-      console.error(`artifact ${identifier}/${sha2} from ${source.name}: record mismatch`);
+      log.error("artifact.record_mismatch", { identifier, sha2, source: source.name });
       throw new FleetError("Internal");
     }
     if ((await sha256Bytes(artifact.body)) !== artifact.meta.encoded_sha256.toLowerCase()) {
-      console.error(`artifact ${identifier}/${sha2} from ${source.name}: bytes do not match encoded_sha256`);
+      log.error("artifact.bytes_mismatch", { identifier, sha2, source: source.name });
       throw new FleetError("Internal");
     }
     return artifact;

@@ -15,6 +15,7 @@ import {
   sha256Bytes,
   validateBegin,
 } from "../protocol/upload";
+import { log } from "../log";
 
 /**
  * Agent file uploads (fleet-protocol.md §2.7): begin, chunks, complete. What REQUEST_DIAGNOSTICS
@@ -38,7 +39,7 @@ export const uploads = new Hono<AppEnv>()
     // Indexed first: a listing skips an id whose upload object was never created, never the reverse.
     await agentUploadIndex(c.env, agentId).indexUpload(begin.uploadId, begin.actionId, new Date(begin.startMs).toISOString());
     orThrow(await uploadObject(c.env, begin.uploadId).create(begin));
-    console.log(JSON.stringify({ event: "upload.begin", upload_id: begin.uploadId, agent_id: agentId, action_id: begin.actionId, size: begin.size }));
+    log.info("upload.begin", { upload_id: begin.uploadId, agent_id: agentId, action_id: begin.actionId, size: begin.size });
     return agentJson(c.req.raw, { chunk_size: CHUNK_SIZE, upload_id: begin.uploadId });
   })
   .put("/api/fleet/uploads/:id/:chunkNum", async (c) => {
@@ -70,7 +71,7 @@ export const uploads = new Hono<AppEnv>()
     await authenticateAgent(c.env, parseApiKeyHeader(c.req.header("Authorization")), info.agent_id);
     const transitHash = parseCompleteBody(utf8Text(await readLimitedBytes(c.req.raw, COMPLETE_MAX_BYTES)));
     const result = await upload.complete(transitHash);
-    console.log(JSON.stringify({ event: "upload.complete", upload_id: info.upload_id, agent_id: info.agent_id, result: "error" in result ? result.error : "READY" }));
+    log.info("upload.complete", { upload_id: info.upload_id, agent_id: info.agent_id, result: "error" in result ? result.error : "READY" });
     orThrow(result);
     return agentJson(c.req.raw, { status: "ok" });
   });

@@ -11,6 +11,7 @@ import { parseBody, parseParam } from "../../protocol/parse";
 import { sha256Bytes } from "../../protocol/upload";
 import { cacheKey, edgeCache } from "../artifacts";
 import { PGP_KEY_OBJECT } from "../pgp-key";
+import { log } from "../../log";
 
 /** Admin bodies carrying file bytes (base64 in JSON): 32 MiB, about 24 MiB of file. */
 const MAX_FILE_BODY = 32 << 20;
@@ -172,7 +173,7 @@ async function pipeParts(bucket: R2Bucket, keys: string[], writable: WritableStr
     }
     await writable.close();
   } catch (err) {
-    console.error(`upload download failed: ${(err as Error).message}`);
+    log.error("upload.download_failed", { error: (err as Error).message });
     await writable.abort(err).catch(() => undefined);
   }
 }

@@ -1,0 +1,36 @@
+import type { MiddlewareHandler } from "hono";
+import { routePath } from "hono/route";
+import type { AppEnv } from "../config";
+import { log } from "../log";
+
+/**
+ * Logs each request once when it is answered: method, route pattern (never the raw path's query),
+ * status, duration, request id, the error name of a refusal, and the agent id where the route names
+ * one. Headers and bodies are never logged (they carry keys). 5xx lines are errors; everything else,
+ * refusals included (agents cause 401s and 429s all day), is info.
+ */
+export const requestLog = (): MiddlewareHandler<AppEnv> => async (c, next) => {
+  const started = Date.now();
+  await next();
+  const route = routePath(c, -1);
+  const status = c.res.status;
+  const agentId = agentIdOf(route, c.req.path);
+  const fields = {
+    request_id: c.get("requestId"),
+    method: c.req.method,
+    route,
+    status,
+    duration_ms: Date.now() - started,
+    ...(agentId ? { agent_id: agentId } : {}),
+    ...(c.get("errorCode") ? { error: c.get("errorCode") } : {}),
+  };
+  if (status >= 500) log.error("http.request", fields);
+  else log.info("http.request", fields);
+};
+
+/** The path segment a route pattern names `:agentId` or `:id` right after `/agents/`. */
+function agentIdOf(route: string, path: string): string | undefined {
+  const pattern = route.split("/");
+  const at = pattern.findIndex((part, i) => (part === ":agentId" || part === ":id") && pattern[i - 1] === "agents");
+  return at < 0 ? undefined : path.split("/")[at];
+}
