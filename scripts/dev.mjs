@@ -140,6 +140,8 @@ function workerOptions() {
   }
   return {
     scriptPath: path.join(outdir, "index.js"),
+    // Module names are relative to this root; the bundle lives outside the project (see outdir).
+    modulesRoot: outdir,
     modules: true,
     modulesRules: [{ type: "ESModule", include: ["**/*.js"] }],
     compatibilityDate: toml.compatibility_date,

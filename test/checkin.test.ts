@@ -197,11 +197,11 @@ describe("POST /api/fleet/agents/{id}/checkin", () => {
     const agent = await settledAgent("ci-push");
     const pending = checkinRequest(agent, { agent_policy_id: "ci-push", policy_revision_idx: 1, poll_timeout: "10m" });
     await untilParked("ci-push");
-    const action = await queueAction(agent.id, { type: "UPGRADE", data: { version: "9.6.1", source_uri: "https://artifacts.example/" }, start_time: "2026-12-01T02:00:00Z" });
+    const action = await queueAction(agent.id, { type: "UPGRADE", data: { version: "9.6.0", source_uri: "https://artifacts.example/" }, start_time: "2026-12-01T02:00:00Z" });
     const body = await json<CheckinBody>(await pending);
     expect(body.ack_token).toBe(action.id);
     expect(body.actions).toEqual([
-      expect.objectContaining({ id: action.id, type: "UPGRADE", data: { version: "9.6.1", source_uri: "https://artifacts.example/" }, start_time: "2026-12-01T02:00:00Z" }),
+      expect.objectContaining({ id: action.id, type: "UPGRADE", data: { version: "9.6.0", source_uri: "https://artifacts.example/" }, start_time: "2026-12-01T02:00:00Z" }),
     ]);
   });
 
