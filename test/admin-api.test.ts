@@ -283,7 +283,7 @@ describe("agent operations", () => {
     const agents = await fleet("ahead-p", 1);
     const refusal = (version: string) => ({
       statusCode: 400,
-      error: "Bad Request",
+      error: "BadRequest",
       message: `Cannot upgrade agent to ${version} because it is higher than the latest fleet server version 9.6.0`,
     });
     const bulk = await adminRequest("POST", "/api/fleet/agents/bulk_upgrade", { agents: [agents[0]!.id], version: "9.7.0" });
