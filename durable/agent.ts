@@ -16,6 +16,7 @@ import type { AckOutcome, AgentEnrollInput, CheckinInput, CheckinOutcome } from 
 import { MAX_AGENT_TAGS, normaliseTags } from "../src/protocol/enroll";
 import { PER_AGENT_REQUESTS_PER_10S } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
+import type { UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
 import { jsonEqual, jsonObjectsEqual } from "../src/protocol/json-equal";
 import type { JsonObject } from "../src/protocol/parse";
@@ -259,6 +260,7 @@ export class Agent {
     const cursor = this.#actions.cursor(input.ackToken, this.#storedCursor());
     if (cursor >= 0) doc.action_seq_no = [cursor];
     this.#recordCheckin(before, doc);
+    this.#upgradeOutcome(before.upgrade_details ?? null, doc.upgrade_details ?? null, now);
     // An agent that polls over HTTP has stopped using its socket (or lost it without a close reaching
     // us): the poll takes delivery over at once, rather than when a lease would have run out.
     const replacedSocket = viaSocket ? null : this.#lease.holder();
@@ -300,6 +302,20 @@ export class Agent {
       return;
     }
     this.#save(doc);
+  }
+
+  /**
+   * An upgrade's outcome for its action's progress: failed when the agent reports UPG_FAILED, done
+   * when it stops reporting one it had reported failed (a retry worked). Written with the check-in's
+   * record (an upgrade state change is never a heartbeat).
+   */
+  #upgradeOutcome(before: UpgradeDetails | null, after: UpgradeDetails | null, now: string): void {
+    if (after?.state === "UPG_FAILED" && after.action_id && before?.state !== "UPG_FAILED") {
+      const error = typeof after.metadata?.error_msg === "string" ? after.metadata.error_msg : "upgrade failed";
+      this.#effects.result(after.action_id, { agentId: this.#id, error, at: now, upgrade: true });
+    } else if (before?.state === "UPG_FAILED" && before.action_id && after === null) {
+      this.#effects.result(before.action_id, { agentId: this.#id, at: now, upgrade: true });
+    }
   }
 
   /** Actions after the agent's cursor, for a check-in that was woken by a new action. */

@@ -98,14 +98,19 @@ export class BulkJob extends DurableObject<Env> {
   }
 
   /**
-   * Agents' answers to this job's action, from their stores' effects: the first answer per agent
-   * counts, so a redelivered batch changes nothing. Answers to actions that are not jobs are ignored.
+   * Agents' answers to this job's action, from their stores' effects: the first ack per agent
+   * counts, so a redelivered batch changes nothing; an upgrade's reported outcome replaces the ack
+   * (a failed upgrade counts as failed though the agent acked it). Answers to actions that are not
+   * jobs are ignored.
    */
   async recordResults(results: ActionResult[]): Promise<void> {
     if (!this.#job()) return;
     this.ctx.storage.transactionSync(() => {
       for (const result of results) {
-        this.ctx.storage.sql.exec("INSERT OR IGNORE INTO results (agent_id, error, at) VALUES (?, ?, ?)", result.agentId, result.error ?? null, result.at);
+        const sql = result.upgrade
+          ? "INSERT INTO results (agent_id, error, at) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET error = excluded.error, at = excluded.at"
+          : "INSERT OR IGNORE INTO results (agent_id, error, at) VALUES (?, ?, ?)";
+        this.ctx.storage.sql.exec(sql, result.agentId, result.error ?? null, result.at);
       }
     });
   }

@@ -303,6 +303,35 @@ describe("agent operations", () => {
     expect((await adminRequest("POST", `/api/fleet/agents/${agents[0]!.id}/upgrade`, { version: "9.5.9" })).status).toBe(200);
   });
 
+  it("counts an upgrade the agent reports UPG_FAILED as failed in action status, though the agent acked it", async () => {
+    const agents = await fleet("upg-failed-p", 2);
+    const res = await adminRequest("POST", "/api/fleet/agents/bulk_upgrade", { agents: agents.map((a) => a.id), version: "9.6.0" });
+    const { actionId } = await json<{ actionId: string }>(res);
+    const statusOf = async () =>
+      (await json<{ items: Array<Record<string, unknown>> }>(await adminRequest("GET", "/api/fleet/agents/action_status"))).items.find((i) => i.actionId === actionId)!;
+    // Both agents receive it and ack it, as a 9.x agent does before it knows how the upgrade went.
+    for (const agent of agents) {
+      const body = await json<CheckinBody>(await checkinRequest(agent));
+      expect(body.actions!.map((a) => a.type)).toContain("UPGRADE");
+      await ackRequest(agent, [ackEvent(agent, actionId, "UPGRADE")]);
+    }
+    await eventually(async () => expect(await statusOf()).toMatchObject({ status: "COMPLETE", nbAgentsAck: 2, nbAgentsFailed: 0 }));
+
+    // One reports the upgrade failed: the action shows it where admins look.
+    const failed = { action_id: actionId, target_version: "9.6.0", state: "UPG_FAILED", metadata: { error_msg: "failed to verify the package signature" } };
+    expect((await checkinRequest(agents[0]!, { upgrade_details: failed })).status).toBe(200);
+    await eventually(async () =>
+      expect(await statusOf()).toMatchObject({
+        nbAgentsAck: 1,
+        nbAgentsFailed: 1,
+        latestErrors: [{ agentId: agents[0]!.id, error: "failed to verify the package signature" }],
+      }),
+    );
+    // A retry that works: the agent stops reporting the upgrade, and the failure is withdrawn.
+    expect((await checkinRequest(agents[0]!)).status).toBe(200);
+    await eventually(async () => expect(await statusOf()).toMatchObject({ status: "COMPLETE", nbAgentsAck: 2, nbAgentsFailed: 0, latestErrors: [] }));
+  });
+
   it("sends an action to a whole policy and reports its progress, then cancels it for the rest", async () => {
     const agents = await fleet("progress-p", 3);
     const res = await adminRequest("POST", "/api/fleet/actions", { policy_id: "progress-p", action: { type: "REQUEST_DIAGNOSTICS" } });

@@ -20,9 +20,14 @@ export type ShardEffect =
   /** An action was stored for the agent (its sequence number): push it, or release the parked check-in. */
   | { kind: "wake"; agentId: string; seq: number };
 
-/** An agent's first answer to an action, for the action's progress. */
+/**
+ * An agent's answer to an action, for the action's progress: its first ack counts; an upgrade's
+ * outcome as the agent later reports it in `upgrade_details` (`upgrade: true`) replaces it, since
+ * an agent acks an UPGRADE before it knows whether the upgrade worked.
+ */
 export interface ActionResult {
   agentId: string;
   error?: string;
   at: string;
+  upgrade?: true;
 }
