@@ -49,8 +49,9 @@ curl -fsS "$base/api/openapi.json" -o "$OUT/openapi.json"
 echo "fuzz: validating the served OpenAPI document"
 "$VENV/bin/openapi-spec-validator" "$OUT/openapi.json"
 
-# A real agent: a policy, an enrollment key, an enrollment.
-agent="$(ADMIN_TOKEN="$ADMIN_TOKEN" BASE="$base" USER_AGENT="$USER_AGENT" node --input-type=module -e '
+# Real agents: a policy, an enrollment key, enrollments. Each agent allows itself 30 requests per
+# 10 s (docs/hardening.md), so the agent routes are spread over several, or most would meet 429.
+agents="$(ADMIN_TOKEN="$ADMIN_TOKEN" BASE="$base" USER_AGENT="$USER_AGENT" node --input-type=module -e '
 const { BASE, ADMIN_TOKEN, USER_AGENT } = process.env;
 const call = async (method, path, body, auth = `Bearer ${ADMIN_TOKEN}`) => {
   const res = await fetch(BASE + path, { method, headers: { Authorization: auth, "Content-Type": "application/json", "User-Agent": USER_AGENT }, body: JSON.stringify(body) });
@@ -59,14 +60,19 @@ const call = async (method, path, body, auth = `Bearer ${ADMIN_TOKEN}`) => {
 };
 await call("PUT", "/api/fleet/agent_policies/fuzz-policy", { name: "fuzz", namespace: "default", policy: { outputs: { default: { type: "logstash", hosts: ["ls:5044"] } }, inputs: [] } });
 const key = (await call("POST", "/api/fleet/enrollment_api_keys", { policy_id: "fuzz-policy", name: "fuzz" })).item.api_key;
-const enrolled = (await call("POST", "/api/fleet/agents/enroll", { type: "PERMANENT", metadata: { local: {}, user_provided: {}, tags: [] } }, `ApiKey ${key}`)).item;
-console.log(`${enrolled.id} ${enrolled.access_api_key}`);
+const agents = [];
+for (let i = 0; i < 24; i++) {
+  const enrolled = (await call("POST", "/api/fleet/agents/enroll", { type: "PERMANENT", metadata: { local: {}, user_provided: {}, tags: [] } }, `ApiKey ${key}`)).item;
+  agents.push(`${enrolled.id}:${enrolled.access_api_key}`);
+}
+console.log(agents.join(","));
 ')"
-agent_id="${agent%% *}"
-agent_key="${agent#* }"
+first="${agents%%,*}"
+agent_id="${first%%:*}"
+agent_key="${first#*:}"
 
 run() {
-  # schemathesis reads SCHEMATHESIS_HOOKS and FUZZ_AGENT_ID from the environment (scripts/fuzz_hooks.py).
+  # schemathesis reads SCHEMATHESIS_HOOKS and FUZZ_AGENTS from the environment (scripts/fuzz_hooks.py).
   local name="$1"
   shift
   echo "fuzz: $name routes ($EXAMPLES examples per operation, seed $SEED)"
@@ -80,7 +86,7 @@ run() {
 
 status=0
 # Agent routes first: the admin run may unenroll or revoke the agent.
-SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH=scripts FUZZ_AGENT_ID="$agent_id" \
+SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH=scripts FUZZ_AGENTS="$agents" \
   run agents --include-tag agents -H "Authorization: ApiKey $agent_key" || status=1
 run admin --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --set-path "agentId=$agent_id" || status=1
 if grep -q '"level":"error"\|failed:' "$OUT/server.log"; then

@@ -2,13 +2,16 @@
 
 schemathesis drops a User-Agent given with -H and sends its own, which every agent route refuses
 (400 InvalidUserAgent): agent requests get an Elastic Agent's. Requests on an agent's own paths
-name the enrolled agent (FUZZ_AGENT_ID), so they reach its record instead of stopping at 403/404.
+name one of the enrolled agents (FUZZ_AGENTS, "id:key,…", taken in turn) with its own key, so they
+reach its record instead of stopping at 403/404, and no agent meets its own rate limit.
 """
+import itertools
 import os
 
 import schemathesis
 
-AGENT_ID = os.environ.get("FUZZ_AGENT_ID", "")
+AGENTS = [tuple(pair.split(":", 1)) for pair in os.environ.get("FUZZ_AGENTS", "").split(",") if ":" in pair]
+NEXT = itertools.cycle(AGENTS) if AGENTS else None
 USER_AGENT = "Elastic Agent v9.6.0"
 
 
@@ -17,5 +20,7 @@ def before_call(context, case):
     if "agents" not in (case.operation.definition.raw.get("tags") or []):
         return
     case.headers = {**(case.headers or {}), "User-Agent": USER_AGENT}
-    if AGENT_ID and case.path.startswith("/api/fleet/agents/{id}/") and case.path_parameters:
-        case.path_parameters = {**case.path_parameters, "id": AGENT_ID}
+    if NEXT and case.path.startswith("/api/fleet/agents/{id}/") and case.path_parameters:
+        agent_id, key = next(NEXT)
+        case.path_parameters = {**case.path_parameters, "id": agent_id}
+        case.headers["Authorization"] = f"ApiKey {key}"

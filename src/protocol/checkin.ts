@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { POLL_TIMEOUT_PATTERN } from "./duration";
 import type { DeliveredAction } from "./action";
 import { JsonObject, withinBytes } from "./parse";
 
@@ -74,7 +75,7 @@ export const CheckinRequest = z.object({
   agent_policy_id: withinBytes(z.string(), CHECKIN_FIELD_LIMITS.agent_policy_id).optional(),
   policy_revision_idx: z.number().int().nonnegative().optional(),
   upgrade: withinBytes(z.looseObject({ rollbacks: z.array(JsonObject).nullish() }), CHECKIN_FIELD_LIMITS.upgrade).nullish(),
-  poll_timeout: z.string().optional(),
+  poll_timeout: z.string().meta({ pattern: POLL_TIMEOUT_PATTERN }).optional(),
 });
 export type CheckinRequest = z.infer<typeof CheckinRequest>;
 

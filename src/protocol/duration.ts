@@ -22,3 +22,6 @@ export function parseGoDuration(text: string): number | null {
   }
   return match[1] === "-" ? -total : total;
 }
+
+/** What `poll_timeout` may be, for the OpenAPI document: a non-negative Go duration (the route checks it). */
+export const POLL_TIMEOUT_PATTERN = "^(0|((\\d+(\\.\\d*)?|\\.\\d+)(ns|us|µs|ms|s|m|h))+)$";
