@@ -38,7 +38,6 @@ function grid(context: StatusContext): AgentSummary[] {
                 upgrading,
                 unenrolling,
                 unhealthy_reason: null,
-                summary_version: 1,
               });
             }
   return rows;
@@ -62,7 +61,7 @@ describe("agent status: the SQL rule equals the JS rule", () => {
       const hub = env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(`status-grid-${name}`));
       const fromSql = await runInDurableObject(hub, async (_instance, state: DurableObjectState) => {
         const roster = new AgentRoster(state.storage.sql);
-        state.storage.transactionSync(() => rows.forEach((row) => roster.upsert(row)));
+        state.storage.transactionSync(() => rows.forEach((row) => roster.upsert(row, 1)));
         const query = { includeInactive: true, sortField: "agent_id", sortOrder: "asc", limit: rows.length + 1, offset: 0 } as const;
         const listed = roster.list("status-grid", query, context);
         const filtered = Object.fromEntries(
