@@ -53,7 +53,7 @@ export interface PolicyPut {
  *
  * Every step that changes revisions or the rollout (publish, rollback, delete, ingest, rollout
  * start, commands and evaluation) runs under one write lock: such a step reads the latest revision,
- * awaits (a hash, the shards' roster), then writes `latest + 1`, and two overlapping steps would
+ * awaits (a hash, the alarm), then writes `latest + 1`, and two overlapping steps would
  * collide on that number or write a rollout from a stale read. Deliveries to the shards happen
  * after the lock is released, one at a time, each carrying the state current when it starts.
  */
