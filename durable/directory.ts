@@ -1,16 +1,17 @@
 import { DurableObject } from "cloudflare:workers";
-import { ADMIN_KEY_PREFIX, parseAdminKey } from "../src/auth/admin-key";
 import type { ApiKey } from "../src/auth/api-key";
-import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
 import { fleetConfig, type Env } from "../src/config";
 import { mirrorMonitorFor } from "../src/durable-stubs";
-import { enrollmentKeyDocument } from "../src/es/documents";
-import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
-import { AlarmSchedule } from "./alarm-schedule";
-import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { enrollAdmission } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
+import { AdminKeys, type AdminKeyRecord } from "./admin-keys";
+import { AlarmSchedule } from "./alarm-schedule";
+import { EnrollmentClaims } from "./enrollment-claims";
+import { EnrollmentKeys, type EnrollmentKeyRecord, type ExternalEnrollmentKey } from "./enrollment-keys";
+import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
+import { JobRegistry, type JobEntry } from "./job-registry";
+import { PolicyCatalogue, type PolicySummary } from "./policy-catalogue";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -36,57 +37,23 @@ const SCHEMA = [
    CREATE INDEX jobs_created_at ON jobs (created_at);`,
 ];
 
-/** An admin API key as listed; the secret is shown once, at creation. */
-export interface AdminKeyRecord {
-  id: string;
-  name: string;
-  created_at: string;
-  revoked_at?: string;
-  api_key?: string;
-}
-
-export interface PolicySummary {
-  id: string;
-  name: string;
-  namespace: string;
-  revision: number;
-  updated_at: string;
-}
-
-/** An enrollment key as admins see it; `api_key` (the secret) only in the answer that creates it. */
-export interface EnrollmentKeyRecord {
-  id: string;
-  api_key_id: string;
-  api_key?: string;
-  name: string;
-  policy_id: string;
-  active: boolean;
-  created_at: string;
-  expire_at?: string;
-}
-
-interface KeyRow extends Record<string, SqlStorageValue> {
-  id: string;
-  api_key_id: string;
-  secret_hash: string;
-  name: string;
-  policy_id: string;
-  active: number;
-  created_at: string;
-  expire_at: string | null;
-}
-
 /**
- * The fleet's small, read-mostly catalogue: agent policies (id, name, latest revision), enrollment
- * keys (secret stored as a SHA-256 hash) and enrollment-id claims. One instance, named "fleet".
+ * The fleet's small, read-mostly records, one instance named "fleet": the policy catalogue,
+ * enrollment keys, enrollment-id claims, admin API keys and the bulk-job registry, each a class of
+ * its own over one table of this object's SQLite (the schema steps stay here, in order). The object
+ * adds what spans them (a policy's removal revokes its keys) and fleet-server's enroll limiter.
  * Enrollment is the only agent path that reaches it, so it is never on the check-in hot path.
  */
 export class Directory extends DurableObject<Env> {
   readonly #outbox: EsOutbox;
   /** Enrollments pass here: fleet-server's enroll limiter, fleet-wide. */
   readonly #enrollments: TokenBucket;
-
   readonly #alarms: AlarmSchedule;
+  readonly #policies: PolicyCatalogue;
+  readonly #enrollmentKeys: EnrollmentKeys;
+  readonly #claims: EnrollmentClaims;
+  readonly #adminKeys: AdminKeys;
+  readonly #jobs: JobRegistry;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -98,200 +65,69 @@ export class Directory extends DurableObject<Env> {
     });
     const enroll = enrollAdmission(fleetConfig(env).tier);
     this.#enrollments = new TokenBucket(enroll.ratePerSec, enroll.burst);
+    const sql = ctx.storage.sql;
+    this.#policies = new PolicyCatalogue(sql);
+    this.#enrollmentKeys = new EnrollmentKeys(sql, this.#outbox);
+    this.#claims = new EnrollmentClaims(sql);
+    this.#adminKeys = new AdminKeys(sql);
+    this.#jobs = new JobRegistry(sql);
     ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
   }
 
   async registerPolicy(policy: PolicySummary): Promise<void> {
-    this.ctx.storage.sql.exec(
-      `INSERT INTO policies (id, name, namespace, revision, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET name = excluded.name, namespace = excluded.namespace,
-         revision = MAX(revision, excluded.revision), updated_at = excluded.updated_at`,
-      policy.id,
-      policy.name,
-      policy.namespace,
-      policy.revision,
-      policy.updated_at,
-    );
+    this.#policies.register(policy);
   }
 
   async getPolicy(id: string): Promise<PolicySummary | null> {
-    return this.ctx.storage.sql.exec<PolicySummary & Record<string, SqlStorageValue>>("SELECT * FROM policies WHERE id = ?", id).toArray()[0] ?? null;
+    return this.#policies.get(id);
   }
 
   async listPolicies(limit: number, offset: number): Promise<{ items: PolicySummary[]; total: number }> {
-    const sql = this.ctx.storage.sql;
-    const total = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM policies").one().n;
-    const items = sql
-      .exec<PolicySummary & Record<string, SqlStorageValue>>("SELECT * FROM policies ORDER BY name, id LIMIT ? OFFSET ?", limit, offset)
-      .toArray();
-    return { items, total };
+    return this.#policies.list(limit, offset);
   }
 
   /** Every policy id (the fleet has at most about a thousand policies). */
   async policyIds(): Promise<string[]> {
-    return this.ctx.storage.sql.exec<{ id: string }>("SELECT id FROM policies ORDER BY id").toArray().map((row) => row.id);
+    return this.#policies.ids();
   }
 
   /** Forgets a deleted policy and revokes its enrollment keys. */
   async removePolicy(id: string): Promise<void> {
-    const keys = this.ctx.storage.sql.exec<KeyRow>("SELECT * FROM enrollment_keys WHERE policy_id = ? AND active = 1", id).toArray();
-    this.ctx.storage.sql.exec("DELETE FROM policies WHERE id = ?", id);
-    for (const key of keys) await this.revokeEnrollmentKey(key.id);
+    const keys = this.#enrollmentKeys.activeFor(id);
+    this.#policies.remove(id);
+    for (const key of keys) this.#enrollmentKeys.revoke(key);
   }
 
   async listEnrollmentKeys(limit: number, offset: number, policyId?: string): Promise<{ items: EnrollmentKeyRecord[]; total: number }> {
-    const sql = this.ctx.storage.sql;
-    const where = policyId ? "WHERE policy_id = ?" : "";
-    const params = policyId ? [policyId] : [];
-    const total = sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM enrollment_keys ${where}`, ...params).one().n;
-    const items = sql
-      .exec<KeyRow>(`SELECT * FROM enrollment_keys ${where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, ...params, limit, offset)
-      .toArray()
-      .map(toRecord);
-    return { items, total };
+    return this.#enrollmentKeys.list(limit, offset, policyId);
   }
 
   async getEnrollmentKey(id: string): Promise<EnrollmentKeyRecord | Failure> {
-    const row = this.#keyRow("id", id);
-    return row ? toRecord(row) : { error: "NotFound", detail: `enrollment key ${id} not found` };
-  }
-
-  /** Creates an admin API key: `Authorization: Bearer <api_key>` on admin routes. Only its hash is kept. */
-  async createAdminKey(name: string): Promise<AdminKeyRecord> {
-    const id = randomToken(12);
-    const secret = randomToken(32);
-    const created_at = new Date().toISOString();
-    this.ctx.storage.sql.exec(
-      "INSERT INTO admin_keys (id, name, secret_hash, created_at) VALUES (?, ?, ?, ?)",
-      id,
-      name,
-      await sha256Hex(secret),
-      created_at,
-    );
-    return { id, name, created_at, api_key: `${ADMIN_KEY_PREFIX}${id}.${secret}` };
-  }
-
-  async listAdminKeys(): Promise<AdminKeyRecord[]> {
-    return this.ctx.storage.sql
-      .exec<{ id: string; name: string; created_at: string; revoked_at: string | null }>("SELECT id, name, created_at, revoked_at FROM admin_keys ORDER BY created_at")
-      .toArray()
-      .map((row) => ({ id: row.id, name: row.name, created_at: row.created_at, ...(row.revoked_at ? { revoked_at: row.revoked_at } : {}) }));
-  }
-
-  async revokeAdminKey(id: string): Promise<AdminKeyRecord | Failure> {
-    const now = new Date().toISOString();
-    const row = this.ctx.storage.sql.exec<{ name: string; created_at: string }>("SELECT name, created_at FROM admin_keys WHERE id = ?", id).toArray()[0];
-    if (!row) return { error: "NotFound", detail: `admin API key ${id} not found` };
-    this.ctx.storage.sql.exec("UPDATE admin_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", now, id);
-    return { id, name: row.name, created_at: row.created_at, revoked_at: now };
-  }
-
-  /** The name of the admin key `token` belongs to, or null when it is not a live admin key. */
-  async verifyAdminKey(token: string): Promise<string | null> {
-    const key = parseAdminKey(token);
-    if (!key) return null;
-    const { id, secret } = key;
-    const row = this.ctx.storage.sql
-      .exec<{ name: string; secret_hash: string; revoked_at: string | null }>("SELECT name, secret_hash, revoked_at FROM admin_keys WHERE id = ?", id)
-      .toArray()[0];
-    const hash = await sha256Hex(secret);
-    if (!row || row.revoked_at || !constantTimeEqual(hash, row.secret_hash)) return null;
-    return row.name;
-  }
-
-  async registerJob(job: { id: string; type: string; created_at: string; created_by: string }): Promise<void> {
-    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO jobs (id, type, created_at, created_by) VALUES (?, ?, ?, ?)", job.id, job.type, job.created_at, job.created_by);
-  }
-
-  async listJobs(limit: number, offset: number): Promise<{ items: Array<{ id: string; type: string; created_at: string; created_by: string }>; total: number }> {
-    const sql = this.ctx.storage.sql;
-    const total = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM jobs").one().n;
-    const items = sql
-      .exec<{ id: string; type: string; created_at: string; created_by: string }>("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT ? OFFSET ?", limit, offset)
-      .toArray();
-    return { items, total };
+    return this.#enrollmentKeys.get(id);
   }
 
   async createEnrollmentKey(input: { policyId: string; name?: string; expireAt?: string }): Promise<EnrollmentKeyRecord | Failure> {
-    const policy = await this.getPolicy(input.policyId);
-    if (!policy) return { error: "NotFound", detail: `agent policy ${input.policyId} not found` };
-    const id = crypto.randomUUID();
-    const apiKeyId = randomToken(15);
-    const secret = randomToken(32);
-    const record: EnrollmentKeyRecord = {
-      id,
-      api_key_id: apiKeyId,
-      api_key: btoa(`${apiKeyId}:${secret}`),
-      name: input.name ? `${input.name} (${id})` : id,
-      policy_id: input.policyId,
-      active: true,
-      created_at: new Date().toISOString(),
-      ...(input.expireAt ? { expire_at: input.expireAt } : {}),
-    };
-    this.ctx.storage.sql.exec(
-      "INSERT INTO enrollment_keys (id, api_key_id, secret_hash, name, policy_id, active, created_at, expire_at) VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
-      id,
-      apiKeyId,
-      await sha256Hex(secret),
-      record.name,
-      record.policy_id,
-      record.created_at,
-      input.expireAt ?? null,
-    );
-    this.#outbox.add({ index: INDEX.enrollmentKeys, id, op: "index", body: enrollmentKeyDocument(record, record.created_at) });
-    return record;
+    if (!this.#policies.get(input.policyId)) return { error: "NotFound", detail: `agent policy ${input.policyId} not found` };
+    return this.#enrollmentKeys.create(input);
   }
 
-  /**
-   * Adopts an enrollment key Kibana created (from `.fleet-enrollment-api-keys`): only the hash of its
-   * secret is kept. Not mirrored back: Elasticsearch already has it.
-   */
-  async upsertExternalEnrollmentKey(key: {
-    id: string;
-    apiKeyId: string;
-    secret: string;
-    policyId: string;
-    name: string;
-    active: boolean;
-    createdAt: string;
-    expireAt?: string;
-  }): Promise<void> {
-    this.ctx.storage.sql.exec(
-      `INSERT INTO enrollment_keys (id, api_key_id, secret_hash, name, policy_id, active, created_at, expire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, name = excluded.name, policy_id = excluded.policy_id,
-         active = excluded.active, expire_at = excluded.expire_at`,
-      key.id,
-      key.apiKeyId,
-      await sha256Hex(key.secret),
-      key.name,
-      key.policyId,
-      key.active ? 1 : 0,
-      key.createdAt,
-      key.expireAt ?? null,
-    );
+  /** Adopts an enrollment key Kibana created (from `.fleet-enrollment-api-keys`). */
+  async upsertExternalEnrollmentKey(key: ExternalEnrollmentKey): Promise<void> {
+    await this.#enrollmentKeys.adopt(key);
   }
 
   /** Revokes a key at once: the next enrollment with it fails. */
   async revokeEnrollmentKey(id: string): Promise<EnrollmentKeyRecord | Failure> {
-    const row = this.#keyRow("id", id);
-    if (!row) return { error: "NotFound", detail: `enrollment key ${id} not found` };
-    const revoked = toRecord({ ...row, active: 0 });
-    this.ctx.storage.sql.exec("UPDATE enrollment_keys SET active = 0 WHERE id = ?", id);
-    this.#outbox.add({ index: INDEX.enrollmentKeys, id, op: "index", body: enrollmentKeyDocument(revoked, new Date().toISOString()) });
-    return revoked;
+    return this.#enrollmentKeys.revoke(id);
   }
 
-  /** The policy an enrollment key enrolls into, if the key is genuine, active and unexpired. */
+  /** The policy an enrollment key enrolls into, if the key is genuine, active and unexpired; `admit` applies the enroll limit first. */
   async resolveEnrollmentKey(key: ApiKey, admit = false): Promise<{ policyId: string; namespaces: string[] } | Failure> {
     if (admit) {
       const admitted = this.#enrollments.take();
       if (!admitted.ok) return { error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
     }
-    const row = this.#keyRow("api_key_id", key.id);
-    const hash = await sha256Hex(key.secret);
-    if (!row || !constantTimeEqual(hash, row.secret_hash) || row.active !== 1) return { error: "Unauthorized" };
-    if (row.expire_at && Date.parse(row.expire_at) <= Date.now()) return { error: "Unauthorized" };
-    return { policyId: row.policy_id, namespaces: [] };
+    return this.#enrollmentKeys.resolve(key);
   }
 
   /**
@@ -299,35 +135,37 @@ export class Directory extends DurableObject<Env> {
    * (fleet-protocol.md §2.2 step 5), so the caller can retire it.
    */
   async claimEnrollmentId(enrollmentId: string, agentId: string): Promise<string | null> {
-    const previous = this.ctx.storage.sql
-      .exec<{ agent_id: string }>("SELECT agent_id FROM enrollment_ids WHERE enrollment_id = ?", enrollmentId)
-      .toArray()[0];
-    this.ctx.storage.sql.exec(
-      "INSERT INTO enrollment_ids (enrollment_id, agent_id) VALUES (?, ?) ON CONFLICT (enrollment_id) DO UPDATE SET agent_id = excluded.agent_id",
-      enrollmentId,
-      agentId,
-    );
-    return previous && previous.agent_id !== agentId ? previous.agent_id : null;
+    return this.#claims.claim(enrollmentId, agentId);
+  }
+
+  /** Creates an admin API key: `Authorization: Bearer <api_key>` on admin routes. Only its hash is kept. */
+  async createAdminKey(name: string): Promise<AdminKeyRecord> {
+    return this.#adminKeys.create(name);
+  }
+
+  async listAdminKeys(): Promise<AdminKeyRecord[]> {
+    return this.#adminKeys.list();
+  }
+
+  async revokeAdminKey(id: string): Promise<AdminKeyRecord | Failure> {
+    return this.#adminKeys.revoke(id);
+  }
+
+  /** The name of the admin key `token` belongs to, or null when it is not a live admin key. */
+  async verifyAdminKey(token: string): Promise<string | null> {
+    return this.#adminKeys.verify(token);
+  }
+
+  async registerJob(job: JobEntry): Promise<void> {
+    this.#jobs.register(job);
+  }
+
+  async listJobs(limit: number, offset: number): Promise<{ items: JobEntry[]; total: number }> {
+    return this.#jobs.list(limit, offset);
   }
 
   /** Delivers the Elasticsearch outbox. */
   override async alarm(): Promise<void> {
     await this.#alarms.run(() => this.#outbox.drain());
   }
-
-  #keyRow(column: "id" | "api_key_id", value: string): KeyRow | undefined {
-    return this.ctx.storage.sql.exec<KeyRow>(`SELECT * FROM enrollment_keys WHERE ${column} = ?`, value).toArray()[0];
-  }
-}
-
-function toRecord(row: KeyRow): EnrollmentKeyRecord {
-  return {
-    id: row.id,
-    api_key_id: row.api_key_id,
-    name: row.name,
-    policy_id: row.policy_id,
-    active: row.active === 1,
-    created_at: row.created_at,
-    ...(row.expire_at ? { expire_at: row.expire_at } : {}),
-  };
 }

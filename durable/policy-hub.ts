@@ -7,16 +7,19 @@ import { contentHash } from "../src/policy/content-hash";
 import { changedPaths } from "../src/policy/diff";
 import { withFleetHosts } from "../src/policy/fleet-hosts";
 import type { Failure } from "../src/errors";
+import { log } from "../src/log";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentStatus } from "../src/agents/status";
+import type { RosterChanges } from "../src/agents/effects";
 import { AlarmSchedule } from "./alarm-schedule";
 import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, ROSTER_VERSION_SCHEMA, type AgentQuery, type ListedAgent } from "./agent-roster";
-import { decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState } from "./staged-rollout";
+import { CoalescedRun } from "./coalesced-run";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import type { DeliverySnapshot } from "./hub-shard";
-import type { RosterChanges } from "../src/agents/effects";
+import { RolloutControl, type RolloutCommand, type RolloutProgress, type RolloutStart } from "./rollout-control";
+import type { RolloutState } from "./staged-rollout";
 import { migrateSchema } from "./sql-schema";
-import { log } from "../src/log";
+import { WriteLock } from "./write-lock";
 
 const SCHEMA = [
   `CREATE TABLE revisions (
@@ -31,9 +34,6 @@ const SCHEMA = [
   ROSTER_VERSION_SCHEMA,
 ];
 
-/** How often a running staged rollout is evaluated. */
-const ROLLOUT_EVALUATION_MS = 10_000;
-
 export interface PolicyPut {
   policyId: string;
   /** Who published it (admin key name, "admin-token", or "kibana" for ingested revisions). */
@@ -45,22 +45,31 @@ export interface PolicyPut {
 }
 
 /**
- * One agent policy: its immutable revisions, its staged rollout, and the roster of its agents. The
- * agents' parked polls and sockets live in the policy's fan-out shards (`HubShard`, `POLICY_HUB_SHARDS`
- * of them; an agent belongs to the shard its id hashes to): every change is sent to each shard as a
- * delivery snapshot, and each shard wakes its own agents. Shards send back roster changes in batches.
+ * One agent policy: its immutable revisions, its staged rollout (`RolloutControl`), and the roster
+ * of its agents. The agents' parked polls and sockets live in the policy's fan-out shards
+ * (`HubShard`, `POLICY_HUB_SHARDS` of them; an agent belongs to the shard its id hashes to): every
+ * change is sent to each shard as a delivery snapshot, and each shard wakes its own agents. Agent
+ * stores send roster rows as effects (`applyRoster`).
+ *
+ * Every step that changes revisions or the rollout (publish, rollback, delete, ingest, rollout
+ * start, commands and evaluation) runs under one write lock: such a step reads the latest revision,
+ * awaits (a hash, the alarm), then writes `latest + 1`, and two overlapping steps would
+ * collide on that number or write a rollout from a stale read. Deliveries to the shards happen
+ * after the lock is released, one at a time, each carrying the state current when it starts.
  */
 export class PolicyHub extends DurableObject<Env> {
   #latest: PolicyRevision | null = null;
   #latestHash: string | null = null;
-  /** A staged rollout, and the revision agents outside its current stage keep. */
-  #rollout: RolloutState | null = null;
-  #previous: PolicyRevision | null = null;
+  readonly #rollouts: RolloutControl;
   readonly #outbox: EsOutbox;
   readonly #alarms: AlarmSchedule;
   #roster!: AgentRoster;
   /** This policy's id before its first revision exists (learned from calls that carry it). */
   #policyId: string | null = null;
+  readonly #writes = new WriteLock();
+  readonly #deliveries = new CoalescedRun(() => this.#deliverTargets());
+  /** Set by a write step that changed what the shards see; the step's end requests a delivery. */
+  #deliveryDue = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -73,6 +82,17 @@ export class PolicyHub extends DurableObject<Env> {
         return mirrorMonitorFor(env, owner).report(owner, backlog);
       },
     });
+    this.#rollouts = new RolloutControl(ctx.storage, {
+      latest: () => this.#latest,
+      latestHash: () => this.#latestHash,
+      revision: (revision) => this.#revisionRow(revision),
+      publish: (content, hash) => this.#publish(content, hash),
+      redeliver: () => {
+        this.#deliveryDue = true;
+      },
+      stageStats: (threshold, target, since) => this.#roster.stageStats(threshold, target, since),
+      wakeAt: (at) => this.#alarms.request(at),
+    });
     ctx.blockConcurrencyWhile(async () => {
       migrateSchema(ctx.storage, SCHEMA);
       this.#roster = new AgentRoster(ctx.storage.sql);
@@ -81,32 +101,45 @@ export class PolicyHub extends DurableObject<Env> {
         .toArray()[0];
       this.#latest = row ? (JSON.parse(row.body) as PolicyRevision) : null;
       this.#latestHash = row?.content_hash ?? null;
-      const rollout = ctx.storage.sql.exec<{ body: string }>("SELECT body FROM rollout WHERE k = 1").toArray()[0];
-      this.#rollout = rollout ? (JSON.parse(rollout.body) as RolloutState) : null;
-      if (isSplitting(this.#rollout)) this.#previous = this.#revisionRow(this.#rollout.previous);
+      this.#rollouts.load();
     });
+  }
+
+  /**
+   * Runs `step` under the write lock, then (outside it, so the next step need not wait for the
+   * shards) waits until the shards got a snapshot at least as new as the one the step left, when
+   * the step changed what they see.
+   */
+  async #write<T>(step: () => Promise<T>): Promise<T> {
+    const pending: { delivery?: Promise<number> } = {};
+    try {
+      return await this.#writes.run(async () => {
+        this.#deliveryDue = false;
+        try {
+          return await step();
+        } finally {
+          if (this.#deliveryDue) pending.delivery = this.#deliveries.request();
+          this.#deliveryDue = false;
+        }
+      });
+    } finally {
+      if (pending.delivery) await pending.delivery;
+    }
   }
 
   /** Stores a new revision when the content differs from the latest; otherwise returns the latest. */
   async put(published: PolicyPut): Promise<{ revision: PolicyRevision; changed: boolean } | Failure> {
     const input = this.#completed(published);
+    return this.#write(() => this.#put(input));
+  }
+
+  async #put(input: PolicyPut): Promise<{ revision: PolicyRevision; changed: boolean } | Failure> {
     const hash = await contentHash(input);
     const latest = this.#latest;
     if (latest && hash === this.#latestHash) return { revision: latest, changed: false };
-    if (isSplitting(this.#rollout)) {
-      return { error: "Conflict", detail: `a staged rollout of revision ${this.#rollout.target} is in progress: promote, wait for it, or abort it first` };
-    }
-    const revision: PolicyRevision = {
-      policy_id: input.policyId,
-      revision: (latest?.revision ?? 0) + 1,
-      name: input.name,
-      namespace: input.namespace,
-      ...(input.description !== undefined ? { description: input.description } : {}),
-      created_at: new Date().toISOString(),
-      policy: input.policy,
-    };
-    await this.#store(revision, hash, true, input.createdBy);
-    return { revision, changed: true };
+    const blocked = this.#rollouts.blocksPublish();
+    if (blocked) return blocked;
+    return { revision: this.#publish(input, hash), changed: true };
   }
 
   /**
@@ -119,33 +152,54 @@ export class PolicyHub extends DurableObject<Env> {
 
   /** Publishes the content of an earlier revision as a new revision. */
   async rollback(to: number, createdBy: string): Promise<{ revision: PolicyRevision; changed: boolean } | Failure> {
-    const old = await this.revision(to);
-    if (!old) return { error: "NotFound", detail: `revision ${to} not found` };
-    return this.put({
-      policyId: old.policy_id,
-      createdBy,
-      name: old.name,
-      namespace: old.namespace,
-      ...(old.description !== undefined ? { description: old.description } : {}),
-      policy: old.policy,
+    return this.#write(async () => {
+      const old = this.#revisionRow(to);
+      if (!old) return { error: "NotFound", detail: `revision ${to} not found` };
+      return this.#put(
+        this.#completed({
+          policyId: old.policy_id,
+          createdBy,
+          name: old.name,
+          namespace: old.namespace,
+          ...(old.description !== undefined ? { description: old.description } : {}),
+          policy: old.policy,
+        }),
+      );
     });
   }
 
   /** Deletes the policy, refused while any active agent is assigned to it. */
   async deletePolicy(): Promise<{ deleted: true } | Failure> {
-    const assigned = this.#roster.activeCount();
-    if (assigned > 0) return { error: "Conflict", detail: `cannot delete an agent policy with ${assigned} active agents; reassign or unenroll them first` };
-    const policyId = this.#latest?.policy_id ?? null;
-    this.ctx.storage.sql.exec("DELETE FROM revisions; DELETE FROM roster");
-    this.#latest = null;
-    this.#latestHash = null;
-    this.#policyId = policyId;
-    await this.#deliverTargets();
-    return { deleted: true };
+    return this.#write(async () => {
+      const assigned = this.#roster.activeCount();
+      if (assigned > 0) return { error: "Conflict", detail: `cannot delete an agent policy with ${assigned} active agents; reassign or unenroll them first` };
+      const policyId = this.#latest?.policy_id ?? null;
+      this.ctx.storage.sql.exec("DELETE FROM revisions; DELETE FROM roster");
+      this.#latest = null;
+      this.#latestHash = null;
+      this.#policyId = policyId;
+      this.#deliveryDue = true;
+      return { deleted: true };
+    });
   }
 
-  /** Stores a revision (mirrored unless it came from Elasticsearch) and wakes every check-in behind it. */
-  async #store(revision: PolicyRevision, hash: string, mirror: boolean, createdBy: string): Promise<void> {
+  /** Stores `content` as the next revision, mirrored. Only from a write step. */
+  #publish(content: PolicyPut, hash: string): PolicyRevision {
+    const revision: PolicyRevision = {
+      policy_id: content.policyId,
+      revision: (this.#latest?.revision ?? 0) + 1,
+      name: content.name,
+      namespace: content.namespace,
+      ...(content.description !== undefined ? { description: content.description } : {}),
+      created_at: new Date().toISOString(),
+      policy: content.policy,
+    };
+    this.#store(revision, hash, true, content.createdBy);
+    return revision;
+  }
+
+  /** Stores a revision (mirrored unless it came from Elasticsearch); the step's end wakes every check-in behind it. */
+  #store(revision: PolicyRevision, hash: string, mirror: boolean, createdBy: string): void {
     this.ctx.storage.sql.exec(
       "INSERT INTO revisions (revision, created_at, content_hash, body, created_by, changed_paths) VALUES (?, ?, ?, ?, ?, ?)",
       revision.revision,
@@ -158,25 +212,28 @@ export class PolicyHub extends DurableObject<Env> {
     if (mirror) this.#outbox.add({ index: INDEX.policies, id: policyDocumentId(revision), op: "index", body: policyDocument(revision) });
     this.#latest = revision;
     this.#latestHash = hash;
-    const woken = await this.#deliverTargets();
-    log.info("policy.revision", { policy_id: revision.policy_id, revision: revision.revision, woken });
+    this.#deliveryDue = true;
+    log.info("policy.revision", { policy_id: revision.policy_id, revision: revision.revision, created_by: createdBy });
   }
 
   /**
-   * Sends every shard the new delivery snapshot; each wakes its parked polls and pushes to its
+   * Sends every shard the current delivery snapshot; each wakes its parked polls and pushes to its
    * sockets whose agents are behind the revision they should run. Returns how many polls woke.
+   * Runs through `#deliveries` only, so no two sends overlap and shards never see an older state
+   * after a newer one.
    */
   async #deliverTargets(): Promise<number> {
     const policyId = this.#latest?.policy_id ?? this.#policyId;
     if (!policyId) return 0;
     const snapshot = await this.snapshot();
-    const woken = await Promise.all(hubShards(this.env, policyId).map((shard) => shard.deliver(snapshot)));
-    return woken.reduce((sum, n) => sum + n, 0);
+    const woken = (await Promise.all(hubShards(this.env, policyId).map((shard) => shard.deliver(snapshot)))).reduce((sum, n) => sum + n, 0);
+    log.info("policy.delivered", { policy_id: policyId, revision: snapshot.latest?.revision ?? null, woken });
+    return woken;
   }
 
   /** What shards need to decide who is behind (also asked for by a shard that restarted). */
   async snapshot(): Promise<DeliverySnapshot> {
-    return { latest: this.#latest, previous: isSplitting(this.#rollout) ? this.#previous : null, rollout: this.#rollout };
+    return { latest: this.#latest, previous: this.#rollouts.previous, rollout: this.#rollouts.state };
   }
 
   /** Roster rows from an agent store's effects: applied in one transaction, idempotently (versions). */
@@ -193,120 +250,27 @@ export class PolicyHub extends DurableObject<Env> {
     return row ? (JSON.parse(row.body) as PolicyRevision) : null;
   }
 
-  #saveRollout(rollout: RolloutState): void {
-    this.ctx.storage.sql.exec("INSERT INTO rollout (k, body) VALUES (1, ?) ON CONFLICT (k) DO UPDATE SET body = excluded.body", JSON.stringify(rollout));
-    this.#rollout = rollout;
-    if (!isSplitting(rollout)) this.#previous = null;
-  }
-
   /**
    * Publishes a new revision to the first stage only. Later stages follow as the evaluation
    * (every 10 s, or an admin's `promote`) finds each stage acked and healthy.
    */
-  async startRollout(published: PolicyPut & { stages: number[]; criteria: RolloutCriteria }): Promise<RolloutState | Failure> {
+  async startRollout(published: RolloutStart): Promise<RolloutState | Failure> {
     const input = this.#completed(published);
-    const latest = this.#latest;
-    if (!latest) return { error: "NotFound", detail: `agent policy ${input.policyId} has no revision to roll out from` };
-    if (isSplitting(this.#rollout)) return { error: "Conflict", detail: `a staged rollout of revision ${this.#rollout.target} is already in progress` };
-    const hash = await contentHash(input);
-    if (hash === this.#latestHash) return { error: "Conflict", detail: "the content equals the latest revision: nothing to roll out" };
-    const now = new Date().toISOString();
-    const revision: PolicyRevision = {
-      policy_id: input.policyId,
-      revision: latest.revision + 1,
-      name: input.name,
-      namespace: input.namespace,
-      ...(input.description !== undefined ? { description: input.description } : {}),
-      created_at: now,
-      policy: input.policy,
-    };
-    this.#previous = latest;
-    this.#saveRollout({
-      target: revision.revision,
-      previous: latest.revision,
-      stages: input.stages,
-      stage: 0,
-      status: "running",
-      criteria: input.criteria,
-      created_at: now,
-      created_by: input.createdBy,
-      stage_started_at: now,
-      history: [],
-    });
-    await this.#store(revision, hash, true, input.createdBy);
-    await this.#alarms.request(Date.now() + ROLLOUT_EVALUATION_MS);
-    return this.#rollout!;
+    return this.#write(() => this.#rollouts.start(input));
   }
 
-  async stagedRollout(): Promise<(RolloutState & { current: { percent: number; members: number; acked: number; failed: number } }) | null> {
-    const rollout = this.#rollout;
-    if (!rollout) return null;
-    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...(await this.#stageStats(rollout)) } };
+  async stagedRollout(): Promise<RolloutProgress | null> {
+    return this.#rollouts.progress();
   }
 
   /** pause, resume, promote (skip the wait), or abort (everyone back to the previous content, as a new revision). */
-  async rolloutCommand(command: "pause" | "resume" | "promote" | "abort", by: string): Promise<RolloutState | Failure> {
-    const rollout = this.#rollout;
-    if (!isSplitting(rollout)) return { error: "Conflict", detail: "no staged rollout is in progress" };
-    switch (command) {
-      case "pause":
-        this.#saveRollout({ ...rollout, status: "paused", reason: `paused by ${by}` });
-        break;
-      case "resume":
-        this.#saveRollout({ ...rollout, status: "running", stage_started_at: new Date().toISOString(), reason: `resumed by ${by}` });
-        await this.#alarms.request(Date.now());
-        break;
-      case "promote":
-        await this.#advance(rollout, `promoted by ${by}`);
-        break;
-      case "abort": {
-        const previous = this.#previous ?? this.#revisionRow(rollout.previous);
-        this.#saveRollout({ ...rollout, status: "aborted", reason: `aborted by ${by}` });
-        if (previous) {
-          const revision: PolicyRevision = { ...previous, revision: this.#latest!.revision + 1, created_at: new Date().toISOString() };
-          await this.#store(revision, await contentHash(revision), true, by);
-        }
-        break;
-      }
-    }
-    return this.#rollout!;
+  async rolloutCommand(command: RolloutCommand, by: string): Promise<RolloutState | Failure> {
+    return this.#write(() => this.#rollouts.command(command, by));
   }
 
   /** One evaluation of a running rollout: promote, complete, hold, or wait. */
   async evaluateRollout(): Promise<RolloutState | null> {
-    const rollout = this.#rollout;
-    if (!rollout || rollout.status !== "running") return rollout;
-    const decision = decide(rollout, await this.#stageStats(rollout), Date.now());
-    if (decision.action === "promote" || decision.action === "complete") await this.#advance(rollout, "criteria met");
-    if (decision.action === "hold") {
-      this.#saveRollout({ ...rollout, status: "held", reason: decision.reason });
-      log.warn("rollout.held", { policy_id: this.#latest?.policy_id, reason: decision.reason });
-    }
-    return this.#rollout;
-  }
-
-  async #stageStats(rollout: RolloutState) {
-    return this.#roster.stageStats(stageThreshold(rollout), rollout.target, rollout.stage_started_at);
-  }
-
-  /** Closes the current stage and opens the next (or completes), delivering to the agents it adds. */
-  async #advance(rollout: RolloutState, outcome: string): Promise<void> {
-    const now = new Date().toISOString();
-    const stats = await this.#stageStats(rollout);
-    const history = [
-      ...rollout.history,
-      { stage: rollout.stage, percent: rollout.stages[rollout.stage] ?? 100, started_at: rollout.stage_started_at, ended_at: now, ...stats, outcome },
-    ];
-    const last = rollout.stage >= rollout.stages.length - 1;
-    this.#saveRollout(
-      last
-        ? { ...rollout, status: "completed", history, reason: outcome }
-        : { ...rollout, stage: rollout.stage + 1, status: "running", stage_started_at: now, history, reason: outcome },
-    );
-    log.info(last ? "rollout.completed" : "rollout.promoted", { policy_id: this.#latest?.policy_id, stage: this.#rollout!.stage });
-    // A promote by hand may come while paused or held, when no evaluation alarm is pending.
-    if (!last) await this.#alarms.request(Date.now() + ROLLOUT_EVALUATION_MS);
-    await this.#deliverTargets();
+    return this.#write(() => this.#rollouts.evaluate());
   }
 
   /**
@@ -315,20 +279,22 @@ export class PolicyHub extends DurableObject<Env> {
    * are ignored. Returns the stored revision, or null.
    */
   async ingestRevision(input: { policyId: string; revision: number; createdAt: string; policy: PolicyContent }): Promise<PolicyRevision | null> {
-    const latest = this.#latest;
-    if (latest && input.revision <= latest.revision) return null;
-    // A revision made in Kibana replaces whatever this server was rolling out.
-    if (isSplitting(this.#rollout)) this.#saveRollout({ ...this.#rollout, status: "superseded", reason: `Kibana published revision ${input.revision}` });
-    const revision: PolicyRevision = {
-      policy_id: input.policyId,
-      revision: input.revision,
-      name: latest?.name ?? input.policyId,
-      namespace: latest?.namespace ?? "default",
-      created_at: input.createdAt,
-      policy: input.policy,
-    };
-    await this.#store(revision, await contentHash(revision), false, "kibana");
-    return revision;
+    return this.#write(async () => {
+      const latest = this.#latest;
+      if (latest && input.revision <= latest.revision) return null;
+      // A revision made in Kibana replaces whatever this server was rolling out.
+      this.#rollouts.supersede(`Kibana published revision ${input.revision}`);
+      const revision: PolicyRevision = {
+        policy_id: input.policyId,
+        revision: input.revision,
+        name: latest?.name ?? input.policyId,
+        namespace: latest?.namespace ?? "default",
+        created_at: input.createdAt,
+        policy: input.policy,
+      };
+      this.#store(revision, await contentHash(revision), false, "kibana");
+      return revision;
+    });
   }
 
   async latest(): Promise<PolicyRevision | null> {
@@ -339,10 +305,7 @@ export class PolicyHub extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     await this.#alarms.run(async () => {
       await this.#outbox.drain();
-      if (this.#rollout?.status === "running") {
-        await this.evaluateRollout();
-        if (this.#rollout?.status === "running") await this.#alarms.request(Date.now() + ROLLOUT_EVALUATION_MS);
-      }
+      await this.#write(() => this.#rollouts.onAlarm());
     });
   }
 

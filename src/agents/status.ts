@@ -1,7 +1,7 @@
 /**
  * An agent's one-line status as Kibana's Fleet UI shows it, computed from a roster row. The same
  * rule exists twice, here for single agents and as SQL in `durable/agent-roster.ts` for filtering
- * and counting; `test/unit/agent-status.test.ts` holds both to the same table.
+ * and counting; `test/agent-status.test.ts` holds both equal over every combination of the fields it reads.
  */
 export const AGENT_STATUSES = ["online", "offline", "degraded", "error", "updating", "enrolling", "unenrolling", "unenrolled"] as const;
 export type AgentStatus = (typeof AGENT_STATUSES)[number];

@@ -1,4 +1,4 @@
-import type { EnrollmentKeyRecord } from "../../durable/directory";
+import type { EnrollmentKeyRecord } from "../../durable/enrollment-keys";
 import type { NewAction } from "../../durable/agent-actions";
 import type { AgentDoc } from "../protocol/agent-doc";
 import type { JsonObject } from "../protocol/parse";
