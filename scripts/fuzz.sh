@@ -69,7 +69,6 @@ console.log(agents.join(","));
 ')"
 first="${agents%%,*}"
 agent_id="${first%%:*}"
-agent_key="${first#*:}"
 
 run() {
   # schemathesis reads SCHEMATHESIS_HOOKS and FUZZ_AGENTS from the environment (scripts/fuzz_hooks.py).
@@ -87,7 +86,7 @@ run() {
 status=0
 # Agent routes first: the admin run may unenroll or revoke the agent.
 SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH=scripts FUZZ_AGENTS="$agents" \
-  run agents --include-tag agents -H "Authorization: ApiKey $agent_key" || status=1
+  run agents --include-tag agents || status=1
 run admin --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --set-path "agentId=$agent_id" || status=1
 if grep -q '"level":"error"\|failed:' "$OUT/server.log"; then
   echo "fuzz: the server logged errors (see $OUT/server.log)"

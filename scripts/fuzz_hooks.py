@@ -1,7 +1,8 @@
 """schemathesis hooks for scripts/fuzz.sh (loaded through SCHEMATHESIS_HOOKS).
 
-schemathesis drops a User-Agent given with -H and sends its own, which every agent route refuses
-(400 InvalidUserAgent): agent requests get an Elastic Agent's. Requests on an agent's own paths
+schemathesis puts its own User-Agent over the case's (and over one given with -H), which the
+check-in and enroll routes refuse (400 InvalidUserAgent): agent requests get an Elastic Agent's in
+the call's own arguments. Requests on an agent's own paths
 name one of the enrolled agents (FUZZ_AGENTS, "id:key,…", taken in turn) with its own key, so they
 reach its record instead of stopping at 403/404, and no agent meets its own rate limit.
 """
@@ -17,10 +18,15 @@ USER_AGENT = "Elastic Agent v9.6.0"
 
 @schemathesis.hook
 def before_call(context, case):
-    if "agents" not in (case.operation.definition.raw.get("tags") or []):
+    if not NEXT or "agents" not in (case.operation.definition.raw.get("tags") or []):
         return
-    case.headers = {**(case.headers or {}), "User-Agent": USER_AGENT}
-    if NEXT and case.path.startswith("/api/fleet/agents/{id}/") and case.path_parameters:
-        agent_id, key = next(NEXT)
+    agent_id, key = next(NEXT)
+    case.headers = {**(case.headers or {}), "Authorization": f"ApiKey {key}"}
+    if case.path.startswith("/api/fleet/agents/{id}/") and case.path_parameters:
         case.path_parameters = {**case.path_parameters, "id": agent_id}
-        case.headers["Authorization"] = f"ApiKey {key}"
+
+
+@schemathesis.hook
+def process_call_kwargs(context, case, kwargs):
+    if "agents" in (case.operation.definition.raw.get("tags") or []):
+        kwargs["headers"] = {**(kwargs.get("headers") or {}), "User-Agent": USER_AGENT}

@@ -1,3 +1,4 @@
+import { MAX_ID_BYTES } from "../protocol/ids";
 import { z } from "zod";
 import {
   ActionCreate,
@@ -43,6 +44,9 @@ import { ArtifactPut, DeliveryPut, PgpKeyPut } from "../protocol/files-admin";
 import { JsonObject } from "../protocol/parse";
 import { PolicyPutRequest } from "../protocol/policy";
 import { SOCKET_PROTOCOL_VERSION, SocketAck, SocketCheckin, SocketPing, SocketServerMessage } from "../protocol/socket";
+
+/** Path ids as the server accepts them (src/protocol/ids.ts): other values are refused before any lookup. */
+const PATH_ID = { type: "string", minLength: 1, maxLength: MAX_ID_BYTES, pattern: "^[^/\\u0000-\\u001f\\u007f]+$" } as const;
 
 /** Answers of the agent-facing routes, as fleet-server shapes them. */
 const StatusResponse = z.object({
@@ -229,7 +233,7 @@ export function openApiDocument(serverVersion: string): Record<string, unknown> 
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of OPERATIONS) {
     const parameters = [
-      ...[...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: { type: "string" } })),
+      ...[...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({ name: m[1], in: "path", required: true, schema: PATH_ID })),
       ...Object.entries(op.query?.shape ?? {}).map(([name, field]) => ({ name, in: "query", required: false, schema: schema(field as z.ZodType, "input") })),
     ];
     const ok =
