@@ -1,15 +1,7 @@
 import { ADMIN_KEY_PREFIX, parseAdminKey } from "../src/auth/admin-key";
 import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
+import type { AdminKeyRecord } from "../src/admin/directory-records";
 import type { Failure } from "../src/errors";
-
-/** An admin API key as listed; the secret is shown once, at creation. */
-export interface AdminKeyRecord {
-  id: string;
-  name: string;
-  created_at: string;
-  revoked_at?: string;
-  api_key?: string;
-}
 
 /**
  * Admin API keys (the `admin_keys` table of the Directory): `Authorization: Bearer <api_key>` on

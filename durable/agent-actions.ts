@@ -3,32 +3,11 @@ import { INDEX } from "../src/es/indices";
 import type { AckEvent } from "../src/protocol/ack";
 import { DELIVERED_TYPES, shapeActionData, type DeliveredAction } from "../src/protocol/action";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
+import type { NewAction, PendingAction } from "../src/agents/actions";
 import type { EsOutbox } from "./es-outbox";
 
 /** fleet-server delivers at most this many stored actions per check-in. */
 const MAX_ACTIONS_PER_CHECKIN = 100;
-
-export interface NewAction {
-  action_id: string;
-  /** The Elasticsearch `_id` of an action ingested from `.fleet-actions` (its ack_token); ours use action_id. */
-  doc_id?: string;
-  type: string;
-  data: JsonValue;
-  created_at: string;
-  expiration: string;
-  start_time?: string;
-  input_type?: string;
-  timeout?: number;
-}
-
-/** A pending action as admins see it on one agent. */
-export interface PendingAction {
-  id: string;
-  type: string;
-  created_at: string;
-  expiration: string;
-  start_time?: string;
-}
 
 interface StoredActionRow extends Record<string, SqlStorageValue> {
   seq: number;

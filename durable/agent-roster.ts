@@ -1,6 +1,7 @@
 import type { AgentStatus, AgentSummary, StatusContext } from "../src/agents/status";
+import type { AgentQuery, ListedAgent, SortField } from "../src/admin/agent-query";
 import type { ListCursor } from "../src/protocol/admin";
-import { agentBucket, type StageStats } from "./staged-rollout";
+import { agentBucket, type StageStats } from "../src/policy/staged-rollout";
 
 /** Schema step the policy hub appends: one row per agent assigned to the policy. */
 export const ROSTER_SCHEMA = `
@@ -23,7 +24,7 @@ export const ROSTER_SCHEMA = `
   CREATE INDEX roster_hostname ON roster (hostname);
   CREATE INDEX roster_revision ON roster (policy_revision_idx);`;
 
-/** Schema step: each row's stable rollout bucket (staged-rollout.ts), indexed for stage counts. */
+/** Schema step: each row's stable rollout bucket (src/policy/staged-rollout.ts), indexed for stage counts. */
 export const ROSTER_BUCKET_SCHEMA = `ALTER TABLE roster ADD COLUMN bucket INTEGER; CREATE INDEX roster_bucket ON roster (bucket);`;
 
 /**
@@ -31,27 +32,6 @@ export const ROSTER_BUCKET_SCHEMA = `ALTER TABLE roster ADD COLUMN bucket INTEGE
  * or late delivery never replaces a newer row (nor removes one).
  */
 export const ROSTER_VERSION_SCHEMA = `ALTER TABLE roster ADD COLUMN summary_version INTEGER NOT NULL DEFAULT 0;`;
-
-export const SORT_FIELDS = ["enrolled_at", "last_checkin", "hostname", "version", "agent_id"] as const;
-export type SortField = (typeof SORT_FIELDS)[number];
-
-export interface AgentQuery {
-  status?: AgentStatus;
-  tag?: string;
-  version?: string;
-  /** Case-insensitive substring of hostname or agent id (a simple `kuery`). */
-  text?: string;
-  /** Unenrolled agents are hidden unless asked for (as Kibana's `showInactive`). */
-  includeInactive?: boolean;
-  sortField: SortField;
-  sortOrder: "asc" | "desc";
-  limit: number;
-  offset: number;
-  /** Keyset paging: only rows after this one in the query's order (then `offset` is 0). */
-  after?: ListCursor;
-}
-
-export type ListedAgent = AgentSummary & { status: AgentStatus; policy_id: string };
 
 interface RosterRow extends Record<string, SqlStorageValue> {
   agent_id: string;

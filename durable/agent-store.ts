@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { fleetConfig, type Env } from "../src/config";
-import { mirrorMonitorFor } from "../src/durable-stubs";
-import { stableHash } from "../src/stable-hash";
+import { AGENT_METHODS, type AgentMethod } from "../src/agents/agent-stores";
+import { mirrorMonitorFor, type AgentCallResult } from "../src/durable-stubs";
 import { Agent, type AgentHome } from "./agent";
 import { AgentEffects, EFFECTS_SCHEMA } from "./agent-effects";
 import { AlarmSchedule } from "./alarm-schedule";
@@ -10,18 +10,6 @@ import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
 import { ResidentSet } from "./resident-set";
 import { migrateSchema } from "./sql-schema";
 import { log } from "../src/log";
-
-/**
- * Agents are spread over this many store objects by a stable hash of their id. Part of the storage
- * layout: changing it would look every agent up in a different object, so it is a constant, not a
- * setting. 64 stores hold 1M agents at ~16k each: ~50 check-ins/s per store at the 5-minute long
- * poll and a few hundred MB of SQLite, far inside one object's limits (platform.md), while a local
- * run of 10,000 agents needs 64 SQLite databases instead of 10,000.
- */
-export const AGENT_STORES = 64;
-
-/** The store object that holds an agent. */
-export const agentStoreName = (agentId: string): string => `agents-${stableHash(`store:${agentId}`) % AGENT_STORES}`;
 
 /** At most this many agents stay loaded in memory per store (least recently used idle ones are unloaded). */
 const MAX_RESIDENT = 5_000;
@@ -57,32 +45,6 @@ const SCHEMA = [
   `ALTER TABLE socket_lease DROP COLUMN until;`,
   EFFECTS_SCHEMA,
 ];
-
-/** The agent operations callers may invoke through `call` (see `agentObject` in src/durable-stubs.ts). */
-export const AGENT_METHODS = [
-  "enroll",
-  "authenticate",
-  "holdsKey",
-  "checkin",
-  "checkinOverSocket",
-  "attachSocket",
-  "detachSocket",
-  "pendingActions",
-  "ack",
-  "ackOverSocket",
-  "auditUnenroll",
-  "addAction",
-  "dropIfNeverCheckedIn",
-  "outputKeys",
-  "forceUnenroll",
-  "reassign",
-  "updateTags",
-  "detail",
-  "record",
-] as const satisfies ReadonlyArray<keyof Agent>;
-
-export type AgentMethod = (typeof AGENT_METHODS)[number];
-export type AgentCallResult<M extends AgentMethod> = Awaited<ReturnType<Agent[M]>>;
 
 /**
  * Many agents in one SQLite-backed object (DESIGN.md's "sharded agent store"): rows keyed by agent

@@ -9,6 +9,7 @@ import { parsePolicyActionId, statusText, type AckEvent, type AckItem } from "..
 import type { DeliveredAction } from "../src/protocol/action";
 import type { KeyedOutput } from "../src/policy/output-keys";
 import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
+import type { NewAction, PendingAction } from "../src/agents/actions";
 import type { AgentSummary } from "../src/agents/status";
 import { agentSummary } from "../src/agents/summary";
 import { CLOSE } from "../src/protocol/socket";
@@ -20,7 +21,7 @@ import type { UpgradeDetails } from "../src/protocol/checkin";
 import type { EnrolledAgent } from "../src/protocol/enroll";
 import { jsonEqual, jsonObjectsEqual } from "../src/protocol/json-equal";
 import type { JsonObject } from "../src/protocol/parse";
-import { AgentActions, type NewAction, type PendingAction } from "./agent-actions";
+import { AgentActions } from "./agent-actions";
 import type { AgentEffects } from "./agent-effects";
 import type { EsOutbox } from "./es-outbox";
 import type { OutputKeyRing } from "./output-key-ring";

@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../src/config";
 import type { ActionResult } from "../src/agents/effects";
+import type { JobRecord, JobStatus } from "../src/admin/bulk-job-contract";
 import { agentObject, policyHub } from "../src/durable-stubs";
 import { isFailure, type ErrorCode } from "../src/errors";
-import type { NewAction } from "./agent-actions";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [
@@ -14,44 +14,6 @@ const SCHEMA = [
 
 /** Agents handled per dispatch step; each costs one or two calls into other objects. */
 const BATCH = 100;
-
-export type JobOperation =
-  | { kind: "action"; action: NewAction; rolloutDurationSeconds?: number }
-  | { kind: "reassign"; policyId: string }
-  | { kind: "tags"; add: string[]; remove: string[]; replace?: string[] }
-  | { kind: "revoke" };
-
-export type JobTargets = { agents: string[] } | { policyId: string };
-
-export interface JobRecord {
-  id: string;
-  operation: JobOperation;
-  targets: JobTargets;
-  created_at: string;
-  /** Set once the target list is complete (a policy's roster is read page by page). */
-  resolved: boolean;
-  /** Roster offset reached while resolving a policy's agents. */
-  cursor: number;
-  cancelled_at?: string;
-  cancel_action_id?: string;
-  completed_at?: string;
-}
-
-/** Progress in Kibana's action-status names. */
-export interface JobStatus {
-  actionId: string;
-  type: string;
-  status: "IN_PROGRESS" | "COMPLETE" | "EXPIRED" | "CANCELLED" | "FAILED";
-  nbAgentsActioned: number;
-  nbAgentsActionCreated: number;
-  nbAgentsAck: number;
-  nbAgentsFailed: number;
-  creationTime: string;
-  expiration?: string;
-  completionTime?: string;
-  cancellationTime?: string;
-  latestErrors: Array<{ agentId: string; error: string; timestamp: string }>;
-}
 
 /**
  * One operation over many agents (an action for a list of agents or a whole policy, a bulk reassign,

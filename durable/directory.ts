@@ -3,15 +3,16 @@ import type { ApiKey } from "../src/auth/api-key";
 import { fleetConfig, type Env } from "../src/config";
 import { mirrorMonitorFor } from "../src/durable-stubs";
 import type { Failure } from "../src/errors";
+import type { AdminKeyRecord, EnrollmentKeyRecord, PolicySummary } from "../src/admin/directory-records";
 import { enrollAdmission } from "../src/limits/tiers";
 import { TokenBucket } from "../src/limits/token-bucket";
-import { AdminKeys, type AdminKeyRecord } from "./admin-keys";
+import { AdminKeys } from "./admin-keys";
 import { AlarmSchedule } from "./alarm-schedule";
 import { EnrollmentClaims } from "./enrollment-claims";
-import { EnrollmentKeys, type EnrollmentKeyRecord, type ExternalEnrollmentKey } from "./enrollment-keys";
+import { EnrollmentKeys, type ExternalEnrollmentKey } from "./enrollment-keys";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { JobRegistry, type JobEntry } from "./job-registry";
-import { PolicyCatalogue, type PolicySummary } from "./policy-catalogue";
+import { PolicyCatalogue } from "./policy-catalogue";
 import { migrateSchema } from "./sql-schema";
 
 const SCHEMA = [

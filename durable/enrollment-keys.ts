@@ -3,19 +3,8 @@ import { constantTimeEqual, randomToken, sha256Hex } from "../src/auth/secrets";
 import { enrollmentKeyDocument } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import type { Failure } from "../src/errors";
+import type { EnrollmentKeyRecord } from "../src/admin/directory-records";
 import type { EsOutbox } from "./es-outbox";
-
-/** An enrollment key as admins see it; `api_key` (the secret) only in the answer that creates it. */
-export interface EnrollmentKeyRecord {
-  id: string;
-  api_key_id: string;
-  api_key?: string;
-  name: string;
-  policy_id: string;
-  active: boolean;
-  created_at: string;
-  expire_at?: string;
-}
 
 /** A key Kibana created, as read from `.fleet-enrollment-api-keys` (the secret in clear, hashed on arrival). */
 export interface ExternalEnrollmentKey {

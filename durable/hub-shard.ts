@@ -8,39 +8,15 @@ import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyRevision } from "../src/protocol/policy";
 import { PING, PONG } from "../src/protocol/socket";
 import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
+import type { DeliverySnapshot, ParkRequest, ParkResult } from "../src/checkin/shard-contract";
 import { SocketChannel } from "./socket-channel";
-import { agentBucket, isSplitting, stageThreshold, type RolloutState } from "./staged-rollout";
+import { agentBucket, isSplitting, stageThreshold } from "../src/policy/staged-rollout";
 import { log } from "../src/log";
 
 /** Parked check-ins expire in batches on this grid, so a shard runs one timer, not one per agent. */
 const DEADLINE_GRID_MS = 250;
 /** How long an action notification is remembered for a check-in that parks just after it. */
 const NOTIFICATION_MEMORY_MS = 60_000;
-
-export type ParkResult =
-  /** The revision to run, as JSON, or only its name when the caller said it holds that revision. */
-  | { kind: "policy"; ref: RevisionRef; json?: string }
-  | { kind: "actions" }
-  | { kind: "timeout" }
-  /** Admission control: too many check-ins arriving, or parked, in this shard right now. */
-  | { kind: "busy"; error: "RateLimit" | "MaxLimit"; retryAfterMs: number };
-
-export interface ParkRequest {
-  agentId: string;
-  claim: RevisionClaim;
-  /** Highest action sequence number the agent's store had when the check-in read it. */
-  actionSeq: number;
-  holdMs: number;
-  /** The revision of this policy the calling isolate already holds (src/checkin/revision-cache.ts). */
-  known?: RevisionRef;
-}
-
-/** What a shard needs from its policy hub to decide who is behind: sent on every change. */
-export interface DeliverySnapshot {
-  latest: PolicyRevision | null;
-  previous: PolicyRevision | null;
-  rollout: RolloutState | null;
-}
 
 interface Waiter {
   agentId: string;

@@ -1,11 +1,4 @@
-/** A policy as the catalogue lists it: enough to page through policies without waking their hubs. */
-export interface PolicySummary {
-  id: string;
-  name: string;
-  namespace: string;
-  revision: number;
-  updated_at: string;
-}
+import type { PolicySummary } from "../src/admin/directory-records";
 
 /**
  * The fleet's agent policies by id, name and latest revision (the `policies` table of the

@@ -2,7 +2,7 @@ import { contentHash } from "../src/policy/content-hash";
 import type { Failure } from "../src/errors";
 import { log } from "../src/log";
 import type { PolicyRevision } from "../src/protocol/policy";
-import { decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState, type StageStats } from "./staged-rollout";
+import { decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState, type StageStats } from "../src/policy/staged-rollout";
 import type { PolicyPut } from "./policy-hub";
 
 /** How often a running staged rollout is evaluated. */

@@ -4,6 +4,7 @@ import { putChunk, uploadDocumentId } from "../src/es/files";
 import { uploadDataIndex, uploadMetaIndex } from "../src/es/indices";
 import type { Failure } from "../src/errors";
 import { log } from "../src/log";
+import type { UploadInfo } from "../src/files/upload-info";
 import type { JsonObject } from "../src/protocol/parse";
 import {
   CHUNK_SIZE,
@@ -16,27 +17,6 @@ import {
   type UploadStatus,
 } from "../src/protocol/upload";
 import type { EsOutbox } from "./es-outbox";
-
-/** The upload metadata document (`.fleet-fileds-fromhost-meta-<src>` in fleet-server) as admins read it. */
-export interface UploadInfo {
-  upload_id: string;
-  agent_id: string;
-  action_id: string;
-  src: string;
-  name: string;
-  mime_type: string;
-  size: number;
-  chunk_size: number;
-  chunk_count: number;
-  chunks_received: number;
-  status: UploadStatus;
-  upload_start: string;
-  expired: boolean;
-  updated_at: string;
-  transithash?: string;
-  /** The begin payload with the fields fleet-server adds (ChunkSize, Status, upload_id, …). */
-  doc: JsonObject;
-}
 
 export interface ChunkTicket {
   agentId: string;

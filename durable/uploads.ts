@@ -2,12 +2,13 @@ import { DurableObject } from "cloudflare:workers";
 import { fleetConfig, type Env } from "../src/config";
 import { mirrorMonitorFor } from "../src/durable-stubs";
 import type { Failure } from "../src/errors";
+import type { UploadInfo } from "../src/files/upload-info";
 import type { ChunkRecord, UploadBegin } from "../src/protocol/upload";
 import { AgentUploadIndex, type IndexedUpload } from "./agent-upload-index";
 import { AlarmSchedule } from "./alarm-schedule";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { migrateSchema } from "./sql-schema";
-import { UploadState, type ChunkTicket, type UploadInfo } from "./upload-state";
+import { UploadState, type ChunkTicket } from "./upload-state";
 
 const SCHEMA = [
   `CREATE TABLE upload (

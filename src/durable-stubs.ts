@@ -1,14 +1,14 @@
 import type { Agent } from "../durable/agent";
-import { AGENT_METHODS, agentStoreName, type AgentCallResult, type AgentMethod } from "../durable/agent-store";
 import type { BulkJob } from "../durable/bulk-job";
 import type { Directory } from "../durable/directory";
 import type { HubShard } from "../durable/hub-shard";
-import { agentBucket } from "../durable/staged-rollout";
 import type { IngestWatcher } from "../durable/ingest-watcher";
 import type { MirrorMonitor } from "../durable/mirror-monitor";
 import type { PolicyHub } from "../durable/policy-hub";
 import type { Uploads } from "../durable/uploads";
+import { AGENT_METHODS, agentStoreName, type AgentMethod } from "./agents/agent-stores";
 import { fleetConfig, type Env } from "./config";
+import { agentBucket } from "./policy/staged-rollout";
 import { stableHash } from "./stable-hash";
 
 /**
@@ -21,6 +21,9 @@ type Remote<T> = {
     ? (...args: A) => Promise<Awaited<R>>
     : never;
 };
+
+/** What an agent operation resolves to, as the store's `call` returns it. */
+export type AgentCallResult<M extends AgentMethod> = Awaited<ReturnType<Agent[M]>>;
 
 /** One agent's operations, as calls to the store that holds it. */
 export type AgentHandle = { [M in AgentMethod]: (...args: Parameters<Agent[M]>) => Promise<AgentCallResult<M>> };

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { agentStoreName } from "../durable/agent-store";
+import { agentStoreName } from "../src/agents/agent-stores";
 import { agentObject } from "../src/durable-stubs";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, enrolledAgent, json, putPolicy, queueAction } from "./helpers";

@@ -1,6 +1,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { AgentStore, CHECKIN_FLUSH_MS, agentStoreName } from "../durable/agent-store";
+import { AgentStore, CHECKIN_FLUSH_MS } from "../durable/agent-store";
+import { agentStoreName } from "../src/agents/agent-stores";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import { parseApiKeyHeader } from "../src/auth/api-key";
 import { agentObject } from "../src/durable-stubs";

@@ -1,8 +1,8 @@
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { DeliverySnapshot } from "../durable/hub-shard";
+import type { DeliverySnapshot } from "../src/checkin/shard-contract";
 import type { PolicyPut } from "../durable/policy-hub";
-import { isSplitting, type RolloutCriteria, type RolloutState } from "../durable/staged-rollout";
+import { isSplitting, type RolloutCriteria, type RolloutState } from "../src/policy/staged-rollout";
 import type { PolicyRevision } from "../src/protocol/policy";
 import worker from "../src/index";
 import { ADMIN_TOKEN, BASE, json, policyBody } from "./helpers";

@@ -1,7 +1,8 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Directory } from "../durable/directory";
-import { HubShard, type ParkResult } from "../durable/hub-shard";
+import { HubShard } from "../durable/hub-shard";
+import type { ParkResult } from "../src/checkin/shard-contract";
 import { TIERS, enrollAdmission, tierFor } from "../src/limits/tiers";
 import { TokenBucket, retryAfterSeconds } from "../src/limits/token-bucket";
 import { ackRequest, createEnrollmentKey, enrolledAgent, putPolicy } from "./helpers";

@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { agentBucket } from "../durable/staged-rollout";
+import { agentBucket } from "../src/policy/staged-rollout";
 import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, eventually, json, policyBody, putPolicy, type Enrolled } from "./helpers";
 
 interface CheckinBody {

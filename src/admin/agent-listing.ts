@@ -1,4 +1,4 @@
-import type { AgentQuery, ListedAgent } from "../../durable/agent-roster";
+import type { AgentQuery, ListedAgent } from "./agent-query";
 import type { Env } from "../config";
 import type { ListCursor } from "../protocol/admin";
 import { fleetConfig } from "../config";

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
-import type { JobOperation, JobTargets } from "../../durable/bulk-job";
-import type { NewAction } from "../../durable/agent-actions";
+import type { NewAction } from "../agents/actions";
+import type { JobOperation, JobTargets } from "./bulk-job-contract";
 import { fleetConfig, type AppEnv } from "../config";
 import { bulkJob, directory } from "../durable-stubs";
 import { FleetError } from "../errors";

@@ -1,5 +1,5 @@
-import type { EnrollmentKeyRecord } from "../../durable/enrollment-keys";
-import type { NewAction } from "../../durable/agent-actions";
+import type { EnrollmentKeyRecord } from "../admin/directory-records";
+import type { NewAction } from "../agents/actions";
 import type { AgentDoc } from "../protocol/agent-doc";
 import type { JsonObject } from "../protocol/parse";
 import { toAgentPolicy, type PolicyRevision } from "../protocol/policy";

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { SORT_FIELDS } from "../admin/agent-query";
 import { ACTION_TYPES } from "./action";
 
 const isoDate = z.iso.datetime({ offset: true, message: "an RFC 3339 timestamp, e.g. 2026-12-01T00:00:00Z" });
@@ -43,7 +44,7 @@ export const ErrorBody = z.object({ statusCode: z.number().int(), error: z.strin
 // ---- Agents ----------------------------------------------------------------------------------------
 
 export const AgentListQuery = Paging.extend({
-  sortField: z.enum(["enrolled_at", "last_checkin", "hostname", "version", "agent_id"]).default("enrolled_at"),
+  sortField: z.enum(SORT_FIELDS).default("enrolled_at"),
   sortOrder: z.enum(["asc", "desc"]).default("desc"),
   policy_id: z.string().optional(),
   status: z.enum(["online", "offline", "degraded", "error", "updating", "enrolling", "unenrolling", "unenrolled"]).optional(),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BUCKETS, agentBucket, decide, isSplitting, stageThreshold, type RolloutState, type RolloutStatus } from "../../durable/staged-rollout";
+import { BUCKETS, agentBucket, decide, isSplitting, stageThreshold, type RolloutState, type RolloutStatus } from "../../src/policy/staged-rollout";
 
 const started = "2026-11-29T00:00:00.000Z";
 const at = (seconds: number) => Date.parse(started) + seconds * 1000;

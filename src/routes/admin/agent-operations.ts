@@ -1,6 +1,6 @@
 import { Hono, type Context } from "hono";
 import { newAction, startJob, type ActionSpec } from "../../admin/jobs";
-import type { JobTargets } from "../../../durable/bulk-job";
+import type { JobTargets } from "../../admin/bulk-job-contract";
 import { fleetConfig, type AppEnv } from "../../config";
 import { requireUpgradeWithinServer } from "../../admin/upgrade-version";
 import { directory } from "../../durable-stubs";

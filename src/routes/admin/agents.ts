@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { agentStatus } from "../../agents/status";
-import type { AgentQuery } from "../../../durable/agent-roster";
+import type { AgentQuery } from "../../admin/agent-query";
 import { agentListItem, kueryText, listAgents, nextCursor } from "../../admin/agent-listing";
 import { startJob } from "../../admin/jobs";
 import { fleetConfig, type AppEnv } from "../../config";

@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { UploadInfo } from "../../../durable/upload-state";
+import type { UploadInfo } from "../../files/upload-info";
 import { R2ArtifactSource, type ArtifactMeta } from "../../artifacts/source";
 import type { AppEnv } from "../../config";
 import { agentUploadIndex, uploadObject } from "../../durable-stubs";

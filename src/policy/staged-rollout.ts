@@ -2,9 +2,9 @@
  * Staged rollouts of a policy revision: the new revision reaches a growing share of the policy's
  * agents (e.g. 1% → 10% → 100%); each stage is promoted when enough of its agents acked it and
  * report healthy, and held when too many fail. Agents outside the current stage keep the previous
- * revision. The rules here are pure; `rollout-control.ts` stores the state and applies the decisions.
+ * revision. The rules here are pure; `durable/rollout-control.ts` stores the state and applies the decisions.
  */
-import { stableHash } from "../src/stable-hash";
+import { stableHash } from "../stable-hash";
 
 export interface RolloutCriteria {
   /** Share of a stage's agents that must run the new revision before the next stage starts. */
