@@ -8,7 +8,7 @@ import { AlarmSchedule } from "./alarm-schedule";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
 import { ResidentSet } from "./resident-set";
-import { migrateSchema } from "./sql-schema";
+import { migrateOnStart } from "./sql-schema";
 import { log } from "../src/log";
 
 /** At most this many agents stay loaded in memory per store (least recently used idle ones are unloaded). */
@@ -86,7 +86,7 @@ export class AgentStore extends DurableObject<Env> {
         this.#effects.deliver().catch((err: unknown) => log.error("agent_effects.deliver_failed", { error: (err as Error).message })),
       deferSave: (agent) => this.#deferSave(agent),
     };
-    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+    migrateOnStart(ctx, SCHEMA);
   }
 
   /** Runs one agent operation (the store's whole RPC surface; `agentObject` gives it a typed face). */

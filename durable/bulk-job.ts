@@ -4,7 +4,7 @@ import type { ActionResult } from "../src/agents/effects";
 import type { JobRecord, JobStatus } from "../src/admin/bulk-job-contract";
 import { agentObject, policyHub } from "../src/durable-stubs";
 import { isFailure, type ErrorCode } from "../src/errors";
-import { migrateSchema } from "./sql-schema";
+import { migrateOnStart } from "./sql-schema";
 
 const SCHEMA = [
   `CREATE TABLE job (k INTEGER PRIMARY KEY CHECK (k = 1), body TEXT NOT NULL);
@@ -24,7 +24,7 @@ const BATCH = 100;
 export class BulkJob extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+    migrateOnStart(ctx, SCHEMA);
   }
 
   /**

@@ -13,7 +13,7 @@ import { EnrollmentKeys, type ExternalEnrollmentKey } from "./enrollment-keys";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { JobRegistry, type JobEntry } from "./job-registry";
 import { PolicyCatalogue } from "./policy-catalogue";
-import { migrateSchema } from "./sql-schema";
+import { migrateOnStart } from "./sql-schema";
 
 const SCHEMA = [
   `CREATE TABLE policies (
@@ -72,7 +72,7 @@ export class Directory extends DurableObject<Env> {
     this.#claims = new EnrollmentClaims(sql);
     this.#adminKeys = new AdminKeys(sql);
     this.#jobs = new JobRegistry(sql);
-    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+    migrateOnStart(ctx, SCHEMA);
   }
 
   async registerPolicy(policy: PolicySummary): Promise<void> {

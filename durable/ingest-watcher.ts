@@ -8,7 +8,7 @@ import { INGEST_PAGE, documentsAfter, globalCheckpoint, type KibanaActionDoc, ty
 import { INDEX } from "../src/es/indices";
 import { shapeActionData, ACTION_TYPES } from "../src/protocol/action";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
-import { migrateSchema } from "./sql-schema";
+import { migrateOnStart } from "./sql-schema";
 import { log } from "../src/log";
 
 const SCHEMA = [`CREATE TABLE checkpoints (index_name TEXT PRIMARY KEY, seq_no INTEGER NOT NULL, updated_at TEXT NOT NULL);`];
@@ -28,7 +28,7 @@ const FANOUT_CONCURRENCY = 6;
 export class IngestWatcher extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+    migrateOnStart(ctx, SCHEMA);
   }
 
   /** Starts the polling loop if it is not running (cheap; the Worker calls it once per isolate). */
@@ -132,7 +132,7 @@ export class IngestWatcher extends DurableObject<Env> {
         policyId,
         revision: doc.revision_idx!,
         createdAt: doc["@timestamp"] ?? new Date().toISOString(),
-        policy: policy as JsonObject,
+        policy,
       });
       if (result) {
         await directory(this.env).registerPolicy({

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../src/config";
 import type { MirrorBacklog } from "./es-outbox";
-import { migrateSchema } from "./sql-schema";
+import { migrateOnStart } from "./sql-schema";
 
 const SCHEMA = [
   `CREATE TABLE backlog (owner TEXT PRIMARY KEY, pending INTEGER NOT NULL, oldest_at TEXT NOT NULL, last_error TEXT NOT NULL, updated_at TEXT NOT NULL);`,
@@ -23,7 +23,7 @@ export interface MirrorSummary {
 export class MirrorMonitor extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+    migrateOnStart(ctx, SCHEMA);
   }
 
   async report(owner: string, backlog: MirrorBacklog | null): Promise<void> {

@@ -94,7 +94,8 @@ export class PolicyHub extends DurableObject<Env> {
       stageStats: (threshold, target, since) => this.#roster.stageStats(threshold, target, since),
       wakeAt: (at) => this.#alarms.request(at),
     });
-    ctx.blockConcurrencyWhile(async () => {
+    // The runtime delivers no event until this settles and resets the object if it throws.
+    void ctx.blockConcurrencyWhile(async () => {
       migrateSchema(ctx.storage, SCHEMA);
       this.#roster = new AgentRoster(ctx.storage.sql);
       const row = ctx.storage.sql

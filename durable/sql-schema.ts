@@ -1,7 +1,7 @@
 /**
  * Idempotent schema migrations for a SQLite-backed Durable Object. `PRAGMA user_version` is not
  * available there, so applied steps are recorded in `schema_migrations`. Run from the constructor
- * inside `blockConcurrencyWhile`; each step runs in one synchronous transaction.
+ * inside `blockConcurrencyWhile` (`migrateOnStart`); each step runs in one synchronous transaction.
  */
 export function migrateSchema(storage: DurableObjectStorage, steps: readonly string[]): void {
   const sql = storage.sql;
@@ -14,4 +14,12 @@ export function migrateSchema(storage: DurableObjectStorage, steps: readonly str
       sql.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", version, new Date().toISOString());
     });
   }
+}
+
+/**
+ * Migrates from an object's constructor, which cannot await: the runtime delivers no event to the
+ * object until this settles, and resets the object if it throws.
+ */
+export function migrateOnStart(ctx: DurableObjectState, steps: readonly string[]): void {
+  void ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, steps));
 }

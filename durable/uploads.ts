@@ -7,7 +7,7 @@ import type { ChunkRecord, UploadBegin } from "../src/protocol/upload";
 import { AgentUploadIndex, type IndexedUpload } from "./agent-upload-index";
 import { AlarmSchedule } from "./alarm-schedule";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
-import { migrateSchema } from "./sql-schema";
+import { migrateOnStart } from "./sql-schema";
 import { UploadState, type ChunkTicket } from "./upload-state";
 
 const SCHEMA = [
@@ -55,7 +55,7 @@ export class Uploads extends DurableObject<Env> {
     });
     this.#upload = new UploadState(ctx, env, outbox, wake);
     this.#index = new AgentUploadIndex(ctx.storage.sql);
-    ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, SCHEMA));
+    migrateOnStart(ctx, SCHEMA);
   }
 
   // ---- upload role (`upload:<uuid>`) ----

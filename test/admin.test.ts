@@ -81,7 +81,7 @@ describe("enrollment keys and actions", () => {
     const body = await json<{ item: Record<string, unknown>; action: string }>(res);
     expect(body.action).toBe("created");
     expect(Object.keys(body.item).sort()).toEqual(["active", "api_key", "api_key_id", "created_at", "id", "name", "policy_id"]);
-    expect(atob(body.item.api_key as string).startsWith(`${body.item.api_key_id}:`)).toBe(true);
+    expect(atob(body.item.api_key as string).startsWith(`${body.item.api_key_id as string}:`)).toBe(true);
     expect((await adminRequest("DELETE", "/api/fleet/enrollment_api_keys/unknown")).status).toBe(404);
   });
 

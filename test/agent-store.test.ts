@@ -199,7 +199,7 @@ interface HeldTools {
   state: DurableObjectState;
   store: AgentStore;
   /** The stored row's `last_checkin`. */
-  stored(): string;
+  stored: () => string;
   /** A check-in that changes nothing but the times; returns the agent's (held) `last_checkin`. */
-  heartbeat(store: AgentStore): Promise<string>;
+  heartbeat: (store: AgentStore) => Promise<string>;
 }

@@ -55,13 +55,13 @@ export function policyBody(overrides: Record<string, unknown> = {}) {
 export async function putPolicy(policyId: string, overrides: Record<string, unknown> = {}) {
   const res = await adminRequest("PUT", `/api/fleet/agent_policies/${policyId}`, policyBody(overrides));
   if (res.status !== 200) throw new Error(`PUT policy: ${res.status} ${await res.text()}`);
-  return (await res.json()) as { item: { id: string; revision: number; updated_at: string }; changed: boolean };
+  return await res.json<{ item: { id: string; revision: number; updated_at: string }; changed: boolean }>();
 }
 
 export async function createEnrollmentKey(policyId: string) {
   const res = await adminRequest("POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: "test" });
   if (res.status !== 200) throw new Error(`create key: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { item: { id: string; api_key: string; api_key_id: string } }).item;
+  return (await res.json<{ item: { id: string; api_key: string; api_key_id: string } }>()).item;
 }
 
 /** The enroll body of a 9.6 agent (elastic-agent-client.md §3.1). */
@@ -95,7 +95,7 @@ export async function enrolledAgent(policyId: string, overrides: Record<string, 
   const key = await createEnrollmentKey(policyId);
   const res = await agentRequest("POST", "/api/fleet/agents/enroll", { key: key.api_key, body: enrollBody(overrides) });
   if (res.status !== 200) throw new Error(`enroll: ${res.status} ${await res.text()}`);
-  const { item } = (await res.json()) as { item: { id: string; access_api_key: string } };
+  const { item } = await res.json<{ item: { id: string; access_api_key: string } }>();
   return { id: item.id, key: item.access_api_key, policyId };
 }
 
@@ -128,11 +128,11 @@ export function ackEvent(agent: Enrolled, actionId: string, type: string, extra:
 export async function queueAction(agentId: string, action: Record<string, unknown>) {
   const res = await adminRequest("POST", `/api/fleet/agents/${agentId}/actions`, { action });
   if (res.status !== 200) throw new Error(`queue action: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { item: { id: string } }).item;
+  return (await res.json<{ item: { id: string } }>()).item;
 }
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
-  return (await res.json()) as T;
+  return res.json<T>();
 }
 
 /** Check-ins parked across all of a policy's fan-out shards. */

@@ -1,6 +1,7 @@
 import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { agentObject, hubShard } from "../src/durable-stubs";
+import type { DeliveredAction } from "../src/protocol/action";
 import { SocketServerMessage } from "../src/protocol/socket";
 import {
   BASE,
@@ -18,7 +19,7 @@ import {
   type Enrolled,
 } from "./helpers";
 
-type Message = { v: number; type: string; id?: unknown; status?: number; body: Record<string, any> };
+type Message = { v: number; type: string; id?: unknown; status?: number; body: { actions?: DeliveredAction[] } & Record<string, unknown> };
 
 /** An agent's socket with a queue of what the server sent, in order. */
 async function connect(agent: Enrolled) {
@@ -137,8 +138,8 @@ describe("WebSocket channel (v1)", () => {
     const socket = await connect(agent);
     await SELF.fetch(`${BASE}/api/fleet/agents/${agent.id}/unenroll`, { method: "POST", headers: { Authorization: "Bearer test-admin-token" } });
     const pushed = await socket.next();
-    const unenroll = pushed.body.actions.find((a: { type: string }) => a.type === "UNENROLL");
-    socket.send({ v: 1, type: "ack", id: 1, body: { events: [ackEvent(agent, unenroll.id, "UNENROLL")] } });
+    const unenroll = pushed.body.actions?.find((a) => a.type === "UNENROLL");
+    socket.send({ v: 1, type: "ack", id: 1, body: { events: [ackEvent(agent, unenroll!.id, "UNENROLL")] } });
     expect(await socket.next()).toMatchObject({ type: "ack", status: 200 });
     for (let i = 0; i < 50 && !socket.closed(); i++) await new Promise((r) => setTimeout(r, 20));
     expect(socket.closed()).toMatchObject({ code: 4001 });

@@ -79,9 +79,9 @@ async function readCapped(reader: ReadableStreamBYOBReader, initial: number, max
   let filled = 0;
   for (;;) {
     const { done, value } = await reader.read(new Uint8Array(buffer, filled));
-    buffer = value!.buffer as ArrayBuffer;
+    buffer = value!.buffer;
     if (done) return new Uint8Array(buffer, 0, filled);
-    filled += value!.byteLength;
+    filled += value.byteLength;
     if (filled > max) {
       void reader.cancel().catch(() => undefined);
       throw badRequest(TOO_LARGE);

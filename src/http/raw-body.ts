@@ -11,7 +11,8 @@ export async function readLimitedBytes(request: Request, maxBytes: number): Prom
   if (!request.body) return new Uint8Array(0);
   const parts: Uint8Array[] = [];
   let total = 0;
-  const reader = request.body.getReader();
+  // A request body is a byte stream (workers-types leave its chunk type open).
+  const reader = (request.body as ReadableStream<Uint8Array>).getReader();
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;

@@ -14,7 +14,7 @@ beforeAll(async () => {
 afterAll(async () => server?.stop());
 
 /** Calls the server and checks the answer against the served document's schema for that operation. */
-async function call(method: string, template: string, path: string, init: { body?: unknown; auth?: string; headers?: Record<string, string> } = {}) {
+async function call<T = unknown>(method: string, template: string, path: string, init: { body?: unknown; auth?: string; headers?: Record<string, string> } = {}) {
   const res = await fetch(`${server.url}${path}`, {
     method,
     headers: {
@@ -35,7 +35,8 @@ async function call(method: string, template: string, path: string, init: { body
     const validate = ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components', '"fleet-openapi#/components')));
     expect(validate(body) ? [] : validate.errors, `${method} ${path} → ${res.status} matches the document`).toEqual([]);
   }
-  return { status: res.status, body: body as Record<string, any> };
+  // The shape the caller names is the one the document just validated.
+  return { status: res.status, body: body as T };
 }
 
 describe("the served OpenAPI document", () => {
@@ -47,23 +48,23 @@ describe("the served OpenAPI document", () => {
     await call("GET", "/api/fleet/agent_policies/{id}", "/api/fleet/agent_policies/doc-p");
     await call("GET", "/api/fleet/agent_policies/{id}/full", "/api/fleet/agent_policies/doc-p/full");
     await call("GET", "/api/fleet/agent_policies/{id}/revisions", "/api/fleet/agent_policies/doc-p/revisions");
-    const key = await call("POST", "/api/fleet/enrollment_api_keys", "/api/fleet/enrollment_api_keys", { body: { policy_id: "doc-p", name: "doc" } });
+    const key = await call<{ item: { id: string; api_key: string } }>("POST", "/api/fleet/enrollment_api_keys", "/api/fleet/enrollment_api_keys", { body: { policy_id: "doc-p", name: "doc" } });
     await call("GET", "/api/fleet/enrollment_api_keys", "/api/fleet/enrollment_api_keys");
     await call("GET", "/api/fleet/enrollment_api_keys/{id}", `/api/fleet/enrollment_api_keys/${key.body.item.id}`);
 
     const token = `ApiKey ${key.body.item.api_key}`;
-    const enrolled = await call("POST", "/api/fleet/agents/enroll", "/api/fleet/agents/enroll?", {
+    const enrolled = await call<{ item: { id: string; access_api_key: string } }>("POST", "/api/fleet/agents/enroll", "/api/fleet/agents/enroll?", {
       auth: token,
       body: { type: "PERMANENT", id: "", replace_token: "", metadata: { local: { host: { hostname: "doc-host" } }, user_provided: {}, tags: null } },
     });
-    const agentId = enrolled.body.item.id as string;
+    const agentId = enrolled.body.item.id;
     const agentAuth = `ApiKey ${enrolled.body.item.access_api_key}`;
     await call("GET", "/api/status", "/api/status?", { auth: agentAuth });
     await call("GET", "/api/status", "/api/status", { headers: {} });
-    const checkin = await call("POST", "/api/fleet/agents/{id}/checkin", `/api/fleet/agents/${agentId}/checkin?`, { auth: agentAuth, body: { status: "starting", message: "" } });
+    const checkin = await call<{ actions: Array<{ id: string }> }>("POST", "/api/fleet/agents/{id}/checkin", `/api/fleet/agents/${agentId}/checkin?`, { auth: agentAuth, body: { status: "starting", message: "" } });
     await call("POST", "/api/fleet/agents/{id}/acks", `/api/fleet/agents/${agentId}/acks?`, {
       auth: agentAuth,
-      body: { events: [{ action_id: checkin.body.actions[0].id, agent_id: agentId, type: "ACTION_RESULT", subtype: "ACKNOWLEDGED", message: "ok" }, { action_id: "unknown" }] },
+      body: { events: [{ action_id: checkin.body.actions[0]!.id, agent_id: agentId, type: "ACTION_RESULT", subtype: "ACKNOWLEDGED", message: "ok" }, { action_id: "unknown" }] },
     });
     // Errors in the shared error shape.
     expect((await call("POST", "/api/fleet/agents/{id}/checkin", `/api/fleet/agents/${agentId}/checkin?`, { auth: agentAuth, body: { message: "" } })).status).toBe(400);
@@ -79,7 +80,7 @@ describe("the served OpenAPI document", () => {
     await call("POST", "/api/fleet/agents/bulk_update_agent_tags", "/api/fleet/agents/bulk_update_agent_tags", { body: { policy_id: "doc-p", tagsToAdd: ["all"] } });
     await call("POST", "/api/fleet/actions", "/api/fleet/actions", { body: { agents: [agentId], action: { type: "SETTINGS", data: { log_level: "debug" } } } });
     await call("GET", "/api/fleet/agents/action_status", "/api/fleet/agents/action_status");
-    const adminKey = await call("POST", "/api/fleet/admin_api_keys", "/api/fleet/admin_api_keys", { body: { name: "doc" } });
+    const adminKey = await call<{ item: { id: string } }>("POST", "/api/fleet/admin_api_keys", "/api/fleet/admin_api_keys", { body: { name: "doc" } });
     await call("GET", "/api/fleet/admin_api_keys", "/api/fleet/admin_api_keys");
     await call("DELETE", "/api/fleet/admin_api_keys/{id}", `/api/fleet/admin_api_keys/${adminKey.body.item.id}`);
     expect((await call("GET", "/api/fleet/agents", "/api/fleet/agents", { auth: "Bearer wrong" })).status).toBe(401);

@@ -36,7 +36,7 @@ export function beginBody(agent: Enrolled, size: number, overrides: Record<strin
 export async function beginUpload(agent: Enrolled, size: number, overrides: Record<string, unknown> = {}): Promise<string> {
   const res = await agentRequest("POST", "/api/fleet/uploads", { key: agent.key, body: beginBody(agent, size, overrides) });
   if (res.status !== 200) throw new Error(`begin: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { upload_id: string }).upload_id;
+  return (await res.json<{ upload_id: string }>()).upload_id;
 }
 
 export async function putChunk(key: string, uploadId: string, n: number | string, bytes: Uint8Array, sha2?: string) {

@@ -173,7 +173,7 @@ describe("POST /api/fleet/uploads (begin) errors", () => {
     await expectError(await begin(""), 400, "ErrFileInfoBodyRequired", "file info body is required");
     const bad = await begin("{nope");
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { message: string }).message).toMatch(/^Bad request: unable to decode upload begin request: /);
+    expect((await bad.json<{ message: string }>()).message).toMatch(/^Bad request: unable to decode upload begin request: /);
     await expectError(await begin({ ...beginBody(agent, 10), agent_id: "" }), 400, "ErrAgentIDMissing", "required field agent_id is missing");
     await expectError(await begin({ action_id: "a" }), 400, "ErrAgentIDMissing", "required field agent_id is missing");
     await expectError(await begin(null), 400, "ErrAgentIDMissing", "required field agent_id is missing");
