@@ -1,5 +1,4 @@
 import { env } from "cloudflare:workers";
-import type { Env } from "./config";
 
 /**
  * Structured logs: one JSON line per event, `{time, level, event, …fields}`, written with the
@@ -14,7 +13,7 @@ const SECRET_FIELD = /^(authorization|(access_)?api_key|.*token|.*password|.*sec
 
 /** The configured threshold; an unknown LOG_LEVEL logs everything at info and above, and says so once. */
 function threshold(): number {
-  const raw = ((env as Env).LOG_LEVEL ?? "info").toLowerCase();
+  const raw = (env.LOG_LEVEL ?? "info").toLowerCase();
   if (raw in RANK) return RANK[raw as LogLevel];
   if (!warnedLevel) {
     warnedLevel = true;

@@ -252,16 +252,19 @@ describe("smaller ones (item 6)", () => {
   });
 });
 
+/** A server message on the socket, as far as these tests read it. */
+type SocketReply = { id?: unknown; status?: number; body: Record<string, unknown> };
+
 /** A socket of `agent`, with what the server sent and how it closed. */
 async function openSocket(agent: Enrolled) {
   const res = await SELF.fetch(`${BASE}/api/fleet/agents/${agent.id}/ws`, { headers: { ...agentHeaders(), Authorization: `ApiKey ${agent.key}`, Upgrade: "websocket" } });
   expect(res.status).toBe(101);
   const ws = res.webSocket!;
   ws.accept();
-  const inbox: Array<Record<string, any>> = [];
+  const inbox: SocketReply[] = [];
   let closed: { code: number; reason: string } | null = null;
   ws.addEventListener("message", (event) => {
-    inbox.push(JSON.parse(event.data as string));
+    inbox.push(JSON.parse(event.data as string) as SocketReply);
   });
   ws.addEventListener("close", (event) => {
     closed = { code: event.code, reason: event.reason };

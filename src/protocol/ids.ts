@@ -9,6 +9,7 @@ const utf8 = new TextEncoder();
 
 export function isUsableId(id: string): boolean {
   if (id === "" || id.length > MAX_ID_BYTES) return false;
+  // eslint-disable-next-line no-control-regex -- control characters are what this rejects
   if (/[\u0000-\u001f\u007f/]/.test(id)) return false;
   return utf8.encode(id).byteLength <= MAX_ID_BYTES;
 }

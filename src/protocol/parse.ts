@@ -25,7 +25,7 @@ export function parseParam<S extends z.ZodType>(schema: S, name: string, value: 
  * hold (docs/hardening.md). The failure names the limit; `parseBody` prefixes the field.
  */
 export const withinBytes = <S extends z.ZodType>(schema: S, maxBytes: number): S =>
-  schema.refine((value) => jsonFits(value, maxBytes), { message: `larger than the limit of ${maxBytes} bytes (as JSON)` }) as unknown as S;
+  schema.refine((value) => jsonFits(value, maxBytes), { message: `larger than the limit of ${maxBytes} bytes (as JSON)` });
 
 /** Any JSON value; typed as such (not `unknown`) so it survives Durable Object RPC typing. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };

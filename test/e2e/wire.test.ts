@@ -126,7 +126,7 @@ describe("npm start over real HTTP", () => {
     const headers = { ...agentHeaders(), Authorization: `ApiKey ${key}`, "Accept-Encoding": "identity", "Transfer-Encoding": "chunked", Connection: "keep-alive" };
     socket.write(`POST /api/fleet/agents/enroll? HTTP/1.1\r\nHost: 127.0.0.1\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`);
     const chunk = Buffer.alloc(64 << 10, "a");
-    for (let sent = 0; sent <= 600 << 10; sent += chunk.length) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
+    for (let sent = 0; sent <= 600 << 10; sent += chunk.length) socket.write(`${chunk.length.toString(16)}\r\n${chunk.toString()}\r\n`);
     try {
       const text = await answer;
       expect(text.split("\r\n")[0]).toBe("HTTP/1.1 400 Bad Request");
