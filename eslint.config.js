@@ -66,6 +66,20 @@ export default defineConfig(
     ignores: ["src/durable-stubs.ts", "src/index.ts"],
     rules: { "@typescript-eslint/no-restricted-imports": ["error", { patterns: [NO_DURABLE_FROM_SRC] }] },
   },
+  // Object ids are made in one place, so every caller names an object the same way.
+  {
+    files: ["src/**/*.ts"],
+    ignores: ["src/durable-stubs.ts"],
+    rules: {
+      "no-restricted-syntax": [
+        "error",
+        {
+          selector: "CallExpression[callee.property.name=/^(idFromName|idFromString|newUniqueId)$/]",
+          message: "src/ reaches Durable Objects through src/durable-stubs.ts.",
+        },
+      ],
+    },
+  },
   // The stubs type their RPC with the object classes (`Remote<T>`) and import nothing else from durable/.
   {
     files: ["src/durable-stubs.ts"],
