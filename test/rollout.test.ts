@@ -117,6 +117,16 @@ describe("staged rollouts", () => {
     expect((await adminRequest("POST", "/api/fleet/agent_policies/abort-p/rollouts/current/promote")).status).toBe(409);
   });
 
+  it("aborts: the policy catalogue shows the revision the abort published", async () => {
+    await putPolicy("abort-catalogue-p");
+    expect((await startRollout("abort-catalogue-p", { stages: [50, 100] })).status).toBe(200);
+    expect((await adminRequest("POST", "/api/fleet/agent_policies/abort-catalogue-p/rollouts/current/abort")).status).toBe(200);
+    const status = await json<{ by_policy: Array<{ revision: number }> }>(await adminRequest("GET", "/api/fleet/agent_status?policyId=abort-catalogue-p"));
+    expect(status.by_policy[0]!.revision).toBe(3);
+    const catalogue = await json<{ items: Array<{ id: string; revision: number }> }>(await adminRequest("GET", "/api/fleet/agent_policies?perPage=100"));
+    expect(catalogue.items.find((p) => p.id === "abort-catalogue-p")?.revision).toBe(3);
+  });
+
   it("pauses: a stage that met its criteria waits until resumed; promote opens the next stage by hand", async () => {
     const agents = await fleetOnRevision1("pause-p", 12);
     const inFirst = agents.filter((a) => agentBucket(a.id) < 3000);

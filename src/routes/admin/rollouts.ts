@@ -43,5 +43,10 @@ export const rollouts = new Hono<AppEnv>()
     const hub = policyHub(c.env, c.req.param("id"));
     const command = c.req.param("command") as "pause" | "resume" | "promote" | "abort";
     orThrow(await hub.rolloutCommand(command, c.get("admin")));
+    if (command === "abort") {
+      // An abort publishes the previous content as a new revision: the catalogue follows, as after a PUT.
+      const latest = await hub.latest();
+      if (latest) await directory(c.env).registerPolicy({ id: latest.policy_id, name: latest.name, namespace: latest.namespace, revision: latest.revision, updated_at: latest.created_at });
+    }
     return c.json({ item: await hub.stagedRollout() });
   });
