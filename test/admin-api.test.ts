@@ -441,6 +441,24 @@ describe("policies", () => {
     });
   });
 
+  it("counts every agent at or past the latest revision as on latest, as the status counts do", async () => {
+    // An agent reassigned from a policy with more revisions reports its old revision until it has
+    // the new policy: its record holds that revision (fleet-protocol.md §4.2), past the new latest.
+    const [moved] = await fleet("ahead-src-p", 1);
+    await putPolicy("ahead-src-p", { agent: { logging: { level: "debug" } } });
+    await settle(moved!);
+    const [stayed] = await fleet("ahead-dst-p", 1);
+    await settle(stayed!);
+    expect((await adminRequest("POST", `/api/fleet/agents/${moved!.id}/reassign`, { policy_id: "ahead-dst-p" })).status).toBe(200);
+    await checkinRequest(moved!, { agent_policy_id: "ahead-src-p", policy_revision_idx: 2, poll_timeout: "1s" });
+    await eventually(async () => {
+      const status = await json<{ results: Record<string, number> }>(await adminRequest("GET", "/api/fleet/agent_status?policyId=ahead-dst-p"));
+      expect(status.results).toMatchObject({ online: 2, updating: 0 });
+      const { item } = await json<{ item: Record<string, unknown> }>(await adminRequest("GET", "/api/fleet/agent_policies/ahead-dst-p/rollout"));
+      expect(item).toMatchObject({ latest_revision: 1, agents_total: 2, agents_on_latest: 2, revisions: [{ revision: 2, agents: 1 }, { revision: 1, agents: 1 }] });
+    });
+  });
+
   it("refuses to delete a policy with active agents, and deletes an empty one with its keys", async () => {
     await fleet("busy-p", 1);
     const busy = await adminRequest("DELETE", "/api/fleet/agent_policies/busy-p");

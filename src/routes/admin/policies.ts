@@ -61,7 +61,8 @@ export const policies = new Hono<AppEnv>()
         policy_id: latest.policy_id,
         latest_revision: rollout.latest,
         agents_total: total,
-        agents_on_latest: rollout.revisions.find((r) => r.revision >= rollout.latest)?.agents ?? 0,
+        // Every revision at or past the latest: a reassigned agent may report its old policy's higher one.
+        agents_on_latest: rollout.revisions.filter((r) => r.revision >= rollout.latest).reduce((sum, r) => sum + r.agents, 0),
         revisions: rollout.revisions,
         failing: rollout.failing.map((agent) => ({
           id: agent.agent_id,
