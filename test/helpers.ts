@@ -158,16 +158,16 @@ export async function untilParked(policyId: string, count = 1): Promise<void> {
 /**
  * Retries `check` until it passes or `withinMs` has passed, then fails with its last error. For views
  * that follow the agents' records through the stores' effects (durable/agent-effects.ts): they agree
- * within a bound, not at once.
+ * within a bound, not at once. `everyMs` spaces the attempts of a costly check.
  */
-export async function eventually<T>(check: () => Promise<T>, withinMs = 5_000): Promise<T> {
+export async function eventually<T>(check: () => Promise<T>, withinMs = 5_000, everyMs = 25): Promise<T> {
   const deadline = Date.now() + withinMs;
   for (;;) {
     try {
       return await check();
     } catch (err) {
       if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 25));
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   }
 }
