@@ -15,7 +15,8 @@ import { ADMIN_TOKEN, BASE, ackEvent, agentHeaders, enrollBody, eventually, park
  * test's isolate rather than through SELF.fetch: SELF.fetch grows slower with every request a file
  * makes (workers-sdk#15446: ~5 ms at first, ~100 ms after 500), and a run makes thousands.
  *
- * A failure prints the seed, the path and the command sequence; to replay it, set REPLAY below to
+ * A failure prints the seed, the path and the command sequence (`aN` is the N-th agent, wrapping
+ * around those enrolled so far; `pN` the N-th policy of the run); to replay it, set REPLAY below to
  * the printed `{ seed, path }` (docs/architecture.md, "Tests").
  */
 const SEED = 1515;
