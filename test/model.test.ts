@@ -1,7 +1,7 @@
 import { abortAllDurableObjects, createExecutionContext, env } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { agentBucket } from "../durable/staged-rollout";
+import { agentBucket } from "../src/policy/staged-rollout";
 import worker from "../src/index";
 import { ADMIN_TOKEN, BASE, ackEvent, agentHeaders, enrollBody, eventually, parkedCount, policyBody, type Enrolled } from "./helpers";
 
