@@ -20,7 +20,7 @@ import { ADMIN_TOKEN, BASE, ackEvent, agentHeaders, enrollBody, eventually, park
  * the printed `{ seed, path }` (docs/architecture.md, "Tests").
  */
 const SEED = 1515;
-const RUNS = 8;
+const RUNS = 6;
 const MAX_COMMANDS = 25;
 const REPLAY = null as { seed: number; path: string } | null;
 
