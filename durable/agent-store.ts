@@ -9,7 +9,7 @@ import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
 import { ResidentSet } from "./resident-set";
 import { migrateOnStart } from "./sql-schema";
-import { log } from "../src/log";
+import { log, useLogSettings } from "../src/log";
 
 /** At most this many agents stay loaded in memory per store (least recently used idle ones are unloaded). */
 const MAX_RESIDENT = 5_000;
@@ -66,6 +66,7 @@ export class AgentStore extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogSettings(env);
     const owner = `agent-store:${ctx.id.toString()}`;
     this.#alarms = new AlarmSchedule(ctx.storage);
     const wake = (at: number) => this.#alarms.request(at);

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { useLogSettings } from "../src/log";
 import type { Env } from "../src/config";
 import type { ActionResult } from "../src/agents/effects";
 import type { JobRecord, JobStatus } from "../src/admin/bulk-job-contract";
@@ -24,6 +25,7 @@ const BATCH = 100;
 export class BulkJob extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogSettings(env);
     migrateOnStart(ctx, SCHEMA);
   }
 

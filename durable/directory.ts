@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { useLogSettings } from "../src/log";
 import type { ApiKey } from "../src/auth/api-key";
 import { fleetConfig, type Env } from "../src/config";
 import { mirrorMonitorFor } from "../src/durable-stubs";
@@ -58,6 +59,7 @@ export class Directory extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogSettings(env);
     this.#alarms = new AlarmSchedule(ctx.storage);
     this.#outbox = new EsOutbox(ctx, env, {
       flushDelayMs: fleetConfig(env).mirrorFlushMs,

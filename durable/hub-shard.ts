@@ -11,7 +11,7 @@ import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-c
 import type { DeliverySnapshot, ParkRequest, ParkResult } from "../src/checkin/shard-contract";
 import { SocketChannel } from "./socket-channel";
 import { agentBucket, isSplitting, stageThreshold } from "../src/policy/staged-rollout";
-import { log } from "../src/log";
+import { log, useLogSettings } from "../src/log";
 
 /** Parked check-ins expire in batches on this grid, so a shard runs one timer, not one per agent. */
 const DEADLINE_GRID_MS = 250;
@@ -48,6 +48,7 @@ export class HubShard extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogSettings(env);
     const { tier, hubShards } = fleetConfig(env);
     // The tier is fleet-server's per-process limit; each of a policy's shards takes its share.
     this.#admission = new TokenBucket(tier.checkin.ratePerSec / hubShards, Math.max(1, tier.checkin.burst / hubShards));

@@ -9,7 +9,7 @@ import { INDEX } from "../src/es/indices";
 import { shapeActionData, ACTION_TYPES } from "../src/protocol/action";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
 import { migrateOnStart } from "./sql-schema";
-import { log } from "../src/log";
+import { log, useLogSettings } from "../src/log";
 
 const SCHEMA = [`CREATE TABLE checkpoints (index_name TEXT PRIMARY KEY, seq_no INTEGER NOT NULL, updated_at TEXT NOT NULL);`];
 
@@ -28,6 +28,7 @@ const FANOUT_CONCURRENCY = 6;
 export class IngestWatcher extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogSettings(env);
     migrateOnStart(ctx, SCHEMA);
   }
 

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { useLogSettings } from "../src/log";
 import type { Env } from "../src/config";
 import type { MirrorBacklog } from "./es-outbox";
 import { migrateOnStart } from "./sql-schema";
@@ -23,6 +24,7 @@ export interface MirrorSummary {
 export class MirrorMonitor extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogSettings(env);
     migrateOnStart(ctx, SCHEMA);
   }
 

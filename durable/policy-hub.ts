@@ -7,7 +7,7 @@ import { contentHash } from "../src/policy/content-hash";
 import { changedPaths } from "../src/policy/diff";
 import { withFleetHosts } from "../src/policy/fleet-hosts";
 import type { Failure } from "../src/errors";
-import { log } from "../src/log";
+import { log, useLogSettings } from "../src/log";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentQuery, ListedAgent } from "../src/admin/agent-query";
 import type { AgentStatus } from "../src/agents/status";
@@ -74,6 +74,7 @@ export class PolicyHub extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogSettings(env);
     this.#alarms = new AlarmSchedule(ctx.storage);
     this.#outbox = new EsOutbox(ctx, env, {
       wake: (at) => this.#alarms.request(at),

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { useLogSettings } from "../src/log";
 import { fleetConfig, type Env } from "../src/config";
 import { mirrorMonitorFor } from "../src/durable-stubs";
 import type { Failure } from "../src/errors";
@@ -45,6 +46,7 @@ export class Uploads extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    useLogSettings(env);
     const owner = () => `upload:${this.#upload.id() ?? ctx.id.toString()}`;
     this.#alarms = new AlarmSchedule(ctx.storage);
     const wake = (at: number) => this.#alarms.request(at);

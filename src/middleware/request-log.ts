@@ -1,14 +1,14 @@
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import type { AppEnv } from "../config";
-import { log } from "../log";
+import { log, useLogSettings } from "../log";
 
 /**
  * A fleet's steady traffic: every agent checks in every few minutes and acks what it gets (a
  * 100,000-agent fleet answers ~330 of these a second). Answered, they log at debug; a line each at
  * info would be most of the log volume and, measured locally, ~30% of the check-in throughput.
  */
-const ROUTINE = new Set(["/api/fleet/agents/:id/checkin", "/api/fleet/agents/:id/acks"]);
+const ROUTINE = /^\/api\/fleet\/agents\/[^/]+\/(checkin|acks)$/;
 
 /**
  * Logs each request once when it is answered: method, route pattern (never the raw path's query),
@@ -19,9 +19,13 @@ const ROUTINE = new Set(["/api/fleet/agents/:id/checkin", "/api/fleet/agents/:id
  */
 export const requestLog = (): MiddlewareHandler<AppEnv> => async (c, next) => {
   const started = Date.now();
+  useLogSettings(c.env);
   await next();
-  const route = routePath(c, -1);
   const status = c.res.status;
+  const level = status >= 500 ? "error" : status < 400 && c.req.method === "POST" && ROUTINE.test(c.req.path) ? "debug" : "info";
+  // Decided before anything is built: at the default level an answered check-in costs one test.
+  if (!log.enabled(level)) return;
+  const route = routePath(c, -1);
   const agentId = agentIdOf(route, c.req.path);
   const fields = {
     request_id: c.get("requestId"),
@@ -32,9 +36,7 @@ export const requestLog = (): MiddlewareHandler<AppEnv> => async (c, next) => {
     ...(agentId ? { agent_id: agentId } : {}),
     ...(c.get("errorCode") ? { error: c.get("errorCode") } : {}),
   };
-  if (status >= 500) log.error("http.request", fields);
-  else if (status < 400 && ROUTINE.has(route)) log.debug("http.request", fields);
-  else log.info("http.request", fields);
+  log[level]("http.request", fields);
 };
 
 /** The path segment a route pattern names `:agentId` or `:id` right after `/agents/`. */
