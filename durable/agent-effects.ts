@@ -17,8 +17,8 @@ export const EFFECTS_SCHEMA = `
 
 type Kind = "hub" | "shard" | "job";
 
-/** A hub's roster row of the agent, or the agent's removal from it. */
-type RosterBody = { type: "upsert"; summary: AgentSummary } | { type: "remove" };
+/** A hub's roster row of the agent, its removal, or only its new check-in time. */
+type RosterBody = { type: "upsert"; summary: AgentSummary } | { type: "remove" } | { type: "touch"; lastCheckin: string };
 
 interface EffectRow extends Record<string, SqlStorageValue> {
   seq: number;
@@ -73,6 +73,15 @@ export class AgentEffects {
   /** The agent left `policyId`: its roster row there goes (replacing a pending upsert). */
   leave(policyId: string, agentId: string): void {
     this.#add("hub", policyId, agentId, { type: "remove" } satisfies RosterBody, `roster:${policyId}:${agentId}`, 0);
+  }
+
+  /**
+   * Only the agent's check-in time moved (its held heartbeat was written): the hub updates one
+   * column. A newer time replaces a pending one; it never replaces a pending row (own key), and the
+   * versions order the two at the hub.
+   */
+  touch(policyId: string, agentId: string, lastCheckin: string): void {
+    this.#add("hub", policyId, agentId, { type: "touch", lastCheckin } satisfies RosterBody, `touch:${policyId}:${agentId}`, ROSTER_DELAY_MS);
   }
 
   /** Work for the agent's fan-out shard of `policyId`. A newer wake-up replaces a pending one. */
@@ -135,10 +144,11 @@ export class AgentEffects {
     const { kind, target } = group[0]!;
     switch (kind) {
       case "hub": {
-        const changes: RosterChanges = { upserts: [], removes: [] };
+        const changes: RosterChanges = { upserts: [], removes: [], touches: [] };
         for (const row of group) {
           const body = JSON.parse(row.body) as RosterBody;
           if (body.type === "upsert") changes.upserts.push({ summary: body.summary, version: row.seq });
+          else if (body.type === "touch") changes.touches.push({ agentId: row.agent_id, lastCheckin: body.lastCheckin, version: row.seq });
           else changes.removes.push({ agentId: row.agent_id, version: row.seq });
         }
         return policyHub(this.#env, target).applyRoster(target, changes);

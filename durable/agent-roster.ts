@@ -130,6 +130,11 @@ export class AgentRoster {
       .map((row) => ({ members: row.members, acked: row.acked ?? 0, failed: row.failed ?? 0 }))[0]!;
   }
 
+  /** A newer check-in time for an agent's row (a held heartbeat), unless the row is newer already. */
+  touch(agentId: string, lastCheckin: string, version: number): void {
+    this.#sql.exec("UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ?", lastCheckin, version, agentId, version);
+  }
+
   /** Removes an agent's row unless it is newer than the removal. */
   remove(agentId: string, version: number): void {
     this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ?", agentId, version);

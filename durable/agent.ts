@@ -110,7 +110,7 @@ export class Agent {
 
   /** Writes check-in times held in memory (called by the store, not over RPC). */
   saveCheckin(): void {
-    if (this.#unsaved && this.#doc) this.#save(this.#doc);
+    if (this.#unsaved && this.#doc) this.#save(this.#doc, undefined, true);
   }
 
   async enroll(
@@ -581,8 +581,11 @@ export class Agent {
     return 200;
   }
 
-  /** Writes the record; `keyHash` undefined keeps the current key, null revokes it. */
-  #save(doc: AgentDoc, keyHash?: string | null): void {
+  /**
+   * Writes the record; `keyHash` undefined keeps the current key, null revokes it. `timesOnly`: the
+   * record differs from the stored one only in its check-in times (a held heartbeat).
+   */
+  #save(doc: AgentDoc, keyHash?: string | null, timesOnly = false): void {
     const hash = keyHash === undefined ? this.#key.hash : keyHash;
     this.#sql.exec(
       "INSERT INTO agents (agent_id, doc, access_key_hash) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET doc = excluded.doc, access_key_hash = excluded.access_key_hash",
@@ -593,7 +596,8 @@ export class Agent {
     this.#doc = doc;
     this.#key.hash = hash;
     this.#unsaved = false;
-    this.#roster.sync(doc.policy_id, this.#summary());
+    if (timesOnly && doc.last_checkin) this.#roster.touch(doc.policy_id, doc.id, doc.last_checkin, () => this.#summary());
+    else this.#roster.sync(doc.policy_id, this.#summary());
     // Building the document costs a deep copy per check-in: only when there is a mirror to feed.
     if (this.#outbox.enabled) this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
   }

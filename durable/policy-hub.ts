@@ -245,6 +245,7 @@ export class PolicyHub extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       for (const { summary, version } of changes.upserts) this.#roster.upsert(summary, version);
       for (const { agentId, version } of changes.removes) this.#roster.remove(agentId, version);
+      for (const { agentId, lastCheckin, version } of changes.touches) this.#roster.touch(agentId, lastCheckin, version);
     });
   }
 

@@ -32,6 +32,17 @@ export class RosterFeed {
     this.#row = row;
   }
 
+  /**
+   * Only the check-in time moved since the last write (a held heartbeat): one column for the hub,
+   * with no row to build. `summary` is asked for only when the policy changed meanwhile.
+   */
+  touch(policyId: string, agentId: string, lastCheckin: string, summary: () => AgentSummary): void {
+    if (policyId !== this.#policy || this.#row === null) return this.sync(policyId, summary());
+    this.#effects.touch(policyId, agentId, lastCheckin);
+    // The row written last no longer matches the hub's; the next change writes the whole row.
+    this.#row = "";
+  }
+
   /** The agent left its policy without a new one (its record was deleted). */
   leave(agentId: string): void {
     if (this.#policy !== null) this.#effects.leave(this.#policy, agentId);

@@ -177,6 +177,10 @@ describe("agent store (many agents per object)", () => {
         await run;
         expect(stored()).not.toBe(held);
         await untilStored(tools, store, held);
+        // The flush sends the policy's roster only the new time (a "touch" effect), and the listing shows it.
+        await store.alarm();
+        const listed = await adminRequest("GET", "/api/fleet/agents?policy_id=held-during-alarm");
+        expect((await json<{ items: Array<{ last_checkin: string }> }>(listed)).items.map((a) => a.last_checkin)).toEqual([held]);
       });
     });
 

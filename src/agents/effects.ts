@@ -11,6 +11,8 @@ export interface RosterChanges {
   upserts: Array<{ summary: AgentSummary; version: number }>;
   /** The agent left the policy (reassigned, or an enrollment that never checked in was dropped). */
   removes: Array<{ agentId: string; version: number }>;
+  /** Only the agent's check-in time moved (a held heartbeat was written): one column, not the row. */
+  touches: Array<{ agentId: string; lastCheckin: string; version: number }>;
 }
 
 /** What a policy's fan-out shard does for one of its agents. */
