@@ -80,14 +80,17 @@ run() {
     --max-response-time "$MAX_RESPONSE_MS" --request-timeout 30000 \
     --data-generation-method all --hypothesis-seed "$SEED" --hypothesis-max-examples "$EXAMPLES" \
     --hypothesis-database none --hypothesis-phases explicit,generate --hypothesis-suppress-health-check all \
-    --experimental=openapi-3.1 --workers 2 --no-color --validate-schema true --junit-xml "$OUT/$name.xml" "$@" | tee "$OUT/$name.txt"
+    --experimental=openapi-3.1 --workers 1 --no-color --validate-schema true --junit-xml "$OUT/$name.xml" "$@" | tee "$OUT/$name.txt"
 }
 
 status=0
 # Agent routes first: the admin run may unenroll or revoke the agent.
 SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH=scripts FUZZ_AGENTS="$agents" \
   run agents --include-tag agents || status=1
-run admin --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --set-path "agentId=$agent_id" || status=1
+run admin --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --set-path "agentId=$agent_id" --exclude-path-regex '/rollouts$' || status=1
+# schemathesis 3.39 fails inside its own generator ("Runtime Error: 'minimum'") when it makes invalid
+# bodies for this one operation's schema: it gets valid ones only.
+run rollouts --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --include-path-regex '/rollouts$' --data-generation-method positive || status=1
 if grep -q '"level":"error"\|failed:' "$OUT/server.log"; then
   echo "fuzz: the server logged errors (see $OUT/server.log)"
   grep -m 20 '"level":"error"\|failed:' "$OUT/server.log" || true
