@@ -17,8 +17,11 @@ export const EFFECTS_SCHEMA = `
 
 type Kind = "hub" | "shard" | "job";
 
-/** A hub's roster row of the agent, its removal, or only its new check-in time. */
-type RosterBody = { type: "upsert"; summary: AgentSummary } | { type: "remove" } | { type: "touch"; lastCheckin: string };
+/**
+ * A hub's roster row of the agent, its removal, or only new check-in times: those of one flush of
+ * held heartbeats share a row (agent id, time pairs), so a heartbeat costs no outbox row of its own.
+ */
+type RosterBody = { type: "upsert"; summary: AgentSummary } | { type: "remove" } | { type: "touches"; times: Array<[string, string]> };
 
 interface EffectRow extends Record<string, SqlStorageValue> {
   seq: number;
@@ -37,6 +40,8 @@ const BATCH = 1_000;
  */
 const ROSTER_DELAY_MS = 500;
 const MAX_BACKOFF_MS = 60_000;
+/** Check-in times per effect row, so one row stays a modest RPC argument in a store of many agents. */
+const TOUCHES_PER_ROW = 1_000;
 
 /**
  * The agent store's outbox of consequences for other objects: roster rows for policy hubs, socket
@@ -54,6 +59,8 @@ export class AgentEffects {
   #dueAt = Infinity;
   /** One delivery at a time, so a receiver sees one store's effects in order. */
   #delivering: Promise<void> = Promise.resolve();
+  /** Check-in times collected by `collectTouches`, per policy; null outside it. */
+  #touches: Map<string, Map<string, string>> | null = null;
 
   constructor(sql: SqlStorage, env: Env, wake: (at: number) => Promise<void>) {
     this.#sql = sql;
@@ -77,11 +84,38 @@ export class AgentEffects {
 
   /**
    * Only the agent's check-in time moved (its held heartbeat was written): the hub updates one
-   * column. A newer time replaces a pending one; it never replaces a pending row (own key), and the
-   * versions order the two at the hub.
+   * column. Inside `collectTouches` the time joins its policy's shared row; alone it gets a row.
+   * The versions order times and rows at the hub, so a pending older time needs no removal.
    */
   touch(policyId: string, agentId: string, lastCheckin: string): void {
-    this.#add("hub", policyId, agentId, { type: "touch", lastCheckin } satisfies RosterBody, `touch:${policyId}:${agentId}`, ROSTER_DELAY_MS);
+    if (!this.#touches) return this.#addTouches(policyId, [[agentId, lastCheckin]]);
+    let times = this.#touches.get(policyId);
+    if (!times) this.#touches.set(policyId, (times = new Map<string, string>()));
+    times.set(agentId, lastCheckin);
+  }
+
+  /**
+   * Runs `write` (synchronous: one transaction with what it writes) and records the check-in times
+   * it touches as one effect row per policy (per TOUCHES_PER_ROW agents) instead of one per agent.
+   */
+  collectTouches(write: () => void): void {
+    const touches = new Map<string, Map<string, string>>();
+    this.#touches = touches;
+    try {
+      write();
+    } finally {
+      // Times already written to agents' rows are sent even if a later agent's write threw.
+      this.#touches = null;
+      for (const [policyId, times] of touches) {
+        const all = [...times];
+        for (let i = 0; i < all.length; i += TOUCHES_PER_ROW) this.#addTouches(policyId, all.slice(i, i + TOUCHES_PER_ROW));
+      }
+    }
+  }
+
+  #addTouches(policyId: string, times: Array<[string, string]>): void {
+    // A shared row names no single agent; agent_id routes only shard effects.
+    this.#add("hub", policyId, "", { type: "touches", times } satisfies RosterBody, null, ROSTER_DELAY_MS);
   }
 
   /** Work for the agent's fan-out shard of `policyId`. A newer wake-up replaces a pending one. */
@@ -148,7 +182,7 @@ export class AgentEffects {
         for (const row of group) {
           const body = JSON.parse(row.body) as RosterBody;
           if (body.type === "upsert") changes.upserts.push({ summary: body.summary, version: row.seq });
-          else if (body.type === "touch") changes.touches.push({ agentId: row.agent_id, lastCheckin: body.lastCheckin, version: row.seq });
+          else if (body.type === "touches") for (const [agentId, lastCheckin] of body.times) changes.touches.push({ agentId, lastCheckin, version: row.seq });
           else changes.removes.push({ agentId: row.agent_id, version: row.seq });
         }
         return policyHub(this.#env, target).applyRoster(target, changes);

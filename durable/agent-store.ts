@@ -134,9 +134,14 @@ export class AgentStore extends DurableObject<Env> {
     );
   }
 
-  /** One write per agent, all in the calling event's implicit transaction. */
+  /**
+   * One write per agent, all in the calling event's implicit transaction; the policies' rosters
+   * learn the new times from one effect row per policy.
+   */
   #saveCheckins(): void {
-    for (const agent of this.#unsaved) agent.saveCheckin();
+    this.#effects.collectTouches(() => {
+      for (const agent of this.#unsaved) agent.saveCheckin();
+    });
     this.#unsaved.clear();
     this.#flushDue = null;
   }

@@ -184,6 +184,41 @@ describe("agent store (many agents per object)", () => {
       });
     });
 
+    it("one flush sends its policy's hub one row of times, however many agents it writes", async () => {
+      const ids = neighbours("held-shared-row");
+      const agents = [await enrolledAgent("held-shared-row", { id: ids[0] }), await enrolledAgent("held-shared-row", { id: ids[1] })];
+      const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(ids[0])));
+      await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+        const store = instance as AgentStore;
+        const sql = state.storage.sql;
+        const heartbeat = async (agent: (typeof agents)[number]) => {
+          const key = parseApiKeyHeader(`ApiKey ${agent.key}`);
+          const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message: "Running", version: "9.6.0" }]);
+          if ("error" in outcome) throw new Error(outcome.error);
+          return (await store.call(agent.id, "record", []))!.last_checkin!;
+        };
+        // First check-ins write the records (and their roster rows); the next ones only move times.
+        for (const agent of agents) await heartbeat(agent);
+        await store.alarm();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const held: string[] = [];
+        for (const agent of agents) held.push(await heartbeat(agent));
+        const lastSeq = () => sql.exec<{ seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'effects'").one().seq;
+        const before = lastSeq();
+        const clock = vi.spyOn(Date, "now").mockReturnValue(Date.now() + CHECKIN_FLUSH_MS + 1);
+        try {
+          await store.alarm();
+        } finally {
+          clock.mockRestore();
+        }
+        // Both agents' times went out in one effect row, and it was delivered.
+        expect(lastSeq() - before).toBe(1);
+        expect(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);
+        const listed = await json<{ items: Array<{ id: string; last_checkin: string }> }>(await adminRequest("GET", "/api/fleet/agents?policy_id=held-shared-row"));
+        expect(Object.fromEntries(listed.items.map((a) => [a.id, a.last_checkin]))).toEqual(Object.fromEntries(ids.map((id, i) => [id, held[i]])));
+      });
+    });
+
     it("right after a restart (a fresh store object on the same storage)", async () => {
       await withAgent("held-after-restart", async (tools) => {
         const { state, stored, heartbeat } = tools;

@@ -60,6 +60,8 @@ const projectArgs = [
     "--var", `FLEET_MAX_AGENTS=${args["max-agents"] ?? "max"}`,
     // Fan-out shards per policy, to compare shard counts (wrangler.toml's value otherwise).
     ...(args.shards ? ["--var", `POLICY_HUB_SHARDS=${args.shards}`] : []),
+    // The server's log level (wrangler.toml's otherwise): info logs each enrollment and socket.
+    ...(args["log-level"] ? ["--var", `LOG_LEVEL=${args["log-level"]}`] : []),
 ];
 if (interleave) {
   // Each side runs up to its throughput phase alone; then the slices alternate.
