@@ -69,6 +69,9 @@ const opt = {
   // every JSON answer on workerd's one thread, which Cloudflare's edge does outside the Worker;
   // `identity` measures the Worker without that local-only cost (BENCHMARKS.md, "Where the time goes").
   acceptEncoding: String(args["accept-encoding"] ?? "gzip"),
+  // The server counts billable events (serve.mjs --count): record them per phase, and measure one
+  // steady-state heartbeat per agent on each channel (what a fleet costs per agent-hour).
+  counts: Boolean(args.count),
 };
 // Loopback only: this machine may send load to nothing else.
 if (!/^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/.test(opt.url.hostname)) {
@@ -138,6 +141,7 @@ async function runFleet() {
 
   // 2. Enrollment.
   phase = "enroll";
+  const countsBeforeEnroll = await serverCounts();
   const agents = Array.from({ length: opt.agents }, (_, i) => newAgent(i));
   const enrollLatency = [];
   const enrollStart = performance.now();
@@ -171,6 +175,7 @@ async function runFleet() {
   };
   log(`enrollment: ${enrolled.length} in ${enrollSeconds.toFixed(1)} s = ${(enrolled.length / enrollSeconds).toFixed(0)}/s`);
   snapshot("enrolled");
+  await recordCounts("enroll", countsBeforeEnroll, enrolled.length);
   const wsCount = await probeWebSocket(enrolled[0], enrolled.length);
 
   // 3. The fleet: the first `wsCount` agents hold a WebSocket, the rest long-poll.
@@ -196,6 +201,7 @@ async function runFleet() {
     phase = `fanout${r + 1}`;
     const revisionExpected = fleet.latestRevision + 1;
     const round = { revision: revisionExpected, t0: 0, received: new Map(), byChannel: { websocket: [], long_poll: [] }, acked: new Map(), reparked: new Map() };
+    const countsBefore = await serverCounts();
     const cpu1 = cpuNow();
     round.t0 = performance.now();
     fleet.round = round;
@@ -229,8 +235,10 @@ async function runFleet() {
     fleet.round = null;
     await sleep(opt.settleSeconds * 1000);
     snapshot(`after_${phase}`);
+    await recordCounts(phase, countsBefore, enrolled.length);
   }
   results.memory.per_agent = perAgentMemory(enrolled.length);
+  if (opt.counts) await socketHeartbeats(enrolled, fleet);
 
   // 5. Check-in throughput, last so that it does not disturb the memory figures. The loops stop, a
   // revision nobody acks is published, and every check-in (reporting the older revision) is answered
@@ -241,15 +249,104 @@ async function runFleet() {
   for (const a of enrolled) a.socket?.close();
   await Promise.allSettled(loops);
   stopped = false;
+  if (opt.counts) await pollHeartbeats(enrolled.filter((a) => !a.usedSocket));
   const behind = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy: policyContent(fleet.latestRevision + 1) });
   if (behind.status !== 200) throw new Error(`publish: ${behind.status} ${behind.body}`);
-  results.phases.checkin_throughput = await throughputPhase(enrolled, (a) => ({
-    path: `/api/fleet/agents/${a.id}/checkin?`,
-    headers: { ...agentHeaders(a.key), "Content-Encoding": "gzip" },
-    body: checkinBody(a, "online"),
-    ok: (res) => res.status === 200 && res.body.includes('"POLICY_CHANGE"'),
-  }));
+  const latest = JSON.parse(behind.body).item.revision;
+  // The parked path beside it: a quarter of the agents, up to one per worker (their own, so every
+  // other check-in stays a heartbeat), report the latest revision and ask for the shortest poll
+  // (poll_timeout; the benchmark's server sets CHECKIN_MIN_POLL=500ms: each agent checks in ~1.5
+  // times a second, under its 30 per 10 s), so each check-in parks in its shard and ends with nothing.
+  const parkedN = Math.min(opt.throughputConcurrency, Math.max(1, Math.floor(enrolled.length / 4)));
+  Object.assign(results.phases, await throughputPhase([
+    { key: "checkin_throughput", agents: enrolled.slice(0, enrolled.length - parkedN), build: (a) => ({
+      path: `/api/fleet/agents/${a.id}/checkin?`,
+      headers: { ...agentHeaders(a.key), "Content-Encoding": "gzip" },
+      body: checkinBody(a, "online"),
+      ok: (res) => res.status === 200 && res.body.includes('"POLICY_CHANGE"'),
+    }) },
+    { key: "checkin_parked", agents: enrolled.slice(enrolled.length - parkedN), build: (a) => ({
+      path: `/api/fleet/agents/${a.id}/checkin?`,
+      headers: { ...agentHeaders(a.key), "Content-Encoding": "gzip" },
+      body: parkedCheckinBody(a, latest),
+      ok: (res) => res.status === 200 && !res.body.includes('"POLICY_CHANGE"'),
+    }) },
+  ]));
   snapshot("after_throughput");
+}
+
+/**
+ * The server's billable counts so far (serve.mjs --count; scripts/bench/counting-entry.mjs), or
+ * null when the run does not count.
+ */
+async function serverCounts() {
+  if (!opt.counts) return null;
+  const res = await send("admin", "GET", "/__bench/counts", {}, null);
+  return res.status === 200 ? JSON.parse(res.body) : null;
+}
+
+/** What the server counted since `before`, over `n` events (agents enrolled, agents given a revision, heartbeats). */
+async function recordCounts(label, before, n) {
+  if (!before) return;
+  const after = await serverCounts();
+  const diff = (a, b) => {
+    if (typeof b === "number") return b - (typeof a === "number" ? a : 0);
+    if (b && typeof b === "object") return Object.fromEntries(Object.entries(b).map(([k, v]) => [k, diff(a?.[k], v)]));
+    return b;
+  };
+  const delta = diff(before, after);
+  delete delta.busiest;
+  (results.counts ??= {})[label] = { events: n, ...delta };
+}
+
+/**
+ * One steady-state heartbeat per socket agent: a check-in message on its socket, answered with
+ * nothing new; then the time for held check-in times to be written (10 s) and their roster touches
+ * delivered. The counts over it, per socket, are what a socket check-in costs.
+ */
+async function socketHeartbeats(agents, fleet) {
+  const sockets = agents.filter((a) => a.socket);
+  if (sockets.length === 0) return;
+  phase = "socket_heartbeat";
+  const round = async () => {
+    const target = (fleet.checkinReplies ?? 0) + sockets.length;
+    const start = performance.now();
+    for (const [i, a] of sockets.entries()) {
+      const due = start + (i * 1000) / opt.rampRate;
+      if (due > performance.now()) await sleep(due - performance.now());
+      a.socketCheckin?.();
+    }
+    await waitUntil(() => (fleet.checkinReplies ?? 0) >= target, 60_000, () => `socket check-ins answered ${sockets.length - (target - (fleet.checkinReplies ?? 0))}/${sockets.length}`);
+    await sleep(12_000);
+  };
+  // The first check-in message after a pushed revision and its ack reports what changed (it is
+  // written at once, with its roster row): not a heartbeat. The second one is.
+  await round();
+  const before = await serverCounts();
+  await round();
+  await recordCounts("socket_heartbeat", before, sockets.length);
+  log(`socket heartbeats: ${sockets.length} measured`);
+}
+
+/**
+ * One steady-state heartbeat per long-poll agent: a check-in reporting the revision it runs, parked
+ * for CHECKIN_MIN_POLL (500 ms on the benchmark's server) and answered with nothing; then the
+ * time for held times to be written and roster touches delivered. Per agent, what a poll costs.
+ */
+async function pollHeartbeats(agents) {
+  if (agents.length === 0) return;
+  phase = "poll_heartbeat";
+  await sleep(2000);
+  const before = await serverCounts();
+  let ok = 0;
+  await pooled(agents, opt.throughputConcurrency, async (a) => {
+    const res = await send("checkin", "POST", `/api/fleet/agents/${a.id}/checkin?`, { ...agentHeaders(a.key), "Content-Encoding": "gzip" }, parkedCheckinBody(a, a.revision));
+    if (res.status === 200 && !res.body.includes('"POLICY_CHANGE"')) ok++;
+  }, (done) => `poll heartbeats ${done}/${agents.length}`);
+  await sleep(12_000);
+  await recordCounts("poll_heartbeat", before, ok);
+  log(`poll heartbeats: ${ok} of ${agents.length} parked and answered with nothing`);
+  phase = "throughput";
 }
 
 /** elastic-agent's check-in loop (fleet_gateway.go): check in, handle actions, 1 s + U[0,500 ms), again. */
@@ -342,6 +439,8 @@ async function socketLoop(a, fleet) {
       };
       ws.addEventListener("open", () => {
         a.socket = ws;
+        a.usedSocket = true;
+        a.socketCheckin = checkin;
         backoffMs = 0;
         checkin();
         heartbeat = setInterval(checkin, 240_000);
@@ -368,6 +467,7 @@ async function socketLoop(a, fleet) {
         if (message.type === "checkin" && message.id === unanswered?.id) {
           clearTimeout(unanswered.timer);
           unanswered = null;
+          fleet.checkinReplies = (fleet.checkinReplies ?? 0) + 1;
         }
         if (message.body?.ack_token) a.ackToken = message.body.ack_token;
         for (const action of message.body?.actions ?? []) {
@@ -506,30 +606,53 @@ async function runBare() {
   results.memory.per_agent = perAgentMemory(clients.length);
 
   phase = "throughput";
-  results.phases.checkin_throughput = await throughputPhase(clients, (a) => ({
-    path: "/ok",
-    headers: { ...agentHeaders("bare"), "Content-Encoding": "gzip" },
-    body: checkinBody(a, "online"),
-    ok: (res) => res.status === 200,
-  }));
+  Object.assign(results.phases, await throughputPhase([
+    { key: "checkin_throughput", agents: clients, build: (a) => ({
+      path: "/ok",
+      headers: { ...agentHeaders("bare"), "Content-Encoding": "gzip" },
+      body: checkinBody(a, "online"),
+      ok: (res) => res.status === 200,
+    }) },
+    // The floor of a durable check-in: one RPC to the agent's object, one row read, one written, a POLICY_CHANGE-sized answer.
+    { key: "checkin_floor", agents: clients, build: (a) => ({
+      path: `/floor/${a.localId}`,
+      headers: { ...agentHeaders("bare"), "Content-Encoding": "gzip" },
+      body: checkinBody(a, "online"),
+      ok: (res) => res.status === 200 && res.body.includes('"POLICY_CHANGE"'),
+    }) },
+  ]));
   snapshot("after_throughput");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared phases and helpers.
 
-/** The throughput phase: one measurement, or `--throughput-slices` of them, each started from stdin. */
-async function throughputPhase(agents, build) {
-  if (opt.throughputSlices === 1) return throughput(agents, build);
-  const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-  const slices = [];
-  const latency = [];
-  for (let i = 1; i <= opt.throughputSlices && !stopped; i++) {
-    log(`throughput: slice ${i} of ${opt.throughputSlices} waiting`);
-    if ((await lines.next()).done) break;
-    slices.push(await throughput(agents, build, latency));
-    log(`throughput: slice ${i} done`);
+/**
+ * The throughput phase: for each route ({key, agents, build}), back-to-back requests for
+ * --throughput-seconds; with --throughput-slices K, K slices (each started by a line on stdin) that
+ * run every route in turn, so a driver can interleave them with another server's. Returns one
+ * result per route key.
+ */
+async function throughputPhase(routes) {
+  const perRoute = routes.map(() => ({ slices: [], latency: [] }));
+  const runSlice = async () => {
+    for (const [i, route] of routes.entries()) perRoute[i].slices.push(await throughput(route.agents, route.build, perRoute[i].latency, route.key));
+  };
+  if (opt.throughputSlices === 1) await runSlice();
+  else {
+    const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+    for (let i = 1; i <= opt.throughputSlices && !stopped; i++) {
+      log(`throughput: slice ${i} of ${opt.throughputSlices} waiting`);
+      if ((await lines.next()).done) break;
+      await runSlice();
+      log(`throughput: slice ${i} done`);
+    }
   }
+  return Object.fromEntries(routes.map((route, i) => [route.key, combineSlices(perRoute[i].slices, perRoute[i].latency)]));
+}
+
+/** One route's slices as one result (totals, rates, CPU per request) with the slices kept. */
+function combineSlices(slices, latency) {
   const sum = (f) => slices.reduce((n, x) => n + f(x), 0);
   const seconds = sum((x) => x.seconds);
   const ok = sum((x) => x.completed_ok);
@@ -542,13 +665,15 @@ async function throughputPhase(agents, build) {
     other: sum((x) => x.other),
     per_second: r2(ok / seconds),
     latency_ms: summary(latency),
+    // Server CPU per answered request: what the parked path is compared on (its rate is set by the wait).
+    server_cpu_ms_per_request: ok ? Math.round((serverCpu / ok) * 1e6) / 1e3 : null,
     cpu: { wall_s: r2(sum((x) => x.cpu.wall_s)), server_cpu_s: r2(serverCpu), sim_cpu_s: r2(sum((x) => x.cpu.sim_cpu_s)), server_cores: r2(serverCpu / seconds) },
     slices: slices.map(({ seconds, completed_ok, other, per_second, cpu }) => ({ seconds, completed_ok, other, per_second, cpu })),
   };
 }
 
 /** C workers, each owning agents w, w+C, …, send back to back for T seconds; completions per second. */
-async function throughput(agents, build, latency = []) {
+async function throughput(agents, build, latency = [], key = "checkin_throughput") {
   const concurrency = Math.min(opt.throughputConcurrency, agents.length);
   const first = latency.length;
   let ok = 0;
@@ -556,7 +681,7 @@ async function throughput(agents, build, latency = []) {
   const cpu0 = cpuNow();
   const start = performance.now();
   const end = start + opt.throughputSeconds * 1000;
-  log("throughput: start");
+  log(`throughput: start ${key}`);
   const ticker = setInterval(() => log(`throughput: ${ok} ok, ${bad} other, ${(ok / ((performance.now() - start) / 1000)).toFixed(0)}/s`), 2000);
   await Promise.all(
     Array.from({ length: concurrency }, async (_, w) => {
@@ -575,11 +700,8 @@ async function throughput(agents, build, latency = []) {
   clearInterval(ticker);
   const seconds = (performance.now() - start) / 1000;
   const out = { method: "", concurrency, seconds: r2(seconds), completed_ok: ok, other: bad, per_second: r2(ok / seconds), latency_ms: summary(latency.slice(first)), cpu: cpuSince(cpu0) };
-  out.method =
-    opt.target === "bare"
-      ? "POST /ok with the same headers and gzip check-in body; answers {\"ok\":true}"
-      : "POST /checkin by enrolled agents that have not acked any policy: each is answered at once with a POLICY_CHANGE (never acked in this phase)";
-  log(`throughput: ${out.per_second}/s (${ok} in ${seconds.toFixed(1)} s, concurrency ${concurrency})`);
+  out.method = `POST ${build(agents[0]).path.replace(/\/agents\/[^/]+\//, "/agents/{id}/").replace(/\/floor\/.*/, "/floor/{id}")} with the agent's headers and gzip check-in body`;
+  log(`throughput: ${out.per_second}/s ${key} (${ok} in ${seconds.toFixed(1)} s, concurrency ${concurrency}, ${out.method})`);
   return out;
 }
 
@@ -647,6 +769,19 @@ function checkinBody(a, status) {
   const gz = zlib.gzipSync(JSON.stringify(body));
   a.bodyCache = { key: cacheKey, gz };
   return gz;
+}
+
+/**
+ * A check-in that parks: the agent's steady-state check-in reporting `revision`, asking for the
+ * shortest poll (`poll_timeout`), so its shard holds it for CHECKIN_MIN_POLL (500 ms on the
+ * benchmark's server, rounded up to its 250 ms grid) and answers with nothing.
+ */
+function parkedCheckinBody(a, revision) {
+  const key = `${revision}|${a.ackToken}`;
+  if (a.parkedBody?.key === key) return a.parkedBody.gz;
+  const body = { ...JSON.parse(zlib.gunzipSync(checkinBody(a, "online"))), agent_policy_id: a.policyId, policy_revision_idx: revision, poll_timeout: "1s" };
+  a.parkedBody = { key, gz: zlib.gzipSync(JSON.stringify(body)) };
+  return a.parkedBody.gz;
 }
 
 function components() {

@@ -30,8 +30,19 @@ describe("tiers", () => {
     expect(tierFor(300).checkin).toEqual({ ratePerSec: 200, burst: 100, max: 500 });
     expect(tierFor(10_000).checkin).toEqual({ ratePerSec: 1000, burst: 2000, max: 10_000 });
     expect(tierFor(10_001).maxAgents).toBe(20_000);
-    expect(tierFor(1_000_000)).toBe(TIERS[TIERS.length - 1]);
+    expect(tierFor(80_000)).toBe(TIERS[TIERS.length - 1]);
+    expect(tierFor(Infinity)).toBe(TIERS[TIERS.length - 1]);
     expect(enrollAdmission(tierFor(10_000))).toEqual({ ratePerSec: 500, burst: 1000 });
+  });
+
+  it("give a fleet larger than one fleet-server process holds the limits of as many processes (not enrollment)", () => {
+    const last = TIERS[TIERS.length - 1]!;
+    // 1,000,000 agents: 13 processes of 80,000 held check-ins each, so every agent can hold its poll.
+    const million = tierFor(1_000_000);
+    expect(million.checkin).toEqual({ ratePerSec: 13 * 4000, burst: 13 * 8000, max: 1_040_000 });
+    expect(million.ack).toEqual({ ratePerSec: 13 * 4000, burst: 13 * 8000, max: 13 * 16_000 });
+    expect(million.enroll).toEqual(last.enroll);
+    expect(tierFor(80_001).checkin.max).toBe(160_000);
   });
 });
 

@@ -34,7 +34,7 @@ async function main() {
 
   const port = Number(args.port ?? 18400);
   const { server, ready } = await startServer(["--port", String(port), "--storage", "memory", "--inspector-port", String(inspectorPort),
-    "--var", "CHECKIN_LONG_POLL=30m", "--var", "CHECKIN_JITTER=1s", "--var", "FLEET_MAX_AGENTS=max", "--max-seconds", "900",
+    "--var", "CHECKIN_LONG_POLL=30m", "--var", "CHECKIN_JITTER=1s", "--var", "CHECKIN_MIN_POLL=500ms", "--var", "FLEET_MAX_AGENTS=max", "--max-seconds", "900",
     ...(args.direct ? ["--direct-port", String(port + 100)] : [])]);
 
   // workerd lists one target per isolate; the project's Worker and objects share the user one.
@@ -47,14 +47,18 @@ async function main() {
   const sim = startSimulator(["--url", ready.directUrl ?? ready.url, "--admin-token", "bench-admin-token", "--server-pids", ready.workerdPids.join(","),
     "--out", `${out}.fleet-sim.json`, "--agents", String(args.agents ?? 500), "--rounds", "1", "--throughput-seconds", String(args["throughput-seconds"] ?? 8),
     "--accept-encoding", String(args["accept-encoding"] ?? "gzip")], { stdin: "ignore" });
-  // fleet-sim logs "throughput: start" when the phase begins and "throughput: <n>/s (…)" when it ends.
+  // fleet-sim logs "throughput: start <route>" when a route's run begins and "throughput: <n>/s <route> (…)"
+  // when it ends: the answered check-in (checkin_throughput) and the parked one (checkin_parked), one
+  // profile each (the parked one in <out>.parked.cpuprofile).
   for await (const line of createInterface({ input: sim.stderr })) {
     process.stderr.write(`${line}\n`);
-    if (/throughput\] throughput: start$/.test(line)) await inspector.call("Profiler.start");
-    if (/throughput\] throughput: [\d.]+\/s/.test(line)) {
+    if (/throughput\] throughput: start \w+$/.test(line)) await inspector.call("Profiler.start");
+    const ended = /throughput\] throughput: [\d.]+\/s (\w+)/.exec(line);
+    if (ended) {
       const { profile } = await inspector.call("Profiler.stop");
-      writeFileSync(out, JSON.stringify(profile));
-      console.error(`[profile] ${out}\n${selfTimeSummary(profile, 30)}`);
+      const file = ended[1] === "checkin_parked" ? out.replace(/\.cpuprofile$/, ".parked.cpuprofile") : out;
+      writeFileSync(file, JSON.stringify(profile));
+      console.error(`[profile] ${ended[1]}: ${file}\n${selfTimeSummary(profile, 30)}`);
     }
   }
   inspector.close();

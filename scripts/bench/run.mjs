@@ -8,7 +8,11 @@
 //        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
 //        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--max-agents N|max] [--shards N]
 //        [--accept-encoding gzip|identity] [--direct]   (--direct: past Miniflare's entry worker)
-//        [--interleave K]
+//        [--interleave K] [--no-count] [--port P]   (P and P+1: the two servers; 18330 by default)
+//
+// The baseline Worker serves two comparison routes in the same throughput slices: the trivial route
+// (/ok, no object) and the check-in floor (/floor/<id>: one RPC, one row read and one written, a
+// POLICY_CHANGE-sized answer). The project's slices run the answered check-in and the parked one.
 //
 // --interleave K: both servers stay up after their other phases, and the throughput phase runs as
 // K slices of --throughput-seconds each, alternating project and baseline (ABBA order), so that the
@@ -21,6 +25,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "./args.mjs";
+import { costTable, printCostTable } from "./cost-model.mjs";
 import { startServer, startSimulator } from "./server-process.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -37,6 +42,10 @@ const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", 
   .filter((k) => args[k] !== undefined)
   .flatMap((k) => [`--${k}`, String(args[k])]);
 const maxSeconds = Number(args["max-seconds"] ?? 1800);
+// The project's server counts billable events (serve.mjs --count) unless --no-count: the run prints
+// what the fleet would cost (scripts/bench/cost-model.mjs, docs/cost.md).
+const counting = !args["no-count"];
+const basePort = Number(args.port ?? 18330);
 const interleave = args.interleave !== undefined && args.only === undefined ? Math.max(2, Number(args.interleave)) : 0;
 if (interleave) simArgs.push("--throughput-slices", String(interleave));
 
@@ -53,8 +62,11 @@ const report = {
   runs: {},
 };
 
+const storageArgs = args.storage ? ["--storage", args.storage] : [];
 const projectArgs = [
-    "--var", `CHECKIN_LONG_POLL=${longPoll}`, "--var", "CHECKIN_JITTER=1s", ...(args.storage ? ["--storage", args.storage] : []),
+    "--var", `CHECKIN_LONG_POLL=${longPoll}`, "--var", "CHECKIN_JITTER=1s", ...storageArgs,
+    // The parked path's check-ins ask for the shortest poll (fleet-sim's checkin_parked): 500 ms here.
+    "--var", "CHECKIN_MIN_POLL=500ms",
     // The fleet size an operator would declare: it picks the admission tier (src/limits/tiers.ts).
     // "max" is the loosest tier; pass --max-agents N to bench the tier an operator of N agents gets.
     "--var", `FLEET_MAX_AGENTS=${args["max-agents"] ?? "max"}`,
@@ -65,9 +77,9 @@ const projectArgs = [
 ];
 if (interleave) {
   // Each side runs up to its throughput phase alone; then the slices alternate.
-  const project = await start("project", 18330, projectArgs);
+  const project = await start("project", basePort, projectArgs);
   await project.waitFor(/throughput: slice 1 of \d+ waiting/);
-  const bare = await start("bare", 18331, []);
+  const bare = await start("bare", basePort + 1, storageArgs);
   await bare.waitFor(/throughput: slice 1 of \d+ waiting/);
   for (let i = 1; i <= interleave; i++) {
     for (const side of i % 2 === 1 ? [project, bare] : [bare, project]) {
@@ -79,14 +91,16 @@ if (interleave) {
   report.runs.bare = await bare.finish();
   report.throughput_pairs = pairs(report.runs.project, report.runs.bare);
 } else {
-  if (args.only !== "bare") report.runs.project = await (await start("project", 18330, projectArgs)).finish();
-  if (args.only !== "project") report.runs.bare = await (await start("bare", 18331, [])).finish();
+  if (args.only !== "bare") report.runs.project = await (await start("project", basePort, projectArgs)).finish();
+  if (args.only !== "project") report.runs.bare = await (await start("bare", basePort + 1, storageArgs)).finish();
 }
 report.comparison = compare(report.runs.project, report.runs.bare);
+if (report.runs.project?.counts) report.cost = costTable(report.runs.project.counts);
 report.finished_at = new Date().toISOString();
 const file = path.join(outDir, `run-${agents}-${stamp}.json`);
 writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
 printTable(report.comparison);
+if (report.cost) printCostTable(report.cost);
 console.error(`[run] report: ${file}`);
 
 /**
@@ -96,7 +110,8 @@ console.error(`[run] report: ${file}`);
 async function start(worker, port, serveArgs) {
   const direct = args.direct ? ["--direct-port", String(port + 100)] : [];
   const workerLog = [];
-  const { server, ready } = await startServer(["--worker", worker, "--port", String(port), "--admin-token", adminToken, "--max-seconds", String(maxSeconds), ...serveArgs, ...direct], {
+  const count = counting && worker === "project" ? ["--count"] : [];
+  const { server, ready } = await startServer(["--worker", worker, "--port", String(port), "--admin-token", adminToken, "--max-seconds", String(maxSeconds), ...serveArgs, ...direct, ...count], {
     label: `${worker} server`,
     onLog: (line) => {
       workerLog.push(line);
@@ -113,6 +128,7 @@ async function start(worker, port, serveArgs) {
     "--out", out,
     "--max-seconds", String(maxSeconds),
     ...simArgs,
+    ...count,
   ]);
   const exited = new Promise((resolve) => sim.on("exit", resolve));
   const waiters = [];
@@ -153,11 +169,25 @@ async function finish(worker, server, sim, exited, out, workerLog) {
   return result;
 }
 
-/** Per pair of interleaved slices: both throughputs and their ratio. */
+/**
+ * Per pair of interleaved slices: the answered check-in against the trivial route and against the
+ * floor, and the parked check-in's server CPU per request against the floor's (floor ÷ parked).
+ */
 function pairs(project, bare) {
   const p = project?.phases?.checkin_throughput?.slices ?? [];
   const b = bare?.phases?.checkin_throughput?.slices ?? [];
-  return p.map((x, i) => ({ project: x.per_second, bare: b[i]?.per_second ?? null, ratio: b[i] ? Math.round((x.per_second / b[i].per_second) * 100) / 100 : null }));
+  const fl = bare?.phases?.checkin_floor?.slices ?? [];
+  const pk = project?.phases?.checkin_parked?.slices ?? [];
+  const ratio = (x, y) => (x != null && y ? Math.round((x / y) * 100) / 100 : null);
+  const cpuPer = (x) => (x?.completed_ok ? x.cpu.server_cpu_s / x.completed_ok : null);
+  return p.map((x, i) => ({
+    project: x.per_second,
+    bare: b[i]?.per_second ?? null,
+    ratio: ratio(x.per_second, b[i]?.per_second),
+    floor: fl[i]?.per_second ?? null,
+    ratio_to_floor: ratio(x.per_second, fl[i]?.per_second),
+    parked_cpu_ratio_to_floor: ratio(cpuPer(fl[i]), cpuPer(pk[i])),
+  }));
 }
 
 function compare(project, bare) {
@@ -183,7 +213,13 @@ function compare(project, bare) {
   add("server memory per connected agent (KiB RSS)", mp, mb, "≤ 1.25× bare", mp != null && mb ? mp <= 1.25 * mb : null);
   const tp = project?.phases?.checkin_throughput?.per_second;
   const tb = bare?.phases?.checkin_throughput?.per_second;
-  add("check-in throughput (/s)", tp, tb, "≥ 0.5× trivial route", tp != null && tb ? tp >= 0.5 * tb : null);
+  add("check-in throughput (/s) against the trivial route", tp, tb, "", null);
+  const tf = bare?.phases?.checkin_floor?.per_second;
+  add("answered check-in throughput (/s) against the floor", tp, tf, "≥ 0.8× floor", tp != null && tf ? tp >= 0.8 * tf : null);
+  // CPU per request: the floor's over the parked path's, so ≥ 0.8 means the parked path costs ≤ 1.25× the floor.
+  const cp = project?.phases?.checkin_parked?.server_cpu_ms_per_request;
+  const cf = bare?.phases?.checkin_floor?.server_cpu_ms_per_request;
+  rows.push({ metric: "parked check-in: server CPU ms per request (ratio = floor ÷ parked)", project: cp ?? null, bare: cf ?? null, ratio: ratio(cf, cp), target: "≥ 0.8", pass: cp && cf ? cf / cp >= 0.8 : null });
   const en = project?.phases?.enroll?.per_second;
   add("enrollments/s", en, null, "≥ 300", en != null ? en >= 300 : null);
   return rows;

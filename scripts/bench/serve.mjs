@@ -5,14 +5,18 @@
 //   node scripts/bench/serve.mjs [--worker project|bare] [--port 18330] [--admin-token T]
 //        [--var CHECKIN_LONG_POLL=30m] [--var CHECKIN_JITTER=1s] [--max-seconds 3600] [--no-build]
 //        [--storage disk|memory] [--watch-stdin]   (memory: SQLite files on tmpfs, /dev/shm)
-//        [--inspector-port N] [--direct-port N]
+//        [--inspector-port N] [--direct-port N] [--count]
+//
+// --count (project only) serves the bundle through scripts/bench/counting-entry.mjs, which counts
+// Worker and Durable Object requests, WebSocket messages, object starts and SQLite rows, and answers
+// them on GET /__bench/counts (what scripts/bench/cost-model.mjs prices).
 //
 // On start it prints one JSON line on stdout: {"ready":true,"url","directUrl","pid","workerdPids":[…]}.
 // Worker console lines go to stderr with a timestamp (ms since epoch) so a driver can line them up
 // with client-side timings (e.g. the hub's `policy.revision … woken` log). Stops on SIGINT/SIGTERM,
 // after --max-seconds, or (with --watch-stdin) when stdin closes because its driver died.
 import { spawnSync } from "node:child_process";
-import { readFileSync, readdirSync, rmSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -37,11 +41,14 @@ let options;
 /** Where the project run keeps its Durable Object and R2 state (removed on stop when on tmpfs). */
 let persist = null;
 if (worker === "bare") {
+  // The floor's objects keep SQLite where the project's do (--storage), so the two pay the same commits.
+  persist = bareOrProjectPersist("bare");
   options = {
     scriptPath: path.join(here, "bare-worker.mjs"),
     modules: true,
     compatibilityDate: config.compatibility_date,
-    durableObjects: { PARKER: { className: "Parker", useSQLite: true } },
+    durableObjects: { PARKER: { className: "Parker", useSQLite: true }, FLOOR: { className: "FloorStore", useSQLite: true } },
+    durableObjectsPersist: path.join(persist, "do"),
   };
 } else {
   const outdir = path.join(root, ".wrangler/bench-bundle");
@@ -60,11 +67,16 @@ if (worker === "bare") {
     const i = kv.indexOf("=");
     bindings[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  // Fresh state each run: results must not depend on a previous run's agents.
-  persist = args.storage === "memory" ? path.join("/dev/shm", `edge-fleet-bench-${process.pid}`) : path.join(root, ".wrangler/bench-state");
-  rmSync(persist, { recursive: true, force: true });
+  persist = bareOrProjectPersist("project");
+  let scriptPath = path.join(outdir, "index.js");
+  if (args.count) {
+    const classes = [...new Set(config.durableObjects.map((b) => b.class_name))];
+    const entry = readFileSync(path.join(here, "counting-entry.mjs"), "utf8").replace("// EXPORT_CLASSES", `export const { ${classes.join(", ")} } = wrapped;`);
+    scriptPath = path.join(outdir, "counted-entry.js");
+    writeFileSync(scriptPath, entry);
+  }
   options = {
-    scriptPath: path.join(outdir, "index.js"),
+    scriptPath,
     modules: true,
     modulesRules: [{ type: "ESModule", include: ["**/*.js"] }],
     compatibilityDate: config.compatibility_date,
@@ -78,6 +90,13 @@ if (worker === "bare") {
     durableObjectsPersist: path.join(persist, "do"),
     r2Persist: path.join(persist, "r2"),
   };
+}
+
+/** Fresh state each run (results must not depend on a previous run's): tmpfs with --storage memory. */
+function bareOrProjectPersist(kind) {
+  const dir = args.storage === "memory" ? path.join("/dev/shm", `edge-fleet-bench-${kind}-${process.pid}`) : path.join(root, `.wrangler/bench-state${kind === "bare" ? "-bare" : ""}`);
+  rmSync(dir, { recursive: true, force: true });
+  return dir;
 }
 
 const mf = new Miniflare({

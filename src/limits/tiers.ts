@@ -33,9 +33,19 @@ export const TIERS: readonly Tier[] = [
   { maxAgents: Infinity, checkin: { ratePerSec: every(0.25), burst: 8000, max: 80000 }, enroll: { ratePerSec: every(10), burst: 200, max: 400 }, ack: { ratePerSec: every(0.25), burst: 8000, max: 16000 } },
 ];
 
-/** The smallest tier that holds `agents`, as fleet-server picks by `server.limits.max_agents`. */
+/**
+ * The smallest tier that holds `agents`, as fleet-server picks by `server.limits.max_agents`. A
+ * declared fleet larger than the last tier's `max` (80,000 check-ins held by one fleet-server
+ * process) is what fleet-server serves with several processes: its check-in and ack limits are the
+ * last tier's times that many processes, so a million agents can all hold a poll (docs/scale.md).
+ * Enrollment stays at the tier's: the Directory, one object, is what it protects.
+ */
 export function tierFor(agents: number): Tier {
-  return TIERS.find((tier) => agents <= tier.maxAgents) ?? TIERS[TIERS.length - 1]!;
+  const tier = TIERS.find((t) => agents <= t.maxAgents) ?? TIERS[TIERS.length - 1]!;
+  if (!Number.isFinite(agents) || agents <= tier.checkin.max) return tier;
+  const processes = Math.ceil(agents / tier.checkin.max);
+  const times = (limit: RouteLimit): RouteLimit => ({ ratePerSec: limit.ratePerSec * processes, burst: limit.burst * processes, max: limit.max * processes });
+  return { ...tier, checkin: times(tier.checkin), ack: times(tier.ack) };
 }
 
 /**

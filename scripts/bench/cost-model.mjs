@@ -1,0 +1,179 @@
+// What a fleet costs to run on Cloudflare, from the counts a benchmark measured (fleet-sim's
+// `counts`, recorded by serve.mjs --count through counting-entry.mjs) and Cloudflare's published
+// Workers Paid prices. Used by run.mjs (printed after each run) and runnable on a saved result:
+//
+//   node scripts/bench/cost-model.mjs bench-results/fleet-sim-<N>-<ts>.json
+//
+// docs/cost.md explains every assumption; keep the two in step.
+
+/**
+ * Workers Paid (Standard usage model) and Durable Objects (SQLite backend) prices, as published on
+ * developers.cloudflare.com: /workers/platform/pricing/ and /durable-objects/platform/pricing/
+ * (the tables read 2026-12-03; the docs repository's pricing partials carry the same numbers).
+ */
+export const PRICES = {
+  source: "Cloudflare Workers Paid plan (Standard) and Durable Objects pricing tables, developers.cloudflare.com, read 2026-12-03",
+  base_per_month: 5,
+  worker_requests: { included: 10e6, per_million: 0.3 },
+  worker_cpu_ms: { included: 30e6, per_million: 0.02 },
+  do_requests: { included: 1e6, per_million: 0.15 },
+  /** Incoming WebSocket messages are billed as requests at 20:1. */
+  ws_messages_per_request: 20,
+  do_gb_s: { included: 400e3, per_million: 12.5 },
+  /** Duration is billed for the 128 MB an object is allocated, whatever it uses. */
+  do_gb_per_object: 0.128,
+  rows_read: { included: 25e9, per_million: 0.001 },
+  rows_written: { included: 50e6, per_million: 1.0 },
+};
+
+const HOURS_PER_MONTH = 730;
+/** Durable Objects per policy hold this many agents each (architecture.md "Sharded fan-out"). */
+const AGENTS_PER_SHARD = 5000;
+const AGENT_STORES = 64;
+
+/**
+ * A real agent's events per hour. Long poll: the server's CHECKIN_LONG_POLL (5 m) minus half its
+ * CHECKIN_JITTER (30 s) on average, plus the agent's 1-1.5 s pause. WebSocket: a check-in message
+ * every 4 minutes (what fleet-sim sends; docs/websocket.md asks for at least every 5) and an
+ * application ping every 30 s, answered by the runtime's auto-response (no duration; counted here
+ * as billable messages, the conservative reading of the pricing page).
+ */
+export const AGENT_HOUR = {
+  poll_checkins: 3600 / (300 - 15 + 1.25),
+  socket_checkins: 3600 / 240,
+  socket_pings: 3600 / 30,
+  /** One policy change reaching every agent per day. */
+  policy_changes: 1 / 24,
+};
+
+/**
+ * Counts per event (per heartbeat, per agent per revision) from one benchmark's recorded counts.
+ * What a store does once per flush window rather than once per heartbeat (its alarms, their
+ * setAlarm rows, the policy hub's calls carrying a window's roster updates) is kept apart, per
+ * store that took part (`per_window`), so the bill can batch it as production traffic would: the
+ * benchmark sends every agent's heartbeat within seconds, production spreads them over 5 minutes.
+ */
+export function perEvent(counts, label) {
+  const c = counts?.[label];
+  if (!c || !c.events) return null;
+  const out = { events: c.events, worker_requests: c.worker_requests / c.events, do_requests: 0, ws_messages: 0, rows_read: 0, rows_written: 0, starts: 0, by_class: {}, per_window: null };
+  for (const [name, k] of Object.entries(c.classes ?? {})) {
+    const row = { requests: k.requests / c.events, ws_messages: k.ws_messages / c.events, rows_read: k.rows_read / c.events, rows_written: k.rows_written / c.events, starts: k.starts / c.events };
+    if (Object.values(row).every((v) => v === 0)) continue;
+    out.by_class[name] = row;
+    out.do_requests += row.requests;
+    out.ws_messages += row.ws_messages;
+    out.rows_read += row.rows_read;
+    out.rows_written += row.rows_written;
+    out.starts += row.starts;
+  }
+  const stores = Object.entries(c.per_object ?? {}).filter(([key, n]) => key.startsWith("AgentStore/") && n > 0).length;
+  const store = c.classes?.AgentStore;
+  const hub = c.classes?.PolicyHub;
+  if (stores > 0 && store) {
+    // Per store and window: its alarm runs (flush, effect delivery) and their setAlarm rows, and the hub calls it made.
+    out.per_window = { stores, requests: (store.alarm + (hub?.requests ?? 0)) / stores, rows_written: store.set_alarms / stores };
+    out.do_requests -= (store.alarm + (hub?.requests ?? 0)) / c.events;
+    out.rows_written -= store.set_alarms / c.events;
+  }
+  return out;
+}
+
+/** Held heartbeats are written per store at most every 10 s (CHECKIN_FLUSH_MS). */
+const FLUSH_WINDOW_S = 10;
+
+/**
+ * Per-window work per heartbeat in production: each store sees `agents ÷ 64 × rate` heartbeats a
+ * second; a window gathers 10 s of them (or one, when they are sparser than that).
+ */
+function windowShare(agents, perHour) {
+  const perStorePerSecond = (agents / AGENT_STORES) * (perHour / 3600);
+  return 1 / Math.max(1, perStorePerSecond * FLUSH_WINDOW_S);
+}
+
+/**
+ * The monthly bill of a fleet of `agents` agents in one policy, all on one channel, from measured
+ * per-event counts. Duration: every object that holds a parked poll, or that receives events more
+ * often than every 10 s (the hibernation window), is active all month; at these sizes that is every
+ * agent store, the policy hub (roster touches) and every shard (parked polls; or socket messages
+ * at 5,000 sockets × 15 check-ins/h = 21/s).
+ */
+export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartbeat }) {
+  const p = PRICES;
+  const perHour = channel === "websocket" ? AGENT_HOUR.socket_checkins : AGENT_HOUR.poll_checkins;
+  const month = (x) => x * agents * HOURS_PER_MONTH;
+  const beats = month(perHour);
+  const changes = month(AGENT_HOUR.policy_changes);
+  const worker_requests = beats * heartbeat.worker_requests + changes * (change?.worker_requests ?? 0);
+  const ws_messages = beats * heartbeat.ws_messages + changes * (change?.ws_messages ?? 0) + (channel === "websocket" ? month(AGENT_HOUR.socket_pings) : 0);
+  const share = windowShare(agents, perHour);
+  const window = heartbeat.per_window ?? { requests: 0, rows_written: 0 };
+  const do_requests = beats * (heartbeat.do_requests + share * window.requests) + changes * (change?.do_requests ?? 0);
+  const rows_read = beats * heartbeat.rows_read + changes * (change?.rows_read ?? 0);
+  const rows_written = beats * (heartbeat.rows_written + share * window.rows_written) + changes * (change?.rows_written ?? 0);
+  const shards = Math.ceil(agents / AGENTS_PER_SHARD);
+  const activeObjects = Math.min(AGENT_STORES, agents) + 1 + shards;
+  const gb_s = activeObjects * p.do_gb_per_object * HOURS_PER_MONTH * 3600;
+  const cpu_ms = beats * (cpuMsPerHeartbeat ?? 0);
+  const over = (x, { included, per_million }) => (Math.max(0, x - included) / 1e6) * per_million;
+  const lines = {
+    base: p.base_per_month,
+    worker_requests: over(worker_requests, p.worker_requests),
+    worker_cpu: over(cpu_ms, p.worker_cpu_ms),
+    do_requests: over(do_requests + ws_messages / p.ws_messages_per_request, p.do_requests),
+    do_duration: over(gb_s, p.do_gb_s),
+    rows_read: over(rows_read, p.rows_read),
+    rows_written: over(rows_written, p.rows_written),
+  };
+  const total = Object.values(lines).reduce((a, b) => a + b, 0);
+  return {
+    agents,
+    channel,
+    usage: { worker_requests, cpu_ms, do_requests, ws_messages, rows_read, rows_written, active_objects: activeObjects, gb_s },
+    dollars: Object.fromEntries(Object.entries(lines).map(([k, v]) => [k, Math.round(v * 100) / 100])),
+    total: Math.round(total * 100) / 100,
+    per_agent_month: Math.round((total / agents) * 10000) / 10000,
+  };
+}
+
+/** The cost table for a benchmark's counts: 10k, 100k and 1M agents, long poll and WebSocket. */
+export function costTable(counts, { cpuMsPerHeartbeat = null } = {}) {
+  const poll = perEvent(counts, "poll_heartbeat");
+  const socket = perEvent(counts, "socket_heartbeat");
+  const rounds = Object.keys(counts ?? {}).filter((k) => k.startsWith("fanout"));
+  const change = rounds.length ? perEvent(counts, rounds.at(-1)) : null;
+  const rows = [];
+  for (const [channel, heartbeat] of [["long_poll", poll], ["websocket", socket]]) {
+    if (!heartbeat) continue;
+    for (const agents of [10_000, 100_000, 1_000_000]) rows.push(monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartbeat }));
+  }
+  return { prices: PRICES.source, agent_hour: AGENT_HOUR, per_heartbeat: { long_poll: poll, websocket: socket }, per_agent_per_change: change, rows };
+}
+
+export function printCostTable(table, write = console.log) {
+  const fmt = (x) => (x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(2));
+  const per = (h) =>
+    h
+      ? `${h.worker_requests.toFixed(2)} Worker req, ${h.do_requests.toFixed(2)} DO req, ${h.ws_messages.toFixed(2)} WS msg, ${h.rows_read.toFixed(1)} rows read, ${h.rows_written.toFixed(2)} rows written` +
+        (h.per_window ? `; per store flush window: ${h.per_window.requests.toFixed(2)} DO req, ${h.per_window.rows_written.toFixed(2)} rows written (${h.per_window.stores} stores)` : "") +
+        ` [${Object.entries(h.by_class).map(([k, v]) => `${k} ${v.requests.toFixed(2)} req/${v.rows_written.toFixed(2)} rw`).join(", ")}]`
+      : "not measured";
+  write(`\nMeasured per long-poll heartbeat: ${per(table.per_heartbeat.long_poll)}`);
+  write(`Measured per socket heartbeat: ${per(table.per_heartbeat.websocket)}`);
+  write(`Measured per agent per policy change: ${per(table.per_agent_per_change)}`);
+  write(`\nMonthly bill (${table.prices}; one policy; a policy change a day):\n`);
+  write("| agents | channel | Worker req/month | DO req/month (WS msgs ÷ 20) | rows written/month | always-active objects | Workers $ | DO requests $ | duration $ | rows $ | total $/month | $/agent-month |");
+  write("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const r of table.rows) {
+    const u = r.usage;
+    const d = r.dollars;
+    write(`| ${r.agents.toLocaleString("en-US")} | ${r.channel} | ${(u.worker_requests / 1e6).toFixed(1)}M | ${((u.do_requests + u.ws_messages / 20) / 1e6).toFixed(1)}M | ${(u.rows_written / 1e6).toFixed(1)}M | ${u.active_objects} | ${fmt(d.base + d.worker_requests + d.worker_cpu)} | ${fmt(d.do_requests)} | ${fmt(d.do_duration)} | ${fmt(d.rows_read + d.rows_written)} | ${fmt(r.total)} | ${r.per_agent_month.toFixed(4)} |`);
+  }
+}
+
+// Run directly on a saved fleet-sim result.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { readFileSync } = await import("node:fs");
+  const result = JSON.parse(readFileSync(process.argv[2], "utf8"));
+  printCostTable(costTable(result.counts));
+}

@@ -1,0 +1,144 @@
+// Benchmark-only entry module (serve.mjs --count): wraps the project's bundle to count what
+// Cloudflare bills, so a benchmark can print what a fleet costs (scripts/bench/cost-model.mjs).
+// It is copied beside the bundle (.wrangler/bench-bundle/) and imports it; nothing of it is deployed.
+//
+// Counted: Worker requests; per Durable Object class, requests (RPC calls, fetches incl. WebSocket
+// upgrades, alarms), WebSocket messages received and closes, object starts (a wake-up from
+// hibernation or a first start), SQLite rows read and written (the cursor's rowsRead/rowsWritten,
+// what Cloudflare bills, plus one row written per setAlarm()), and events per object (the busiest objects, for the scale table).
+// GET /__bench/counts answers the totals so far.
+import * as bundle from "./index.js";
+
+const counts = { worker_requests: 0, classes: {} };
+/** Events (requests and WebSocket messages) per object (class/name), to find the busiest object of each kind. */
+const perObject = new Map();
+
+const LIFECYCLE = new Set(["constructor", "fetch", "alarm", "webSocketMessage", "webSocketClose", "webSocketError"]);
+
+function classCounts(name) {
+  return (counts.classes[name] ??= { requests: 0, rpc: 0, fetch: 0, alarm: 0, ws_messages: 0, ws_closes: 0, starts: 0, rows_read: 0, rows_written: 0, set_alarms: 0, objects: 0 });
+}
+
+/** Every method an instance answers (RPC, fetch, alarm, WebSocket handlers), up to the runtime's base class. */
+function methodNames(Base) {
+  const names = new Set();
+  for (let proto = Base.prototype; proto && proto !== Object.prototype && proto.constructor.name !== "DurableObject"; proto = Object.getPrototypeOf(proto)) {
+    for (const key of Object.getOwnPropertyNames(proto)) {
+      const d = Object.getOwnPropertyDescriptor(proto, key);
+      if (key !== "constructor" && typeof d.value === "function") names.add(key);
+    }
+  }
+  return names;
+}
+
+function wrapClass(className, Base) {
+  const c = classCounts(className);
+  class Counted extends Base {
+    constructor(ctx, env) {
+      c.starts++;
+      const objectKey = `${className}/${ctx.id.name ?? ctx.id.toString()}`;
+      if (!perObject.has(objectKey)) {
+        perObject.set(objectKey, 0);
+        c.objects++;
+      }
+      countSql(ctx.storage.sql, c);
+      // Cloudflare bills each setAlarm() as one row written.
+      const setAlarm = ctx.storage.setAlarm.bind(ctx.storage);
+      ctx.storage.setAlarm = (...args) => {
+        c.rows_written++;
+        c.set_alarms++;
+        return setAlarm(...args);
+      };
+      super(ctx, env);
+      this.__benchKey = objectKey;
+    }
+  }
+  for (const name of methodNames(Base)) {
+    const kind = name === "fetch" ? "fetch" : name === "alarm" ? "alarm" : name === "webSocketMessage" ? "ws_messages" : name === "webSocketClose" || name === "webSocketError" ? "ws_closes" : "rpc";
+    // Private helpers are not reachable over RPC; public methods other than the lifecycle ones are RPC.
+    if (kind === "rpc" && LIFECYCLE.has(name)) continue;
+    const original = Base.prototype[name] ?? findMethod(Base, name);
+    Object.defineProperty(Counted.prototype, name, {
+      configurable: true,
+      writable: true,
+      value: function (...args) {
+        c[kind]++;
+        // WebSocket messages are billed apart from requests (20:1), closes not at all; an object's
+        // load (the scale table) is every event it handles.
+        if (kind !== "ws_messages" && kind !== "ws_closes") c.requests++;
+        if (kind !== "ws_closes") perObject.set(this.__benchKey, (perObject.get(this.__benchKey) ?? 0) + 1);
+        return original.apply(this, args);
+      },
+    });
+  }
+  Object.defineProperty(Counted, "name", { value: className });
+  return Counted;
+}
+
+function findMethod(Base, name) {
+  for (let proto = Base.prototype; proto; proto = Object.getPrototypeOf(proto)) {
+    const d = Object.getOwnPropertyDescriptor(proto, name);
+    if (d && typeof d.value === "function") return d.value;
+  }
+  return undefined;
+}
+
+/**
+ * Counts the rows each statement read and wrote. A cursor's counts are final once it is consumed,
+ * which a caller does before its next statement (cursors do not outlive an await), so each
+ * statement's counts are added when the next one starts, or when the totals are read.
+ */
+const pendingCursors = new Set();
+function countSql(sql, c) {
+  const exec = sql.exec.bind(sql);
+  let last = null;
+  sql.exec = (...args) => {
+    if (last) settle(last);
+    const cursor = exec(...args);
+    last = { cursor, c };
+    pendingCursors.add(last);
+    return cursor;
+  };
+  const settle = (entry) => {
+    if (!pendingCursors.delete(entry)) return;
+    entry.c.rows_read += entry.cursor.rowsRead;
+    entry.c.rows_written += entry.cursor.rowsWritten;
+  };
+  countSql.settleAll ??= () => {
+    for (const entry of [...pendingCursors]) {
+      pendingCursors.delete(entry);
+      entry.c.rows_read += entry.cursor.rowsRead;
+      entry.c.rows_written += entry.cursor.rowsWritten;
+    }
+  };
+}
+
+function snapshot() {
+  countSql.settleAll?.();
+  const busiest = {};
+  for (const [key, n] of perObject) {
+    const cls = key.slice(0, key.indexOf("/"));
+    if (!busiest[cls] || n > busiest[cls].events) busiest[cls] = { object: key.slice(cls.length + 1), events: n };
+  }
+  return { ...counts, per_object: Object.fromEntries([...perObject].filter(([, n]) => n > 0)), busiest };
+}
+
+const wrapped = {};
+for (const [name, value] of Object.entries(bundle)) {
+  if (name === "default") continue;
+  wrapped[name] = typeof value === "function" && value.prototype && methodNames(value).size > 0 ? wrapClass(name, value) : value;
+}
+
+// serve.mjs replaces the next line with `export const { <the classes of wrangler.toml's bindings> } = wrapped;`.
+// EXPORT_CLASSES
+
+export default {
+  ...bundle.default,
+  async fetch(request, env, ctx) {
+    if (new URL(request.url).pathname === "/__bench/counts") {
+      return new Response(JSON.stringify(snapshot()), { headers: { "Content-Type": "application/json" } });
+    }
+    counts.worker_requests++;
+    return bundle.default.fetch(request, env, ctx);
+  },
+};
