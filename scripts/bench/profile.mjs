@@ -9,7 +9,7 @@
 // .wrangler/bench-bundle/index.js (not minified, with its source map beside it). A summary of self
 // time by function is printed when it is saved.
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -58,7 +58,7 @@ async function main() {
       const { profile } = await inspector.call("Profiler.stop");
       const file = ended[1] === "checkin_parked" ? out.replace(/\.cpuprofile$/, ".parked.cpuprofile") : out;
       writeFileSync(file, JSON.stringify(profile));
-      console.error(`[profile] ${ended[1]}: ${file}\n${selfTimeSummary(profile, 30)}`);
+      console.error(`[profile] ${ended[1]}: ${file}\n${selfTimeSummary(profile, 30)}\n[profile] ${ended[1]}: self time by source file\n${bySourceFile(profile, path.join(root, ".wrangler/bench-bundle/index.js"), 25)}`);
     }
   }
   inspector.close();
@@ -88,6 +88,45 @@ async function connect(url) {
       }),
     close: () => ws.close(),
   };
+}
+
+/**
+ * Self time per source file of the bundle (esbuild marks each with a `// path` line), plus the
+ * runtime's own categories: which step of a check-in the CPU went to.
+ */
+function bySourceFile(profile, bundlePath, top) {
+  const lines = readFileSync(bundlePath, "utf8").split("\n");
+  const starts = [];
+  lines.forEach((line, i) => {
+    const m = /^\/\/ ((?:src|durable|node_modules)\/\S+)$/.exec(line);
+    if (m) starts.push([i, m[1].replace(/^node_modules\/((?:@[^/]+\/)?[^/]+).*/, "node_modules/$1")]);
+  });
+  const fileOf = (line) => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    let found = "(bundle preamble)";
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid][0] <= line) {
+        found = starts[mid][1];
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found;
+  };
+  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const ticks = new Map();
+  for (const id of profile.samples) {
+    const { functionName, url, lineNumber } = nodes.get(id).callFrame;
+    const key = url && url.endsWith("index.js") ? fileOf(lineNumber) : `${functionName || "(anonymous)"} (native)`;
+    ticks.set(key, (ticks.get(key) ?? 0) + 1);
+  }
+  const total = profile.samples.length;
+  return [...ticks]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([key, n]) => `${((100 * n) / total).toFixed(1).padStart(5)}%  ${key}`)
+    .join("\n");
 }
 
 /** Self time per function (name, bundle file:line), from the profile's samples. */
