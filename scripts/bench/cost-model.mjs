@@ -114,7 +114,8 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
   const shards = Math.ceil(agents / AGENTS_PER_SHARD);
   const activeObjects = Math.min(AGENT_STORES, agents) + 1 + shards;
   const gb_s = activeObjects * p.do_gb_per_object * HOURS_PER_MONTH * 3600;
-  const cpu_ms = beats * (cpuMsPerHeartbeat ?? 0);
+  // Only a long poll invokes the Worker; a socket's message goes to its shard (objects bill duration, not CPU).
+  const cpu_ms = channel === "websocket" ? 0 : beats * (cpuMsPerHeartbeat ?? 0);
   const over = (x, { included, per_million }) => (Math.max(0, x - included) / 1e6) * per_million;
   const lines = {
     base: p.base_per_month,
@@ -147,7 +148,7 @@ export function costTable(counts, { cpuMsPerHeartbeat = null } = {}) {
     if (!heartbeat) continue;
     for (const agents of [10_000, 100_000, 1_000_000]) rows.push(monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartbeat }));
   }
-  return { prices: PRICES.source, agent_hour: AGENT_HOUR, per_heartbeat: { long_poll: poll, websocket: socket }, per_agent_per_change: change, rows };
+  return { prices: PRICES.source, agent_hour: AGENT_HOUR, cpu_ms_per_heartbeat: cpuMsPerHeartbeat, per_heartbeat: { long_poll: poll, websocket: socket }, per_agent_per_change: change, rows };
 }
 
 export function printCostTable(table, write = console.log) {
@@ -161,7 +162,7 @@ export function printCostTable(table, write = console.log) {
   write(`\nMeasured per long-poll heartbeat: ${per(table.per_heartbeat.long_poll)}`);
   write(`Measured per socket heartbeat: ${per(table.per_heartbeat.websocket)}`);
   write(`Measured per agent per policy change: ${per(table.per_agent_per_change)}`);
-  write(`\nMonthly bill (${table.prices}; one policy; a policy change a day):\n`);
+  write(`\nMonthly bill (${table.prices}; one policy; a policy change a day; Worker CPU ${table.cpu_ms_per_heartbeat ?? 0} ms per long-poll check-in):\n`);
   write("| agents | channel | Worker req/month | DO req/month (WS msgs ÷ 20) | rows written/month | always-active objects | Workers $ | DO requests $ | duration $ | rows $ | total $/month | $/agent-month |");
   write("|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of table.rows) {
@@ -171,9 +172,15 @@ export function printCostTable(table, write = console.log) {
   }
 }
 
+/**
+ * Worker CPU per long-poll heartbeat: the parked check-in's server CPU per request in the same run,
+ * an upper bound (it includes the objects' CPU and the local entry worker's).
+ */
+export const cpuOfRun = (fleetSimResult) => fleetSimResult?.phases?.checkin_parked?.server_cpu_ms_per_request ?? null;
+
 // Run directly on a saved fleet-sim result.
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { readFileSync } = await import("node:fs");
   const result = JSON.parse(readFileSync(process.argv[2], "utf8"));
-  printCostTable(costTable(result.counts));
+  printCostTable(costTable(result.counts, { cpuMsPerHeartbeat: cpuOfRun(result) }));
 }

@@ -25,7 +25,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "./args.mjs";
-import { costTable, printCostTable } from "./cost-model.mjs";
+import { costTable, cpuOfRun, printCostTable } from "./cost-model.mjs";
 import { startServer, startSimulator } from "./server-process.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -95,7 +95,7 @@ if (interleave) {
   if (args.only !== "project") report.runs.bare = await (await start("bare", basePort + 1, storageArgs)).finish();
 }
 report.comparison = compare(report.runs.project, report.runs.bare);
-if (report.runs.project?.counts) report.cost = costTable(report.runs.project.counts);
+if (report.runs.project?.counts) report.cost = costTable(report.runs.project.counts, { cpuMsPerHeartbeat: cpuOfRun(report.runs.project) });
 report.finished_at = new Date().toISOString();
 const file = path.join(outDir, `run-${agents}-${stamp}.json`);
 writeFileSync(file, JSON.stringify(report, null, 2) + "\n");
