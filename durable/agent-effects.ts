@@ -21,7 +21,12 @@ type Kind = "hub" | "shard" | "job";
  * A hub's roster row of the agent, its removal, or only new check-in times: those of one flush of
  * held heartbeats share a row (agent id, time pairs), so a heartbeat costs no outbox row of its own.
  */
-type RosterBody = { type: "upsert"; summary: AgentSummary } | { type: "remove" } | { type: "touches"; times: Array<[string, string]> };
+type RosterBody =
+  | { type: "upsert"; summary: AgentSummary }
+  | { type: "remove" }
+  | { type: "touches"; times: Array<[string, string]> }
+  /** One agent's time, as stores wrote it before shared rows: still in outboxes at the deploy that brings them. */
+  | { type: "touch"; lastCheckin: string };
 
 interface EffectRow extends Record<string, SqlStorageValue> {
   seq: number;
@@ -42,6 +47,8 @@ const ROSTER_DELAY_MS = 500;
 const MAX_BACKOFF_MS = 60_000;
 /** Check-in times per effect row, so one row stays a modest RPC argument in a store of many agents. */
 const TOUCHES_PER_ROW = 1_000;
+/** Roster changes per call to a hub (a call's arguments are cloned whole). */
+const HUB_CALL_CHANGES = 5_000;
 
 /**
  * The agent store's outbox of consequences for other objects: roster rows for policy hubs, socket
@@ -178,14 +185,27 @@ export class AgentEffects {
     const { kind, target } = group[0]!;
     switch (kind) {
       case "hub": {
-        const changes: RosterChanges = { upserts: [], removes: [], touches: [] };
+        // In order, at most HUB_CALL_CHANGES per call: rows held back by a long outage of the hub
+        // can carry many flushes' times each. A retry after a partial failure repeats calls the
+        // hub already applied, which its versions make harmless.
+        const hub = policyHub(this.#env, target);
+        let changes: RosterChanges = { upserts: [], removes: [], touches: [] };
+        let size = 0;
         for (const row of group) {
           const body = JSON.parse(row.body) as RosterBody;
           if (body.type === "upsert") changes.upserts.push({ summary: body.summary, version: row.seq });
           else if (body.type === "touches") for (const [agentId, lastCheckin] of body.times) changes.touches.push({ agentId, lastCheckin, version: row.seq });
+          else if (body.type === "touch") changes.touches.push({ agentId: row.agent_id, lastCheckin: body.lastCheckin, version: row.seq });
           else changes.removes.push({ agentId: row.agent_id, version: row.seq });
+          size += body.type === "touches" ? body.times.length : 1;
+          if (size >= HUB_CALL_CHANGES) {
+            await hub.applyRoster(target, changes);
+            changes = { upserts: [], removes: [], touches: [] };
+            size = 0;
+          }
         }
-        return policyHub(this.#env, target).applyRoster(target, changes);
+        if (size > 0) await hub.applyRoster(target, changes);
+        return;
       }
       case "shard":
         return hubShardAt(this.#env, target, shardIndexOf(this.#env, group[0]!.agent_id)).apply(target, group.map((row) => JSON.parse(row.body) as ShardEffect));

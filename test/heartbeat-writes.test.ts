@@ -55,4 +55,29 @@ describe("a flush of held heartbeats (rows written are what Cloudflare bills)", 
       expect(Object.fromEntries(listed.items.map((a) => [a.id, a.last_checkin]))).toEqual(Object.fromEntries(ids.map((id, i) => [id, held[i]])));
     });
   });
+
+  it("delivers a backlog of many flushes' times in order, in calls the hub can take", async () => {
+    const policyId = "heartbeat-backlog-p";
+    const [id] = sameStore("heartbeat-backlog", 1);
+    const agent = await enrolledAgent(policyId, { id: id! });
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent.id)));
+    await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+      const store = instance as AgentStore;
+      await store.alarm();
+      // Six flushes held back (a hub outage), 1,000 times each with the agent's among them: 6,000
+      // changes, more than one call carries. The newest row's time is the one that must stay.
+      const times: string[] = [];
+      for (let flush = 0; flush < 6; flush++) {
+        const at = new Date(Date.UTC(2030, 0, 1, 0, flush)).toISOString();
+        times.push(at);
+        const entries = Array.from({ length: 999 }, (_, i) => [`absent-${flush}-${i}`, at]);
+        entries.splice(flush * 100, 0, [agent.id, at]);
+        state.storage.sql.exec("INSERT INTO effects (kind, target, agent_id, body) VALUES ('hub', ?, '', ?)", policyId, JSON.stringify({ type: "touches", times: entries }));
+      }
+      await store.alarm();
+      expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);
+      const listed = await json<{ items: Array<{ id: string; last_checkin: string }> }>(await adminRequest("GET", `/api/fleet/agents?policy_id=${policyId}`));
+      expect(listed.items.map((a) => [a.id, a.last_checkin])).toEqual([[agent.id, times[5]]]);
+    });
+  });
 });
