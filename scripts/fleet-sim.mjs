@@ -499,6 +499,18 @@ async function socketLoop(a, fleet) {
       });
       ws.addEventListener("error", () => {
         count("socket", "connect_error");
+        // A connection that failed before it opened does not always get a close event (Node's
+        // client, a reset under load): reconnect anyway rather than wait for one forever.
+        if (a.socket !== ws) {
+          setTimeout(() => {
+            try {
+              ws.close();
+            } catch {
+              // never opened
+            }
+            resolve("error");
+          }, 1000);
+        }
       });
     });
     if (stopped) return;
