@@ -37,12 +37,15 @@ describe("tiers", () => {
 
   it("give a fleet larger than one fleet-server process holds the limits of as many processes (not enrollment)", () => {
     const last = TIERS[TIERS.length - 1]!;
-    // 1,000,000 agents: 13 processes of 80,000 held check-ins each, so every agent can hold its poll.
+    // 1,000,000 agents, with a quarter's headroom for an uneven spread over shards: 16 processes of
+    // 80,000 held check-ins each, so every agent can hold its poll.
     const million = tierFor(1_000_000);
-    expect(million.checkin).toEqual({ ratePerSec: 13 * 4000, burst: 13 * 8000, max: 1_040_000 });
-    expect(million.ack).toEqual({ ratePerSec: 13 * 4000, burst: 13 * 8000, max: 13 * 16_000 });
+    expect(million.checkin).toEqual({ ratePerSec: 16 * 4000, burst: 16 * 8000, max: 1_280_000 });
+    expect(million.ack).toEqual({ ratePerSec: 16 * 4000, burst: 16 * 8000, max: 16 * 16_000 });
     expect(million.enroll).toEqual(last.enroll);
     expect(tierFor(80_001).checkin.max).toBe(160_000);
+    expect(tierFor(128_000).checkin.max).toBe(160_000);
+    expect(tierFor(128_001).checkin.max).toBe(240_000);
   });
 });
 

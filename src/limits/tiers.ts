@@ -37,13 +37,18 @@ export const TIERS: readonly Tier[] = [
  * The smallest tier that holds `agents`, as fleet-server picks by `server.limits.max_agents`. A
  * declared fleet larger than the last tier's `max` (80,000 check-ins held by one fleet-server
  * process) is what fleet-server serves with several processes: its check-in and ack limits are the
- * last tier's times that many processes, so a million agents can all hold a poll (docs/scale.md).
+ * last tier's times that many processes (for 1.25× the fleet), so a million agents can all hold a
+ * poll (docs/scale.md).
  * Enrollment stays at the tier's: the Directory, one object, is what it protects.
  */
+const SHARD_SPREAD_HEADROOM = 1.25;
+
 export function tierFor(agents: number): Tier {
   const tier = TIERS.find((t) => agents <= t.maxAgents) ?? TIERS[TIERS.length - 1]!;
   if (!Number.isFinite(agents) || agents <= tier.checkin.max) return tier;
-  const processes = Math.ceil(agents / tier.checkin.max);
+  // A quarter more than the fleet: each shard holds its share, and a hash spreads agents over
+  // shards only about evenly (1M agents over 200 shards: the fullest holds ~5,200, not 5,000).
+  const processes = Math.ceil((agents * SHARD_SPREAD_HEADROOM) / tier.checkin.max);
   const times = (limit: RouteLimit): RouteLimit => ({ ratePerSec: limit.ratePerSec * processes, burst: limit.burst * processes, max: limit.max * processes });
   return { ...tier, checkin: times(tier.checkin), ack: times(tier.ack) };
 }
