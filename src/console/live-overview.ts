@@ -29,6 +29,7 @@ export class LiveOverview {
   #admin: string | null = null;
   #last = "";
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #ageLimit: ReturnType<typeof setTimeout> | undefined;
   #running = false;
   #closed = false;
 
@@ -44,7 +45,7 @@ export class LiveOverview {
     this.#timer = setTimeout(() => {
       if (this.#admin === null) this.#close(CLOSE_UNAUTHORIZED, "authenticate within 10 s");
     }, LIVE_AUTH_TIMEOUT_MS);
-    setTimeout(() => this.#close(1000, "channel age limit: reconnect"), LIVE_MAX_AGE_MS);
+    this.#ageLimit = setTimeout(() => this.#close(1000, "channel age limit: reconnect"), LIVE_MAX_AGE_MS);
   }
 
   async #onMessage(data: string | ArrayBuffer): Promise<void> {
@@ -95,6 +96,7 @@ export class LiveOverview {
   #stop(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#ageLimit);
   }
 }
 
