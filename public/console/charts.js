@@ -50,7 +50,7 @@ export function sparkline(title, values) {
 /**
  * A staged rollout over time: one band per stage from its start to its end (or now), the stage's
  * members split into acked, failed and pending as a stacked column, the stage's percent on top.
- * stages: [{ label, start, end, members, acked, failed, outcome }] with times in ms.
+ * stages: [{ label, start, end, members, acked, failed }] with times in ms (end null: still open).
  */
 export function stageChart(title, stages, now) {
   const width = 640;
@@ -64,15 +64,19 @@ export function stageChart(title, stages, now) {
   const span = Math.max(1, t1 - t0);
   const x = (t) => left + ((t - t0) / span) * (width - 2 * left);
   const summary = stages.map((s) => `${s.label}: ${s.acked} acked, ${s.failed} failed, ${pending(s)} pending of ${s.members}`).join("; ");
+  // A stage's start time is printed unless it would overlap the previous one (the table has them all).
+  let lastLabelEnd = -Infinity;
   return el(
     "figure",
-    { class: "chart" },
+    { class: "chart wide" },
     svg(
       "svg",
       { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title}. ${summary}` },
       stages.map((stage) => {
         const x0 = x(stage.start);
-        const w = Math.max(18, x(stage.end ?? now) - x0 - 2);
+        const w = Math.max(24, x(stage.end ?? now) - x0 - 2);
+        const showTime = x0 >= lastLabelEnd;
+        if (showTime) lastLabelEnd = x0 + 72;
         const total = Math.max(1, stage.members);
         const parts = [
           ["acked", stage.acked],
@@ -90,8 +94,7 @@ export function stageChart(title, stages, now) {
           }),
           stage.members === 0 ? svg("rect", { x: x0, y: top, width: w, height: plot, class: "seg seg-empty" }) : null,
           svg("text", { x: x0 + 2, y: top - 8, class: "chart-label" }, stage.label),
-          svg("text", { x: x0 + 2, y: height - bottom + 14, class: "chart-value" }, clock(stage.start)),
-          svg("text", { x: x0 + 2, y: height - bottom + 28, class: "chart-value" }, stage.outcome),
+          showTime ? svg("text", { x: x0 + 2, y: height - bottom + 16, class: "chart-value" }, clock(stage.start)) : null,
         );
       }),
       svg("line", { x1: left, x2: width - left, y1: top + plot, y2: top + plot, class: "axis" }),

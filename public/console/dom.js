@@ -5,7 +5,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 
 /**
  * el("a", { href: "#/x", class: "link", onclick: fn }, "text", child, [more]) → an element.
- * Attributes are set with setAttribute (never `innerHTML`), `on*` keys add listeners, and null,
+ * Attributes are set with setAttribute (no markup is ever parsed), `on*` keys add listeners, and null,
  * undefined or false attributes and children are skipped.
  */
 export function el(tag, attrs = {}, ...children) {
