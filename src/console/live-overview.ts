@@ -39,7 +39,7 @@ export class LiveOverview {
   }
 
   start(): void {
-    this.#socket.addEventListener("message", (event) => void this.#onMessage(event.data));
+    this.#socket.addEventListener("message", (event) => void this.#onMessage(event.data as string | ArrayBuffer));
     this.#socket.addEventListener("close", () => this.#stop());
     this.#socket.addEventListener("error", () => this.#stop());
     this.#timer = setTimeout(() => {
@@ -103,7 +103,7 @@ export class LiveOverview {
 function parseMessage(text: string): { type?: unknown; authorization?: unknown } | null {
   try {
     const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null ? (value as { type?: unknown; authorization?: unknown }) : null;
+    return typeof value === "object" && value !== null ? value : null;
   } catch {
     return null;
   }
