@@ -1,5 +1,6 @@
-import { SELF } from "cloudflare:test";
+import { SELF, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { LiveOverview } from "../src/console/live-overview";
 import { ADMIN_TOKEN, BASE, adminRequest, checkinRequest, enrolledAgent, eventually, json, putPolicy } from "./helpers";
 
 describe("the console's page", () => {
@@ -165,6 +166,22 @@ describe("GET /api/fleet/console/live", () => {
       socket.send(first);
       expect(await answer, first).toEqual({ kind: "close", code: 4401 });
     }
+  });
+
+  it("closes with 4401 once its admin API key is revoked", async () => {
+    const created = await json<{ item: { id: string; api_key: string } }>(await adminRequest("POST", "/api/fleet/admin_api_keys", { name: "console-live" }));
+    const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+    server.accept();
+    client.accept();
+    // The credential is checked again on every push here (every 30 s in service).
+    new LiveOverview(env, server, { recheckMs: 0 }).start();
+    const first = next(client);
+    client.send(JSON.stringify({ type: "auth", authorization: `Bearer ${created.item.api_key}` }));
+    expect((await first).kind).toBe("message");
+    expect((await adminRequest("DELETE", `/api/fleet/admin_api_keys/${created.item.id}`)).status).toBe(200);
+    const closed = next(client);
+    client.send(JSON.stringify({ type: "refresh" }));
+    expect(await closed).toEqual({ kind: "close", code: 4401 });
   });
 
   it("answers 426 to a plain GET", async () => {

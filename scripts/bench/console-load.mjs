@@ -6,7 +6,7 @@
 // Each is measured once cold (a new browser context: nothing cached) and then --loads times warm.
 // Also prints the console's size (public/, raw and gzip: what a first visit downloads).
 //
-//   node scripts/bench/console-load.mjs [--agents 10000] [--policies 4] [--loads 5] [--concurrency 32]
+//   node scripts/bench/console-load.mjs [--agents 10000] [--policies 4] [--loads 5] [--concurrency 32] [--state DIR]
 //   node scripts/bench/console-load.mjs --url http://127.0.0.1:8220 --admin-token T   (a running server, fleet as it is)
 //
 // Agents are enrolled straight through the API (enroll, one check-in, the POLICY_CHANGE's ack: each
@@ -37,11 +37,13 @@ const size = consoleSize(path.join(root, "public"));
 console.error(`[console-load] console files: ${size.files} files, ${size.raw} bytes raw, ${size.gzip} bytes gzip`);
 
 let server = null;
+let warmContext = null;
 let url = args.url;
 let token = args["admin-token"] ?? process.env.FLEET_ADMIN_TOKEN;
 if (!url) {
   const port = await freePort();
-  const state = mkdtempSync(path.join(tmpdir(), "console-bench-"));
+  // --state DIR keeps the fleet for the next run (enrolling 10,000 agents takes minutes); else a throwaway one.
+  const state = args.state ? path.resolve(String(args.state)) : mkdtempSync(path.join(tmpdir(), "console-bench-"));
   token = "console-bench-token";
   server = spawn(process.execPath, ["scripts/dev.mjs", "--port", String(port), "--persist-to", state, "--var", `FLEET_ADMIN_TOKEN:${token}`], {
     cwd: root,
@@ -54,13 +56,16 @@ if (!url) {
     } catch {
       // gone
     }
-    setTimeout(() => rmSync(state, { recursive: true, force: true }), 0);
+    if (!args.state) rmSync(state, { recursive: true, force: true });
   });
   url = `http://127.0.0.1:${port}`;
   await untilUp(url);
-  const started = Date.now();
-  await enrollFleet(url, token);
-  console.error(`[console-load] enrolled ${agentsWanted} agents in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const existing = (await admin("GET", "/api/fleet/console/overview")).results.active;
+  if (existing < agentsWanted) {
+    const started = Date.now();
+    await enrollFleet(url, token, agentsWanted - existing, existing);
+    console.error(`[console-load] enrolled ${agentsWanted} agents in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
 }
 
 const overview = await admin("GET", "/api/fleet/console/overview");
@@ -95,7 +100,6 @@ console.log(
 process.exit(0);
 
 /** One load: signed in through session storage (as after the sign-in form), timed from navigation. */
-let warmContext = null;
 async function measure(kind) {
   const context = kind === "cold" ? await signedInContext() : (warmContext ??= await signedInContext());
   const page = await context.newPage();
@@ -122,7 +126,8 @@ async function signedInContext() {
   return context;
 }
 
-async function enrollFleet(base, adminToken) {
+/** Enrolls `count` agents (hostnames numbered from `first`) over the policies, `concurrency` at a time. */
+async function enrollFleet(base, adminToken, count, first) {
   const keys = [];
   for (let p = 0; p < policies; p++) {
     const id = `bench-${p}`;
@@ -132,8 +137,8 @@ async function enrollFleet(base, adminToken) {
   let next = 0;
   let done = 0;
   const worker = async () => {
-    while (next < agentsWanted) {
-      const i = next++;
+    while (next < count) {
+      const i = first + next++;
       const { id: policyId, key } = keys[i % keys.length];
       const hostname = `host-${String(i).padStart(6, "0")}`;
       const enrolled = await post(base, "/api/fleet/agents/enroll", `ApiKey ${key}`, {
@@ -153,7 +158,14 @@ async function enrollFleet(base, adminToken) {
 
 async function post(base, route, authorization, body) {
   for (let attempt = 0; ; attempt++) {
-    const res = await fetch(`${base}${route}?`, { method: "POST", headers: { ...AGENT_HEADERS, Authorization: authorization }, body: JSON.stringify(body) });
+    let res;
+    try {
+      res = await fetch(`${base}${route}?`, { method: "POST", headers: { ...AGENT_HEADERS, Authorization: authorization }, body: JSON.stringify(body) });
+    } catch (error) {
+      // A connection dropped under load: try again, a few times.
+      if (attempt < 5) continue;
+      throw error;
+    }
     if (res.ok) return res.json();
     // 429/503 under the admission limits: wait and retry, as an agent would.
     if ((res.status === 429 || res.status === 503) && attempt < 20) {

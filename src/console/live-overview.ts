@@ -7,6 +7,8 @@ import { adminIdentity } from "../middleware/admin-auth";
 export const LIVE_INTERVAL_MS = 2_000;
 /** A channel that has not authenticated by then is closed. */
 export const LIVE_AUTH_TIMEOUT_MS = 10_000;
+/** How often an open channel checks its credential again: a revoked admin API key stops the pushes within this. */
+export const LIVE_RECHECK_MS = 30_000;
 /** A channel lives at most this long; the console reconnects (and authenticates) again. */
 export const LIVE_MAX_AGE_MS = 15 * 60_000;
 /** Client messages are tiny (`auth`, `refresh`); anything larger closes the channel. */
@@ -21,21 +23,28 @@ export const CLOSE_UNAUTHORIZED = 4401;
  * `{"type":"auth","authorization":"Bearer …"}`. From then on the channel pushes
  * `{"type":"overview","item":…}` at once and whenever the overview changes, checking every
  * LIVE_INTERVAL_MS; `{"type":"refresh"}` asks for a check now (after the console changed something).
- * The overview is aggregates only (one SQL count per policy hub), never a read of each agent.
+ * The overview is aggregates only (one SQL count per policy hub), never a read of each agent. The
+ * credential is checked again every LIVE_RECHECK_MS, so revoking an admin API key closes its channels.
  */
 export class LiveOverview {
   readonly #env: Env;
   readonly #socket: WebSocket;
   #admin: string | null = null;
+  #authorization = "";
+  #checkedAt = 0;
   #last = "";
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ageLimit: ReturnType<typeof setTimeout> | undefined;
   #running = false;
   #closed = false;
 
-  constructor(env: Env, socket: WebSocket) {
+  readonly #recheckMs: number;
+
+  /** `recheckMs`: how often the credential is checked again (tests shorten it). */
+  constructor(env: Env, socket: WebSocket, { recheckMs = LIVE_RECHECK_MS } = {}) {
     this.#env = env;
     this.#socket = socket;
+    this.#recheckMs = recheckMs;
   }
 
   start(): void {
@@ -52,9 +61,12 @@ export class LiveOverview {
     if (typeof data !== "string" || data.length > MAX_MESSAGE_BYTES) return this.#close(1009, "messages are small JSON text");
     const message = parseMessage(data);
     if (this.#admin === null) {
-      const admin = message?.type === "auth" && typeof message.authorization === "string" ? await adminIdentity(this.#env, message.authorization) : null;
-      if (admin === null) return this.#close(CLOSE_UNAUTHORIZED, "unauthorized");
+      const authorization = message?.type === "auth" && typeof message.authorization === "string" ? message.authorization : null;
+      const admin = authorization === null ? null : await adminIdentity(this.#env, authorization);
+      if (authorization === null || admin === null) return this.#close(CLOSE_UNAUTHORIZED, "unauthorized");
       this.#admin = admin;
+      this.#authorization = authorization;
+      this.#checkedAt = Date.now();
       clearTimeout(this.#timer);
       log.debug("console.live.open", { admin });
       return this.#tick();
@@ -70,6 +82,10 @@ export class LiveOverview {
     if (this.#closed || this.#running) return;
     this.#running = true;
     try {
+      if (Date.now() - this.#checkedAt >= this.#recheckMs) {
+        if ((await adminIdentity(this.#env, this.#authorization)) === null) return this.#close(CLOSE_UNAUTHORIZED, "credential revoked");
+        this.#checkedAt = Date.now();
+      }
       const overview = JSON.stringify({ type: "overview", item: await fleetOverview(this.#env) });
       if (overview !== this.#last && !this.#closed) {
         this.#last = overview;
