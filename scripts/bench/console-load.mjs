@@ -64,7 +64,7 @@ if (!url) {
   if (existing < agentsWanted) {
     const started = Date.now();
     await enrollFleet(url, token, agentsWanted - existing, existing);
-    console.error(`[console-load] enrolled ${agentsWanted} agents in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.error(`[console-load] enrolled ${agentsWanted - existing} agents in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
 }
 
