@@ -1,7 +1,7 @@
 import { SELF, env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { LiveOverview } from "../src/console/live-overview";
-import { ADMIN_TOKEN, BASE, adminRequest, checkinRequest, enrolledAgent, eventually, json, putPolicy } from "./helpers";
+import { ADMIN_TOKEN, BASE, ackEvent, ackRequest, adminRequest, checkinRequest, enrolledAgent, eventually, json, putPolicy, queueAction } from "./helpers";
 
 describe("the console's page", () => {
   it("GET / answers the console's HTML with a strict Content-Security-Policy", async () => {
@@ -79,6 +79,33 @@ describe("GET /api/fleet/console/overview", () => {
   it("is for admins only", async () => {
     expect((await SELF.fetch(`${BASE}/api/fleet/console/overview`)).status).toBe(401);
     expect((await adminRequest("GET", "/api/fleet/console/overview", undefined, "wrong")).status).toBe(401);
+  });
+});
+
+describe("an agent's page data (GET /api/fleet/agents/{id})", () => {
+  it("keeps the changes of the status it reports, newest first, and its latest action results", async () => {
+    const agent = await enrolledAgent("console-agent");
+    const first = await json<{ actions: Array<{ id: string }> }>(await checkinRequest(agent, { status: "online", message: "Running" }));
+    expect(first.actions.map((a) => a.id)).toEqual(["policy:console-agent:1"]);
+    expect((await ackRequest(agent, [ackEvent(agent, "policy:console-agent:1", "POLICY_CHANGE")])).status).toBe(200);
+    // The same status again writes nothing; a new one is a change. This check-in also takes an action, whose ack fails.
+    const settings = await queueAction(agent.id, { type: "SETTINGS", data: { log_level: "debug" } });
+    const second = await json<{ actions: Array<{ id: string }> }>(
+      await checkinRequest(agent, { status: "online", message: "Running", agent_policy_id: "console-agent", policy_revision_idx: 1 }),
+    );
+    expect(second.actions.map((a) => a.id)).toEqual([settings.id]);
+    expect((await ackRequest(agent, [ackEvent(agent, settings.id, "SETTINGS", { error: "log level refused" })])).status).toBe(200);
+    expect((await checkinRequest(agent, { status: "degraded", message: "disk <b>full</b>", agent_policy_id: "console-agent", policy_revision_idx: 1 })).status).toBe(200);
+    const { item } = await json<{ item: { status_history: Array<Record<string, unknown>>; latest_action_results: Array<Record<string, unknown>> } }>(
+      await adminRequest("GET", `/api/fleet/agents/${agent.id}`),
+    );
+    expect(item.status_history).toEqual([
+      { at: expect.any(String), status: "degraded", message: "disk <b>full</b>" },
+      { at: expect.any(String), status: "online", message: "Running" },
+      { at: expect.any(String), status: "enrolled", message: null },
+    ]);
+    // Policy changes are acked but are not stored actions: the SETTINGS action is the one result.
+    expect(item.latest_action_results).toEqual([{ action_id: settings.id, type: "SETTINGS", created_at: expect.any(String), error: "log level refused" }]);
   });
 });
 

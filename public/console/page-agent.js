@@ -8,8 +8,6 @@ export function render(main, agentId, { tell }) {
   const base = `/api/fleet/agents/${encodeURIComponent(agentId)}`;
   const heading = el("h1", {}, "Agent");
   const body = el("div", { "aria-busy": "true" }, "Loading…");
-  // Status changes seen while this page is open (the server keeps the current status, not a log).
-  const seen = [];
 
   async function load() {
     try {
@@ -18,10 +16,9 @@ export function render(main, agentId, { tell }) {
         api("GET", `${base}/uploads`).catch(() => ({ items: [] })),
         api("GET", "/api/fleet/agent_policies?perPage=100"),
       ]);
-      if (seen.length === 0 || seen[seen.length - 1].status !== a.status) seen.push({ status: a.status, at: new Date().toISOString(), message: a.last_checkin_message });
       replace(heading, "Agent ", el("span", { class: "hostname" }, a.hostname ?? a.id));
       body.setAttribute("aria-busy", "false");
-      replace(body, details(a), history(), components(a), upgrade(a), actionsOf(a), uploadsOf(uploads.items), operations(a, policies.items));
+      replace(body, details(a), history(a), components(a), upgrade(a), actionsOf(a), uploadsOf(uploads.items), operations(a, policies.items));
     } catch (err) {
       replace(body, `Could not load agent ${agentId}: ${err.message}`);
     }
@@ -69,13 +66,15 @@ export function render(main, agentId, { tell }) {
     );
   }
 
-  function history() {
+  function history(a) {
     return el(
       "section",
       { class: "card" },
       el("h2", {}, "Status history"),
-      el("p", { class: "hint" }, "Changes observed while this page is open (updated live)."),
-      el("ol", { class: "history" }, seen.map((h) => el("li", {}, badge(h.status), ` ${when(h.at)}`, h.message ? ` — ${h.message}` : ""))),
+      el("p", { class: "hint" }, "Changes of the status the agent reports, newest first (the latest 20)."),
+      a.status_history.length
+        ? el("ol", { class: "history" }, a.status_history.map((h) => el("li", {}, badge(h.status), ` ${when(h.at)}`, h.message ? ` — ${h.message}` : "")))
+        : el("p", {}, "No status reported yet."),
     );
   }
 
@@ -130,7 +129,21 @@ export function render(main, agentId, { tell }) {
         ["Action", "Type", "Created", "Expires"],
         a.pending_actions.map((x) => el("tr", {}, el("td", {}, el("code", {}, x.id)), el("td", {}, x.type), el("td", {}, when(x.created_at)), el("td", {}, when(x.expiration)))),
       ),
-      el("p", {}, `${a.action_results} action results recorded. Progress and errors per action: `, el("a", { href: "#/actions" }, "Actions"), "."),
+      table(
+        "Its latest action results",
+        ["Action", "Type", "Answered", "Result"],
+        a.latest_action_results.map((r) =>
+          el(
+            "tr",
+            {},
+            el("td", {}, el("code", {}, r.action_id)),
+            el("td", {}, r.type),
+            el("td", {}, when(r.created_at)),
+            el("td", {}, r.error ? el("span", { class: "error" }, `failed: ${r.error}`) : "done"),
+          ),
+        ),
+      ),
+      el("p", {}, `${a.action_results} results in all. Progress of every action: `, el("a", { href: "#/actions" }, "the actions page"), "."),
     );
   }
 

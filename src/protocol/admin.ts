@@ -125,6 +125,10 @@ export const AgentDetail = z.object({
       z.object({ id: z.string(), type: z.string(), created_at: z.string(), expiration: z.string(), start_time: z.string().optional() }),
     ),
     action_results: z.number().int(),
+    /** The latest 10 results, newest first; `error` null for a success. */
+    latest_action_results: z.array(z.object({ action_id: z.string(), type: z.string(), created_at: z.string(), error: z.string().nullable() })),
+    /** Changes of the status the agent reports (and of its enrollment), newest first, the latest 20. */
+    status_history: z.array(z.object({ at: z.string(), status: z.string(), message: z.string().nullable() })),
   }),
 });
 

@@ -152,6 +152,8 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
     await page.getByRole("heading", { name: `Agent ${HOSTILE}` }).waitFor();
     expect(await page.locator("main img").count()).toBe(0);
     await page.getByRole("cell", { name: "filestream-default", exact: true }).waitFor();
+    // Enrolled, then online: the history the agent's store keeps, newest first.
+    expect(await page.locator("ol.history li .badge").allTextContents()).toEqual(["online", "enrolled"]);
     await shot("agent-hostile");
 
     await page.getByRole("link", { name: "Agents" }).click();
