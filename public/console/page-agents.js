@@ -9,7 +9,7 @@ const PER_PAGE = 50;
 
 export function render(main, _param, { tell }) {
   const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
-  const state = { cursors: [undefined], page: 0, items: [], selected: new Set() };
+  const state = { cursors: [undefined], page: 0, items: [], selected: new Set(), policyFilter: "" };
   const kuery = el("input", { name: "kuery", type: "search", value: params.get("kuery") ?? "", placeholder: "hostname or id", spellcheck: "false" });
   const status = select("status", [["", "any"], ...STATUSES.map((s) => [s, s])], params.get("status") ?? "");
   const policy = select("policy_id", [["", "any"]], params.get("policy_id") ?? "");
@@ -69,6 +69,7 @@ export function render(main, _param, { tell }) {
       state.page = page;
       state.items = list.items;
       state.cursors[page + 1] = list.nextSearchAfter;
+      state.policyFilter = policy.value;
       state.selected.clear();
       showList(list);
     } catch (err) {
@@ -137,24 +138,32 @@ export function render(main, _param, { tell }) {
 
   function showBulk() {
     const ids = [...state.selected];
+    // With a policy filter, an operation can target the whole policy (the server pages through it),
+    // however many agents it has: a selection is at most one page. Reassign takes a list only.
+    const wholePolicy = el("input", { type: "checkbox", name: "whole_policy", disabled: !state.policyFilter, onchange: () => refreshButtons() });
+    const buttons = [];
     const target = el("select", { name: "policy_id" }, [...policy.options].filter((o) => o.value).map((o) => el("option", { value: o.value }, o.textContent)));
     const upgradeVersion = el("input", { name: "version", placeholder: "9.6.1", pattern: "\\d+\\.\\d+\\.\\d+(-SNAPSHOT)?" });
     const tagsAdd = el("input", { name: "tagsToAdd", placeholder: "prod, eu" });
     const tagsRemove = el("input", { name: "tagsToRemove" });
     const revoke = el("input", { type: "checkbox", name: "revoke" });
-    const run = (label, path, body, confirmText) =>
-      el(
+    const refreshButtons = () => {
+      for (const [button, listOnly] of buttons) button.disabled = wholePolicy.checked ? listOnly : ids.length === 0;
+    };
+    const run = (label, path, body, confirmText, listOnly = false) => {
+      const button = el(
         "button",
         {
           type: "button",
-          disabled: ids.length === 0,
           onclick: async () => {
-            if (confirmText && !confirm(confirmText)) return;
+            const targets = wholePolicy.checked ? { policy_id: state.policyFilter } : { agents: ids };
+            const what = wholePolicy.checked ? `every agent of policy ${state.policyFilter}` : `${ids.length} agents`;
+            if (confirmText && !confirm(`${confirmText} (${what})`)) return;
             try {
               const payload = body();
               if (!payload) return;
-              const { actionId } = await api("POST", path, { agents: ids, ...payload });
-              tell(`${label}: started for ${ids.length} agents (action ${actionId}). Follow it under Actions.`, "ok");
+              const { actionId } = await api("POST", path, { ...targets, ...payload });
+              tell(`${label}: started for ${what} (action ${actionId}). Follow it under Actions.`, "ok");
               refresh();
               await load(state.page);
             } catch (err) {
@@ -164,11 +173,22 @@ export function render(main, _param, { tell }) {
         },
         label,
       );
+      buttons.push([button, listOnly]);
+      return button;
+    };
     const csv = (input) => input.value.split(",").map((t) => t.trim()).filter(Boolean);
     replace(
       bulk,
       el("h2", {}, `Bulk operations (${ids.length} selected)`),
-      el("div", { class: "row" }, field("Move to policy", target), run("Reassign", "/api/fleet/agents/bulk_reassign", () => ({ policy_id: target.value }))),
+      el(
+        "label",
+        { class: "check" },
+        wholePolicy,
+        state.policyFilter
+          ? ` instead, every active agent of policy ${state.policyFilter}, whatever the other filters (not for reassign)`
+          : " every agent of a policy: filter by policy first",
+      ),
+      el("div", { class: "row" }, field("Move to policy", target), run("Reassign", "/api/fleet/agents/bulk_reassign", () => ({ policy_id: target.value }), undefined, true)),
       el(
         "div",
         { class: "row" },
@@ -187,9 +207,10 @@ export function render(main, _param, { tell }) {
         { class: "row" },
         run("Request diagnostics", "/api/fleet/agents/bulk_request_diagnostics", () => ({})),
         el("label", { class: "check" }, revoke, " revoke at once"),
-        run("Unenroll", "/api/fleet/agents/bulk_unenroll", () => ({ revoke: revoke.checked }), `Unenroll ${ids.length} agents?`),
+        run("Unenroll", "/api/fleet/agents/bulk_unenroll", () => ({ revoke: revoke.checked }), "Unenroll these agents?"),
       ),
     );
+    refreshButtons();
   }
 
   replace(main, el("h1", {}, "Agents"), filters, results, pager, bulk);

@@ -303,7 +303,12 @@ export function render(main, policyId, { tell }) {
         const policy = parsePolicy();
         if (!policy || !current) return;
         try {
-          const { item, changed } = await api("PUT", base, { name: current.name, namespace: current.namespace, policy });
+          const { item, changed } = await api("PUT", base, {
+            name: current.name,
+            namespace: current.namespace,
+            ...(current.description !== undefined ? { description: current.description } : {}),
+            policy,
+          });
           tell(changed ? `Published revision ${item.revision}.` : "No change: the content equals the latest revision.", "ok");
           refresh();
           await load();

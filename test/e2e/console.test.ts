@@ -166,12 +166,38 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
     await textIs("[data-status=unenrolled]", "1");
   });
 
+  it("applies a bulk operation to every agent of the filtered policy", async () => {
+    await page.goto(`${server.url}/#/agents?policy_id=web`);
+    await page.locator("#agents-table tbody tr[data-agent-row]").first().waitFor();
+    await page.getByRole("checkbox", { name: /every active agent of policy web/ }).check();
+    await page.getByLabel("Add tags").fill("fleet, eu");
+    await page.getByRole("button", { name: "Update tags" }).click();
+    await page.getByText("Update tags: started for every agent of policy web").waitFor();
+    // The bulk job pages through the policy's roster: every active agent gets the tags, the unenrolled one does not.
+    const deadline = Date.now() + 30_000;
+    let tagged = 0;
+    while (Date.now() < deadline) {
+      const res = await fetch(`${server.url}/api/fleet/agents?tag=eu&perPage=50`, { headers: { Authorization: `Bearer ${server.adminToken}` } });
+      tagged = ((await res.json()) as { total: number }).total;
+      if (tagged === AGENTS - 1) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expect(tagged).toBe(AGENTS - 1);
+  });
+
   it("shows actions with their progress", async () => {
     await page.getByRole("link", { name: "Actions" }).click();
     const unenroll = page.locator("tr[data-action]", { hasText: "UNENROLL" });
     await unenroll.waitFor();
     // The action's counts follow the ack through the bulk job; the page reloads them when the fleet changes.
-    await page.waitForFunction(() => /1\/1 acked$/.test(document.querySelector("tr[data-action] td:nth-child(4)")?.textContent ?? ""), undefined, { timeout: 30_000 });
+    await page.waitForFunction(
+      () =>
+        Array.from(document.querySelectorAll<HTMLTableRowElement>("tr[data-action]")).some(
+          (row) => row.querySelector("td:nth-child(2)")?.textContent === "UNENROLL" && /1\/1 acked$/.test(row.querySelector("td:nth-child(4)")?.textContent ?? ""),
+        ),
+      undefined,
+      { timeout: 30_000 },
+    );
     expect(await unenroll.locator("td").nth(2).textContent()).toBe("COMPLETE");
     await shot("actions");
   });
