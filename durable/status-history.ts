@@ -24,17 +24,19 @@ export class StatusHistory {
   record(before: AgentDoc | null, after: AgentDoc, at: string): void {
     const status = statusOf(after);
     if (before && statusOf(before) === status) return;
-    const seq =
-      this.#sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM status_history WHERE agent_id = ?", this.#agentId).one().s ?? 0;
+    // A new agent has no rows (a re-enrolled one had them forgotten): enrollment costs one insert.
+    const seq = before
+      ? (this.#sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM status_history WHERE agent_id = ?", this.#agentId).one().s ?? 0)
+      : 0;
     this.#sql.exec(
-      "INSERT INTO status_history (agent_id, seq, at, status, message) VALUES (?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO status_history (agent_id, seq, at, status, message) VALUES (?, ?, ?, ?, ?)",
       this.#agentId,
       seq + 1,
       at,
       status,
       after.active ? (after.last_checkin_message ?? null) : null,
     );
-    this.#sql.exec("DELETE FROM status_history WHERE agent_id = ? AND seq <= ?", this.#agentId, seq + 1 - STATUS_HISTORY_LIMIT);
+    if (seq + 1 > STATUS_HISTORY_LIMIT) this.#sql.exec("DELETE FROM status_history WHERE agent_id = ? AND seq <= ?", this.#agentId, seq + 1 - STATUS_HISTORY_LIMIT);
   }
 
   /** Newest first. */

@@ -107,6 +107,20 @@ describe("an agent's page data (GET /api/fleet/agents/{id})", () => {
     // Policy changes are acked but are not stored actions: the SETTINGS action is the one result.
     expect(item.latest_action_results).toEqual([{ action_id: settings.id, type: "SETTINGS", created_at: expect.any(String), error: "log level refused" }]);
   });
+
+  it("keeps only the latest 20 changes", async () => {
+    const agent = await enrolledAgent("console-agent-long");
+    // Never acking the policy, each check-in is answered at once (with the POLICY_CHANGE again).
+    for (let i = 1; i <= 22; i++) {
+      const res = await checkinRequest(agent, { status: i % 2 ? "degraded" : "online", message: `change ${i}` });
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+    }
+    const { item } = await json<{ item: { status_history: Array<{ status: string; message: string | null }> } }>(await adminRequest("GET", `/api/fleet/agents/${agent.id}`));
+    expect(item.status_history).toHaveLength(20);
+    expect(item.status_history[0]).toMatchObject({ status: "online", message: "change 22" });
+    expect(item.status_history[19]).toMatchObject({ status: "degraded", message: "change 3" });
+  });
 });
 
 describe("GET /api/fleet/agent_policies/{id}/revisions/{revision}/diff", () => {
