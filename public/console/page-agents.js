@@ -61,6 +61,8 @@ export function render(main, _param, { tell }) {
       policy_id: policy.value,
       tag: tag.value,
       version: version.value,
+      // Unenrolled agents are listed only on request (Kibana's showInactive).
+      showInactive: status.value === "unenrolled" ? "true" : undefined,
       searchAfter: state.cursors[page],
     });
     try {

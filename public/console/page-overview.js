@@ -51,7 +51,10 @@ function view(o) {
         el(
           "dl",
           { class: "counts", "aria-label": "Agents by status" },
-          STATUSES.map((status) => [el("dt", {}, status), el("dd", { "data-status": status }, String(o.results[status]))]),
+          STATUSES.map((status) => [
+            el("dt", {}, el("a", { href: `#/agents?status=${status}` }, status)),
+            el("dd", { "data-status": status }, String(o.results[status])),
+          ]),
         ),
       ),
       el(
@@ -77,7 +80,7 @@ function view(o) {
             {},
             el("td", {}, el("a", { href: `#/policies/${encodeURIComponent(p.policy_id)}` }, p.name)),
             el("td", {}, String(p.revision)),
-            el("td", {}, String(p.active)),
+            el("td", {}, el("a", { href: `#/agents?policy_id=${encodeURIComponent(p.policy_id)}` }, String(p.active))),
             el("td", {}, String(p.online)),
             el("td", {}, String(p.updating)),
             el("td", {}, String(p.error)),

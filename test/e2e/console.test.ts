@@ -70,14 +70,14 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
   });
 
   it("creates a policy and an enrollment key whose token is shown once with its install command", async () => {
-    await page.getByRole("link", { name: "Policies" }).click();
+    await page.getByRole("link", { name: "Policies", exact: true }).click();
     await page.getByLabel("Id", { exact: true }).fill("web");
     await page.getByLabel("Name", { exact: true }).fill("Web servers");
     await page.getByRole("button", { name: "Create policy" }).click();
-    await page.getByRole("link", { name: "Web servers" }).waitFor();
+    await page.getByRole("link", { name: "Web servers", exact: true }).waitFor();
     await shot("policies");
 
-    await page.getByRole("link", { name: "Enrollment keys" }).click();
+    await page.getByRole("link", { name: "Enrollment keys", exact: true }).click();
     await page.getByLabel("Policy").selectOption("web");
     await page.getByLabel("Name").fill("browser-test");
     await page.getByRole("button", { name: "Create key" }).click();
@@ -94,7 +94,7 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
   });
 
   it("counts the agents by status on the overview as they check in, pushed live", async () => {
-    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("link", { name: "Overview", exact: true }).click();
     await textIs("[data-status=online]", String(AGENTS));
     await textIs("[data-tile=active]", String(AGENTS));
     expect(await page.locator("[data-status=offline]").textContent()).toBe("0");
@@ -104,7 +104,7 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
   });
 
   it("publishes a new revision, shows its diff, and sees it reach every agent", async () => {
-    await page.getByRole("link", { name: "Web servers" }).click();
+    await page.getByRole("link", { name: "Web servers", exact: true }).click();
     await textIs("[data-reach]", `${AGENTS} of ${AGENTS} active agents run revision 1.`);
     const editor = page.getByLabel("Policy content (JSON), prefilled with the latest revision");
     const content = JSON.parse(await editor.inputValue()) as Record<string, unknown>;
@@ -139,7 +139,7 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
   });
 
   it("lists the agents, the hostile hostname as text, and unenrolls one agent from its page", async () => {
-    await page.getByRole("link", { name: "Agents" }).click();
+    await page.getByRole("link", { name: "Agents", exact: true }).click();
     await page.locator("#agents-table tbody tr[data-agent-row]").nth(AGENTS - 1).waitFor();
     expect(await page.locator("#agents-table tbody tr[data-agent-row]").count()).toBe(AGENTS);
     const hostile = page.locator("#agents-table a.hostname", { hasText: HOSTILE });
@@ -156,12 +156,12 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
     expect(await page.locator("ol.history li .badge").allTextContents()).toEqual(["online", "enrolled"]);
     await shot("agent-hostile");
 
-    await page.getByRole("link", { name: "Agents" }).click();
+    await page.getByRole("link", { name: "Agents", exact: true }).click();
     await page.locator("#agents-table a.hostname", { hasText: "web-03" }).click();
     await page.getByRole("heading", { name: "Agent web-03" }).waitFor();
     await page.getByRole("button", { name: "Unenroll" }).click();
     await page.getByText("Unenroll: sent.").waitFor();
-    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("link", { name: "Overview", exact: true }).click();
     await textIs("[data-tile=active]", String(AGENTS - 1));
     await textIs("[data-status=unenrolled]", "1");
   });
@@ -186,7 +186,7 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
   });
 
   it("shows actions with their progress", async () => {
-    await page.getByRole("link", { name: "Actions" }).click();
+    await page.getByRole("link", { name: "Actions", exact: true }).click();
     const unenroll = page.locator("tr[data-action]", { hasText: "UNENROLL" });
     await unenroll.waitFor();
     // The action's counts follow the ack through the bulk job; the page reloads them when the fleet changes.
@@ -209,7 +209,7 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
     expect(requestedUrls.filter((u) => u.includes(server.adminToken))).toEqual([]);
 
     // Readable on a phone: the same overview at a phone's width.
-    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("link", { name: "Overview", exact: true }).click();
     await textIs("[data-tile=active]", String(AGENTS - 1));
     await page.setViewportSize({ width: 390, height: 844 });
     await shot("overview-phone");
