@@ -61,9 +61,16 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByText("That token or key is not accepted.").waitFor();
     await shot("sign-in");
-    await page.getByLabel("Admin token or admin API key").fill(server.adminToken);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    // By keyboard: the field has focus after a failed attempt too, and Enter submits.
+    await page.getByLabel("Admin token or admin API key").fill("");
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("name"))).toBe("credential");
+    await page.keyboard.type(server.adminToken);
+    await page.keyboard.press("Enter");
     await page.getByRole("heading", { name: "Overview" }).waitFor();
+    // Each page puts focus on its content, so the next Tab reaches the page's first control, not the header's.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("main");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate(() => document.getElementById("main")!.contains(document.activeElement))).toBe(true);
     await textIs("[data-tile=active]", "0");
     expect(await page.evaluate(() => sessionStorage.getItem("fleet-console-credential"))).toBe(server.adminToken);
     await page.locator(".live-live").waitFor();
