@@ -11,6 +11,8 @@ export const LIVE_AUTH_TIMEOUT_MS = 10_000;
 export const LIVE_RECHECK_MS = 30_000;
 /** A channel lives at most this long; the console reconnects (and authenticates) again. */
 export const LIVE_MAX_AGE_MS = 15 * 60_000;
+/** A refresh within this of the last check is answered by the next one: a client cannot make the channel spin. */
+const MIN_REFRESH_GAP_MS = 500;
 /** Client messages are tiny (`auth`, `refresh`); anything larger closes the channel. */
 const MAX_MESSAGE_BYTES = 4_096;
 
@@ -33,6 +35,7 @@ export class LiveOverview {
   #authorization = "";
   #checkedAt = 0;
   #last = "";
+  #lastCheckAt = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ageLimit: ReturnType<typeof setTimeout> | undefined;
   #running = false;
@@ -71,7 +74,7 @@ export class LiveOverview {
       log.debug("console.live.open", { admin });
       return this.#tick();
     }
-    if (message?.type === "refresh") {
+    if (message?.type === "refresh" && Date.now() - this.#lastCheckAt >= MIN_REFRESH_GAP_MS) {
       clearTimeout(this.#timer);
       return this.#tick();
     }
@@ -81,6 +84,7 @@ export class LiveOverview {
   async #tick(): Promise<void> {
     if (this.#closed || this.#running) return;
     this.#running = true;
+    this.#lastCheckAt = Date.now();
     try {
       if (Date.now() - this.#checkedAt >= this.#recheckMs) {
         if ((await adminIdentity(this.#env, this.#authorization)) === null) return this.#close(CLOSE_UNAUTHORIZED, "credential revoked");
