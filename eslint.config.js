@@ -93,6 +93,23 @@ export default defineConfig(
     extends: [js.configs.recommended],
     languageOptions: { globals: globals.node },
   },
+  // The console's scripts run in the browser as plain ES modules (no build step).
+  {
+    files: ["public/**/*.js"],
+    extends: [js.configs.recommended],
+    languageOptions: { globals: globals.browser, sourceType: "module" },
+    rules: {
+      "no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      // Agent data is set as text only (public/console/dom.js); markup sinks are not used at all.
+      "no-restricted-properties": [
+        "error",
+        { property: "innerHTML", message: "build nodes with el() from dom.js" },
+        { property: "outerHTML", message: "build nodes with el() from dom.js" },
+        { property: "insertAdjacentHTML", message: "build nodes with el() from dom.js" },
+        { object: "document", property: "write", message: "build nodes with el() from dom.js" },
+      ],
+    },
+  },
   // The benchmark's bare Worker runs in workerd, not Node.
   {
     files: ["scripts/bench/bare-worker.mjs"],

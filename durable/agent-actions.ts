@@ -3,7 +3,7 @@ import { INDEX } from "../src/es/indices";
 import type { AckEvent } from "../src/protocol/ack";
 import { DELIVERED_TYPES, shapeActionData, type DeliveredAction } from "../src/protocol/action";
 import type { JsonObject, JsonValue } from "../src/protocol/parse";
-import type { NewAction, PendingAction } from "../src/agents/actions";
+import type { ActionResultSummary, NewAction, PendingAction } from "../src/agents/actions";
 import type { EsOutbox } from "./es-outbox";
 
 /** fleet-server delivers at most this many stored actions per check-in. */
@@ -119,6 +119,23 @@ export class AgentActions {
         expiration: action.expiration,
         ...(action.start_time ? { start_time: action.start_time } : {}),
       }));
+  }
+
+  /** The latest `limit` results, newest first, with their action's type and the error reported. */
+  latestResults(limit: number): ActionResultSummary[] {
+    return this.#sql
+      .exec<{ action_id: string; type: string | null; created_at: string; body: string }>(
+        `SELECT r.action_id, a.type, r.created_at, r.body FROM action_results r
+           LEFT JOIN actions a ON a.agent_id = r.agent_id AND a.action_id = r.action_id
+         WHERE r.agent_id = ? ORDER BY r.created_at DESC LIMIT ?`,
+        this.#agentId,
+        limit,
+      )
+      .toArray()
+      .map((row) => {
+        const error = (JSON.parse(row.body) as { error?: unknown }).error;
+        return { action_id: row.action_id, type: row.type ?? "unknown", created_at: row.created_at, error: typeof error === "string" && error ? error : null };
+      });
   }
 
   resultCount(): number {

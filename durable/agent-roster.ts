@@ -173,6 +173,20 @@ export class AgentRoster {
     return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM roster WHERE active = 1").one().n;
   }
 
+  /** Active agents per reported agent version, most agents first (the console's "by version"). */
+  versions(): Array<{ version: string; agents: number }> {
+    return this.#sql
+      .exec<{ version: string; agents: number }>(
+        "SELECT coalesce(version, 'unknown') AS version, COUNT(*) AS agents FROM roster WHERE active = 1 GROUP BY version ORDER BY agents DESC, version",
+      )
+      .toArray();
+  }
+
+  /** Active agents whose latest check-in is at or after `since` (ISO time): a range read of the index. */
+  checkedInSince(since: string): number {
+    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM roster WHERE last_checkin >= ? AND active = 1", since).one().n;
+  }
+
   /** Active agents per acked revision, newest first. */
   revisions(): Array<{ revision: number; agents: number }> {
     return this.#sql

@@ -6,6 +6,7 @@ import { Agent, type AgentHome } from "./agent";
 import { AgentEffects, EFFECTS_SCHEMA } from "./agent-effects";
 import { AlarmSchedule } from "./alarm-schedule";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
+import { STATUS_HISTORY_SCHEMA } from "./status-history";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
 import { ResidentSet } from "./resident-set";
 import { migrateOnStart } from "./sql-schema";
@@ -44,6 +45,7 @@ const SCHEMA = [
   // A lease no longer expires: an HTTP check-in takes delivery over at once instead.
   `ALTER TABLE socket_lease DROP COLUMN until;`,
   EFFECTS_SCHEMA,
+  STATUS_HISTORY_SCHEMA,
 ];
 
 /**

@@ -9,7 +9,7 @@ import { parsePolicyActionId, statusText, type AckEvent, type AckItem } from "..
 import type { DeliveredAction } from "../src/protocol/action";
 import type { KeyedOutput } from "../src/policy/output-keys";
 import { unhealthyReason, type AgentDoc } from "../src/protocol/agent-doc";
-import type { NewAction, PendingAction } from "../src/agents/actions";
+import type { ActionResultSummary, NewAction, PendingAction, StatusChange } from "../src/agents/actions";
 import type { AgentSummary } from "../src/agents/status";
 import { agentSummary } from "../src/agents/summary";
 import { CLOSE } from "../src/protocol/socket";
@@ -27,9 +27,12 @@ import type { EsOutbox } from "./es-outbox";
 import type { OutputKeyRing } from "./output-key-ring";
 import { RosterFeed } from "./roster-feed";
 import { SocketLease } from "./socket-lease";
+import { StatusHistory } from "./status-history";
 import { StoredKey } from "./stored-key";
 import { log } from "../src/log";
 
+/** How many of its latest action results an agent's page shows. */
+const LATEST_RESULTS_SHOWN = 10;
 /** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
 const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
 
@@ -76,6 +79,7 @@ export class Agent {
   #keysInFlight: Promise<unknown> = Promise.resolve();
   readonly #actions: AgentActions;
   readonly #lease: SocketLease;
+  readonly #history: StatusHistory;
 
   constructor(home: AgentHome, agentId: string) {
     this.#id = agentId;
@@ -87,6 +91,7 @@ export class Agent {
     this.#home = home;
     this.#actions = new AgentActions(this.#sql, agentId, home.outbox);
     this.#lease = new SocketLease(this.#sql, agentId);
+    this.#history = new StatusHistory(this.#sql, agentId);
     this.#roster = new RosterFeed(home.effects);
     const row = this.#sql
       .exec<{ doc: string; access_key_hash: string | null }>("SELECT doc, access_key_hash FROM agents WHERE agent_id = ?", agentId)
@@ -157,7 +162,10 @@ export class Agent {
     };
     this.#storage.transactionSync(() => {
       // An inactive record is deleted and the agent starts over (fleet-server deletes the document).
-      if (existing && !existing.active) this.#actions.forget();
+      if (existing && !existing.active) {
+        this.#actions.forget();
+        this.#history.forget();
+      }
       // A socket opened with the previous key no longer speaks for this agent, and a parked check-in
       // made with it ends: the agent's new holder must connect with the new key.
       this.#lease.drop();
@@ -420,6 +428,7 @@ export class Agent {
     this.#storage.transactionSync(() => {
       this.#sql.exec("DELETE FROM agents WHERE agent_id = ?", this.#id);
       this.#actions.forget();
+      this.#history.forget();
       this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "delete", coalesce: true });
       this.#roster.leave(doc.id);
       this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unauthorized, reason: "agent re-enrolled" });
@@ -499,11 +508,25 @@ export class Agent {
   }
 
   /** Everything an admin sees on one agent: the record (no secrets), pending actions, results. */
-  async detail(): Promise<{ doc: AgentDoc; summary: AgentSummary; pending: PendingAction[]; results: number } | null> {
+  async detail(): Promise<{
+    doc: AgentDoc;
+    summary: AgentSummary;
+    pending: PendingAction[];
+    results: number;
+    latestResults: ActionResultSummary[];
+    statusHistory: StatusChange[];
+  } | null> {
     const doc = this.#doc;
     if (!doc) return null;
     const { replace_token: _hidden, ...visible } = doc;
-    return { doc: visible, summary: this.#summary(), pending: this.#actions.awaiting(), results: this.#actions.resultCount() };
+    return {
+      doc: visible,
+      summary: this.#summary(),
+      pending: this.#actions.awaiting(),
+      results: this.#actions.resultCount(),
+      latestResults: this.#actions.latestResults(LATEST_RESULTS_SHOWN),
+      statusHistory: this.#history.list(),
+    };
   }
 
   /** The stored record (without secrets), for admin reads and tests. */
@@ -587,6 +610,8 @@ export class Agent {
    */
   #save(doc: AgentDoc, keyHash?: string | null, timesOnly = false): void {
     const hash = keyHash === undefined ? this.#key.hash : keyHash;
+    // A held heartbeat's times never change the status; every other write may.
+    if (!timesOnly) this.#history.record(this.#doc, doc, doc.updated_at);
     this.#sql.exec(
       "INSERT INTO agents (agent_id, doc, access_key_hash) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET doc = excluded.doc, access_key_hash = excluded.access_key_hash",
       this.#id,

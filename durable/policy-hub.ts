@@ -10,6 +10,7 @@ import type { Failure } from "../src/errors";
 import { log, useLogSettings } from "../src/log";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentQuery, ListedAgent } from "../src/admin/agent-query";
+import type { PolicyGlance } from "../src/admin/fleet-overview";
 import type { AgentStatus } from "../src/agents/status";
 import type { DeliverySnapshot } from "../src/checkin/shard-contract";
 import type { RolloutState } from "../src/policy/staged-rollout";
@@ -324,6 +325,22 @@ export class PolicyHub extends DurableObject<Env> {
     return this.#roster.counts({ now: Date.now(), offlineAfterMs, latestRevision: this.#latest?.revision ?? 0 });
   }
 
+  /**
+   * What the console's overview needs from this policy, in one call: counts by status, agents by
+   * version, how many checked in within the last `windowMs`, and where a staged rollout stands.
+   */
+  async glance(offlineAfterMs: number, windowMs: number): Promise<PolicyGlance> {
+    const now = Date.now();
+    const latestRevision = this.#latest?.revision ?? 0;
+    const rollout = this.#rollouts.state;
+    return {
+      counts: this.#roster.counts({ now, offlineAfterMs, latestRevision }),
+      versions: this.#roster.versions(),
+      checkedIn: this.#roster.checkedInSince(new Date(now - windowMs).toISOString()),
+      rollout: rollout ? { status: rollout.status, stage: rollout.stage, target: rollout.target } : null,
+    };
+  }
+
   /** How far the latest revision has reached: agents per acked revision, and the ones in trouble. */
   async rollout(): Promise<{ latest: number; revisions: Array<{ revision: number; agents: number }>; failing: ListedAgent[] }> {
     const latest = this.#latest?.revision ?? 0;
@@ -338,6 +355,16 @@ export class PolicyHub extends DurableObject<Env> {
       )
       .toArray()
       .map((row) => ({ ...row, created_by: row.created_by ?? "unknown", changed_paths: row.changed_paths ?? 0 }));
+  }
+
+  /** Revision `revision`, who published it, and the revision stored before it (for a revision's diff). */
+  async revisionWithPrevious(revision: number): Promise<{ current: PolicyRevision; createdBy: string; previous: PolicyRevision | null } | null> {
+    const rows = this.ctx.storage.sql
+      .exec<{ body: string; created_by: string | null }>("SELECT body, created_by FROM revisions WHERE revision <= ? ORDER BY revision DESC LIMIT 2", revision)
+      .toArray();
+    const current = rows[0] ? (JSON.parse(rows[0].body) as PolicyRevision) : null;
+    if (!current || current.revision !== revision) return null;
+    return { current, createdBy: rows[0]!.created_by ?? "unknown", previous: rows[1] ? (JSON.parse(rows[1].body) as PolicyRevision) : null };
   }
 
   async revision(revision: number): Promise<PolicyRevision | null> {

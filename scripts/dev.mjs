@@ -8,7 +8,7 @@
 //   npm start -- [--port 8220] [--ip 127.0.0.1] [--persist-to .wrangler/state] [--var NAME:VALUE]…
 //
 // The bundle is the one `wrangler deploy` uploads (`wrangler deploy --dry-run`), rebuilt and reloaded
-// when src/, durable/ or wrangler.toml change. Settings: wrangler.toml [vars], then .dev.vars, then
+// when src/, durable/, public/ (the console's files) or wrangler.toml change. Settings: wrangler.toml [vars], then .dev.vars, then
 // --var. State persists under --persist-to in wrangler dev's layout (v3/do, v3/r2), so either runner
 // reads the other's fleet. When no admin token is configured anywhere, a fixed development token is
 // supplied and printed, so the README's curl walkthrough works on a fresh clone.
@@ -82,7 +82,7 @@ setInterval(() => {
 
 // Reload on change: rebuild, then swap the Worker (state on disk is kept).
 let reload;
-for (const watched of ["src", "durable", "wrangler.toml"]) {
+for (const watched of ["src", "durable", "public", "wrangler.toml"]) {
   watch(path.join(root, watched), { recursive: watched !== "wrangler.toml" }, () => {
     clearTimeout(reload);
     reload = setTimeout(() => {
@@ -148,6 +148,17 @@ function workerOptions() {
     compatibilityFlags: toml.compatibility_flags,
     durableObjects: Object.fromEntries(toml.durableObjects.map((b) => [b.name, { className: b.class_name, useSQLite: true }])),
     r2Buckets: Object.fromEntries(toml.r2.map((r) => [r.binding, r.bucket_name])),
+    // [assets] as `wrangler dev` passes it: the console's files behind the ASSETS binding, the Worker first.
+    ...(toml.assets
+      ? {
+          assets: {
+            directory: path.resolve(root, toml.assets.directory),
+            binding: toml.assets.binding,
+            routerConfig: { has_user_worker: true, invoke_user_worker_ahead_of_assets: toml.assets.run_worker_first === true },
+            assetConfig: { html_handling: toml.assets.html_handling ?? "auto-trailing-slash" },
+          },
+        }
+      : {}),
     bindings,
     durableObjectsPersist: path.join(persistTo, "v3/do"),
     r2Persist: path.join(persistTo, "v3/r2"),

@@ -12,6 +12,7 @@ import { actionStatus } from "./routes/admin/action-status";
 import { adminKeys } from "./routes/admin/admin-keys";
 import { agentOperations } from "./routes/admin/agent-operations";
 import { agents } from "./routes/admin/agents";
+import { consoleOverview } from "./routes/admin/console";
 import { enrollmentKeys } from "./routes/admin/enrollment-keys";
 import { adminFiles } from "./routes/admin/files";
 import { policies } from "./routes/admin/policies";
@@ -19,6 +20,8 @@ import { rollouts } from "./routes/admin/rollouts";
 import { artifacts } from "./routes/artifacts";
 import { auditUnenroll } from "./routes/audit-unenroll";
 import { checkin } from "./routes/checkin";
+import { consoleLive } from "./routes/console-live";
+import { consolePage } from "./routes/console-page";
 import { enroll } from "./routes/enroll";
 import { fileDelivery } from "./routes/file-delivery";
 import { openapi } from "./routes/openapi";
@@ -34,7 +37,7 @@ const AGENT_ROUTES = [status, enroll, checkin, acks, auditUnenroll, socket, arti
  * Routes for admins, behind the admin token or an admin API key. `actionStatus` comes before
  * `agents` so `/agents/action_status` is not read as an agent id.
  */
-const ADMIN_ROUTES = [actionStatus, agents, agentOperations, policies, rollouts, enrollmentKeys, adminKeys, adminFiles];
+const ADMIN_ROUTES = [actionStatus, agents, agentOperations, policies, rollouts, enrollmentKeys, adminKeys, adminFiles, consoleOverview];
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -47,7 +50,9 @@ export function createApp(): Hono<AppEnv> {
   // After admin auth: an unauthenticated caller learns nothing, not even that an id is malformed.
   guard(app, AGENT_ROUTES, usableIds(agentRouteUnknownId));
   guard(app, ADMIN_ROUTES, usableIds(() => "NotFound"));
-  for (const routes of [...AGENT_ROUTES, ...ADMIN_ROUTES, openapi]) app.route("/", routes);
+  // The console: its page and files (no auth: they hold no data), and its live channel, which
+  // authenticates by its first message (a browser cannot send headers on a WebSocket).
+  for (const routes of [...AGENT_ROUTES, ...ADMIN_ROUTES, openapi, consoleLive, consolePage]) app.route("/", routes);
 
   const allowed = allowedMethods(app);
   app.notFound((c) => {

@@ -11,6 +11,8 @@ export interface Env {
   UPLOADS: DurableObjectNamespace;
   /** Artifact bytes, upload chunks, files for delivery and the admin-set PGP key. */
   FILES: R2Bucket;
+  /** The console's static files (public/, wrangler.toml [assets]); absent where no assets are bound. */
+  ASSETS?: Fetcher;
   /** Armored PGP public key served on the upgrades route when no admin has uploaded one. */
   PGP_PUBLIC_KEY?: string;
   /** Where the PGP key is fetched from when neither is set (empty: never fetch). */

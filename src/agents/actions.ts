@@ -15,6 +15,25 @@ export interface NewAction {
 }
 
 /** A pending action as admins see it on one agent. */
+/** One of an agent's latest action results, as its page shows them. */
+export interface ActionResultSummary {
+  action_id: string;
+  type: string;
+  created_at: string;
+  /** What the agent reported as the action's error; null for a success. */
+  error: string | null;
+}
+
+/** One change of the status an agent reports, kept by its store (the latest STATUS_HISTORY_LIMIT). */
+export interface StatusChange {
+  at: string;
+  status: string;
+  message: string | null;
+}
+
+/** How many status changes an agent's store keeps. */
+export const STATUS_HISTORY_LIMIT = 20;
+
 export interface PendingAction {
   id: string;
   type: string;

@@ -125,6 +125,10 @@ export const AgentDetail = z.object({
       z.object({ id: z.string(), type: z.string(), created_at: z.string(), expiration: z.string(), start_time: z.string().optional() }),
     ),
     action_results: z.number().int(),
+    /** The latest 10 results, newest first; `error` null for a success. */
+    latest_action_results: z.array(z.object({ action_id: z.string(), type: z.string(), created_at: z.string(), error: z.string().nullable() })),
+    /** Changes of the status the agent reports (and of its enrollment), newest first, the latest 20. */
+    status_history: z.array(z.object({ at: z.string(), status: z.string(), message: z.string().nullable() })),
   }),
 });
 
@@ -144,6 +148,32 @@ export const StatusCounts = z.object({
 export const FleetOverview = z.object({
   results: StatusCounts,
   by_policy: z.array(StatusCounts.extend({ policy_id: z.string(), name: z.string(), revision: z.number().int() })),
+});
+
+/** The console's overview (GET /api/fleet/console/overview, and each push of its live channel). */
+export const ConsoleOverview = z.object({
+  server: z.object({ version: z.string(), build_hash: z.string(), build_time: z.string() }),
+  results: StatusCounts,
+  by_policy: z.array(
+    StatusCounts.extend({
+      policy_id: z.string(),
+      name: z.string(),
+      revision: z.number().int(),
+      checkins_last_minute: z.number().int(),
+      rollout: z.object({ status: z.string(), stage: z.number().int(), target: z.number().int() }).nullable(),
+    }),
+  ),
+  by_version: z.array(z.object({ version: z.string(), agents: z.number().int() })),
+  checkins_last_minute: z.number().int(),
+  mirror: z.object({
+    mode: z.enum(["standalone", "elasticsearch"]),
+    failing_objects: z.number().int(),
+    pending: z.number().int(),
+    oldest_pending_at: z.string().nullable(),
+    lag_seconds: z.number().int(),
+    last_error: z.string().nullable(),
+  }),
+  policies_omitted: z.number().int(),
 });
 
 export const AgentUpdate = z.object({ tags: z.array(z.string().max(1024)).max(100) });
@@ -215,6 +245,17 @@ export const PolicyPutResponse = z.object({ item: PolicyItem, changed: z.boolean
 export const PolicyList = z.object({ items: z.array(PolicyItem), total: z.number().int(), page: z.number().int(), perPage: z.number().int() });
 export const PolicyRevisions = z.object({
   items: z.array(z.object({ revision: z.number().int(), created_at: z.string(), created_by: z.string(), size_bytes: z.number().int(), changed_paths: z.number().int() })),
+});
+/** What one revision changed against the one before it (revision 1: against an empty policy). */
+export const RevisionDiff = z.object({
+  item: z.object({
+    revision: z.number().int(),
+    previous: z.number().int().nullable(),
+    created_at: z.string(),
+    created_by: z.string(),
+    changes: z.array(z.object({ path: z.string(), before: z.json().optional(), after: z.json().optional() })),
+    omitted: z.number().int(),
+  }),
 });
 export const PolicyRollout = z.object({
   item: z.object({

@@ -48,6 +48,7 @@ describe("the served OpenAPI document", () => {
     await call("GET", "/api/fleet/agent_policies/{id}", "/api/fleet/agent_policies/doc-p");
     await call("GET", "/api/fleet/agent_policies/{id}/full", "/api/fleet/agent_policies/doc-p/full");
     await call("GET", "/api/fleet/agent_policies/{id}/revisions", "/api/fleet/agent_policies/doc-p/revisions");
+    expect((await call("GET", "/api/fleet/agent_policies/{id}/revisions/{revision}/diff", "/api/fleet/agent_policies/doc-p/revisions/2/diff")).status).toBe(200);
     const key = await call<{ item: { id: string; api_key: string } }>("POST", "/api/fleet/enrollment_api_keys", "/api/fleet/enrollment_api_keys", { body: { policy_id: "doc-p", name: "doc" } });
     await call("GET", "/api/fleet/enrollment_api_keys", "/api/fleet/enrollment_api_keys");
     await call("GET", "/api/fleet/enrollment_api_keys/{id}", `/api/fleet/enrollment_api_keys/${key.body.item.id}`);
@@ -73,6 +74,8 @@ describe("the served OpenAPI document", () => {
     await call("GET", "/api/fleet/agents/{agentId}", `/api/fleet/agents/${agentId}`);
     await call("PUT", "/api/fleet/agents/{agentId}", `/api/fleet/agents/${agentId}`, { body: { tags: ["doc"] } });
     await call("GET", "/api/fleet/agent_status", "/api/fleet/agent_status");
+    await call("GET", "/api/fleet/console/overview", "/api/fleet/console/overview");
+    expect((await call("GET", "/api/fleet/console/live", "/api/fleet/console/live", { headers: {} })).status).toBe(426);
     await call("GET", "/api/fleet/agent_policies/{id}/rollout", "/api/fleet/agent_policies/doc-p/rollout");
     await call("POST", "/api/fleet/agents/{agentId}/actions", `/api/fleet/agents/${agentId}/actions`, { body: { action: { type: "SETTINGS", data: { log_level: "info" } } } });
     await call("POST", "/api/fleet/agents/{agentId}/upgrade", `/api/fleet/agents/${agentId}/upgrade`, { body: { version: "9.6.0" } });

@@ -5,8 +5,12 @@ import { FleetError, orThrow } from "../../errors";
 import { readAdminJson } from "../../http/body";
 import { Paging } from "../../protocol/admin";
 import { parseBody, parseParam } from "../../protocol/parse";
+import { pathChanges } from "../../policy/diff";
 import { PolicyId, PolicyPutRequest, toAgentPolicy, type PolicyRevision } from "../../protocol/policy";
 import { z } from "zod";
+
+/** Changes a revision's diff lists; the rest are counted in `omitted`. */
+const MAX_DIFF_CHANGES = 500;
 
 const PolicyCreate = PolicyPutRequest.extend({ id: PolicyId.optional() });
 
@@ -43,6 +47,24 @@ export const policies = new Hono<AppEnv>()
   .get("/api/fleet/agent_policies/:id/revisions", async (c) => {
     await latestOrThrow(c);
     return c.json({ items: await policyHub(c.env, c.req.param("id")).revisions() });
+  })
+  .get("/api/fleet/agent_policies/:id/revisions/:revision/diff", async (c) => {
+    const policyId = c.req.param("id");
+    const target = parseParam(z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER), "revision", c.req.param("revision"));
+    await latestOrThrow(c);
+    const found = await policyHub(c.env, policyId).revisionWithPrevious(target);
+    if (!found) throw new FleetError("NotFound", `agent policy ${policyId} has no revision ${target}`);
+    const { changes, omitted } = pathChanges(found.previous?.policy ?? {}, found.current.policy, MAX_DIFF_CHANGES);
+    return c.json({
+      item: {
+        revision: found.current.revision,
+        previous: found.previous?.revision ?? null,
+        created_at: found.current.created_at,
+        created_by: found.createdBy,
+        changes,
+        omitted,
+      },
+    });
   })
   .post("/api/fleet/agent_policies/:id/revisions/:revision/rollback", async (c) => {
     const policyId = c.req.param("id");
