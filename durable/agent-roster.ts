@@ -58,7 +58,7 @@ const STATUS_SQL = `CASE
   WHEN active = 0 THEN 'unenrolled'
   WHEN unenrolling = 1 THEN 'unenrolling'
   WHEN last_checkin IS NULL THEN 'enrolling'
-  WHEN last_checkin < ?1 THEN 'offline'
+  WHEN last_checkin < ?1 OR lower(last_checkin_status) = 'disconnected' THEN 'offline'
   WHEN upgrading = 1 OR policy_revision_idx < ?2 THEN 'updating'
   WHEN lower(last_checkin_status) IN ('error', 'failed') THEN 'error'
   WHEN lower(last_checkin_status) = 'degraded' THEN 'degraded'

@@ -29,6 +29,8 @@ import { RosterFeed } from "./roster-feed";
 import { SocketLease } from "./socket-lease";
 import { StoredKey } from "./stored-key";
 import { log } from "../src/log";
+import { recordReport, type OpampOutcome, type OpampReport } from "../src/opamp/report";
+import { OPAMP_AGENT_TYPE } from "../src/opamp/collector";
 
 /** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
 const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
@@ -76,6 +78,11 @@ export class Agent {
   #keysInFlight: Promise<unknown> = Promise.resolve();
   readonly #actions: AgentActions;
   readonly #lease: SocketLease;
+  /**
+   * An OpAMP collector's last `sequence_num`, in memory only: after a restart of this store (or an
+   * unload) it is unknown, and the collector is asked for its full state, as OpAMP wants.
+   */
+  #opampSeq: number | null = null;
 
   constructor(home: AgentHome, agentId: string) {
     this.#id = agentId;
@@ -212,6 +219,39 @@ export class Agent {
     return this.#checkin(input, true);
   }
 
+  /**
+   * An OpenTelemetry collector's check-in made with its policy's enrollment token (docs/opamp.md):
+   * allowed only until the collector has used its own credential once.
+   */
+  async checkinWithEnrollment(policyId: string, input: CheckinInput): Promise<CheckinOutcome | Failure> {
+    const doc = this.#doc;
+    if (!doc || !doc.active || doc.type !== OPAMP_AGENT_TYPE || doc.policy_id !== policyId || doc.opamp?.credential_used) return { error: "Unauthorized" };
+    const failure = this.#admit();
+    if (failure) return failure;
+    return this.#checkin(input, false);
+  }
+
+  /**
+   * A collector presenting its policy's enrollment token: an unknown (or unenrolled) uid is
+   * enrolled; a collector enrolled with that token that has not used its own credential yet gets a
+   * fresh one when `issueCredential` (it may have restarted before keeping the last). Any other
+   * active agent with this id is someone else's: `taken`, and the caller gets a new uid.
+   */
+  async enrollCollector(input: AgentEnrollInput, issueCredential: boolean): Promise<{ credential: string | null } | { taken: true } | Failure> {
+    const existing = this.#doc;
+    if (!existing?.active) {
+      const enrolled = await this.enroll(input);
+      return "error" in enrolled ? enrolled : { credential: enrolled.item.access_api_key };
+    }
+    if (existing.type !== OPAMP_AGENT_TYPE || existing.policy_id !== input.policyId || existing.opamp?.credential_used) return { taken: true };
+    if (!issueCredential) return { credential: null };
+    const secret = randomToken(32);
+    const keyId = newAccessKeyId(existing.id);
+    const keyHash = await sha256Hex(secret);
+    this.#save({ ...existing, access_api_key_id: keyId, updated_at: new Date().toISOString() }, keyHash);
+    return { credential: btoa(`${keyId}:${secret}`) };
+  }
+
   /** The socket `connection` now delivers this agent's actions, until a newer socket or an HTTP check-in takes over. */
   async attachSocket(connection: string): Promise<Failure | null> {
     const failure = this.#stillActive();
@@ -238,7 +278,8 @@ export class Agent {
     };
     if (input.localMetadata !== undefined) doc.local_metadata = input.localMetadata;
     if (input.components !== undefined) doc.components = input.components;
-    doc.unhealthy_reason = unhealthyReason(doc.components, input.status);
+    if (input.opamp) recordReport(before, doc, input.opamp);
+    doc.unhealthy_reason = unhealthyReason(doc.components, doc.last_checkin_status ?? input.status);
     if (input.upgradeDetails) {
       doc.upgrade_details = input.upgradeDetails;
       if (input.upgradeDetails.state === "UPG_WATCHING") doc.upgrade_attempts = null;
@@ -273,6 +314,7 @@ export class Agent {
     }
     const pending = this.#actions.pending(cursor);
     return {
+      ...(input.opamp ? { opamp: this.#opampOutcome(input.opamp, doc) } : {}),
       policyId: doc.policy_id,
       // An output without its key forces the policy to be sent again (fleet-protocol.md §4.2).
       claim: this.#keys.incomplete(this.#id)
@@ -509,6 +551,15 @@ export class Agent {
   /** The stored record (without secrets), for admin reads and tests. */
   async record(): Promise<AgentDoc | null> {
     return this.#doc;
+  }
+
+  /** Tracks the collector's `sequence_num` (opamp.md §3.1): a gap, or no memory of it, asks for its full state. */
+  #opampOutcome(report: OpampReport, doc: AgentDoc): OpampOutcome {
+    const last = this.#opampSeq;
+    // The same number again is a retry of the message before; 0 is a client's first message, whole by definition.
+    const gap = last === null ? report.sequenceNum !== 0 : report.sequenceNum !== last + 1 && report.sequenceNum !== last;
+    this.#opampSeq = report.sequenceNum;
+    return { reportFullState: gap, reportedHash: doc.opamp?.remote_config_status?.hash ?? null };
   }
 
   /** The highest action sequence number the agent was last sent (its stored cursor); -1 before any. */

@@ -22,6 +22,7 @@ import { checkin } from "./routes/checkin";
 import { enroll } from "./routes/enroll";
 import { fileDelivery } from "./routes/file-delivery";
 import { openapi } from "./routes/openapi";
+import { opamp } from "./routes/opamp";
 import { pgpKey } from "./routes/pgp-key";
 import { socket } from "./routes/socket";
 import { status } from "./routes/status";
@@ -47,7 +48,8 @@ export function createApp(): Hono<AppEnv> {
   // After admin auth: an unauthenticated caller learns nothing, not even that an id is malformed.
   guard(app, AGENT_ROUTES, usableIds(agentRouteUnknownId));
   guard(app, ADMIN_ROUTES, usableIds(() => "NotFound"));
-  for (const routes of [...AGENT_ROUTES, ...ADMIN_ROUTES, openapi]) app.route("/", routes);
+  // OpAMP (docs/opamp.md) is not fleet-server's agent contract: no API-version header rule.
+  for (const routes of [...AGENT_ROUTES, ...ADMIN_ROUTES, opamp, openapi]) app.route("/", routes);
 
   const allowed = allowedMethods(app);
   app.notFound((c) => {

@@ -12,7 +12,7 @@ import { AGENT_STATUSES, agentStatus, type AgentStatus, type AgentSummary, type 
 
 /** A fixed instant: the rule takes "now" as a parameter, so no test result depends on the clock. */
 const NOW = Date.parse("2026-06-15T12:00:00.000Z");
-const REPORTED = [null, "", "online", "HEALTHY", "error", "ERROR", "failed", "Failed", "degraded", "DEGRADED", "starting", "configuring", "stopped"];
+const REPORTED = [null, "", "online", "HEALTHY", "error", "ERROR", "failed", "Failed", "degraded", "DEGRADED", "starting", "configuring", "stopped", "disconnected", "DISCONNECTED"];
 
 function grid(context: StatusContext): AgentSummary[] {
   const cutoff = NOW - context.offlineAfterMs;

@@ -27,6 +27,8 @@ export const AGENT_METHODS = [
   "holdsKey",
   "checkin",
   "checkinOverSocket",
+  "checkinWithEnrollment",
+  "enrollCollector",
   "attachSocket",
   "detachSocket",
   "pendingActions",

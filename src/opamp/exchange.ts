@@ -1,0 +1,96 @@
+import { create } from "@bufbuild/protobuf";
+import type { Env } from "../config";
+import { isFailure, type Failure } from "../errors";
+import type { CheckinInput, CheckinOutcome } from "../session/contract";
+import { checkin, type CheckinWake } from "../session/checkin";
+import { collectorConfig, hashText, revisionOfHash } from "./collector-config";
+import {
+  AgentCapabilities,
+  AgentConfigMapSchema,
+  ServerToAgentFlags,
+  type AgentToServer,
+  type ServerToAgent,
+} from "./gen/opamp_pb";
+import { accepts, opampReport } from "./report";
+import { idToUid } from "./wire";
+
+/** How one message reaches the collector's record, per transport and credential. */
+export interface OpampPath {
+  agentId: string;
+  /** The message came with the enrollment token, not the collector's own credential. */
+  viaEnrollmentToken: boolean;
+  record(input: CheckinInput): Promise<CheckinOutcome | Failure>;
+  /** Asks the collector's shard whether it is behind (never holds: OpAMP has no long poll). */
+  wait(outcome: CheckinOutcome): Promise<CheckinWake | Failure>;
+  /** The server gave the collector a new uid (it asked, or its uid belongs to another collector). */
+  newInstanceUid?: boolean;
+  /** The collector's own credential, minted for this answer: offered as `connection_settings.opamp.headers`. */
+  credential?: string | null;
+}
+
+export type OpampAnswer = Omit<ServerToAgent, "$typeName" | "$unknown">;
+
+/**
+ * One `AgentToServer` through the session's check-in flow (src/session/checkin.ts), as a codec:
+ * the message becomes a check-in of the collector's record (status, metadata, components, its
+ * APPLIED config as the revision it runs), the flow says whether it is behind its policy, and the
+ * answer is one `ServerToAgent`: remote config when behind (and not already reported for that
+ * hash), `ReportFullState` on a sequence gap, the new uid and credential when there are.
+ */
+export async function exchange(env: Env, message: AgentToServer, path: OpampPath): Promise<OpampAnswer | Failure> {
+  const report = opampReport(message, path.viaEnrollmentToken);
+  const applied = report.remoteConfigStatus?.status === "APPLIED" ? revisionOfHash(report.remoteConfigStatus.hash) : null;
+  const input: CheckinInput = { status: "", message: "", version: "", opamp: report, ...(applied ? { reported: applied } : {}) };
+  let recorded: CheckinOutcome | null = null;
+  const answer = await checkin(env, path.agentId, {
+    collector: true,
+    record: async () => {
+      const outcome = await path.record(input);
+      if (!isFailure(outcome)) recorded = outcome;
+      return outcome;
+    },
+    wait: (outcome) => path.wait(outcome),
+  });
+  if (isFailure(answer)) return answer;
+  const outcome = recorded as CheckinOutcome | null;
+
+  const reply: Partial<OpampAnswer> = {
+    instanceUid: path.newInstanceUid ? idToUid(path.agentId) : message.instanceUid,
+    flags: outcome?.opamp?.reportFullState ? BigInt(ServerToAgentFlags.ServerToAgentFlags_ReportFullState) : 0n,
+  };
+  if (path.newInstanceUid) reply.agentIdentification = { $typeName: "opamp.proto.AgentIdentification", newInstanceUid: idToUid(path.agentId) };
+  if (path.credential) reply.connectionSettings = await credentialOffer(path.credential);
+  if (answer.kind === "policy" && accepts(report.capabilities, AgentCapabilities.AgentCapabilities_AcceptsRemoteConfig)) {
+    const config = await collectorConfig(answer.revision);
+    if (outcome?.opamp?.reportedHash !== hashText(config.hash)) {
+      reply.remoteConfig = {
+        $typeName: "opamp.proto.AgentRemoteConfig",
+        configHash: config.hash,
+        config: create(AgentConfigMapSchema, {
+          configMap: Object.fromEntries(Object.entries(config.files).map(([name, file]) => [name, { body: file.body, contentType: file.contentType }])),
+        }),
+      };
+    }
+  }
+  return reply as OpampAnswer;
+}
+
+/**
+ * The collector's own credential as OpAMP connection settings (opamp.md §3.2, credential rotation):
+ * the collector sends this header from now on, and the enrollment token stops speaking for it.
+ */
+async function credentialOffer(credential: string): Promise<NonNullable<OpampAnswer["connectionSettings"]>> {
+  const header = `ApiKey ${credential}`;
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(header)));
+  return {
+    $typeName: "opamp.proto.ConnectionSettingsOffers",
+    hash,
+    opamp: {
+      $typeName: "opamp.proto.OpAMPConnectionSettings",
+      destinationEndpoint: "",
+      headers: { $typeName: "opamp.proto.Headers", headers: [{ $typeName: "opamp.proto.Header", key: "Authorization", value: header }] },
+      heartbeatIntervalSeconds: 0n,
+    },
+    otherConnections: {},
+  };
+}
