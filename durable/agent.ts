@@ -438,6 +438,12 @@ export class Agent {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
+    if (doc.type === OPAMP_AGENT_TYPE) {
+      // A collector reads no Fleet actions: unenrolling it revokes its credential at once, as `revoke: true` does.
+      if (action.type !== "UNENROLL") return { error: "Conflict", detail: `agent ${doc.id} is an OpenTelemetry collector (OPAMP): it takes no ${action.type} action` };
+      const revoked = await this.forceUnenroll();
+      return "error" in revoked ? revoked : { seq: 0 };
+    }
     let stored = { seq: 0, added: false };
     this.#storage.transactionSync(() => {
       stored = this.#actions.add(action);

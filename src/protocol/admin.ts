@@ -125,6 +125,20 @@ export const AgentDetail = z.object({
       z.object({ id: z.string(), type: z.string(), created_at: z.string(), expiration: z.string(), start_time: z.string().optional() }),
     ),
     action_results: z.number().int(),
+    /** `PERMANENT`, `TEMPORARY` (Elastic Agents) or `OPAMP` (OpenTelemetry collectors, docs/opamp.md). */
+    type: z.string(),
+    /** A collector's OpAMP state; null for Elastic Agents. */
+    opamp: z
+      .object({
+        capabilities: z.number().int(),
+        credential_used: z.boolean(),
+        health: z.object({ healthy: z.boolean(), status: z.string(), last_error: z.string() }).optional(),
+        remote_config_status: z
+          .object({ hash: z.string(), status: z.enum(["UNSET", "APPLIED", "APPLYING", "FAILED"]), error_message: z.string().optional() })
+          .optional(),
+        effective_config: z.record(z.string(), z.object({ content_type: z.string(), body: z.string() })).optional(),
+      })
+      .nullable(),
   }),
 });
 
