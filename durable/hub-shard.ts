@@ -144,7 +144,8 @@ export class HubShard extends DurableObject<Env> {
     await this.#ensureSnapshot(policyId);
     // The socket replaces a parked long poll of the same agent.
     this.#release(agentId, { kind: "timeout" });
-    return this.#sockets.accept(agentId, connection, request.headers.get("X-Fleet-Agent-Version") ?? "", policyId);
+    const protocol = request.headers.get("X-Fleet-Protocol") === "opamp" ? "opamp" : undefined;
+    return this.#sockets.accept(agentId, connection, request.headers.get("X-Fleet-Agent-Version") ?? "", policyId, protocol);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

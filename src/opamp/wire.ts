@@ -31,7 +31,7 @@ export function decodeAgentToServer(bytes: Uint8Array): { message: AgentToServer
 }
 
 export function encodeServerToAgent(message: Partial<Omit<ServerToAgent, "$typeName">>): Uint8Array<ArrayBuffer> {
-  return toBinary(ServerToAgentSchema, create(ServerToAgentSchema, { capabilities: BigInt(SERVER_CAPABILITIES), ...message })) as Uint8Array<ArrayBuffer>;
+  return toBinary(ServerToAgentSchema, create(ServerToAgentSchema, { capabilities: BigInt(SERVER_CAPABILITIES), ...message }));
 }
 
 /** `error_response` is exclusive with every other field but `instance_uid` (opamp.md §3.2). */
@@ -48,7 +48,7 @@ export function errorAnswer(instanceUid: Uint8Array, type: "BadRequest" | "Unava
           : {}),
       },
     }),
-  ) as Uint8Array<ArrayBuffer>;
+  );
 }
 
 /** `instance_uid` bytes as the canonical UUID string this server uses as the agent id. */
@@ -90,4 +90,21 @@ export function frame(payload: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(payload.length + 1);
   out.set(payload, 1);
   return out;
+}
+
+/** A WebSocket message read as an `AgentToServer`, or how to refuse it (opamp.md §2.1). */
+export type SocketFrame =
+  | { message: AgentToServer }
+  /** Malformed: answered with a BAD_REQUEST error response, the socket stays open. */
+  | { badRequest: string }
+  /** Too big (1009) or not binary (1003): the socket closes. */
+  | { close: number; reason: string };
+
+export function readSocketFrame(data: string | ArrayBuffer): SocketFrame {
+  if (typeof data === "string") return { close: 1003, reason: "OpAMP messages are binary" };
+  if (data.byteLength > MAX_MESSAGE_BYTES + 1) return { close: 1009, reason: `message exceeds ${MAX_MESSAGE_BYTES} bytes` };
+  const payload = unframe(data);
+  if ("error" in payload) return { badRequest: payload.error };
+  const decoded = decodeAgentToServer(payload);
+  return "error" in decoded ? { badRequest: decoded.error } : decoded;
 }

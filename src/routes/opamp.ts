@@ -1,6 +1,6 @@
 import { gunzipSync } from "node:zlib";
 import { Hono, type Context } from "hono";
-import { isKnownKey, orAuthError } from "../auth/agent-auth";
+import { authenticateAgent, isKnownKey, orAuthError } from "../auth/agent-auth";
 import { agentIdOfAccessKey } from "../auth/access-key";
 import { parseApiKeyHeader, type ApiKey } from "../auth/api-key";
 import type { AppEnv, Env } from "../config";
@@ -11,7 +11,10 @@ import { OPAMP_AGENT_TYPE } from "../opamp/collector";
 import { exchange, type OpampPath } from "../opamp/exchange";
 import { AgentCapabilities, AgentToServerFlags, type AgentToServer } from "../opamp/gen/opamp_pb";
 import { accepts } from "../opamp/report";
-import { MAX_MESSAGE_BYTES, decodeAgentToServer, encodeServerToAgent, errorAnswer, newUuidV7, uidToId } from "../opamp/wire";
+import { MAX_MESSAGE_BYTES, decodeAgentToServer, encodeServerToAgent, errorAnswer, frame, newUuidV7, readSocketFrame, uidToId } from "../opamp/wire";
+import { ERROR_TABLE } from "../http/error-table";
+import { CLOSE } from "../protocol/socket";
+import { isFailure } from "../errors";
 import type { PolicyRevision } from "../protocol/policy";
 import type { CheckinWake } from "../session/checkin";
 import type { CheckinOutcome } from "../session/contract";
@@ -41,7 +44,67 @@ export const opamp = new Hono<AppEnv>().post("/v1/opamp", async (c) => {
   const path = await pathOf(c.env, key, message);
   const answer = orThrow(await orAuthError(c.env, key, await exchange(c.env, message, path)));
   return protobuf(c, encodeServerToAgent(answer));
+}).get("/v1/opamp", async (c) => {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") throw new FleetError("UpgradeRequired");
+  const key = parseApiKeyHeader(c.req.header("Authorization"));
+  const owner = agentIdOfAccessKey(key.id);
+  if (owner === null) return enrollmentSocket(c, key);
+  // The collector's own credential: its socket hibernates in its policy's shard, which pushes new revisions.
+  const { policyId } = await authenticateAgent(c.env, key, owner);
+  const connection = crypto.randomUUID();
+  const refused = await agentObject(c.env, owner).attachSocket(connection);
+  if (refused) throw new FleetError(refused.error, refused.detail);
+  const headers = new Headers(c.req.raw.headers);
+  headers.set("X-Fleet-Agent-Id", owner);
+  headers.set("X-Fleet-Connection", connection);
+  headers.set("X-Fleet-Policy-Id", policyId);
+  headers.set("X-Fleet-Protocol", "opamp");
+  return hubShard(c.env, policyId, owner).fetch(new Request(c.req.url, { headers }));
 });
+
+/**
+ * A WebSocket opened with the enrollment token: the collector's uid is not known until its first
+ * message, so no shard can hold it. The Worker holds it and answers each message as an HTTP poll
+ * would (enrollment, credential, config): no push. A collector that takes the offered credential
+ * reconnects with it and gets a hibernating, pushed-to socket (docs/opamp.md).
+ */
+async function enrollmentSocket(c: Context<AppEnv>, key: ApiKey): Promise<Response> {
+  orThrow(await directory(c.env).resolveEnrollmentKey(key));
+  const pair = new WebSocketPair();
+  const [client, server] = [pair[0], pair[1]];
+  server.accept();
+  let queue: Promise<void> = Promise.resolve();
+  const handle = async (data: string | ArrayBuffer) => {
+    const read = readSocketFrame(data);
+    if ("close" in read) return server.close(read.close, read.reason);
+    if ("badRequest" in read) return server.send(frame(errorAnswer(new Uint8Array(), "BadRequest", read.badRequest)));
+    try {
+      const path = await pathOf(c.env, key, read.message);
+      const answer = await exchange(c.env, read.message, path);
+      if (isFailure(answer)) {
+        if (answer.error === "RateLimit" || answer.error === "MaxLimit") return server.send(frame(errorAnswer(read.message.instanceUid, "Unavailable", ERROR_TABLE[answer.error].message, answer.retryAfterMs ?? 30_000)));
+        return server.close(CLOSE.unauthorized, ERROR_TABLE[answer.error].name);
+      }
+      server.send(frame(encodeServerToAgent(answer)));
+      if (read.message.agentDisconnect) server.close(1000, "agent_disconnect");
+    } catch (err) {
+      if (err instanceof FleetError && ERROR_TABLE[err.code].status === 401) return server.close(CLOSE.unauthorized, ERROR_TABLE[err.code].name);
+      server.send(frame(errorAnswer(read.message.instanceUid, "Unavailable", "the server could not process this message", 1_000)));
+    }
+  };
+  server.addEventListener("message", (event) => {
+    queue = queue.then(() => handle(event.data as string | ArrayBuffer)).catch(() => undefined);
+    c.executionCtx.waitUntil(queue);
+  });
+  server.addEventListener("close", (event) => {
+    try {
+      server.close(event.code === 1005 || event.code === 1006 ? 1000 : event.code, event.reason);
+    } catch {
+      // already closed
+    }
+  });
+  return new Response(null, { status: 101, webSocket: client });
+}
 
 /**
  * Who is speaking and how the message reaches its record: the collector's own credential names
