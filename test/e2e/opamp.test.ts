@@ -198,6 +198,50 @@ describe.skipIf(skip)("opamp-go client", () => {
   }, 180_000);
 });
 
+describe.skipIf(skip)("opamp-go client over WebSocket", () => {
+  const binary = skip ? "" : driver.binary;
+  let server: DevServer;
+  beforeAll(async () => {
+    server = await startDevServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("enrolls on a token socket, reconnects with its own credential, and gets a new revision pushed with no poll (heartbeat 60 s)", async () => {
+    const first = await putPolicy(server, "otel-ws", collectorPolicy("otlphttp"));
+    const token = await enrollmentToken(server, "otel-ws");
+    const url = `${server.url.replace(/^http/, "ws")}/v1/opamp`;
+    const collector = new GoCollector(binary, ["-url", url, "-transport", "ws", "-auth", `ApiKey ${token}`, "-request-uid", "-poll", "60s"]);
+    try {
+      const asked = (await collector.next("started")).uid as string;
+      const assigned = (await collector.next("new_uid")).uid as string;
+      expect(assigned).not.toBe(asked);
+      // UUIDv7: version nibble 7, variant 10.
+      expect(assigned).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      const credential = await collector.next("credential");
+      // The driver reconnects with its credential (a socket authenticates once) and applies the config.
+      const applied = await collector.next("applied", credential.index, (e) => String(e.hash).startsWith(`policy:otel-ws:${first}:`));
+      await eventually(async () => {
+        const item = await agent(server, assigned);
+        expect(item).toMatchObject({ type: "OPAMP", policy_revision: first, status: "online" });
+        expect(item.opamp?.credential_used).toBe(true);
+      });
+      const published = Date.now();
+      const second = await putPolicy(server, "otel-ws", collectorPolicy("otlp"));
+      const pushed = await collector.next("remote_config", applied.index + 1, (e) => String(e.hash).startsWith(`policy:otel-ws:${second}:`), 10_000);
+      // Pushed at once: the collector's next heartbeat would be a minute away.
+      expect(Date.now() - published).toBeLessThan(10_000);
+      await collector.next("applied", pushed.index);
+      await eventually(async () => expect((await agent(server, assigned)).policy_revision).toBe(second));
+      await collector.stop();
+      await eventually(async () => expect((await agent(server, assigned)).status).toBe("offline"), 5_000);
+    } finally {
+      await collector.stop();
+    }
+  }, 90_000);
+});
+
 describe("@elastic/opamp-client-node", () => {
   let server: DevServer;
   beforeAll(async () => {
