@@ -127,12 +127,12 @@ function component(id: string, health: ComponentHealth): Component {
   };
 }
 
-/** Fleet's `local_metadata` layout (host, os), plus every OTel resource attribute under `otel`. */
+/** Fleet's `local_metadata` layout (host, os), plus the collector's own attributes under `otel`. */
 function localMetadata(identifying: Record<string, JsonValue>, other: Record<string, JsonValue>): JsonObject {
   const metadata: JsonObject = {
     host: { hostname: text(other["host.name"]), architecture: text(other["host.arch"]) },
     os: { family: text(other["os.type"]), full: text(other["os.description"]) },
-    otel: { ...identifying, ...other },
+    otel: { identifying_attributes: identifying, non_identifying_attributes: other },
   };
   return metadata;
 }
@@ -162,3 +162,13 @@ function anyValue(value: AnyValue | undefined): JsonValue {
 }
 
 const text = (value: JsonValue | undefined): string => (typeof value === "string" ? value : "");
+
+/** Capability names as fleet-server lists them in `.fleet-agents` (`ReportsStatus`, ...). */
+export function capabilityNames(capabilities: number): string[] {
+  const names: string[] = [];
+  for (let bit = 1; bit <= 0x8000; bit *= 2) {
+    const name = AgentCapabilities[bit as AgentCapabilities] as string | undefined;
+    if ((capabilities & bit) !== 0 && name) names.push(name.replace(/^AgentCapabilities_/, ""));
+  }
+  return names;
+}
