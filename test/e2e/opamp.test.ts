@@ -92,10 +92,12 @@ afterAll(() => {
 describe.skipIf(skip)("opamp-go client", () => {
   const binary = skip ? "" : driver.binary;
 
-  it("over HTTP: enrolls with the token, takes its own credential, applies config, gets the next revision, fails a bad one (the staged rollout holds), disconnects, reconnects, and is asked for full state after a server restart", async () => {
+  it("over HTTP: enrolls with the token, takes its own credential, applies config, gets the next revision, fails a bad one (the staged rollout holds), goes offline, reconnects, and is asked for full state after a server restart", async () => {
     const state = mkdtempSync(join(tmpdir(), "opamp-e2e-"));
     states.push(state);
-    let server = await startDevServer({}, { state });
+    // Over HTTP, liveness is missed polls (opamp-go's HTTP client sends no agent_disconnect): 3 s here.
+    const vars = { AGENT_OFFLINE_AFTER: "3s" };
+    let server = await startDevServer(vars, { state });
     const collectors: GoCollector[] = [];
     try {
       const first = await putPolicy(server, "otel-http", collectorPolicy("otlphttp"));
@@ -169,9 +171,9 @@ describe.skipIf(skip)("opamp-go client", () => {
       await collector.next("applied", bad.index + 1);
       await eventually(async () => expect((await agent(server, uid)).status).toBe("online"));
 
-      // agent_disconnect: offline at once. Reconnecting with its own credential: online again.
+      // Polls stop: offline once they are missed. Reconnecting with its own credential: online again.
       await collector.stop();
-      await eventually(async () => expect((await agent(server, uid)).status).toBe("offline"), 5_000);
+      await eventually(async () => expect((await agent(server, uid)).status).toBe("offline"), 10_000);
       const again = new GoCollector(binary, ["-url", url, "-transport", "http", "-auth", credential.header as string, "-uid", uid, "-poll", "250ms"]);
       collectors.push(again);
       await again.next("connected");
@@ -183,7 +185,7 @@ describe.skipIf(skip)("opamp-go client", () => {
       const readsBefore = again.count("effective_config_read");
       const index = again.events.length;
       await server.kill();
-      server = await startDevServer({}, { state, port: server.port });
+      server = await startDevServer(vars, { state, port: server.port });
       await again.next("effective_config_read", index, undefined, 30_000);
       expect(again.count("effective_config_read")).toBeGreaterThan(readsBefore);
       // The enrollment token no longer speaks for this collector: another client with its uid and the token is given a new uid.
@@ -234,6 +236,7 @@ describe.skipIf(skip)("opamp-go client over WebSocket", () => {
       expect(Date.now() - published).toBeLessThan(10_000);
       await collector.next("applied", pushed.index);
       await eventually(async () => expect((await agent(server, assigned)).policy_revision).toBe(second));
+      // opamp-go's socket client says agent_disconnect before it closes: offline at once (the offline window is 10 minutes).
       await collector.stop();
       await eventually(async () => expect((await agent(server, assigned)).status).toBe("offline"), 5_000);
     } finally {
@@ -251,7 +254,7 @@ describe("@elastic/opamp-client-node", () => {
     await server?.stop();
   });
 
-  it("over HTTP with the enrollment token only (it takes no connection settings): enrolls, applies, gets the next revision, fails a bad one, says goodbye", async () => {
+  it("over HTTP with the enrollment token only (it takes no connection settings): enrolls, applies, gets the next revision, fails a bad one", async () => {
     const first = await putPolicy(server, "otel-node", collectorPolicy("otlphttp"));
     const token = await enrollmentToken(server, "otel-node");
     const received: Array<{ hash: string; flags: bigint }> = [];
