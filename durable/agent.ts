@@ -233,8 +233,9 @@ export class Agent {
 
   /**
    * A collector presenting its policy's enrollment token: an unknown (or unenrolled) uid is
-   * enrolled; a collector enrolled with that token that has not used its own credential yet gets a
-   * fresh one when `issueCredential` (it may have restarted before keeping the last). Any other
+   * enrolled (with a credential); a collector enrolled with that token that has not used its own
+   * credential yet gets a fresh one when `issueCredential` (it may have restarted before keeping
+   * the last), else none. Any other
    * active agent with this id is someone else's: `taken`, and the caller gets a new uid.
    */
   async enrollCollector(input: AgentEnrollInput, issueCredential: boolean): Promise<{ credential: string | null } | { taken: true } | Failure> {
@@ -562,8 +563,9 @@ export class Agent {
   /** Tracks the collector's `sequence_num` (opamp.md §3.1): a gap, or no memory of it, asks for its full state. */
   #opampOutcome(report: OpampReport, doc: AgentDoc): OpampOutcome {
     const last = this.#opampSeq;
-    // The same number again is a retry of the message before; 0 is a client's first message, whole by definition.
-    const gap = last === null ? report.sequenceNum !== 0 : report.sequenceNum !== last + 1 && report.sequenceNum !== last;
+    // 0 starts a client's session and is whole by definition; the same number again is a retry of the last message.
+    const seq = report.sequenceNum;
+    const gap = seq !== 0 && (last === null || (seq !== last + 1 && seq !== last));
     this.#opampSeq = report.sequenceNum;
     return { reportFullState: gap, reportedHash: doc.opamp?.remote_config_status?.hash ?? null };
   }

@@ -120,7 +120,10 @@ async function pathOf(env: Env, key: ApiKey, message: AgentToServer): Promise<Op
     return { agentId: owner, viaEnrollmentToken: false, record: (input) => agentObject(env, owner).checkin(key, input), ...ask(owner) };
   }
   const enrollment = orThrow(await directory(env).resolveEnrollmentKey(key));
-  const issue = accepts(Number(message.capabilities), AgentCapabilities.AgentCapabilities_AcceptsOpAMPConnectionSettings);
+  const takesCredential = accepts(Number(message.capabilities), AgentCapabilities.AgentCapabilities_AcceptsOpAMPConnectionSettings);
+  // A fresh credential for a known collector only when its client starts a session (sequence 0: it
+  // restarted, maybe before keeping the last one); within a session the one offered stands.
+  const issue = takesCredential && message.sequenceNum === 0n;
   const enrollAs = async (agentId: string) =>
     orThrow(
       await agentObject(env, agentId).enrollCollector(
@@ -144,7 +147,7 @@ async function pathOf(env: Env, key: ApiKey, message: AgentToServer): Promise<Op
     agentId: id,
     viaEnrollmentToken: true,
     newInstanceUid,
-    credential: enrolled.credential,
+    credential: takesCredential ? enrolled.credential : null,
     record: (input) => agentObject(env, id).checkinWithEnrollment(enrollment.policyId, input),
     ...ask(id),
   };

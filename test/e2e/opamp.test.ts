@@ -223,7 +223,8 @@ describe.skipIf(skip)("opamp-go client over WebSocket", () => {
       expect(assigned).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       const credential = await collector.next("credential");
       // The driver reconnects with its credential (a socket authenticates once) and applies the config.
-      const applied = await collector.next("applied", credential.index, (e) => String(e.hash).startsWith(`policy:otel-ws:${first}:`));
+      const applied = await collector.next("applied", 0, (e) => String(e.hash).startsWith(`policy:otel-ws:${first}:`));
+      await collector.next("connected", credential.index);
       await eventually(async () => {
         const item = await agent(server, assigned);
         expect(item).toMatchObject({ type: "OPAMP", policy_revision: first, status: "online" });
