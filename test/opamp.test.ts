@@ -246,3 +246,26 @@ describe("OpAMP over WebSocket: the codec", () => {
     expect(reply.remoteConfig).toBeDefined();
   });
 });
+
+describe("OpAMP: pure rules", () => {
+  it("redacts secret-looking values in YAML and JSON effective configs, keeping keys and block openers", async () => {
+    const { redactConfig } = await import("../src/opamp/redact");
+    expect(redactConfig("exporters:\n  otlp:\n    headers:\n      api_key: abc\n      Authorization: Bearer x\n    auth:\n      password: 'p'\n    endpoint: https://x")).toBe(
+      'exporters:\n  otlp:\n    headers:\n      api_key: "[REDACTED]"\n      Authorization: "[REDACTED]"\n    auth:\n      password: "[REDACTED]"\n    endpoint: https://x',
+    );
+    expect(redactConfig('{\n  "token": "t",\n  "client_secret": "s"\n}')).toBe('{\n  "token": "[REDACTED]",\n  "client_secret": "[REDACTED]"\n}');
+  });
+
+  it("renders a revision's collector sections as one sorted JSON file whose hash names the revision", async () => {
+    const { collectorConfig, hashText, revisionOfHash } = await import("../src/opamp/collector-config");
+    const revision = (policy: Record<string, unknown>, n: number) =>
+      ({ policy_id: "p", revision: n, name: "p", namespace: "default", created_at: "2026-01-01T00:00:00Z", policy: { outputs: {}, ...policy } }) as never;
+    const a = await collectorConfig(revision({ service: { b: 1, a: 2 }, receivers: { r: {} } }, 3));
+    const b = await collectorConfig(revision({ receivers: { r: {} }, service: { a: 2, b: 1 } }, 3));
+    expect(a.hash).toEqual(b.hash);
+    expect(new TextDecoder().decode(a.files["collector.yaml"]!.body)).toBe('{\n  "receivers": {\n    "r": {}\n  },\n  "service": {\n    "a": 2,\n    "b": 1\n  }\n}\n');
+    expect(revisionOfHash(hashText(a.hash))).toEqual({ policyId: "p", revision: 3 });
+    expect(revisionOfHash("something else")).toBeNull();
+    expect((await collectorConfig(revision({}, 4))).files).toEqual({});
+  });
+});
