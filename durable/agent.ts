@@ -443,7 +443,11 @@ export class Agent {
       // A collector reads no Fleet actions: unenrolling it revokes its credential at once, as `revoke: true` does.
       if (action.type !== "UNENROLL") return { error: "Conflict", detail: `agent ${doc.id} is an OpenTelemetry collector (OPAMP): it takes no ${action.type} action` };
       const revoked = await this.forceUnenroll();
-      return "error" in revoked ? revoked : { seq: 0 };
+      if ("error" in revoked) return revoked;
+      // The action is done for this agent: its progress counts it, as an ack would.
+      this.#storage.transactionSync(() => this.#effects.result(action.action_id, { agentId: doc.id, at: new Date().toISOString() }));
+      await this.#home.deliverEffects();
+      return { seq: 0 };
     }
     let stored = { seq: 0, added: false };
     this.#storage.transactionSync(() => {

@@ -14,6 +14,8 @@ import { buildDriver, GoCollector } from "../support/opamp-go";
 
 const driver = buildDriver();
 const skip = "reason" in driver;
+/** A skipped describe's name carries why (the default reporter shows it). */
+const skipNote = "reason" in driver ? ` (skipped: ${driver.reason.slice(0, 300)})` : "";
 
 const collectorPolicy = (exporter: string, extra: Record<string, unknown> = {}) => ({
   name: "collectors",
@@ -89,7 +91,7 @@ afterAll(() => {
   for (const state of states) rmSync(state, { recursive: true, force: true });
 });
 
-describe.skipIf(skip)("opamp-go client", () => {
+describe.skipIf(skip)(`opamp-go client${skipNote}`, () => {
   const binary = skip ? "" : driver.binary;
 
   it("over HTTP: enrolls with the token, takes its own credential, applies config, gets the next revision, fails a bad one (the staged rollout holds), goes offline, reconnects, and is asked for full state after a server restart", async () => {
@@ -200,7 +202,7 @@ describe.skipIf(skip)("opamp-go client", () => {
   }, 180_000);
 });
 
-describe.skipIf(skip)("opamp-go client over WebSocket", () => {
+describe.skipIf(skip)(`opamp-go client over WebSocket${skipNote}`, () => {
   const binary = skip ? "" : driver.binary;
   let server: DevServer;
   beforeAll(async () => {
