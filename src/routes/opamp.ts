@@ -73,8 +73,8 @@ async function enrollmentSocket(c: Context<AppEnv>, key: ApiKey): Promise<Respon
   const [client, server] = [pair[0], pair[1]];
   server.accept();
   let queue: Promise<void> = Promise.resolve();
-  const handle = async (data: string | ArrayBuffer) => {
-    const read = readSocketFrame(data);
+  const handle = async (received: string | ArrayBuffer | Blob) => {
+    const read = readSocketFrame(received instanceof Blob ? await received.arrayBuffer() : received);
     if ("close" in read) return server.close(read.close, read.reason);
     if ("badRequest" in read) return server.send(frame(errorAnswer(new Uint8Array(), "BadRequest", read.badRequest)));
     try {
@@ -92,7 +92,7 @@ async function enrollmentSocket(c: Context<AppEnv>, key: ApiKey): Promise<Respon
     }
   };
   server.addEventListener("message", (event) => {
-    queue = queue.then(() => handle(event.data as string | ArrayBuffer)).catch(() => undefined);
+    queue = queue.then(() => handle(event.data as string | ArrayBuffer | Blob)).catch(() => undefined);
     c.executionCtx.waitUntil(queue);
   });
   server.addEventListener("close", (event) => {
