@@ -96,16 +96,6 @@ func (a *agent) start() error {
 	} else {
 		c = client.NewHTTP(nil)
 	}
-	capabilities := protobufs.AgentCapabilities_AgentCapabilities_ReportsStatus |
-		protobufs.AgentCapabilities_AgentCapabilities_AcceptsRemoteConfig |
-		protobufs.AgentCapabilities_AgentCapabilities_ReportsEffectiveConfig |
-		protobufs.AgentCapabilities_AgentCapabilities_ReportsRemoteConfig |
-		protobufs.AgentCapabilities_AgentCapabilities_ReportsHealth |
-		protobufs.AgentCapabilities_AgentCapabilities_ReportsHeartbeat |
-		protobufs.AgentCapabilities_AgentCapabilities_AcceptsOpAMPConnectionSettings
-	if err := c.SetCapabilities(&capabilities); err != nil {
-		return err
-	}
 	if err := c.SetAgentDescription(&protobufs.AgentDescription{
 		IdentifyingAttributes: []*protobufs.KeyValue{
 			kv("service.name", "otelcol-opamp-test"),
@@ -122,6 +112,17 @@ func (a *agent) start() error {
 	if err := c.SetHealth(&protobufs.ComponentHealth{Healthy: true, Status: "StatusOK", ComponentHealthMap: map[string]*protobufs.ComponentHealth{
 		"pipeline:metrics": {Healthy: true, Status: "StatusOK"},
 	}}); err != nil {
+		return err
+	}
+	// After the health: opamp-go refuses ReportsHealth without one.
+	capabilities := protobufs.AgentCapabilities_AgentCapabilities_ReportsStatus |
+		protobufs.AgentCapabilities_AgentCapabilities_AcceptsRemoteConfig |
+		protobufs.AgentCapabilities_AgentCapabilities_ReportsEffectiveConfig |
+		protobufs.AgentCapabilities_AgentCapabilities_ReportsRemoteConfig |
+		protobufs.AgentCapabilities_AgentCapabilities_ReportsHealth |
+		protobufs.AgentCapabilities_AgentCapabilities_ReportsHeartbeat |
+		protobufs.AgentCapabilities_AgentCapabilities_AcceptsOpAMPConnectionSettings
+	if err := c.SetCapabilities(&capabilities); err != nil {
 		return err
 	}
 	if a.requestID {
@@ -239,4 +240,3 @@ func (a *agent) onMessage(ctx context.Context, msg *types.MessageData) {
 func kv(key, value string) *protobufs.KeyValue {
 	return &protobufs.KeyValue{Key: key, Value: &protobufs.AnyValue{Value: &protobufs.AnyValue_StringValue{StringValue: value}}}
 }
-
