@@ -169,7 +169,8 @@ function compare(project, bare) {
   const add = (metric, value, base, target, pass) => rows.push({ metric, project: value, bare: base ?? null, ratio: ratio(value, base), target, pass });
   const agentsN = project?.phases?.connect?.agents ?? bare?.phases?.connect?.agents;
   const sockets = project?.websocket?.agents ?? bare?.websocket?.agents ?? 0;
-  add(`connected agents (${sockets} on WebSocket, the rest long-polling)`, agentsN, bare?.phases?.connect?.agents, "10,000", agentsN >= 10_000);
+  const collectors = project?.opamp?.agents ?? 0;
+  add(`connected agents (${sockets} on WebSocket, ${collectors ? `${collectors} OpAMP collectors, ` : ""}the rest long-polling)`, agentsN, bare?.phases?.connect?.agents, "10,000", agentsN >= 10_000);
   for (const k of ["p50", "p95", "p99", "max"]) {
     const v = worst(k);
     const base = b?.receive_ms?.[k];
@@ -179,7 +180,7 @@ function compare(project, bare) {
   // Per channel when the fleet mixes them (--ws-fraction, --opamp-fraction): each one's worst p99.
   for (const channel of ["long_poll", "websocket", "opamp"]) {
     const p99s = f.map((r) => r.receive_ms_by_channel?.[channel]?.p99).filter((v) => v != null);
-    if (p99s.length && (sockets || project?.opamp?.agents)) add(`fan-out p99 over ${channel} (ms, worst round)`, Math.max(...p99s), null, "", null);
+    if (p99s.length && (sockets || collectors)) add(`fan-out p99 over ${channel} (ms, worst round)`, Math.max(...p99s), null, "", null);
   }
   const conv = f.length ? Math.max(...f.map((r) => r.ack_convergence_ms ?? Infinity)) : null;
   add("ack convergence (ms, worst round)", conv, null, "", null);
