@@ -38,6 +38,7 @@ function grid(context: StatusContext): AgentSummary[] {
                 upgrading,
                 unenrolling,
                 unhealthy_reason: null,
+                type: "PERMANENT",
               });
             }
   return rows;

@@ -23,6 +23,8 @@ export interface AgentSummary {
   /** An UNENROLL action is waiting for the agent's ack. */
   unenrolling: boolean;
   unhealthy_reason: string[] | null;
+  /** The record's type: `PERMANENT` or `TEMPORARY` (Elastic Agents), `OPAMP` (OpenTelemetry collectors). */
+  type: string;
 }
 
 export interface StatusContext {

@@ -99,6 +99,8 @@ export const AgentListItem = z.object({
   agent: z.object({ id: z.string(), version: z.string().nullable() }),
   tags: z.array(z.string()),
   unhealthy_reason: z.array(z.string()).nullable(),
+  /** `PERMANENT` or `TEMPORARY` (Elastic Agents), `OPAMP` (OpenTelemetry collectors, docs/opamp.md). */
+  type: z.string(),
 });
 
 export const AgentList = z.object({
@@ -125,8 +127,6 @@ export const AgentDetail = z.object({
       z.object({ id: z.string(), type: z.string(), created_at: z.string(), expiration: z.string(), start_time: z.string().optional() }),
     ),
     action_results: z.number().int(),
-    /** `PERMANENT`, `TEMPORARY` (Elastic Agents) or `OPAMP` (OpenTelemetry collectors, docs/opamp.md). */
-    type: z.string(),
     /** A collector's OpAMP state; null for Elastic Agents. */
     opamp: z
       .object({

@@ -136,8 +136,8 @@ describe.skipIf(skip)(`opamp-go client${skipNote}`, () => {
       expect(applied.local_metadata?.os?.family).toBe("linux");
       expect(applied.components).toEqual([expect.objectContaining({ id: "pipeline:metrics", status: "HEALTHY" })]);
       expect(JSON.stringify(applied.opamp)).not.toContain("s3cret");
-      const listed = await admin<{ items: Array<{ id: string; policy_revision: number }> }>(server, "GET", "/api/fleet/agents?policy_id=otel-http");
-      expect(listed.body.items.map((i) => i.id)).toEqual([uid]);
+      const listed = await admin<{ items: Array<{ id: string; type: string }> }>(server, "GET", "/api/fleet/agents?policy_id=otel-http");
+      expect(listed.body.items.map((i) => [i.id, i.type])).toEqual([[uid, "OPAMP"]]);
 
       // A new revision reaches the collector on its next poll.
       const second = await putPolicy(server, "otel-http", collectorPolicy("otlp"));

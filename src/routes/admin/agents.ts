@@ -67,7 +67,6 @@ export const agents = new Hono<AppEnv>()
         outputs: doc.outputs ?? {},
         pending_actions: detail.pending,
         action_results: detail.results,
-        type: doc.type,
         opamp: doc.opamp ?? null,
       },
     });
