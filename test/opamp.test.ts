@@ -1,4 +1,4 @@
-import { SELF } from "cloudflare:test";
+import { SELF, env } from "cloudflare:test";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
@@ -11,6 +11,7 @@ import {
   ServerToAgentSchema,
   type ServerToAgent,
 } from "../src/opamp/gen/opamp_pb";
+import { agentObject } from "../src/durable-stubs";
 import { idToUid, newUuidV7, uidToId } from "../src/opamp/wire";
 import { BASE, adminRequest, createEnrollmentKey, gzip, json, putPolicy } from "./helpers";
 
@@ -270,5 +271,39 @@ describe("OpAMP: pure rules", () => {
     expect(revisionOfHash(hashText(a.hash))).toEqual({ policyId: "p", revision: 3 });
     expect(revisionOfHash("something else")).toBeNull();
     expect((await collectorConfig(revision({}, 4))).files).toEqual({});
+  });
+});
+
+describe("OpAMP: the Elasticsearch mirror", () => {
+  it("writes a collector as fleet-server does: type OPAMP, capability names, health, redacted effective config, attributes", async () => {
+    const { uid, credential, first } = await enrolled("opamp-mirror");
+    const message = encode({
+      instanceUid: idToUid(uid),
+      sequenceNum: 1n,
+      health: { healthy: true, status: "StatusOK", componentHealthMap: {} },
+      agentDescription: {
+        identifyingAttributes: [{ key: "service.name", value: { value: { case: "stringValue", value: "otelcol" } } }],
+        nonIdentifyingAttributes: [{ key: "host.name", value: { value: { case: "stringValue", value: "h1" } } }],
+      },
+      effectiveConfig: { configMap: { configMap: { "c.yaml": { body: new TextEncoder().encode("token: abc\n"), contentType: "text/yaml" } } } },
+      remoteConfigStatus: { lastRemoteConfigHash: first.remoteConfig!.configHash, status: RemoteConfigStatuses.RemoteConfigStatuses_APPLIED },
+    });
+    await answer(await post(message, credential));
+    const { agentDocument } = await import("../src/es/documents");
+    const detail = await json<{ item: { opamp: unknown } }>(await adminRequest("GET", `/api/fleet/agents/${uid}`));
+    expect(detail.item.opamp).toMatchObject({ effective_config: { "c.yaml": { body: 'token: "[REDACTED]"\n' } } });
+    const doc = await agentObject(env, uid).record();
+    const body = agentDocument(doc!);
+    expect(body).toMatchObject({
+      type: "OPAMP",
+      status: "online",
+      policy_revision_idx: 1,
+      capabilities: ["ReportsStatus", "AcceptsRemoteConfig", "AcceptsOpAMPConnectionSettings", "ReportsRemoteConfig"],
+      health: { healthy: true, status: "StatusOK", last_error: "" },
+      effective_config: { "c.yaml": { content_type: "text/yaml", body: 'token: "[REDACTED]"\n' } },
+      identifying_attributes: { "service.name": "otelcol" },
+      non_identifying_attributes: { "host.name": "h1" },
+    });
+    expect(body).not.toHaveProperty("opamp");
   });
 });
