@@ -144,6 +144,19 @@ describe("OpAMP over HTTP: the codec", () => {
     expect(await revoked.json()).toEqual({ statusCode: 401, error: "ErrUnauthorized", message: "unauthorized" });
   });
 
+  it("answers overload with 429 and Retry-After (the collector's own 30 requests per 10 s)", async () => {
+    const { uid, credential } = await enrolled("opamp-busy");
+    let refused: Response | null = null;
+    for (let seq = 1n; seq <= 40n && !refused; seq++) {
+      const res = await post(encode({ instanceUid: idToUid(uid), sequenceNum: seq }), credential);
+      if (res.status === 429) refused = res;
+      else await res.arrayBuffer();
+    }
+    expect(refused?.status).toBe(429);
+    expect(Number(refused!.headers.get("Retry-After"))).toBeGreaterThan(0);
+    expect(await refused!.json()).toMatchObject({ statusCode: 429, error: "RateLimit" });
+  });
+
   it("needs Content-Type application/x-protobuf", async () => {
     const { token } = await setup("opamp-type");
     const res = await post(encode({ instanceUid: idToUid(newUuidV7()) }), token, { "Content-Type": "application/json" });
@@ -230,6 +243,22 @@ describe("OpAMP over WebSocket: the codec", () => {
     expect((await socket.next()).errorResponse?.errorMessage).toBe("the WebSocket message header must be 0");
     socket.send("text");
     expect(await socket.closed()).toMatchObject({ code: 1003 });
+  });
+
+  it("answers overload on a socket with UNAVAILABLE and retry_info; a newer socket of the collector replaces it (4000)", async () => {
+    const { uid, credential } = await enrolled("opamp-ws-busy");
+    const socket = await open(credential);
+    let unavailable: ServerToAgent | null = null;
+    for (let seq = 1n; seq <= 40n && !unavailable; seq++) {
+      socket.send(framed(encode({ instanceUid: idToUid(uid), sequenceNum: seq })));
+      const reply = await socket.next();
+      if (reply.errorResponse) unavailable = reply;
+    }
+    expect(unavailable!.errorResponse!.type).toBe(ServerErrorResponseType.ServerErrorResponseType_Unavailable);
+    expect(unavailable!.errorResponse!.Details.case).toBe("retryInfo");
+    expect(unavailable!.errorResponse!.Details.value!.retryAfterNanoseconds).toBeGreaterThan(0n);
+    await open(credential);
+    expect(await socket.closed()).toMatchObject({ code: 4000 });
   });
 
   it("closes with 1009 on a message over the limit", async () => {
