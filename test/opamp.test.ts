@@ -157,6 +157,17 @@ describe("OpAMP over HTTP: the codec", () => {
     expect(await refused!.json()).toMatchObject({ statusCode: 429, error: "RateLimit" });
   });
 
+  it("refuses, with BAD_REQUEST, parts larger than a record keeps (effective config files over 512 KiB together)", async () => {
+    const { uid, credential } = await enrolled("opamp-oversized");
+    // Each file is kept up to 256 KiB; three of 200 KiB pass that but not the total.
+    const file = { body: new TextEncoder().encode(`receivers: ${"x".repeat(200 * 1024)}\n`) };
+    const configMap = { "a.yaml": file, "b.yaml": file, "c.yaml": file };
+    const reply = await answer(await post(encode({ instanceUid: idToUid(uid), sequenceNum: 1n, effectiveConfig: { configMap: { configMap } } }), credential));
+    expect(reply.errorResponse).toMatchObject({ type: ServerErrorResponseType.ServerErrorResponseType_BadRequest, errorMessage: "effective_config exceeds 524288 bytes" });
+    expect(reply.capabilities).toBe(0n);
+    expect(uidToId(reply.instanceUid)).toBe(uid);
+  });
+
   it("needs Content-Type application/x-protobuf", async () => {
     const { token } = await setup("opamp-type");
     const res = await post(encode({ instanceUid: idToUid(newUuidV7()) }), token, { "Content-Type": "application/json" });

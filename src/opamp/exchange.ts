@@ -7,11 +7,12 @@ import { collectorConfig, hashText, revisionOfHash } from "./collector-config";
 import {
   AgentCapabilities,
   AgentConfigMapSchema,
+  ServerErrorResponseType,
   ServerToAgentFlags,
   type AgentToServer,
   type ServerToAgent,
 } from "./gen/opamp_pb";
-import { accepts, opampReport } from "./report";
+import { accepts, opampReport, oversized } from "./report";
 import { idToUid } from "./wire";
 
 /** How one message reaches the collector's record, per transport and credential. */
@@ -39,6 +40,8 @@ export type OpampAnswer = Omit<ServerToAgent, "$typeName" | "$unknown">;
  */
 export async function exchange(env: Env, message: AgentToServer, path: OpampPath): Promise<OpampAnswer | Failure> {
   const report = opampReport(message, path.viaEnrollmentToken);
+  const tooBig = oversized(report);
+  if (tooBig) return { instanceUid: message.instanceUid, errorResponse: { $typeName: "opamp.proto.ServerErrorResponse", type: ServerErrorResponseType.ServerErrorResponseType_BadRequest, errorMessage: tooBig, Details: { case: undefined } } } as OpampAnswer;
   const applied = report.remoteConfigStatus?.status === "APPLIED" ? revisionOfHash(report.remoteConfigStatus.hash) : null;
   const input: CheckinInput = { status: "", message: "", version: "", opamp: report, ...(applied ? { reported: applied } : {}) };
   let recorded: CheckinOutcome | null = null;

@@ -3,6 +3,8 @@ import { AgentCapabilities, RemoteConfigStatuses, type AgentToServer, type Compo
 import type { Component } from "../protocol/checkin";
 import type { AgentDoc, OpampState } from "../protocol/agent-doc";
 import type { JsonObject, JsonValue } from "../protocol/parse";
+import { CHECKIN_FIELD_LIMITS } from "../protocol/checkin";
+import { jsonFits } from "../protocol/json-limits";
 import { hashText } from "./collector-config";
 import { redactConfig } from "./redact";
 
@@ -41,6 +43,20 @@ const STATUS_NAMES: Record<number, NonNullable<OpampState["remote_config_status"
 
 export const accepts = (capabilities: number, capability: AgentCapabilities): boolean => (capabilities & capability) !== 0;
 
+/** What a collector's record keeps of its effective config, all files together (bytes of JSON). */
+const EFFECTIVE_CONFIG_LIMIT = 512 * 1024;
+
+/**
+ * Why a report cannot be kept (the record is one SQLite row, docs/hardening.md), or null: its
+ * description and components under an agent's check-in limits, its effective config under 512 KiB.
+ */
+export function oversized(report: OpampReport): string | null {
+  if (report.description && !jsonFits(report.description.metadata, CHECKIN_FIELD_LIMITS.local_metadata)) return `agent_description exceeds ${CHECKIN_FIELD_LIMITS.local_metadata} bytes`;
+  if (report.components && !jsonFits(report.components, CHECKIN_FIELD_LIMITS.components)) return `health.component_health_map exceeds ${CHECKIN_FIELD_LIMITS.components} bytes`;
+  if (report.effectiveConfig && !jsonFits(report.effectiveConfig, EFFECTIVE_CONFIG_LIMIT)) return `effective_config exceeds ${EFFECTIVE_CONFIG_LIMIT} bytes`;
+  return null;
+}
+
 /** Reads the parts of a message the store keeps. */
 export function opampReport(message: AgentToServer, viaEnrollmentToken: boolean): OpampReport {
   const report: OpampReport = {
@@ -55,7 +71,12 @@ export function opampReport(message: AgentToServer, viaEnrollmentToken: boolean)
     report.description = { metadata: localMetadata(identifying, other), version: text(identifying["service.version"]) };
   }
   if (message.health) {
-    report.health = { healthy: message.health.healthy, status: message.health.status, last_error: message.health.lastError };
+    // Cut to what an agent's check-in may store as its status and message.
+    report.health = {
+      healthy: message.health.healthy,
+      status: message.health.status.slice(0, CHECKIN_FIELD_LIMITS.status / 4),
+      last_error: message.health.lastError.slice(0, CHECKIN_FIELD_LIMITS.message / 4),
+    };
     report.components = Object.entries(message.health.componentHealthMap).map(([id, health]) => component(id, health));
   }
   if (message.remoteConfigStatus) {
@@ -63,7 +84,7 @@ export function opampReport(message: AgentToServer, viaEnrollmentToken: boolean)
     report.remoteConfigStatus = {
       hash: hashText(status.lastRemoteConfigHash),
       status: STATUS_NAMES[status.status] ?? "UNSET",
-      ...(status.errorMessage ? { error_message: status.errorMessage } : {}),
+      ...(status.errorMessage ? { error_message: status.errorMessage.slice(0, CHECKIN_FIELD_LIMITS.message / 4) } : {}),
     };
   }
   if (message.effectiveConfig?.configMap) {

@@ -30,8 +30,9 @@ export function decodeAgentToServer(bytes: Uint8Array): { message: AgentToServer
   return { message };
 }
 
+/** A `ServerToAgent` with the server's capabilities, unless it is an error response (exclusive, §3.2). */
 export function encodeServerToAgent(message: Partial<Omit<ServerToAgent, "$typeName">>): Uint8Array<ArrayBuffer> {
-  return toBinary(ServerToAgentSchema, create(ServerToAgentSchema, { capabilities: BigInt(SERVER_CAPABILITIES), ...message }));
+  return toBinary(ServerToAgentSchema, create(ServerToAgentSchema, { ...(message.errorResponse ? {} : { capabilities: BigInt(SERVER_CAPABILITIES) }), ...message }));
 }
 
 /** `error_response` is exclusive with every other field but `instance_uid` (opamp.md §3.2). */
