@@ -31,6 +31,7 @@ import { StoredKey } from "./stored-key";
 import { log } from "../src/log";
 import { recordReport, type OpampOutcome, type OpampReport } from "../src/opamp/report";
 import { OPAMP_AGENT_TYPE } from "../src/opamp/collector";
+import { AgentCapabilities } from "../src/opamp/gen/opamp_pb";
 
 /** What every check-in moves; a check-in that changes nothing else is a heartbeat. */
 const CHECKIN_TIMES: ReadonlySet<string> = new Set(["last_checkin", "updated_at"]);
@@ -253,6 +254,37 @@ export class Agent {
     return { credential: btoa(`${keyId}:${secret}`) };
   }
 
+  /**
+   * An admin asks a collector to restart (OpAMP `command: Restart`): it goes out with the answer
+   * to its next message, or at once on its socket (the wake-up effect reaches its shard).
+   */
+  async requestRestart(): Promise<{ requested_at: string } | Failure> {
+    const doc = this.#doc;
+    if (!doc) return { error: "NotFound", detail: "agent not found" };
+    if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
+    if (doc.type !== OPAMP_AGENT_TYPE || !doc.opamp) return { error: "Conflict", detail: `agent ${doc.id} is not an OpenTelemetry collector: restart is an OpAMP command` };
+    if ((doc.opamp.capabilities & AgentCapabilities.AgentCapabilities_AcceptsRestartCommand) === 0) {
+      return { error: "Conflict", detail: `collector ${doc.id} does not accept restart commands (no AcceptsRestartCommand capability)` };
+    }
+    const now = new Date().toISOString();
+    this.#storage.transactionSync(() => {
+      this.#save({ ...doc, opamp: { ...doc.opamp!, restart_requested_at: now }, updated_at: now });
+      this.#effects.shard(doc.policy_id, { kind: "wake", agentId: doc.id, seq: this.#actions.maxSeq() });
+    });
+    await this.#home.deliverEffects();
+    return { requested_at: now };
+  }
+
+  /** Takes a requested restart for the collector's socket `connection` to send; false when none is due. */
+  async takeRestart(connection: string): Promise<boolean> {
+    const doc = this.#doc;
+    if (this.#stillActive() ?? this.#ownsLease(connection)) return false;
+    if (!doc?.opamp?.restart_requested_at) return false;
+    const { restart_requested_at: _sent, ...opamp } = doc.opamp;
+    this.#save({ ...doc, opamp, updated_at: new Date().toISOString() });
+    return true;
+  }
+
   /** The socket `connection` now delivers this agent's actions, until a newer socket or an HTTP check-in takes over. */
   async attachSocket(connection: string): Promise<Failure | null> {
     const failure = this.#stillActive();
@@ -279,7 +311,7 @@ export class Agent {
     };
     if (input.localMetadata !== undefined) doc.local_metadata = input.localMetadata;
     if (input.components !== undefined) doc.components = input.components;
-    if (input.opamp) recordReport(before, doc, input.opamp);
+    const restart = input.opamp ? recordReport(before, doc, input.opamp).restart : false;
     doc.unhealthy_reason = unhealthyReason(doc.components, doc.last_checkin_status ?? input.status);
     if (input.upgradeDetails) {
       doc.upgrade_details = input.upgradeDetails;
@@ -315,7 +347,7 @@ export class Agent {
     }
     const pending = this.#actions.pending(cursor);
     return {
-      ...(input.opamp ? { opamp: this.#opampOutcome(input.opamp, doc) } : {}),
+      ...(input.opamp ? { opamp: this.#opampOutcome(input.opamp, doc, restart) } : {}),
       policyId: doc.policy_id,
       // An output without its key forces the policy to be sent again (fleet-protocol.md §4.2).
       claim: this.#keys.incomplete(this.#id)
@@ -565,13 +597,13 @@ export class Agent {
   }
 
   /** Tracks the collector's `sequence_num` (opamp.md §3.1): a gap, or no memory of it, asks for its full state. */
-  #opampOutcome(report: OpampReport, doc: AgentDoc): OpampOutcome {
+  #opampOutcome(report: OpampReport, doc: AgentDoc, restart: boolean): OpampOutcome {
     const last = this.#opampSeq;
     // 0 starts a client's session and is whole by definition; the same number again is a retry of the last message.
     const seq = report.sequenceNum;
     const gap = seq !== 0 && (last === null || (seq !== last + 1 && seq !== last));
     this.#opampSeq = report.sequenceNum;
-    return { reportFullState: gap, reportedHash: doc.opamp?.remote_config_status?.hash ?? null };
+    return { reportFullState: gap, reportedHash: doc.opamp?.remote_config_status?.hash ?? null, restart };
   }
 
   /** The highest action sequence number the agent was last sent (its stored cursor); -1 before any. */

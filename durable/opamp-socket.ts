@@ -3,7 +3,7 @@ import { agentObject } from "../src/durable-stubs";
 import { ERROR_TABLE } from "../src/http/error-table";
 import { isFailure, type Failure } from "../src/errors";
 import { exchange } from "../src/opamp/exchange";
-import { AgentCapabilities } from "../src/opamp/gen/opamp_pb";
+import { AgentCapabilities, CommandType } from "../src/opamp/gen/opamp_pb";
 import { accepts } from "../src/opamp/report";
 import { encodeServerToAgent, errorAnswer, frame, idToUid, readSocketFrame } from "../src/opamp/wire";
 import { collectorConfig } from "../src/opamp/collector-config";
@@ -81,6 +81,12 @@ export class OpampSocket {
       }),
     );
     return true;
+  }
+
+  /** Sends the collector a requested restart (alone, §3.2), if one is due. */
+  async pushRestart(ws: WebSocket, attachment: SocketAttachment): Promise<void> {
+    if (!(await agentObject(this.#host.env, attachment.agentId).takeRestart(attachment.connection))) return;
+    send(ws, encodeServerToAgent({ instanceUid: idToUid(attachment.agentId), command: { $typeName: "opamp.proto.ServerToAgentCommand", type: CommandType.CommandType_Restart } }));
   }
 
   /** Overload is UNAVAILABLE with retry info; an auth failure or a superseded socket closes it. */

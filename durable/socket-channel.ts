@@ -152,8 +152,11 @@ export class SocketChannel {
     if (sockets.length === 0) return false;
     for (const ws of sockets) {
       const attachment = ws.deserializeAttachment() as SocketAttachment;
-      // A collector takes no Fleet actions (its store refuses them; see Agent.addAction).
-      if (attachment.protocol === "opamp") continue;
+      // A collector takes no Fleet actions (its store refuses them); its wake-up is a restart command.
+      if (attachment.protocol === "opamp") {
+        await this.#opamp.pushRestart(ws, attachment);
+        continue;
+      }
       const pending = await agentObject(this.#host.env, agentId).pendingActions(attachment.ackToken || undefined);
       if (pending.actions.length === 0) continue;
       ws.serializeAttachment({ ...attachment, ackToken: pending.ackToken });

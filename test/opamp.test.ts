@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import {
   AgentCapabilities,
   AgentToServerFlags,
+  CommandType,
   AgentToServerSchema,
   RemoteConfigStatuses,
   ServerErrorResponseType,
@@ -168,6 +169,28 @@ describe("OpAMP over HTTP: the codec", () => {
     expect(uidToId(reply.instanceUid)).toBe(uid);
   });
 
+  it("sends an admin's restart alone with the next answer, once, to a collector that accepts it; refuses it for others", async () => {
+    const { uid, credential } = await enrolled("opamp-restart");
+    const restart = () => adminRequest("POST", `/api/fleet/agents/${uid}/restart`);
+    const refused = await restart();
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({ message: `collector ${uid} does not accept restart commands (no AcceptsRestartCommand capability)` });
+    const withRestart = CAPABILITIES | BigInt(AgentCapabilities.AgentCapabilities_AcceptsRestartCommand);
+    const poll = async (seq: bigint) => answer(await post(encode({ instanceUid: idToUid(uid), sequenceNum: seq, capabilities: withRestart }), credential));
+    expect((await poll(1n)).command).toBeUndefined();
+    const requested = await restart();
+    expect(requested.status).toBe(200);
+    expect(await requested.json()).toMatchObject({ item: { id: uid, type: "RESTART" } });
+    const commanded = await poll(2n);
+    expect(commanded.command?.type).toBe(CommandType.CommandType_Restart);
+    expect(commanded.remoteConfig).toBeUndefined();
+    expect(commanded.flags).toBe(0n);
+    const after = await poll(3n);
+    expect(after.command).toBeUndefined();
+    // The config it was still owed follows.
+    expect(after.remoteConfig).toBeDefined();
+  });
+
   it("needs Content-Type application/x-protobuf", async () => {
     const { token } = await setup("opamp-type");
     const res = await post(encode({ instanceUid: idToUid(newUuidV7()) }), token, { "Content-Type": "application/json" });
@@ -270,6 +293,18 @@ describe("OpAMP over WebSocket: the codec", () => {
     expect(unavailable!.errorResponse!.Details.value!.retryAfterNanoseconds).toBeGreaterThan(0n);
     await open(credential);
     expect(await socket.closed()).toMatchObject({ code: 4000 });
+  });
+
+  it("pushes a requested restart on the collector's socket", async () => {
+    const { uid, credential } = await enrolled("opamp-ws-restart");
+    const socket = await open(credential);
+    const capabilities = CAPABILITIES | BigInt(AgentCapabilities.AgentCapabilities_AcceptsRestartCommand);
+    socket.send(framed(encode({ instanceUid: idToUid(uid), sequenceNum: 1n, capabilities })));
+    await socket.next();
+    expect((await adminRequest("POST", `/api/fleet/agents/${uid}/restart`)).status).toBe(200);
+    const pushed = await socket.next();
+    expect(pushed.command?.type).toBe(CommandType.CommandType_Restart);
+    expect(uidToId(pushed.instanceUid)).toBe(uid);
   });
 
   it("closes with 1009 on a message over the limit", async () => {

@@ -29,6 +29,8 @@ export const AGENT_METHODS = [
   "checkinOverSocket",
   "checkinWithEnrollment",
   "enrollCollector",
+  "requestRestart",
+  "takeRestart",
   "attachSocket",
   "detachSocket",
   "pendingActions",

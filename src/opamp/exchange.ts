@@ -7,6 +7,7 @@ import { collectorConfig, hashText, revisionOfHash } from "./collector-config";
 import {
   AgentCapabilities,
   AgentConfigMapSchema,
+  CommandType,
   ServerErrorResponseType,
   ServerToAgentFlags,
   type AgentToServer,
@@ -57,6 +58,10 @@ export async function exchange(env: Env, message: AgentToServer, path: OpampPath
   if (isFailure(answer)) return answer;
   const outcome = recorded as CheckinOutcome | null;
 
+  // A restart is sent alone (opamp.md §3.2); what else is due follows the collector's next message.
+  if (outcome?.opamp?.restart) {
+    return { instanceUid: message.instanceUid, command: { $typeName: "opamp.proto.ServerToAgentCommand", type: CommandType.CommandType_Restart } } as OpampAnswer;
+  }
   const reply: Partial<OpampAnswer> = {
     instanceUid: path.newInstanceUid ? idToUid(path.agentId) : message.instanceUid,
     flags: outcome?.opamp?.reportFullState ? BigInt(ServerToAgentFlags.ServerToAgentFlags_ReportFullState) : 0n,

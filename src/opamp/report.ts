@@ -32,6 +32,8 @@ export interface OpampOutcome {
   reportFullState: boolean;
   /** The config hash the collector last reported (applied, applying or failed), so it is not offered again. */
   reportedHash: string | null;
+  /** An admin's restart is due: this answer is the `Restart` command (taken from the record with this check-in). */
+  restart: boolean;
 }
 
 const STATUS_NAMES: Record<number, NonNullable<OpampState["remote_config_status"]>["status"]> = {
@@ -103,7 +105,7 @@ export function opampReport(message: AgentToServer, viaEnrollmentToken: boolean)
  * reads (status and message, components, metadata, version). A FAILED remote config makes the
  * agent `error` with the collector's message, so a staged rollout holds on it.
  */
-export function recordReport(before: AgentDoc, doc: AgentDoc, report: OpampReport): void {
+export function recordReport(before: AgentDoc, doc: AgentDoc, report: OpampReport): { restart: boolean } {
   const state: OpampState = {
     ...before.opamp,
     capabilities: report.capabilities,
@@ -112,6 +114,9 @@ export function recordReport(before: AgentDoc, doc: AgentDoc, report: OpampRepor
   if (report.health) state.health = report.health;
   if (report.remoteConfigStatus) state.remote_config_status = report.remoteConfigStatus;
   if (report.effectiveConfig) state.effective_config = report.effectiveConfig;
+  // A requested restart goes out with this answer, and only once.
+  const restart = state.restart_requested_at !== undefined && accepts(report.capabilities, AgentCapabilities.AgentCapabilities_AcceptsRestartCommand);
+  if (restart) delete state.restart_requested_at;
   doc.opamp = state;
   const { status, message } = collectorStatus(state, report.disconnect);
   doc.last_checkin_status = status;
@@ -119,6 +124,7 @@ export function recordReport(before: AgentDoc, doc: AgentDoc, report: OpampRepor
   doc.agent = { ...before.agent, version: report.description?.version || before.agent.version };
   if (report.description) doc.local_metadata = report.description.metadata;
   if (report.components) doc.components = report.components;
+  return { restart };
 }
 
 /** The Fleet status a collector's state amounts to (see src/agents/status.ts for what each means). */

@@ -137,10 +137,15 @@ export const AgentDetail = z.object({
           .object({ hash: z.string(), status: z.enum(["UNSET", "APPLIED", "APPLYING", "FAILED"]), error_message: z.string().optional() })
           .optional(),
         effective_config: z.record(z.string(), z.object({ content_type: z.string(), body: z.string() })).optional(),
+        restart_requested_at: z.string().optional(),
       })
       .nullable(),
   }),
 });
+
+/** `POST /api/fleet/agents/{agentId}/restart` answer (OpenTelemetry collectors, docs/opamp.md). */
+export const RestartRequested = z.object({ item: z.object({ id: z.string(), type: z.literal("RESTART"), requested_at: z.string() }) });
+export type RestartRequested = z.infer<typeof RestartRequested>;
 
 export const StatusCounts = z.object({
   online: z.number().int(),

@@ -54,6 +54,8 @@ export interface OpampState {
   remote_config_status?: { hash: string; status: "UNSET" | "APPLIED" | "APPLYING" | "FAILED"; error_message?: string };
   /** File name → content, secret-looking values redacted. */
   effective_config?: Record<string, { content_type: string; body: string }>;
+  /** An admin asked for a restart not yet sent (docs/opamp.md, "Restart"). */
+  restart_requested_at?: string;
 }
 
 /** `unhealthy_reason` as fleet-server derives it from component units and the reported status. */

@@ -212,7 +212,7 @@ describe.skipIf(skip)(`opamp-go client over WebSocket${skipNote}`, () => {
     await server?.stop();
   });
 
-  it("enrolls on a token socket, reconnects with its own credential, and gets a new revision pushed with no poll (heartbeat 60 s)", async () => {
+  it("enrolls on a token socket, reconnects with its own credential, and gets a new revision and an admin's restart pushed with no poll (heartbeat 60 s)", async () => {
     const first = await putPolicy(server, "otel-ws", collectorPolicy("otlphttp"));
     const token = await enrollmentToken(server, "otel-ws");
     const url = `${server.url.replace(/^http/, "ws")}/v1/opamp`;
@@ -239,6 +239,9 @@ describe.skipIf(skip)(`opamp-go client over WebSocket${skipNote}`, () => {
       expect(Date.now() - published).toBeLessThan(10_000);
       await collector.next("applied", pushed.index);
       await eventually(async () => expect((await agent(server, assigned)).policy_revision).toBe(second));
+      // An admin's restart is pushed as OpAMP's command.
+      expect((await admin(server, "POST", `/api/fleet/agents/${assigned}/restart`)).status).toBe(200);
+      expect((await collector.next("command", pushed.index, undefined, 10_000)).type).toBe("CommandType_Restart");
       // opamp-go's socket client says agent_disconnect before it closes: offline at once (the offline window is 10 minutes).
       await collector.stop();
       await eventually(async () => expect((await agent(server, assigned)).status).toBe("offline"), 5_000);

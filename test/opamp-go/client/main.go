@@ -121,7 +121,8 @@ func (a *agent) start() error {
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsRemoteConfig |
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsHealth |
 		protobufs.AgentCapabilities_AgentCapabilities_ReportsHeartbeat |
-		protobufs.AgentCapabilities_AgentCapabilities_AcceptsOpAMPConnectionSettings
+		protobufs.AgentCapabilities_AgentCapabilities_AcceptsOpAMPConnectionSettings |
+		protobufs.AgentCapabilities_AgentCapabilities_AcceptsRestartCommand
 	if err := c.SetCapabilities(&capabilities); err != nil {
 		return err
 	}
@@ -148,6 +149,10 @@ func (a *agent) start() error {
 				emit("server_error", map[string]any{"type": err.Type.String(), "message": err.ErrorMessage})
 			},
 			OnMessage: a.onMessage,
+			OnCommand: func(ctx context.Context, command *protobufs.ServerToAgentCommand) error {
+				emit("command", map[string]any{"type": command.Type.String()})
+				return nil
+			},
 			OnOpampConnectionSettings: func(ctx context.Context, settings *protobufs.OpAMPConnectionSettings) error {
 				for _, h := range settings.GetHeaders().GetHeaders() {
 					if h.Key == "Authorization" {
