@@ -176,7 +176,8 @@ describe.skipIf(skip)(`opamp-go client${skipNote}`, () => {
       // Polls stop: offline once they are missed. Reconnecting with its own credential: online again.
       await collector.stop();
       await eventually(async () => expect((await agent(server, uid)).status).toBe("offline"), 10_000);
-      const again = new GoCollector(binary, ["-url", url, "-transport", "http", "-auth", credential.header as string, "-uid", uid, "-poll", "250ms"]);
+      // This time with opamp-go's compression: gzip request bodies.
+      const again = new GoCollector(binary, ["-url", url, "-transport", "http", "-auth", credential.header as string, "-uid", uid, "-poll", "250ms", "-compress"]);
       collectors.push(again);
       await again.next("connected");
       await eventually(async () => expect((await agent(server, uid)).status).not.toBe("offline"), 5_000);

@@ -44,6 +44,7 @@ type agent struct {
 	auth      string
 	uid       types.InstanceUid
 	requestID bool
+	compress  bool
 	client    client.OpAMPClient
 	applied   *protobufs.AgentConfigMap
 	status    *protobufs.RemoteConfigStatus
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&a.auth, "auth", "", "Authorization header value")
 	flag.StringVar(&uidText, "uid", "", "instance uid (UUID); a new UUIDv7 when empty")
 	flag.BoolVar(&a.requestID, "request-uid", false, "set the RequestInstanceUid flag")
+	flag.BoolVar(&a.compress, "compress", false, "gzip request bodies (opamp-go's EnableCompression)")
 	flag.DurationVar(&a.poll, "poll", 300*time.Millisecond, "HTTP polling / heartbeat interval")
 	flag.Parse()
 	if uidText == "" {
@@ -138,6 +140,7 @@ func (a *agent) start() error {
 		InstanceUid:        a.uid,
 		HeartbeatInterval:  &a.poll,
 		RemoteConfigStatus: status,
+		EnableCompression:  a.compress,
 		HeaderFunc: func(h http.Header) http.Header {
 			h.Set("Authorization", a.header())
 			return h
