@@ -2,11 +2,10 @@ import type { Env } from "../src/config";
 import { agentObject } from "../src/durable-stubs";
 import { ERROR_TABLE } from "../src/http/error-table";
 import { isFailure, type Failure } from "../src/errors";
-import { exchange } from "../src/opamp/exchange";
+import { exchange, remoteConfig } from "../src/opamp/exchange";
 import { AgentCapabilities, CommandType } from "../src/opamp/gen/opamp_pb";
 import { accepts } from "../src/opamp/report";
 import { encodeServerToAgent, errorAnswer, frame, idToUid, readSocketFrame } from "../src/opamp/wire";
-import { collectorConfig } from "../src/opamp/collector-config";
 import type { PolicyRevision } from "../src/protocol/policy";
 import { CLOSE } from "../src/protocol/socket";
 import type { RevisionClaim } from "../src/session/contract";
@@ -62,24 +61,9 @@ export class OpampSocket {
   /** Pushes `target`'s config to a collector behind it that takes remote config. */
   async push(ws: WebSocket, attachment: SocketAttachment, target: PolicyRevision): Promise<boolean> {
     if (!accepts(attachment.capabilities ?? 0, AgentCapabilities.AgentCapabilities_AcceptsRemoteConfig)) return false;
-    const config = await collectorConfig(target);
+    const config = await remoteConfig(target);
     ws.serializeAttachment({ ...attachment, revision: target.revision } satisfies SocketAttachment);
-    send(
-      ws,
-      encodeServerToAgent({
-        instanceUid: idToUid(attachment.agentId),
-        remoteConfig: {
-          $typeName: "opamp.proto.AgentRemoteConfig",
-          configHash: config.hash,
-          config: {
-            $typeName: "opamp.proto.AgentConfigMap",
-            configMap: Object.fromEntries(
-              Object.entries(config.files).map(([name, file]) => [name, { $typeName: "opamp.proto.AgentConfigFile", body: file.body, contentType: file.contentType }]),
-            ),
-          },
-        },
-      }),
-    );
+    send(ws, encodeServerToAgent({ instanceUid: idToUid(attachment.agentId), remoteConfig: config }));
     return true;
   }
 

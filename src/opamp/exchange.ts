@@ -1,12 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import type { Env } from "../config";
 import { isFailure, type Failure } from "../errors";
+import type { PolicyRevision } from "../protocol/policy";
 import type { CheckinInput, CheckinOutcome } from "../session/contract";
 import { checkin, type CheckinWake } from "../session/checkin";
 import { collectorConfig, hashText, revisionOfHash } from "./collector-config";
 import {
   AgentCapabilities,
   AgentConfigMapSchema,
+  AgentRemoteConfigSchema,
+  type AgentRemoteConfig,
   CommandType,
   ServerErrorResponseType,
   ServerToAgentFlags,
@@ -69,18 +72,21 @@ export async function exchange(env: Env, message: AgentToServer, path: OpampPath
   if (path.newInstanceUid) reply.agentIdentification = { $typeName: "opamp.proto.AgentIdentification", newInstanceUid: idToUid(path.agentId) };
   if (path.credential) reply.connectionSettings = await credentialOffer(path.credential);
   if (answer.kind === "policy" && accepts(report.capabilities, AgentCapabilities.AgentCapabilities_AcceptsRemoteConfig)) {
-    const config = await collectorConfig(answer.revision);
-    if (outcome?.opamp?.reportedHash !== hashText(config.hash)) {
-      reply.remoteConfig = {
-        $typeName: "opamp.proto.AgentRemoteConfig",
-        configHash: config.hash,
-        config: create(AgentConfigMapSchema, {
-          configMap: Object.fromEntries(Object.entries(config.files).map(([name, file]) => [name, { body: file.body, contentType: file.contentType }])),
-        }),
-      };
-    }
+    const config = await remoteConfig(answer.revision);
+    if (outcome?.opamp?.reportedHash !== hashText(config.configHash)) reply.remoteConfig = config;
   }
   return reply as OpampAnswer;
+}
+
+/** A revision's collector configuration as `remote_config` (src/opamp/collector-config.ts). */
+export async function remoteConfig(revision: PolicyRevision): Promise<AgentRemoteConfig> {
+  const config = await collectorConfig(revision);
+  return create(AgentRemoteConfigSchema, {
+    configHash: config.hash,
+    config: create(AgentConfigMapSchema, {
+      configMap: Object.fromEntries(Object.entries(config.files).map(([name, file]) => [name, { body: file.body, contentType: file.contentType }])),
+    }),
+  });
 }
 
 /**
