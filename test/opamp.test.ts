@@ -14,7 +14,7 @@ import {
 } from "../src/opamp/gen/opamp_pb";
 import { agentObject } from "../src/durable-stubs";
 import { idToUid, newUuidV7, uidToId } from "../src/opamp/wire";
-import { BASE, adminRequest, createEnrollmentKey, gzip, json, putPolicy } from "./helpers";
+import { BASE, adminRequest, createEnrollmentKey, eventually, gzip, json, putPolicy } from "./helpers";
 
 const CAPABILITIES = BigInt(
   AgentCapabilities.AgentCapabilities_ReportsStatus |
@@ -189,6 +189,20 @@ describe("OpAMP over HTTP: the codec", () => {
     expect(after.command).toBeUndefined();
     // The config it was still owed follows.
     expect(after.remoteConfig).toBeDefined();
+  });
+
+  it("refuses a collector any Fleet action but unenroll, which counts as done in action status", async () => {
+    const { uid } = await enrolled("opamp-actions");
+    const diagnostics = await adminRequest("POST", `/api/fleet/agents/${uid}/request_diagnostics`, {});
+    expect(diagnostics.status).toBe(409);
+    expect(await diagnostics.json()).toMatchObject({ message: `agent ${uid} is an OpenTelemetry collector (OPAMP): it takes no REQUEST_DIAGNOSTICS action` });
+    const unenroll = await json<{ item: { id: string } }>(await adminRequest("POST", `/api/fleet/agents/${uid}/unenroll`, {}));
+    await eventually(async () => {
+      const status = await json<{ items: Array<{ actionId: string; status: string; nbAgentsAck: number; nbAgentsFailed: number }> }>(
+        await adminRequest("GET", "/api/fleet/agents/action_status?perPage=100"),
+      );
+      expect(status.items.find((item) => item.actionId === unenroll.item.id)).toMatchObject({ status: "COMPLETE", nbAgentsAck: 1, nbAgentsFailed: 0 });
+    });
   });
 
   it("needs Content-Type application/x-protobuf", async () => {
