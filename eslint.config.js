@@ -18,7 +18,8 @@ const NO_DURABLE_FROM_SRC = {
 };
 
 export default defineConfig(
-  { ignores: ["node_modules/", ".wrangler/", "dist/", "test-output/", "bench-results/", ".cache/"] },
+  // src/opamp/gen/: protoc-gen-es output (scripts/opamp-codegen.sh), not edited by hand.
+  { ignores: ["node_modules/", ".wrangler/", "dist/", "test-output/", "bench-results/", ".cache/", "src/opamp/gen/"] },
 
   {
     files: ["**/*.ts"],

@@ -33,6 +33,9 @@ export const ROSTER_BUCKET_SCHEMA = `ALTER TABLE roster ADD COLUMN bucket INTEGE
  */
 export const ROSTER_VERSION_SCHEMA = `ALTER TABLE roster ADD COLUMN summary_version INTEGER NOT NULL DEFAULT 0;`;
 
+/** Schema step: each row's record type (OpAMP collectors are `OPAMP`); rows written before it read as `PERMANENT`. */
+export const ROSTER_TYPE_SCHEMA = `ALTER TABLE roster ADD COLUMN agent_type TEXT;`;
+
 interface RosterRow extends Record<string, SqlStorageValue> {
   agent_id: string;
   active: number;
@@ -47,6 +50,7 @@ interface RosterRow extends Record<string, SqlStorageValue> {
   upgrading: number;
   unenrolling: number;
   unhealthy_reason: string | null;
+  agent_type: string | null;
   status: string;
 }
 
@@ -58,7 +62,7 @@ const STATUS_SQL = `CASE
   WHEN active = 0 THEN 'unenrolled'
   WHEN unenrolling = 1 THEN 'unenrolling'
   WHEN last_checkin IS NULL THEN 'enrolling'
-  WHEN last_checkin < ?1 THEN 'offline'
+  WHEN last_checkin < ?1 OR lower(last_checkin_status) = 'disconnected' THEN 'offline'
   WHEN upgrading = 1 OR policy_revision_idx < ?2 THEN 'updating'
   WHEN lower(last_checkin_status) IN ('error', 'failed') THEN 'error'
   WHEN lower(last_checkin_status) = 'degraded' THEN 'degraded'
@@ -81,14 +85,14 @@ export class AgentRoster {
   upsert(agent: AgentSummary, version: number): void {
     this.#sql.exec(
       `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, last_checkin_message, hostname, version, tags,
-         policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket, summary_version)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket, summary_version, agent_type)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (agent_id) DO UPDATE SET active = excluded.active, enrolled_at = excluded.enrolled_at,
          last_checkin = excluded.last_checkin,
          last_checkin_status = excluded.last_checkin_status, last_checkin_message = excluded.last_checkin_message,
          hostname = excluded.hostname, version = excluded.version, tags = excluded.tags, policy_revision_idx = excluded.policy_revision_idx,
          upgrading = excluded.upgrading, unenrolling = excluded.unenrolling, unhealthy_reason = excluded.unhealthy_reason,
-         summary_version = excluded.summary_version
+         summary_version = excluded.summary_version, agent_type = excluded.agent_type
        WHERE excluded.summary_version >= roster.summary_version`,
       agent.agent_id,
       agent.active ? 1 : 0,
@@ -105,6 +109,7 @@ export class AgentRoster {
       agent.unhealthy_reason ? JSON.stringify(agent.unhealthy_reason) : null,
       agentBucket(agent.agent_id),
       version,
+      agent.type,
     );
   }
 
@@ -265,5 +270,6 @@ function toListed(row: RosterRow, policyId: string): ListedAgent {
     upgrading: row.upgrading === 1,
     unenrolling: row.unenrolling === 1,
     unhealthy_reason: row.unhealthy_reason ? (JSON.parse(row.unhealthy_reason) as string[]) : null,
+    type: row.agent_type ?? "PERMANENT",
   };
 }

@@ -30,6 +30,9 @@ import { SocketLease } from "./socket-lease";
 import { StatusHistory } from "./status-history";
 import { StoredKey } from "./stored-key";
 import { log } from "../src/log";
+import { recordReport, type OpampOutcome, type OpampReport } from "../src/opamp/report";
+import { OPAMP_AGENT_TYPE } from "../src/opamp/collector";
+import { AgentCapabilities } from "../src/opamp/gen/opamp_pb";
 
 /** How many of its latest action results an agent's page shows. */
 const LATEST_RESULTS_SHOWN = 10;
@@ -80,6 +83,11 @@ export class Agent {
   readonly #actions: AgentActions;
   readonly #lease: SocketLease;
   readonly #history: StatusHistory;
+  /**
+   * An OpAMP collector's last `sequence_num`, in memory only: after a restart of this store (or an
+   * unload) it is unknown, and the collector is asked for its full state, as OpAMP wants.
+   */
+  #opampSeq: number | null = null;
 
   constructor(home: AgentHome, agentId: string) {
     this.#id = agentId;
@@ -220,6 +228,71 @@ export class Agent {
     return this.#checkin(input, true);
   }
 
+  /**
+   * An OpenTelemetry collector's check-in made with its policy's enrollment token (docs/opamp.md):
+   * allowed only until the collector has used its own credential once.
+   */
+  async checkinWithEnrollment(policyId: string, input: CheckinInput): Promise<CheckinOutcome | Failure> {
+    const doc = this.#doc;
+    if (!doc || !doc.active || doc.type !== OPAMP_AGENT_TYPE || doc.policy_id !== policyId || doc.opamp?.credential_used) return { error: "Unauthorized" };
+    const failure = this.#admit();
+    if (failure) return failure;
+    return this.#checkin(input, false);
+  }
+
+  /**
+   * A collector presenting its policy's enrollment token: an unknown (or unenrolled) uid is
+   * enrolled (with a credential); a collector enrolled with that token that has not used its own
+   * credential yet gets a fresh one when `issueCredential` (it may have restarted before keeping
+   * the last), else none. Any other
+   * active agent with this id is someone else's: `taken`, and the caller gets a new uid.
+   */
+  async enrollCollector(input: AgentEnrollInput, issueCredential: boolean): Promise<{ credential: string | null } | { taken: true } | Failure> {
+    const existing = this.#doc;
+    if (!existing?.active) {
+      const enrolled = await this.enroll(input);
+      return "error" in enrolled ? enrolled : { credential: enrolled.item.access_api_key };
+    }
+    if (existing.type !== OPAMP_AGENT_TYPE || existing.policy_id !== input.policyId || existing.opamp?.credential_used) return { taken: true };
+    if (!issueCredential) return { credential: null };
+    const secret = randomToken(32);
+    const keyId = newAccessKeyId(existing.id);
+    const keyHash = await sha256Hex(secret);
+    this.#save({ ...existing, access_api_key_id: keyId, updated_at: new Date().toISOString() }, keyHash);
+    return { credential: btoa(`${keyId}:${secret}`) };
+  }
+
+  /**
+   * An admin asks a collector to restart (OpAMP `command: Restart`): it goes out with the answer
+   * to its next message, or at once on its socket (the wake-up effect reaches its shard).
+   */
+  async requestRestart(): Promise<{ requested_at: string } | Failure> {
+    const doc = this.#doc;
+    if (!doc) return { error: "NotFound", detail: "agent not found" };
+    if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
+    if (doc.type !== OPAMP_AGENT_TYPE || !doc.opamp) return { error: "Conflict", detail: `agent ${doc.id} is not an OpenTelemetry collector: restart is an OpAMP command` };
+    if ((doc.opamp.capabilities & AgentCapabilities.AgentCapabilities_AcceptsRestartCommand) === 0) {
+      return { error: "Conflict", detail: `collector ${doc.id} does not accept restart commands (no AcceptsRestartCommand capability)` };
+    }
+    const now = new Date().toISOString();
+    this.#storage.transactionSync(() => {
+      this.#save({ ...doc, opamp: { ...doc.opamp!, restart_requested_at: now }, updated_at: now });
+      this.#effects.shard(doc.policy_id, { kind: "wake", agentId: doc.id, seq: this.#actions.maxSeq() });
+    });
+    await this.#home.deliverEffects();
+    return { requested_at: now };
+  }
+
+  /** Takes a requested restart for the collector's socket `connection` to send; false when none is due. */
+  async takeRestart(connection: string): Promise<boolean> {
+    const doc = this.#doc;
+    if (this.#stillActive() ?? this.#ownsLease(connection)) return false;
+    if (!doc?.opamp?.restart_requested_at) return false;
+    const { restart_requested_at: _sent, ...opamp } = doc.opamp;
+    this.#save({ ...doc, opamp, updated_at: new Date().toISOString() });
+    return true;
+  }
+
   /** The socket `connection` now delivers this agent's actions, until a newer socket or an HTTP check-in takes over. */
   async attachSocket(connection: string): Promise<Failure | null> {
     const failure = this.#stillActive();
@@ -246,7 +319,8 @@ export class Agent {
     };
     if (input.localMetadata !== undefined) doc.local_metadata = input.localMetadata;
     if (input.components !== undefined) doc.components = input.components;
-    doc.unhealthy_reason = unhealthyReason(doc.components, input.status);
+    const restart = input.opamp ? recordReport(before, doc, input.opamp).restart : false;
+    doc.unhealthy_reason = unhealthyReason(doc.components, doc.last_checkin_status ?? input.status);
     if (input.upgradeDetails) {
       doc.upgrade_details = input.upgradeDetails;
       if (input.upgradeDetails.state === "UPG_WATCHING") doc.upgrade_attempts = null;
@@ -281,6 +355,7 @@ export class Agent {
     }
     const pending = this.#actions.pending(cursor);
     return {
+      ...(input.opamp ? { opamp: this.#opampOutcome(input.opamp, doc, restart) } : {}),
       policyId: doc.policy_id,
       // An output without its key forces the policy to be sent again (fleet-protocol.md §4.2).
       claim: this.#keys.incomplete(this.#id)
@@ -404,6 +479,16 @@ export class Agent {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
+    if (doc.type === OPAMP_AGENT_TYPE) {
+      // A collector reads no Fleet actions: unenrolling it revokes its credential at once, as `revoke: true` does.
+      if (action.type !== "UNENROLL") return { error: "Conflict", detail: `agent ${doc.id} is an OpenTelemetry collector (OPAMP): it takes no ${action.type} action` };
+      const revoked = await this.forceUnenroll();
+      if ("error" in revoked) return revoked;
+      // The action is done for this agent: its progress counts it, as an ack would.
+      this.#storage.transactionSync(() => this.#effects.result(action.action_id, { agentId: doc.id, at: new Date().toISOString() }));
+      await this.#home.deliverEffects();
+      return { seq: 0 };
+    }
     let stored = { seq: 0, added: false };
     this.#storage.transactionSync(() => {
       stored = this.#actions.add(action);
@@ -532,6 +617,16 @@ export class Agent {
   /** The stored record (without secrets), for admin reads and tests. */
   async record(): Promise<AgentDoc | null> {
     return this.#doc;
+  }
+
+  /** Tracks the collector's `sequence_num` (opamp.md §3.1): a gap, or no memory of it, asks for its full state. */
+  #opampOutcome(report: OpampReport, doc: AgentDoc, restart: boolean): OpampOutcome {
+    const last = this.#opampSeq;
+    // 0 starts a client's session and is whole by definition; the same number again is a retry of the last message.
+    const seq = report.sequenceNum;
+    const gap = seq !== 0 && (last === null || (seq !== last + 1 && seq !== last));
+    this.#opampSeq = report.sequenceNum;
+    return { reportFullState: gap, reportedHash: doc.opamp?.remote_config_status?.hash ?? null, restart };
   }
 
   /** The highest action sequence number the agent was last sent (its stored cursor); -1 before any. */

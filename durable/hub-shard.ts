@@ -79,6 +79,8 @@ export class HubShard extends DurableObject<Env> {
     if (behind) return this.#policyAnswer(behind, request.known);
     const notified = this.#notified.get(request.agentId);
     if (notified && notified.seq > request.actionSeq) return { kind: "actions" };
+    // A caller that only asks (an OpAMP poll, which the protocol never holds) is answered now.
+    if (request.holdMs <= 0) return { kind: "timeout" };
 
     // One parked check-in per agent: a newer one supersedes a stale one (e.g. after a reconnect).
     this.#release(request.agentId, { kind: "timeout" });
@@ -142,7 +144,8 @@ export class HubShard extends DurableObject<Env> {
     await this.#ensureSnapshot(policyId);
     // The socket replaces a parked long poll of the same agent.
     this.#release(agentId, { kind: "timeout" });
-    return this.#sockets.accept(agentId, connection, request.headers.get("X-Fleet-Agent-Version") ?? "", policyId);
+    const protocol = request.headers.get("X-Fleet-Protocol") === "opamp" ? "opamp" : undefined;
+    return this.#sockets.accept(agentId, connection, request.headers.get("X-Fleet-Agent-Version") ?? "", policyId, protocol);
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

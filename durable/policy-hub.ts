@@ -16,7 +16,7 @@ import type { DeliverySnapshot } from "../src/checkin/shard-contract";
 import type { RolloutState } from "../src/policy/staged-rollout";
 import type { RosterChanges } from "../src/agents/effects";
 import { AlarmSchedule } from "./alarm-schedule";
-import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, ROSTER_VERSION_SCHEMA } from "./agent-roster";
+import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_VERSION_SCHEMA } from "./agent-roster";
 import { CoalescedRun } from "./coalesced-run";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { RolloutControl, type RolloutCommand, type RolloutProgress, type RolloutStart } from "./rollout-control";
@@ -34,6 +34,7 @@ const SCHEMA = [
   `ALTER TABLE revisions ADD COLUMN created_by TEXT; ALTER TABLE revisions ADD COLUMN changed_paths INTEGER;`,
   `${ROSTER_BUCKET_SCHEMA} CREATE TABLE rollout (k INTEGER PRIMARY KEY CHECK (k = 1), body TEXT NOT NULL);`,
   ROSTER_VERSION_SCHEMA,
+  ROSTER_TYPE_SCHEMA,
 ];
 
 export interface PolicyPut {

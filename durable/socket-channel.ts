@@ -11,6 +11,7 @@ import { ack } from "../src/session/ack";
 import { checkin, policyAnswer } from "../src/session/checkin";
 import type { RevisionClaim } from "../src/session/contract";
 import { log } from "../src/log";
+import { OpampSocket } from "./opamp-socket";
 
 /** What a socket remembers across hibernation (serialised, well under the 2 KiB attachment limit). */
 export interface SocketAttachment {
@@ -22,6 +23,10 @@ export interface SocketAttachment {
   revision: number;
   /** The last ack_token sent: pushes deliver only actions after it. */
   ackToken: string;
+  /** An OpenTelemetry collector's OpAMP socket (durable/opamp-socket.ts) rather than an Elastic Agent's. */
+  protocol?: "opamp";
+  /** OpAMP: the collector's `AgentCapabilities` from its latest message. */
+  capabilities?: number;
 }
 
 export interface ChannelHost {
@@ -52,19 +57,21 @@ const openSockets = (ctx: DurableObjectState, tag?: string): WebSocket[] =>
  */
 export class SocketChannel {
   readonly #host: ChannelHost;
+  readonly #opamp: OpampSocket;
 
   constructor(host: ChannelHost) {
     this.#host = host;
+    this.#opamp = new OpampSocket(host);
   }
 
   /** Accepts an authenticated upgrade; an older socket of the same agent is closed. */
-  accept(agentId: string, connection: string, version: string, policyId: string): Response {
+  accept(agentId: string, connection: string, version: string, policyId: string, protocol?: "opamp"): Response {
     const { ctx } = this.#host;
     this.close(agentId, CLOSE.superseded, "superseded by a newer connection");
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     ctx.acceptWebSocket(server, [agentTag(agentId)]);
-    const attachment: SocketAttachment = { agentId, policyId, connection, version, revision: -1, ackToken: "" };
+    const attachment: SocketAttachment = { agentId, policyId, connection, version, revision: -1, ackToken: "", ...(protocol ? { protocol } : {}) };
     server.serializeAttachment(attachment);
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -83,6 +90,7 @@ export class SocketChannel {
 
   async message(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     const attachment = ws.deserializeAttachment() as SocketAttachment;
+    if (attachment.protocol === "opamp") return this.#opamp.message(ws, attachment, data);
     const decoded = decodeSocketMessage(data);
     if ("error" in decoded) {
       // Too big to read: RFC 6455's close, not an answer the agent would meet again on its retry.
@@ -126,6 +134,7 @@ export class SocketChannel {
       await Promise.all(
         behind.slice(i, i + PUSH_CONCURRENCY).map(async ({ ws, target: revision }) => {
           const attachment = ws.deserializeAttachment() as SocketAttachment;
+          if (attachment.protocol === "opamp") return void (await this.#opamp.push(ws, attachment, revision));
           const answer = await policyAnswer(this.#host.env, attachment.agentId, revision);
           if (answer.kind !== "policy") return;
           ws.serializeAttachment({ ...attachment, revision: answer.revision });
@@ -143,6 +152,11 @@ export class SocketChannel {
     if (sockets.length === 0) return false;
     for (const ws of sockets) {
       const attachment = ws.deserializeAttachment() as SocketAttachment;
+      // A collector takes no Fleet actions (its store refuses them); its wake-up is a restart command.
+      if (attachment.protocol === "opamp") {
+        await this.#opamp.pushRestart(ws, attachment);
+        continue;
+      }
       const pending = await agentObject(this.#host.env, agentId).pendingActions(attachment.ackToken || undefined);
       if (pending.actions.length === 0) continue;
       ws.serializeAttachment({ ...attachment, ackToken: pending.ackToken });

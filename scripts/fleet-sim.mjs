@@ -16,6 +16,9 @@
 //      Every check-in reports the older revision, so each is answered at once with a POLICY_CHANGE:
 //      the full path (key check, agent record write, hub, policy serialisation), never parked.
 //      With --throughput-slices K it runs K such slices, each when a line arrives on stdin.
+// --ws-fraction F: that share of the agents use the WebSocket channel; --opamp-fraction F: that share
+// are OpenTelemetry collectors on OpAMP (enrolled over POST /v1/opamp, then pushed to on an OpAMP
+// WebSocket); fan-out is reported per channel.
 // Target "bare" runs the same client against scripts/bench/bare-worker.mjs: throughput on /ok, and
 // N requests parked in one Durable Object then released at once with a payload of the same size.
 //
@@ -35,6 +38,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import zlib from "node:zlib";
 import { parseArgs } from "./bench/args.mjs";
+import { decodeServerToAgent, encodeAgentToServer, revisionOfHash } from "./lib/opamp-wire.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const args = parseArgs(process.argv.slice(2));
@@ -60,6 +64,9 @@ const opt = {
   name: args.name ?? (args.target === "bare" ? "bare" : "fleet-sim"),
   policyId: args["policy-id"] ?? `bench-${Date.now().toString(36)}`,
   wsFraction: Number(args["ws-fraction"] ?? 0),
+  // This share of the fleet are OpenTelemetry collectors on OpAMP (docs/opamp.md): enrolled with the
+  // token over POST /v1/opamp, then on an OpAMP WebSocket with their own credential (pushed to).
+  opampFraction: Math.min(Math.max(Number(args["opamp-fraction"] ?? 0), 0), 1),
   serverPids: args["server-pids"] ? String(args["server-pids"]).split(",").map(Number) : null,
   out: args.out ?? null,
   // Off by default: the server's Retry-After carries up to 30 s of jitter, which would measure the
@@ -143,6 +150,8 @@ async function runFleet() {
   phase = "enroll";
   const countsBeforeEnroll = await serverCounts();
   const agents = Array.from({ length: opt.agents }, (_, i) => newAgent(i));
+  const opampCount = Math.round(opt.opampFraction * agents.length);
+  for (const a of agents.slice(0, opampCount)) a.opamp = true;
   const enrollLatency = [];
   const enrollStart = performance.now();
   const cpu0 = cpuNow();
@@ -151,6 +160,10 @@ async function runFleet() {
     let res;
     // Admission limits answer 429 with Retry-After; the simulator waits that long and tries again
     // (a real agent ignores Retry-After and backs off ≥ 60 s, which would only stretch the phase).
+    if (a.opamp) {
+      if (await enrollCollector(a, enrollmentToken)) enrollLatency.push(performance.now() - t);
+      return;
+    }
     for (let attempt = 1; attempt <= 30 && !stopped; attempt++) {
       res = await send("enroll", "POST", "/api/fleet/agents/enroll?", agentHeaders(enrollmentToken), Buffer.from(JSON.stringify(enrollBody(a))));
       if (res.status !== 429 && res.status !== 0) break;
@@ -176,7 +189,9 @@ async function runFleet() {
   log(`enrollment: ${enrolled.length} in ${enrollSeconds.toFixed(1)} s = ${(enrolled.length / enrollSeconds).toFixed(0)}/s`);
   snapshot("enrolled");
   await recordCounts("enroll", countsBeforeEnroll, enrolled.length);
-  const wsCount = await probeWebSocket(enrolled[0], enrolled.length);
+  const wsCount = await probeWebSocket(enrolled.find((a) => !a.opamp), enrolled.filter((a) => !a.opamp).length);
+  results.opamp = { requested_fraction: opt.opampFraction, agents: enrolled.filter((a) => a.opamp).length };
+  if (opampCount) log(`--opamp-fraction ${opt.opampFraction}: ${results.opamp.agents} OpAMP collectors on WebSocket`);
 
   // 3. The fleet: the first `wsCount` agents hold a WebSocket, the rest long-poll.
   phase = "connect";
@@ -186,7 +201,9 @@ async function runFleet() {
   for (let i = 0; i < enrolled.length && !stopped; i++) {
     const due = rampStart + (i * 1000) / opt.rampRate;
     if (due > performance.now()) await sleep(due - performance.now());
-    loops.push(i < wsCount ? socketLoop(enrolled[i], fleet) : agentLoop(enrolled[i], fleet));
+    const a = enrolled[i];
+    // Sockets are the first `wsCount` Elastic Agents (collectors come first in the list).
+    loops.push(a.opamp ? opampLoop(a, fleet) : i - results.opamp.agents < wsCount ? socketLoop(a, fleet) : agentLoop(a, fleet));
   }
   const parkStart = performance.now();
   await waitUntil(() => parkedCount(enrolled, fleet) === enrolled.length, 300_000, () => `parked ${parkedCount(enrolled, fleet)}/${enrolled.length}`);
@@ -200,7 +217,7 @@ async function runFleet() {
   for (let r = 0; r < opt.rounds && !stopped; r++) {
     phase = `fanout${r + 1}`;
     const revisionExpected = fleet.latestRevision + 1;
-    const round = { revision: revisionExpected, t0: 0, received: new Map(), byChannel: { websocket: [], long_poll: [] }, acked: new Map(), reparked: new Map() };
+    const round = { revision: revisionExpected, t0: 0, received: new Map(), byChannel: { websocket: [], long_poll: [], opamp: [] }, acked: new Map(), reparked: new Map() };
     const countsBefore = await serverCounts();
     const cpu1 = cpuNow();
     round.t0 = performance.now();
@@ -222,7 +239,7 @@ async function runFleet() {
       publish_call_ms: round1(publishMs),
       receive_ms: summary(received),
       // Which channel a late tail came through: pushed on a socket, or a parked poll answered.
-      receive_ms_by_channel: { websocket: summary(round.byChannel.websocket), long_poll: summary(round.byChannel.long_poll) },
+      receive_ms_by_channel: { websocket: summary(round.byChannel.websocket), long_poll: summary(round.byChannel.long_poll), opamp: summary(round.byChannel.opamp) },
       received: received.length,
       missing: enrolled.length - received.length,
       ack_ms: summary(acked),
@@ -231,7 +248,7 @@ async function runFleet() {
       cpu,
     };
     results.phases.fanout.push(out);
-    log(`rev ${published}: p50 ${out.receive_ms.p50} p95 ${out.receive_ms.p95} p99 ${out.receive_ms.p99} max ${out.receive_ms.max} ms (sockets p99 ${out.receive_ms_by_channel.websocket.p99 ?? "–"}, polls p99 ${out.receive_ms_by_channel.long_poll.p99 ?? "–"}); acks converged ${out.ack_convergence_ms} ms`);
+    log(`rev ${published}: p50 ${out.receive_ms.p50} p95 ${out.receive_ms.p95} p99 ${out.receive_ms.p99} max ${out.receive_ms.max} ms (sockets p99 ${out.receive_ms_by_channel.websocket.p99 ?? "–"}, polls p99 ${out.receive_ms_by_channel.long_poll.p99 ?? "–"}, OpAMP p99 ${out.receive_ms_by_channel.opamp.p99 ?? "–"}); acks converged ${out.ack_convergence_ms} ms`);
     fleet.round = null;
     await sleep(opt.settleSeconds * 1000);
     snapshot(`after_${phase}`);
@@ -257,15 +274,17 @@ async function runFleet() {
   // other check-in stays a heartbeat), report the latest revision and ask for the shortest poll
   // (poll_timeout; the benchmark's server sets CHECKIN_MIN_POLL=500ms: each agent checks in ~1.5
   // times a second, under its 30 per 10 s), so each check-in parks in its shard and ends with nothing.
-  const parkedN = Math.min(opt.throughputConcurrency, Math.max(1, Math.floor(enrolled.length / 4)));
+  // OpAMP collectors do not speak fleet-server's check-in.
+  const fleetAgents = enrolled.filter((a) => !a.opamp);
+  const parkedN = Math.min(opt.throughputConcurrency, Math.max(1, Math.floor(fleetAgents.length / 4)));
   Object.assign(results.phases, await throughputPhase([
-    { key: "checkin_throughput", agents: enrolled.slice(0, enrolled.length - parkedN), build: (a) => ({
+    { key: "checkin_throughput", agents: fleetAgents.slice(0, fleetAgents.length - parkedN), build: (a) => ({
       path: `/api/fleet/agents/${a.id}/checkin?`,
       headers: { ...agentHeaders(a.key), "Content-Encoding": "gzip" },
       body: checkinBody(a, "online"),
       ok: (res) => res.status === 200 && res.body.includes('"POLICY_CHANGE"'),
     }) },
-    { key: "checkin_parked", agents: enrolled.slice(enrolled.length - parkedN), build: (a) => ({
+    { key: "checkin_parked", agents: fleetAgents.slice(fleetAgents.length - parkedN), build: (a) => ({
       path: `/api/fleet/agents/${a.id}/checkin?`,
       headers: { ...agentHeaders(a.key), "Content-Encoding": "gzip" },
       body: parkedCheckinBody(a, latest),
@@ -515,6 +534,84 @@ async function socketLoop(a, fleet) {
     });
     if (stopped) return;
     count("socket", `close_${closed}`);
+    backoffMs = Math.min(Math.max(backoffMs * 2, 1000), 10_000);
+    await sleep(backoffMs);
+  }
+}
+
+/** Enrolls a collector over POST /v1/opamp with the enrollment token; keeps the credential it is offered. */
+async function enrollCollector(a, token) {
+  a.uid = randomBytes(16);
+  a.id = [...a.uid].map((b) => b.toString(16).padStart(2, "0")).join("").replace(/^(.{8})(.{4})(.{4})(.{4})/, "$1-$2-$3-$4-");
+  for (let attempt = 1; attempt <= 30 && !stopped; attempt++) {
+    const res = await send("opamp", "POST", "/v1/opamp", { Authorization: `ApiKey ${token}`, "Content-Type": "application/x-protobuf", "Accept-Encoding": "identity" }, Buffer.from(encodeAgentToServer({ uid: a.uid, seq: 0 })));
+    if (res.status === 200) {
+      const answer = decodeServerToAgent(res.bytes);
+      a.key = answer.authorization;
+      a.seq = 1;
+      return Boolean(a.key);
+    }
+    if (res.status !== 429 && res.status !== 0) return false;
+    await sleep(retryDelay(res, 1000));
+  }
+  return false;
+}
+
+/**
+ * A collector on an OpAMP WebSocket with its own credential: reports the config it runs, applies
+ * each config pushed or answered (APPLIED), and counts as "parked" once it runs the latest revision.
+ * OpAMP needs no heartbeat here (the collector states no ReportsHeartbeat). Reconnects after 1-10 s.
+ */
+async function opampLoop(a, fleet) {
+  let backoffMs = 0;
+  while (!stopped) {
+    const closed = await new Promise((resolve) => {
+      const ws = new WebSocket(`ws://${opt.url.host}/v1/opamp`, { headers: { Authorization: a.key } });
+      ws.binaryType = "arraybuffer";
+      let applying = null;
+      const report = (hash) => ws.send(Uint8Array.from([0, ...encodeAgentToServer({ uid: a.uid, seq: a.seq++, applied: hash ? new TextEncoder().encode(hash) : undefined })]));
+      ws.addEventListener("open", () => {
+        a.socket = ws;
+        backoffMs = 0;
+        report(a.appliedHash);
+      });
+      ws.addEventListener("message", (event) => {
+        const received = performance.now();
+        const answer = decodeServerToAgent(new Uint8Array(event.data).subarray(1));
+        if (answer.error) return count("opamp", "error_response");
+        if (answer.configHash) {
+          const revision = revisionOfHash(answer.configHash);
+          const round = fleet.round;
+          if (round && revision === round.revision && !round.received.has(a.id)) {
+            round.received.set(a.id, received - round.t0);
+            round.byChannel.opamp.push(received - round.t0);
+          }
+          a.revision = revision;
+          applying = { hash: answer.configHash, revision, round };
+          return report(answer.configHash);
+        }
+        // The answer to our APPLIED report: the revision is acknowledged.
+        if (applying) {
+          const { hash, revision, round } = applying;
+          applying = null;
+          a.appliedHash = hash;
+          a.ackedRevision = Math.max(a.ackedRevision, revision);
+          if (round && revision === round.revision && !round.acked.has(a.id)) round.acked.set(a.id, performance.now() - round.t0);
+        }
+        if (a.ackedRevision === a.revision) {
+          a.pollRevision = a.revision;
+          a.pollSentAt = a.pollSentAt || performance.now();
+        }
+      });
+      ws.addEventListener("close", (event) => {
+        a.socket = null;
+        a.pollSentAt = 0;
+        resolve(event.code);
+      });
+      ws.addEventListener("error", () => count("opamp", "connect_error"));
+    });
+    if (stopped) return;
+    count("opamp", `close_${closed}`);
     backoffMs = Math.min(Math.max(backoffMs * 2, 1000), 10_000);
     await sleep(backoffMs);
   }
@@ -806,6 +903,14 @@ function components() {
 /** A policy of realistic size (~2.5 KB): one output, monitoring, three inputs; `n` changes the content. */
 function policyContent(n) {
   return {
+    // With collectors in the fleet, the policy carries their configuration too (docs/opamp.md).
+    ...(opt.opampFraction > 0
+      ? {
+          receivers: { otlp: { protocols: { grpc: { endpoint: "0.0.0.0:4317" } } } },
+          exporters: { otlphttp: { endpoint: "https://otlp.example.com", bench_revision: n } },
+          service: { pipelines: { metrics: { receivers: ["otlp"], exporters: ["otlphttp"] } } },
+        }
+      : {}),
     outputs: { default: { type: "elasticsearch", hosts: ["https://es.example.com:9200"], preset: "balanced" } },
     output_permissions: { default: { _elastic_agent_checks: { cluster: ["monitor"] }, _elastic_agent_monitoring: { indices: [{ names: ["logs-elastic_agent-default", "metrics-elastic_agent-default"], privileges: ["auto_configure", "create_doc"] }] } } },
     agent: { monitoring: { enabled: true, logs: true, metrics: true, use_output: "default", namespace: "default" }, download: { sourceURI: "https://artifacts.elastic.co/downloads/" } },
@@ -882,7 +987,7 @@ function send(route, method, pathname, headers, body, timeoutMs = 120_000, retri
         if (res.headers["content-encoding"] === "gzip") buf = zlib.gunzipSync(buf);
         if (res.statusCode < 200 || res.statusCode >= 300) count(route, res.statusCode);
         const retryAfter = Number(res.headers["retry-after"]);
-        resolve({ status: res.statusCode, body: buf.toString("utf8"), retryAfterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : null });
+        resolve({ status: res.statusCode, body: buf.toString("utf8"), bytes: buf, retryAfterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : null });
       });
     });
     req.end(body ?? undefined);

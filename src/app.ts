@@ -25,6 +25,7 @@ import { consolePage } from "./routes/console-page";
 import { enroll } from "./routes/enroll";
 import { fileDelivery } from "./routes/file-delivery";
 import { openapi } from "./routes/openapi";
+import { opamp } from "./routes/opamp";
 import { pgpKey } from "./routes/pgp-key";
 import { socket } from "./routes/socket";
 import { status } from "./routes/status";
@@ -52,7 +53,8 @@ export function createApp(): Hono<AppEnv> {
   guard(app, ADMIN_ROUTES, usableIds(() => "NotFound"));
   // The console: its page and files (no auth: they hold no data), and its live channel, which
   // authenticates by its first message (a browser cannot send headers on a WebSocket).
-  for (const routes of [...AGENT_ROUTES, ...ADMIN_ROUTES, openapi, consoleLive, consolePage]) app.route("/", routes);
+  // OpAMP (docs/opamp.md) is not fleet-server's agent contract: no API-version header rule.
+  for (const routes of [...AGENT_ROUTES, ...ADMIN_ROUTES, opamp, openapi, consoleLive, consolePage]) app.route("/", routes);
 
   const allowed = allowedMethods(app);
   app.notFound((c) => {

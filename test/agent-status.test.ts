@@ -12,7 +12,7 @@ import { AGENT_STATUSES, agentStatus, type AgentStatus, type AgentSummary, type 
 
 /** A fixed instant: the rule takes "now" as a parameter, so no test result depends on the clock. */
 const NOW = Date.parse("2026-06-15T12:00:00.000Z");
-const REPORTED = [null, "", "online", "HEALTHY", "error", "ERROR", "failed", "Failed", "degraded", "DEGRADED", "starting", "configuring", "stopped"];
+const REPORTED = [null, "", "online", "HEALTHY", "error", "ERROR", "failed", "Failed", "degraded", "DEGRADED", "starting", "configuring", "stopped", "disconnected", "DISCONNECTED"];
 
 function grid(context: StatusContext): AgentSummary[] {
   const cutoff = NOW - context.offlineAfterMs;
@@ -38,6 +38,7 @@ function grid(context: StatusContext): AgentSummary[] {
                 upgrading,
                 unenrolling,
                 unhealthy_reason: null,
+                type: "PERMANENT",
               });
             }
   return rows;
@@ -54,9 +55,9 @@ describe("agent status: the SQL rule equals the JS rule", () => {
     it(`gives every combination of the rule's fields the same status, with ${name}`, async () => {
       const rows = grid(context);
       const expected = new Map(rows.map((row) => [row.agent_id, agentStatus(row, context)]));
-      // Every status occurs (offline only when the cutoff is after the epoch), so no branch goes unchecked.
-      const offlinePossible = NOW - context.offlineAfterMs > 0;
-      expect(new Set(expected.values())).toEqual(new Set(AGENT_STATUSES.filter((s) => offlinePossible || s !== "offline")));
+      // Every status occurs (offline, with no cutoff after the epoch, from a collector's reported
+      // `disconnected`), so no branch goes unchecked.
+      expect(new Set(expected.values())).toEqual(new Set(AGENT_STATUSES));
 
       const hub = env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(`status-grid-${name}`));
       const fromSql = await runInDurableObject(hub, async (_instance, state: DurableObjectState) => {

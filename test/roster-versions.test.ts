@@ -17,6 +17,7 @@ const summary = (overrides: Partial<AgentSummary> = {}): AgentSummary => ({
   upgrading: false,
   unenrolling: false,
   unhealthy_reason: null,
+  type: "PERMANENT",
   ...overrides,
 });
 

@@ -6,7 +6,7 @@
 //
 //   node scripts/bench/run.mjs --agents 10000 [--rounds 2] [--throughput-seconds 15]
 //        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
-//        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--max-agents N|max] [--shards N]
+//        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--opamp-fraction 0] [--max-agents N|max] [--shards N]
 //        [--accept-encoding gzip|identity] [--direct]   (--direct: past Miniflare's entry worker)
 //        [--interleave K] [--no-count] [--port P]   (P and P+1: the two servers; 18330 by default)
 //
@@ -38,7 +38,7 @@ mkdirSync(outDir, { recursive: true });
 const adminToken = "bench-admin-token";
 // Long enough that no parked poll expires while it is measured (the issue allows this for benchmarks).
 const longPoll = args["long-poll"] ?? "30m";
-const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", "throughput-concurrency", "enroll-concurrency", "ramp-rate", "fanout-timeout", "settle-seconds", "ws-fraction", "accept-encoding"]
+const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", "throughput-concurrency", "enroll-concurrency", "ramp-rate", "fanout-timeout", "settle-seconds", "ws-fraction", "opamp-fraction", "accept-encoding"]
   .filter((k) => args[k] !== undefined)
   .flatMap((k) => [`--${k}`, String(args[k])]);
 const maxSeconds = Number(args["max-seconds"] ?? 1800);
@@ -199,12 +199,18 @@ function compare(project, bare) {
   const add = (metric, value, base, target, pass) => rows.push({ metric, project: value, bare: base ?? null, ratio: ratio(value, base), target, pass });
   const agentsN = project?.phases?.connect?.agents ?? bare?.phases?.connect?.agents;
   const sockets = project?.websocket?.agents ?? bare?.websocket?.agents ?? 0;
-  add(`connected agents (${sockets} on WebSocket, the rest long-polling)`, agentsN, bare?.phases?.connect?.agents, "10,000", agentsN >= 10_000);
+  const collectors = project?.opamp?.agents ?? 0;
+  add(`connected agents (${sockets} on WebSocket, ${collectors ? `${collectors} OpAMP collectors, ` : ""}the rest long-polling)`, agentsN, bare?.phases?.connect?.agents, "10,000", agentsN >= 10_000);
   for (const k of ["p50", "p95", "p99", "max"]) {
     const v = worst(k);
     const base = b?.receive_ms?.[k];
     const pass = k === "max" ? v <= 5000 && (!base || v <= 2 * base) : k === "p99" ? v <= 3000 : null;
     add(`fan-out ${k} (ms, worst round)`, v, base, k === "max" ? "≤ 5000 and ≤ 2× bare" : k === "p99" ? "≤ 3000" : "", pass);
+  }
+  // Per channel when the fleet mixes them (--ws-fraction, --opamp-fraction): each one's worst p99.
+  for (const channel of ["long_poll", "websocket", "opamp"]) {
+    const p99s = f.map((r) => r.receive_ms_by_channel?.[channel]?.p99).filter((v) => v != null);
+    if (p99s.length && (sockets || collectors)) add(`fan-out p99 over ${channel} (ms, worst round)`, Math.max(...p99s), null, "", null);
   }
   const conv = f.length ? Math.max(...f.map((r) => r.ack_convergence_ms ?? Infinity)) : null;
   add("ack convergence (ms, worst round)", conv, null, "", null);

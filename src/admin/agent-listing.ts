@@ -66,6 +66,7 @@ export function agentListItem(agent: ListedAgent) {
     agent: { id: agent.agent_id, version: agent.version },
     tags: agent.tags,
     unhealthy_reason: agent.unhealthy_reason,
+    type: agent.type,
   };
 }
 

@@ -23,6 +23,8 @@ export interface AgentSummary {
   /** An UNENROLL action is waiting for the agent's ack. */
   unenrolling: boolean;
   unhealthy_reason: string[] | null;
+  /** The record's type: `PERMANENT` or `TEMPORARY` (Elastic Agents), `OPAMP` (OpenTelemetry collectors). */
+  type: string;
 }
 
 export interface StatusContext {
@@ -37,7 +39,8 @@ export function agentStatus(agent: AgentSummary, context: StatusContext): AgentS
   if (!agent.active) return "unenrolled";
   if (agent.unenrolling) return "unenrolling";
   if (!agent.last_checkin) return "enrolling";
-  if (Date.parse(agent.last_checkin) < context.now - context.offlineAfterMs) return "offline";
+  // `disconnected`: an OpAMP collector said goodbye (agent_disconnect), offline without waiting.
+  if (Date.parse(agent.last_checkin) < context.now - context.offlineAfterMs || (agent.last_checkin_status ?? "").toLowerCase() === "disconnected") return "offline";
   if (agent.upgrading || agent.policy_revision_idx < context.latestRevision) return "updating";
   const reported = (agent.last_checkin_status ?? "").toLowerCase();
   if (reported === "error" || reported === "failed") return "error";

@@ -22,5 +22,6 @@ export function agentSummary(doc: AgentDoc, unenrolling: boolean): AgentSummary 
     upgrading: !!doc.upgrade_started_at || (!!state && state !== "UPG_COMPLETED" && state !== "UPG_FAILED"),
     unenrolling: doc.active && unenrolling,
     unhealthy_reason: doc.unhealthy_reason ?? null,
+    type: doc.type,
   };
 }

@@ -2,6 +2,7 @@ import type { EnrollmentKeyRecord } from "../admin/directory-records";
 import type { NewAction } from "../agents/actions";
 import type { AgentDoc } from "../protocol/agent-doc";
 import type { JsonObject } from "../protocol/parse";
+import { capabilityNames } from "../opamp/report";
 import { toAgentPolicy, type PolicyRevision } from "../protocol/policy";
 
 /**
@@ -18,12 +19,31 @@ export function agentDocument(doc: AgentDoc): JsonObject {
   for (const [key, value] of Object.entries(body)) if (value === null) delete body[key];
   body.status = doc.active ? (doc.last_checkin_status ?? "enrolled") : "unenrolled";
   body.agent = { id: doc.agent.id, version: doc.agent.version, type: "PERMANENT" };
+  if (doc.opamp) {
+    delete body.opamp;
+    Object.assign(body, collectorFields(doc));
+  }
   if (doc.outputs) {
     // fleet-server keeps `api_key` ("id:key") here; the secret stays in the agent's store and the
     // field is empty, which a fleet-server reading this document takes as "mint a new key".
     body.outputs = Object.fromEntries(Object.entries(doc.outputs).map(([name, output]) => [name, { ...output, api_key: "" }]));
   }
   return body;
+}
+
+/**
+ * A collector's OpAMP state in the fields fleet-server's schema gives `.fleet-agents` documents of
+ * type OPAMP (effective_config, health, capabilities, attributes), instead of our `opamp` object.
+ */
+function collectorFields(doc: AgentDoc): JsonObject {
+  const state = doc.opamp!;
+  const otel = (doc.local_metadata?.otel ?? {}) as JsonObject;
+  const fields: JsonObject = { capabilities: capabilityNames(state.capabilities) };
+  if (state.effective_config) fields.effective_config = state.effective_config;
+  if (state.health) fields.health = state.health;
+  if (otel.identifying_attributes) fields.identifying_attributes = otel.identifying_attributes;
+  if (otel.non_identifying_attributes) fields.non_identifying_attributes = otel.non_identifying_attributes;
+  return fields;
 }
 
 /** `.fleet-actions-results/_doc/<action_id>:<agent_id>`. */

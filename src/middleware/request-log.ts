@@ -5,10 +5,10 @@ import { log, useLogSettings } from "../log";
 
 /**
  * A fleet's steady traffic: every agent checks in every few minutes and acks what it gets (a
- * 100,000-agent fleet answers ~330 of these a second). Answered, they log at debug; a line each at
+ * 100,000-agent fleet answers ~330 of these a second), and OpAMP collectors poll `/v1/opamp`. Answered, they log at debug; a line each at
  * info would be most of the log volume and, measured locally, ~30% of the check-in throughput.
  */
-const ROUTINE = /^\/api\/fleet\/agents\/[^/]+\/(checkin|acks)$/;
+const ROUTINE = /^\/api\/fleet\/agents\/[^/]+\/(checkin|acks)$|^\/v1\/opamp$/;
 
 /**
  * Logs each request once when it is answered: method, route pattern (never the raw path's query),

@@ -99,6 +99,8 @@ export const AgentListItem = z.object({
   agent: z.object({ id: z.string(), version: z.string().nullable() }),
   tags: z.array(z.string()),
   unhealthy_reason: z.array(z.string()).nullable(),
+  /** `PERMANENT` or `TEMPORARY` (Elastic Agents), `OPAMP` (OpenTelemetry collectors, docs/opamp.md). */
+  type: z.string(),
 });
 
 export const AgentList = z.object({
@@ -129,8 +131,25 @@ export const AgentDetail = z.object({
     latest_action_results: z.array(z.object({ action_id: z.string(), type: z.string(), created_at: z.string(), error: z.string().nullable() })),
     /** Changes of the status the agent reports (and of its enrollment), newest first, the latest 20. */
     status_history: z.array(z.object({ at: z.string(), status: z.string(), message: z.string().nullable() })),
+    /** A collector's OpAMP state; null for Elastic Agents. */
+    opamp: z
+      .object({
+        capabilities: z.number().int(),
+        credential_used: z.boolean(),
+        health: z.object({ healthy: z.boolean(), status: z.string(), last_error: z.string() }).optional(),
+        remote_config_status: z
+          .object({ hash: z.string(), status: z.enum(["UNSET", "APPLIED", "APPLYING", "FAILED"]), error_message: z.string().optional() })
+          .optional(),
+        effective_config: z.record(z.string(), z.object({ content_type: z.string(), body: z.string() })).optional(),
+        restart_requested_at: z.string().optional(),
+      })
+      .nullable(),
   }),
 });
+
+/** `POST /api/fleet/agents/{agentId}/restart` answer (OpenTelemetry collectors, docs/opamp.md). */
+export const RestartRequested = z.object({ item: z.object({ id: z.string(), type: z.literal("RESTART"), requested_at: z.string() }) });
+export type RestartRequested = z.infer<typeof RestartRequested>;
 
 export const StatusCounts = z.object({
   online: z.number().int(),

@@ -40,6 +40,22 @@ export interface AgentDoc {
   unenrolled_reason?: string;
   audit_unenrolled_time?: string;
   audit_unenrolled_reason?: string;
+  /** OpenTelemetry collectors (type OPAMP) only: what they reported over OpAMP (docs/opamp.md). */
+  opamp?: OpampState;
+}
+
+/** A collector's OpAMP state: the latest of each sub-message it sent (they are sent only when changed). */
+export interface OpampState {
+  /** `AgentCapabilities` bits of its latest message. */
+  capabilities: number;
+  /** It has authenticated with its own credential: the enrollment token no longer speaks for it. */
+  credential_used: boolean;
+  health?: { healthy: boolean; status: string; last_error: string };
+  remote_config_status?: { hash: string; status: "UNSET" | "APPLIED" | "APPLYING" | "FAILED"; error_message?: string };
+  /** File name → content, secret-looking values redacted. */
+  effective_config?: Record<string, { content_type: string; body: string }>;
+  /** An admin asked for a restart not yet sent (docs/opamp.md, "Restart"). */
+  restart_requested_at?: string;
 }
 
 /** `unhealthy_reason` as fleet-server derives it from component units and the reported status. */

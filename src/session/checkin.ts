@@ -16,6 +16,12 @@ export type CheckinAnswer =
   /** Nothing new: the agent keeps its ack token. */
   | { kind: "none"; ackToken: string };
 
+/**
+ * What a check-in answers a channel that carries no Fleet actions (OpAMP): the revision the agent
+ * should run when it is behind, as the revision itself (the channel renders its own config from it).
+ */
+export type CollectorCheckinAnswer = { kind: "policy"; revision: PolicyRevision } | { kind: "none" };
+
 /** What ended a channel's wait: a newer revision, a new action, or nothing (a poll's timeout). */
 export type CheckinWake = { kind: "policy"; revision: PolicyRevision } | { kind: "actions" } | { kind: "none" };
 
@@ -27,6 +33,12 @@ export type CheckinWake = { kind: "policy"; revision: PolicyRevision } | { kind:
 export interface CheckinChannel {
   record(): Promise<CheckinOutcome | Failure>;
   wait(outcome: CheckinOutcome): Promise<CheckinWake | Failure>;
+  /** The channel speaks OpAMP: no Fleet actions cross it, and a policy is answered as its revision. */
+  collector?: false;
+}
+
+export interface CollectorChannel extends Omit<CheckinChannel, "collector"> {
+  collector: true;
 }
 
 /**
@@ -35,12 +47,15 @@ export interface CheckinChannel {
  * or a new action. Everything the check-in changes for other objects (roster, socket take-over) the
  * store writes as effects itself: no channel forwards anything.
  */
-export async function checkin(env: Env, agentId: string, channel: CheckinChannel): Promise<CheckinAnswer | Failure> {
+export async function checkin(env: Env, agentId: string, channel: CheckinChannel): Promise<CheckinAnswer | Failure>;
+export async function checkin(env: Env, agentId: string, channel: CollectorChannel): Promise<CollectorCheckinAnswer | Failure>;
+export async function checkin(env: Env, agentId: string, channel: CheckinChannel | CollectorChannel): Promise<CheckinAnswer | CollectorCheckinAnswer | Failure> {
   const outcome = await channel.record();
   if (isFailure(outcome)) return outcome;
-  if (outcome.actions.length > 0) return { kind: "actions", ackToken: outcome.ackToken, actions: outcome.actions };
+  if (!channel.collector && outcome.actions.length > 0) return { kind: "actions", ackToken: outcome.ackToken, actions: outcome.actions };
   const woken = await channel.wait(outcome);
   if (isFailure(woken)) return woken;
+  if (channel.collector) return woken.kind === "policy" ? { kind: "policy", revision: woken.revision } : { kind: "none" };
   switch (woken.kind) {
     case "policy":
       return policyAnswer(env, agentId, woken.revision);

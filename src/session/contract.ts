@@ -2,6 +2,7 @@ import type { AckItem } from "../protocol/ack";
 import type { DeliveredAction } from "../protocol/action";
 import type { Component, UpgradeDetails } from "../protocol/checkin";
 import type { JsonObject } from "../protocol/parse";
+import type { OpampOutcome, OpampReport } from "../opamp/report";
 
 /**
  * What an agent's session exchanges with the agent's store, whatever the channel (HTTP long poll,
@@ -32,6 +33,8 @@ export interface CheckinInput {
   reported?: { policyId: string; revision: number };
   rollbacks?: JsonObject[] | null;
   version: string;
+  /** An OpenTelemetry collector's message (src/opamp/): its status, metadata and components come from here. */
+  opamp?: OpampReport;
 }
 
 /** What the policy's shard needs to decide whether this agent's policy is out of date (fleet-protocol.md §4.2). */
@@ -50,6 +53,8 @@ export interface CheckinOutcome {
   ackToken: string;
   /** Highest stored action sequence number, so the shard can tell if it missed a wake-up. */
   actionSeq: number;
+  /** For an OpAMP check-in. */
+  opamp?: OpampOutcome;
 }
 
 export interface AckOutcome {

@@ -29,11 +29,13 @@ export async function freePort(): Promise<number> {
 
 /**
  * Starts `npm start` (scripts/dev.mjs → Miniflare → workerd) on a free port with throwaway state, or
- * on `options.state` (kept: the caller removes it), to start again on after a `kill()`. With
+ * on `options.state` (kept: the caller removes it), to start again on after a `kill()` (on the same
+ * `options.port` if given). With
  * `viaNpm` through npm itself, as an operator types it, else as `node scripts/dev.mjs`.
  */
-export async function startDevServer(vars: Record<string, string> = {}, options: { state?: string; viaNpm?: boolean } = {}): Promise<DevServer> {
-  const port = await freePort();
+export async function startDevServer(vars: Record<string, string> = {}, options: { state?: string; viaNpm?: boolean; port?: number } = {}): Promise<DevServer> {
+  // A given port: a restart on the same address, for clients that keep talking across it.
+  const port = options.port ?? (await freePort());
   const state = options.state ?? mkdtempSync(join(tmpdir(), "fleet-e2e-"));
   const adminToken = "e2e-admin-token";
   const varArgs = Object.entries({ FLEET_ADMIN_TOKEN: adminToken, ...vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);

@@ -3,8 +3,8 @@ import { newAction, startJob, type ActionSpec } from "../../admin/jobs";
 import type { JobTargets } from "../../admin/bulk-job-contract";
 import { fleetConfig, type AppEnv } from "../../config";
 import { requireUpgradeWithinServer } from "../../admin/upgrade-version";
-import { directory } from "../../durable-stubs";
-import { FleetError } from "../../errors";
+import { agentObject, directory } from "../../durable-stubs";
+import { FleetError, orThrow } from "../../errors";
 import { readAdminJson } from "../../http/body";
 import { DELIVERED_TYPES, shapeActionData } from "../../protocol/action";
 import {
@@ -17,6 +17,7 @@ import {
   BulkUpgrade,
   DiagnosticsRequest,
   Reassign,
+  type RestartRequested,
   Unenroll,
   UpgradeRequest,
 } from "../../protocol/admin";
@@ -50,6 +51,12 @@ export const agentOperations = new Hono<AppEnv>()
     const body = parseBody(BulkUnenroll, await readAdminJson(c), "admin");
     if (body.revoke) return c.json({ actionId: await startJob(c, { kind: "revoke" }, targetsOf(body)) });
     return c.json({ actionId: (await actionFor(c, { type: "UNENROLL", data: null }, targetsOf(body))).id });
+  })
+  .post("/api/fleet/agents/:agentId/restart", async (c) => {
+    // OpAMP's `command: Restart` for a collector (docs/opamp.md); not a Fleet action.
+    const agentId = c.req.param("agentId");
+    const { requested_at } = orThrow(await agentObject(c.env, agentId).requestRestart());
+    return c.json({ item: { id: agentId, type: "RESTART", requested_at } } satisfies RestartRequested);
   })
   .post("/api/fleet/agents/:agentId/reassign", async (c) => {
     const { policy_id } = parseBody(Reassign, await readAdminJson(c), "admin");

@@ -69,6 +69,7 @@ export const agents = new Hono<AppEnv>()
         action_results: detail.results,
         latest_action_results: detail.latestResults,
         status_history: detail.statusHistory,
+        opamp: doc.opamp ?? null,
       },
     });
   })
