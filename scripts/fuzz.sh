@@ -23,7 +23,10 @@ USER_AGENT="Elastic Agent v9.6.0"
 OUT=test-output/fuzz
 VENV=.cache/venv
 
-if [ ! -x "$VENV/bin/st" ] || ! "$VENV/bin/pip" show "schemathesis" 2>/dev/null | grep -q "^Version: $SCHEMATHESIS_VERSION$"; then
+# The installed version is read into a variable: `pip show | grep -q` under pipefail fails when grep
+# stops reading early, which rebuilt the venv on every run.
+installed="$("$VENV/bin/pip" show schemathesis 2>/dev/null | sed -n 's/^Version: //p' || true)"
+if [ ! -x "$VENV/bin/st" ] || [ "$installed" != "$SCHEMATHESIS_VERSION" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" "openapi-spec-validator==$VALIDATOR_VERSION" "hypothesis==$HYPOTHESIS_VERSION"
 fi
