@@ -18,7 +18,7 @@ export function render(main, agentId, { tell }) {
       ]);
       replace(heading, "Agent ", el("span", { class: "hostname" }, a.hostname ?? a.id));
       body.setAttribute("aria-busy", "false");
-      replace(body, details(a), history(a), components(a), upgrade(a), actionsOf(a), uploadsOf(uploads.items), operations(a, policies.items));
+      replace(body, details(a), history(a), components(a), opampOf(a), upgrade(a), actionsOf(a), uploadsOf(uploads.items), operations(a, policies.items));
     } catch (err) {
       replace(body, `Could not load agent ${agentId}: ${err.message}`);
     }
@@ -35,6 +35,7 @@ export function render(main, agentId, { tell }) {
         fact("Status", badge(a.status)),
         fact("Id", el("code", {}, a.id)),
         fact("Hostname", el("span", { class: "hostname" }, a.hostname ?? "—")),
+        fact("Type", a.type === "OPAMP" ? "OpenTelemetry collector (OpAMP)" : `Elastic Agent (${a.type})`),
         fact("Policy", el("a", { href: `#/policies/${encodeURIComponent(a.policy_id)}` }, a.policy_id)),
         fact("Revision", `${a.policy_revision} (latest ${a.latest_policy_revision})`),
         fact("Version", a.agent.version ?? "—"),
@@ -105,6 +106,27 @@ export function render(main, agentId, { tell }) {
       }
     }
     return el("section", { class: "card" }, el("h2", {}, "Components and units"), table("Components and their units", ["Id", "Type", "Health", "Message"], rows));
+  }
+
+  /** A collector's OpAMP state: health, the config it reported, and its effective config (redacted by the server). */
+  function opampOf(a) {
+    const o = a.opamp;
+    if (!o) return null;
+    const status = o.remote_config_status;
+    return el(
+      "section",
+      { class: "card" },
+      el("h2", {}, "OpenTelemetry collector"),
+      el(
+        "dl",
+        { class: "facts" },
+        fact("Health", o.health ? `${o.health.healthy ? "healthy" : "unhealthy"} (${o.health.status || "no status"})${o.health.last_error ? `: ${o.health.last_error}` : ""}` : "not reported"),
+        fact("Remote config", status ? `${status.status} (${status.hash})${status.error_message ? `: ${status.error_message}` : ""}` : "not reported"),
+        fact("Own credential in use", o.credential_used ? "yes" : "no"),
+        o.restart_requested_at ? fact("Restart requested", when(o.restart_requested_at)) : null,
+      ),
+      Object.entries(o.effective_config ?? {}).map(([name, file]) => el("details", {}, el("summary", {}, `Effective config: ${name} (${file.content_type || "no content type"})`), el("pre", {}, file.body))),
+    );
   }
 
   function upgrade(a) {

@@ -117,7 +117,12 @@ export function render(main, _param, { tell }) {
                 },
               }),
             ),
-            el("td", {}, el("a", { href: `#/agents/${encodeURIComponent(a.id)}`, class: "hostname" }, a.hostname ?? a.id)),
+            el(
+              "td",
+              {},
+              el("a", { href: `#/agents/${encodeURIComponent(a.id)}`, class: "hostname" }, a.hostname ?? a.id),
+              a.type === "OPAMP" ? el("span", { class: "tag", title: "OpenTelemetry collector (OpAMP)" }, "collector") : null,
+            ),
             el("td", {}, badge(a.status)),
             el("td", {}, el("a", { href: `#/policies/${encodeURIComponent(a.policy_id)}` }, a.policy_id), ` (rev ${a.policy_revision})`),
             el("td", {}, a.agent.version ?? "—"),
