@@ -18,6 +18,19 @@ export function onOverview(listener) {
   return () => listeners.delete(listener);
 }
 
+/**
+ * Calls `reload` each time the fleet's counts change after the first overview seen: a page showing
+ * one part of the fleet re-reads it then, and only then. Returns the unsubscribe function.
+ */
+export function onCountsChange(reload) {
+  let last = "";
+  return onOverview((overview) => {
+    const key = JSON.stringify(overview.results);
+    if (last && key !== last) reload();
+    last = key;
+  });
+}
+
 /** "live", "connecting" or "offline", for the header's indicator. */
 export function onLiveState(listener) {
   stateListeners.add(listener);

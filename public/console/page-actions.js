@@ -1,7 +1,7 @@
 // Actions: every action and bulk operation with its progress, latest errors, and cancel.
 import { api } from "./api.js";
 import { el, replace, table, when } from "./dom.js";
-import { onOverview, refresh } from "./live.js";
+import { onCountsChange, refresh } from "./live.js";
 
 export function render(main, _param, { tell }) {
   const list = el("div", { "aria-busy": "true" }, "Loading…");
@@ -69,10 +69,5 @@ export function render(main, _param, { tell }) {
 
   void load();
   // Acks move the fleet's counts; reload the progress when the overview changes.
-  let last = "";
-  return onOverview((overview) => {
-    const key = JSON.stringify(overview.results);
-    if (last && key !== last) void load();
-    last = key;
-  });
+  return onCountsChange(() => void load());
 }

@@ -2,7 +2,7 @@
 // actions, uploaded diagnostics (downloaded with the credential in a header), and the operations.
 import { api, request } from "./api.js";
 import { ago, badge, bytes, el, field, replace, table, when } from "./dom.js";
-import { onOverview, refresh } from "./live.js";
+import { onCountsChange, refresh } from "./live.js";
 
 export function render(main, agentId, { tell }) {
   const base = `/api/fleet/agents/${encodeURIComponent(agentId)}`;
@@ -249,12 +249,7 @@ export function render(main, agentId, { tell }) {
 
   replace(main, heading, body);
   void load();
-  let last = "";
-  return onOverview((overview) => {
-    const key = JSON.stringify(overview.results);
-    if (last && key !== last) void load();
-    last = key;
-  });
+  return onCountsChange(() => void load());
 }
 
 function fact(label, value) {

@@ -114,28 +114,24 @@ function bySourceFile(profile, bundlePath, top) {
     }
     return found;
   };
-  const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
-  const ticks = new Map();
-  for (const id of profile.samples) {
-    const { functionName, url, lineNumber } = nodes.get(id).callFrame;
-    const key = url && url.endsWith("index.js") ? fileOf(lineNumber) : `${functionName || "(anonymous)"} (native)`;
-    ticks.set(key, (ticks.get(key) ?? 0) + 1);
-  }
-  const total = profile.samples.length;
-  return [...ticks]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, top)
-    .map(([key, n]) => `${((100 * n) / total).toFixed(1).padStart(5)}%  ${key}`)
-    .join("\n");
+  return shareOfSamples(profile, top, ({ functionName, url, lineNumber }) =>
+    url && url.endsWith("index.js") ? fileOf(lineNumber) : `${functionName || "(anonymous)"} (native)`,
+  );
 }
 
 /** Self time per function (name, bundle file:line), from the profile's samples. */
 function selfTimeSummary(profile, top) {
+  return shareOfSamples(profile, top, ({ functionName, url, lineNumber }) =>
+    `${functionName || "(anonymous)"} ${url ? `${path.basename(url)}:${lineNumber + 1}` : "(native)"}`,
+  );
+}
+
+/** The `top` keys by their share of the profile's samples; `keyOf` names a sample's call frame. */
+function shareOfSamples(profile, top, keyOf) {
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
   const ticks = new Map();
   for (const id of profile.samples) {
-    const { functionName, url, lineNumber } = nodes.get(id).callFrame;
-    const key = `${functionName || "(anonymous)"} ${url ? `${path.basename(url)}:${lineNumber + 1}` : "(native)"}`;
+    const key = keyOf(nodes.get(id).callFrame);
     ticks.set(key, (ticks.get(key) ?? 0) + 1);
   }
   const total = profile.samples.length;

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { agentHeaders } from "../support/agent-headers";
-import { startDevServer, type DevServer } from "../support/dev-server";
+import { adminRequest, startDevServer, type DevServer } from "../support/dev-server";
 
 /**
  * The stated bound (docs/architecture.md, "Consistency"): after a restart every admin view agrees
@@ -39,15 +39,6 @@ async function serverOn(state: string): Promise<DevServer> {
   return startDevServer(VARS, { state });
 }
 
-async function admin<T>(server: DevServer, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
-
 async function agentCall<T>(server: DevServer, path: string, key: string, body: unknown): Promise<{ status: number; body: T }> {
   const res = await fetch(`${server.url}${path}?`, {
     method: "POST",
@@ -67,7 +58,7 @@ const policy = (level: string) => ({
 });
 
 async function enrollmentKey(server: DevServer, policyId: string): Promise<string> {
-  const created = await admin<{ item: { api_key: string } }>(server, "POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: "crash" });
+  const created = await adminRequest<{ item: { api_key: string } }>(server, "POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: "crash" });
   expect(created.status).toBe(200);
   return created.body.item.api_key;
 }
@@ -122,12 +113,12 @@ async function withinBound(check: () => Promise<void>): Promise<number> {
 async function viewsAgree(server: DevServer, policyId: string, ids: string[]): Promise<Listed[]> {
   const records: Listed[] = [];
   for (const id of ids) {
-    const one = await admin<{ item: Listed }>(server, "GET", `/api/fleet/agents/${id}`);
+    const one = await adminRequest<{ item: Listed }>(server, "GET", `/api/fleet/agents/${id}`);
     if (one.status === 404) continue;
     expect(one.status).toBe(200);
     records.push(one.body.item);
   }
-  const listed = await admin<{ items: Listed[]; total: number }>(server, "GET", `/api/fleet/agents?policy_id=${policyId}&perPage=1000&showInactive=true`);
+  const listed = await adminRequest<{ items: Listed[]; total: number }>(server, "GET", `/api/fleet/agents?policy_id=${policyId}&perPage=1000&showInactive=true`);
   expect(listed.status).toBe(200);
   const pick = ({ id, status, active, policy_revision, last_checkin, last_checkin_status, hostname, tags }: Listed) => ({
     id,
@@ -142,13 +133,13 @@ async function viewsAgree(server: DevServer, policyId: string, ids: string[]): P
   const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : 1);
   expect(listed.body.items.map(pick).sort(byId)).toEqual(records.map(pick).sort(byId));
 
-  const counts = await admin<{ by_policy: Array<Record<string, number | string>> }>(server, "GET", "/api/fleet/agent_status");
+  const counts = await adminRequest<{ by_policy: Array<Record<string, number | string>> }>(server, "GET", "/api/fleet/agent_status");
   const mine = counts.body.by_policy.find((p) => p.policy_id === policyId)!;
   for (const status of ["online", "updating", "enrolling", "unenrolled", "error", "degraded"]) {
     expect(mine[status], status).toBe(records.filter((r) => r.status === status).length);
   }
 
-  const rollout = await admin<{ item: { revisions: Array<{ revision: number; agents: number }> } }>(server, "GET", `/api/fleet/agent_policies/${policyId}/rollout`);
+  const rollout = await adminRequest<{ item: { revisions: Array<{ revision: number; agents: number }> } }>(server, "GET", `/api/fleet/agent_policies/${policyId}/rollout`);
   const perRevision = new Map<number, number>();
   for (const r of records.filter((r) => r.active)) perRevision.set(r.policy_revision, (perRevision.get(r.policy_revision) ?? 0) + 1);
   expect(rollout.body.item.revisions).toEqual([...perRevision].sort((a, b) => b[0] - a[0]).map(([revision, agents]) => ({ revision, agents })));
@@ -160,7 +151,7 @@ describe("a crash (SIGKILL of npm start) leaves every admin view agreeing with t
     const state = mkdtempSync(join(tmpdir(), "fleet-crash-"));
     states.push(state);
     let server = await serverOn(state);
-    expect((await admin(server, "PUT", "/api/fleet/agent_policies/crash-rollout", policy("info"))).status).toBe(200);
+    expect((await adminRequest(server, "PUT", "/api/fleet/agent_policies/crash-rollout", policy("info"))).status).toBe(200);
     const token = await enrollmentKey(server, "crash-rollout");
     const agents: Agent[] = [];
     for (let i = 0; i < 50; i++) {
@@ -171,7 +162,7 @@ describe("a crash (SIGKILL of npm start) leaves every admin view agreeing with t
       await ackPolicy(server, agent, first.body.actions![0]!.id);
       agents.push(agent);
     }
-    expect((await admin(server, "PUT", "/api/fleet/agent_policies/crash-rollout", policy("debug"))).status).toBe(200);
+    expect((await adminRequest(server, "PUT", "/api/fleet/agent_policies/crash-rollout", policy("debug"))).status).toBe(200);
 
     // Every agent takes revision 2 and acks it; the server is killed when half the acks are answered.
     const acks = agents.map(async (agent) => {
@@ -202,7 +193,7 @@ describe("a crash (SIGKILL of npm start) leaves every admin view agreeing with t
     const state = mkdtempSync(join(tmpdir(), "fleet-crash-"));
     states.push(state);
     let server = await serverOn(state);
-    expect((await admin(server, "PUT", "/api/fleet/agent_policies/crash-enroll", policy("info"))).status).toBe(200);
+    expect((await adminRequest(server, "PUT", "/api/fleet/agent_policies/crash-enroll", policy("info"))).status).toBe(200);
     const token = await enrollmentKey(server, "crash-enroll");
     const ids = Array.from({ length: 300 }, (_, i) => `crash-enroll-${i}`);
     const enrollments = ids.map((id) => enroll(server, token, id));

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createOpAMPClient, AgentCapabilities, RemoteConfigStatuses, DIAG_CH_SEND_SUCCESS } from "@elastic/opamp-client-node";
-import { startDevServer, type DevServer } from "../support/dev-server";
+import { adminRequest, startDevServer, type DevServer } from "../support/dev-server";
 import { buildDriver, GoCollector } from "../support/opamp-go";
 
 /**
@@ -46,23 +46,14 @@ interface AgentItem {
   } | null;
 }
 
-async function admin<T>(server: DevServer, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
-
 async function enrollmentToken(server: DevServer, policyId: string): Promise<string> {
-  const created = await admin<{ item: { api_key: string } }>(server, "POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: `opamp-${policyId}` });
+  const created = await adminRequest<{ item: { api_key: string } }>(server, "POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: `opamp-${policyId}` });
   expect(created.status).toBe(200);
   return created.body.item.api_key;
 }
 
 async function putPolicy(server: DevServer, id: string, body: unknown): Promise<number> {
-  const put = await admin<{ item: { revision: number } }>(server, "PUT", `/api/fleet/agent_policies/${id}`, body);
+  const put = await adminRequest<{ item: { revision: number } }>(server, "PUT", `/api/fleet/agent_policies/${id}`, body);
   expect(put.status).toBe(200);
   return put.body.item.revision;
 }
@@ -81,7 +72,7 @@ async function eventually<T>(check: () => Promise<T>, ms = 15_000): Promise<T> {
 }
 
 async function agent(server: DevServer, id: string): Promise<AgentItem> {
-  const one = await admin<{ item: AgentItem }>(server, "GET", `/api/fleet/agents/${id}`);
+  const one = await adminRequest<{ item: AgentItem }>(server, "GET", `/api/fleet/agents/${id}`);
   expect(one.status).toBe(200);
   return one.body.item;
 }
@@ -136,7 +127,7 @@ describe.skipIf(skip)(`opamp-go client${skipNote}`, () => {
       expect(applied.local_metadata?.os?.family).toBe("linux");
       expect(applied.components).toEqual([expect.objectContaining({ id: "pipeline:metrics", status: "HEALTHY" })]);
       expect(JSON.stringify(applied.opamp)).not.toContain("s3cret");
-      const listed = await admin<{ items: Array<{ id: string; type: string }> }>(server, "GET", "/api/fleet/agents?policy_id=otel-http");
+      const listed = await adminRequest<{ items: Array<{ id: string; type: string }> }>(server, "GET", "/api/fleet/agents?policy_id=otel-http");
       expect(listed.body.items.map((i) => [i.id, i.type])).toEqual([[uid, "OPAMP"]]);
 
       // A new revision reaches the collector on its next poll.
@@ -146,7 +137,7 @@ describe.skipIf(skip)(`opamp-go client${skipNote}`, () => {
       await eventually(async () => expect((await agent(server, uid)).policy_revision).toBe(second));
 
       // A staged rollout of a config the collector rejects: FAILED holds the rollout with its message.
-      const rollout = await admin<{ item: { target: number } }>(server, "POST", "/api/fleet/agent_policies/otel-http/rollouts", {
+      const rollout = await adminRequest<{ item: { target: number } }>(server, "POST", "/api/fleet/agent_policies/otel-http/rollouts", {
         ...collectorPolicy("otlp", { nonexistent: {} }),
         stages: [100],
         min_acked_percent: 100,
@@ -164,12 +155,12 @@ describe.skipIf(skip)(`opamp-go client${skipNote}`, () => {
         expect(item.opamp?.remote_config_status).toMatchObject({ status: "FAILED", hash: bad.hash });
       });
       await eventually(async () => {
-        const current = await admin<{ item: { status: string; reason?: string } }>(server, "GET", "/api/fleet/agent_policies/otel-http/rollouts/current");
+        const current = await adminRequest<{ item: { status: string; reason?: string } }>(server, "GET", "/api/fleet/agent_policies/otel-http/rollouts/current");
         expect(current.body.item.status).toBe("held");
         expect(current.body.item.reason).toContain("report error or degraded");
       }, 30_000);
       // Abort (back to the previous revision): the collector is offered it and applies it.
-      expect((await admin(server, "POST", "/api/fleet/agent_policies/otel-http/rollouts/current/abort")).status).toBe(200);
+      expect((await adminRequest(server, "POST", "/api/fleet/agent_policies/otel-http/rollouts/current/abort")).status).toBe(200);
       await collector.next("applied", bad.index + 1);
       await eventually(async () => expect((await agent(server, uid)).status).toBe("online"));
 
@@ -241,7 +232,7 @@ describe.skipIf(skip)(`opamp-go client over WebSocket${skipNote}`, () => {
       await collector.next("applied", pushed.index);
       await eventually(async () => expect((await agent(server, assigned)).policy_revision).toBe(second));
       // An admin's restart is pushed as OpAMP's command.
-      expect((await admin(server, "POST", `/api/fleet/agents/${assigned}/restart`)).status).toBe(200);
+      expect((await adminRequest(server, "POST", `/api/fleet/agents/${assigned}/restart`)).status).toBe(200);
       expect((await collector.next("command", pushed.index, undefined, 10_000)).type).toBe("CommandType_Restart");
       // opamp-go's socket client says agent_disconnect before it closes: offline at once (the offline window is 10 minutes).
       await collector.stop();
@@ -295,7 +286,7 @@ describe("@elastic/opamp-client-node", () => {
     try {
       await eventually(async () => expect(applied).toEqual([expect.stringMatching(new RegExp(`^APPLIED policy:otel-node:${first}:`))]));
       const listed = await eventually(async () => {
-        const list = await admin<{ items: Array<{ id: string; policy_revision: number; hostname: string }> }>(server, "GET", "/api/fleet/agents?policy_id=otel-node");
+        const list = await adminRequest<{ items: Array<{ id: string; policy_revision: number; hostname: string }> }>(server, "GET", "/api/fleet/agents?policy_id=otel-node");
         expect(list.body.items).toEqual([expect.objectContaining({ policy_revision: first, hostname: "node-host" })]);
         return list.body.items[0]!;
       });

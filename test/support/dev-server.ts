@@ -128,13 +128,26 @@ export async function untilClosed(port: number, ms: number): Promise<boolean> {
   return true;
 }
 
-/** An admin API call that must succeed (anything but 200 fails the test with the answer). */
-export async function adminCall<T = { item: Record<string, string> }>(server: DevServer, method: string, path: string, body?: unknown): Promise<T> {
+/** An admin API call as the admin token, with its status and parsed JSON answer. */
+export async function adminRequest<T>(server: DevServer, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
   const res = await fetch(`${server.url}${path}`, {
     method,
     headers: { Authorization: `Bearer ${server.adminToken}`, "Content-Type": "application/json" },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
-  if (res.status !== 200) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // Not JSON (a runtime's error page): kept as text, so a failing test shows it.
+  }
+  return { status: res.status, body: parsed as T };
+}
+
+/** An admin API call that must succeed (anything but 200 fails the test with the answer). */
+export async function adminCall<T = { item: Record<string, string> }>(server: DevServer, method: string, path: string, body?: unknown): Promise<T> {
+  const { status, body: answer } = await adminRequest<T>(server, method, path, body);
+  if (status !== 200) throw new Error(`${method} ${path}: ${status} ${JSON.stringify(answer)}`);
+  return answer;
 }
