@@ -31,7 +31,8 @@ describe("roster times on their way to the hub", () => {
       // changes, more than one call carries. The newest row's time is the one that must stay.
       const times: string[] = [];
       for (let flush = 0; flush < 6; flush++) {
-        const at = new Date(Date.UTC(2030, 0, 1, 0, flush)).toISOString();
+        // Later than any real check-in of this run, one minute apart, so only the order decides.
+        const at = new Date(Date.now() + 3_600_000 + flush * 60_000).toISOString();
         times.push(at);
         const entries = Array.from({ length: 999 }, (_, i) => [`absent-${flush}-${i}`, at]);
         entries.splice(flush * 100, 0, [agent.id, at]);
@@ -52,7 +53,7 @@ describe("roster times on their way to the hub", () => {
     await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
       const store = instance as AgentStore;
       await store.alarm();
-      const at = "2030-01-01T00:00:00.000Z";
+      const at = new Date(Date.now() + 3_600_000).toISOString();
       state.storage.sql.exec("INSERT INTO effects (kind, target, agent_id, body, coalesce_key) VALUES ('hub', ?, ?, ?, ?)", policyId, agent.id, JSON.stringify({ type: "touch", lastCheckin: at }), `touch:${policyId}:${agent.id}`);
       await store.alarm();
       expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);

@@ -194,6 +194,9 @@ describe.skipIf(skip)(`opamp-go client${skipNote}`, () => {
   }, 180_000);
 });
 
+/** The socket collector's heartbeat: anything it gets sooner was pushed, not polled. */
+const HEARTBEAT_MS = 60_000;
+
 describe.skipIf(skip)(`opamp-go client over WebSocket${skipNote}`, () => {
   const binary = skip ? "" : driver.binary;
   let server: DevServer;
@@ -208,7 +211,7 @@ describe.skipIf(skip)(`opamp-go client over WebSocket${skipNote}`, () => {
     const first = await putPolicy(server, "otel-ws", collectorPolicy("otlphttp"));
     const token = await enrollmentToken(server, "otel-ws");
     const url = `${server.url.replace(/^http/, "ws")}/v1/opamp`;
-    const collector = new GoCollector(binary, ["-url", url, "-transport", "ws", "-auth", `ApiKey ${token}`, "-request-uid", "-poll", "60s"]);
+    const collector = new GoCollector(binary, ["-url", url, "-transport", "ws", "-auth", `ApiKey ${token}`, "-request-uid", "-poll", `${HEARTBEAT_MS / 1000}s`]);
     try {
       const asked = (await collector.next("started")).uid as string;
       const assigned = (await collector.next("new_uid")).uid as string;
@@ -226,21 +229,21 @@ describe.skipIf(skip)(`opamp-go client over WebSocket${skipNote}`, () => {
       });
       const published = Date.now();
       const second = await putPolicy(server, "otel-ws", collectorPolicy("otlp"));
-      const pushed = await collector.next("remote_config", applied.index + 1, (e) => String(e.hash).startsWith(`policy:otel-ws:${second}:`), 10_000);
-      // Pushed at once: the collector's next heartbeat would be a minute away.
-      expect(Date.now() - published).toBeLessThan(10_000);
+      const pushed = await collector.next("remote_config", applied.index + 1, (e) => String(e.hash).startsWith(`policy:otel-ws:${second}:`), HEARTBEAT_MS);
+      // Pushed: it arrived before the collector's next heartbeat could have asked for it.
+      expect(Date.now() - published).toBeLessThan(HEARTBEAT_MS);
       await collector.next("applied", pushed.index);
       await eventually(async () => expect((await agent(server, assigned)).policy_revision).toBe(second));
       // An admin's restart is pushed as OpAMP's command.
       expect((await adminRequest(server, "POST", `/api/fleet/agents/${assigned}/restart`)).status).toBe(200);
-      expect((await collector.next("command", pushed.index, undefined, 10_000)).type).toBe("CommandType_Restart");
+      expect((await collector.next("command", pushed.index, undefined, HEARTBEAT_MS)).type).toBe("CommandType_Restart");
       // opamp-go's socket client says agent_disconnect before it closes: offline at once (the offline window is 10 minutes).
       await collector.stop();
-      await eventually(async () => expect((await agent(server, assigned)).status).toBe("offline"), 5_000);
+      await eventually(async () => expect((await agent(server, assigned)).status).toBe("offline"), HEARTBEAT_MS);
     } finally {
       await collector.stop();
     }
-  }, 90_000);
+  }, 3 * HEARTBEAT_MS);
 });
 
 describe("@elastic/opamp-client-node", () => {
