@@ -76,13 +76,18 @@ func main() {
 			break
 		}
 	}
+	a.stopClient()
+	emit("stopped", nil)
+}
+
+// stopClient stops the current client, giving it 5 s to say goodbye (agent_disconnect on a socket).
+func (a *agent) stopClient() {
 	a.mu.Lock()
 	c := a.client
 	a.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = c.Stop(ctx)
-	emit("stopped", nil)
 }
 
 func (a *agent) header() string {
@@ -192,12 +197,7 @@ func (a *agent) start() error {
 }
 
 func (a *agent) restart() {
-	a.mu.Lock()
-	c := a.client
-	a.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = c.Stop(ctx)
+	a.stopClient()
 	if err := a.start(); err != nil {
 		emit("fatal", map[string]any{"error": err.Error()})
 	}
