@@ -90,10 +90,12 @@ status=0
 # Agent routes first: the admin run may unenroll or revoke the agent.
 SCHEMATHESIS_HOOKS=fuzz_hooks PYTHONPATH=scripts FUZZ_AGENTS="$agents" \
   run agents --include-tag agents || status=1
-run admin --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --set-path "agentId=$agent_id" --exclude-path-regex '/rollouts$' || status=1
 # schemathesis 3.39 fails inside its own generator ("Runtime Error: 'minimum'") when it makes invalid
-# bodies for this one operation's schema: it gets valid ones only.
-run rollouts --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --include-path-regex '/rollouts$' --data-generation-method positive || status=1
+# bodies for these operations' schemas (rollout starts; action creation, seen once in CI at seed 16):
+# they get valid ones only, in a pass of their own.
+VALID_ONLY='/rollouts$|^/api/fleet/actions$'
+run admin --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --set-path "agentId=$agent_id" --exclude-path-regex "$VALID_ONLY" || status=1
+run valid-only --include-tag admin -H "Authorization: Bearer $ADMIN_TOKEN" --set-path "agentId=$agent_id" --include-path-regex "$VALID_ONLY" --data-generation-method positive || status=1
 if grep -q '"level":"error"\|failed:' "$OUT/server.log"; then
   echo "fuzz: the server logged errors (see $OUT/server.log)"
   grep -m 20 '"level":"error"\|failed:' "$OUT/server.log" || true
