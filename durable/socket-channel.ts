@@ -7,6 +7,7 @@ import { ERROR_TABLE } from "../src/http/error-table";
 import type { DeliveredAction } from "../src/protocol/action";
 import type { PolicyRevision } from "../src/protocol/policy";
 import { CLOSE, PONG, SocketClientMessage, decodeSocketMessage, type SocketServerMessage } from "../src/protocol/socket";
+import { safeParseDecoded } from "../src/protocol/parse";
 import { ack } from "../src/session/ack";
 import { checkin, policyAnswer } from "../src/session/checkin";
 import type { RevisionClaim } from "../src/session/contract";
@@ -98,7 +99,7 @@ export class SocketChannel {
       return send(ws, errorMessage(decoded.id ?? null, "BadRequest", decoded.error));
     }
     const raw = decoded.value;
-    const parsed = SocketClientMessage.safeParse(raw);
+    const parsed = safeParseDecoded(SocketClientMessage, raw);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
       const id = (raw as { id?: unknown } | null)?.id;

@@ -1,7 +1,7 @@
 import { gunzipSync } from "node:zlib";
 import type { Context } from "hono";
 import { FleetError, badRequest } from "../errors";
-import { MAX_JSON_DEPTH, depthMessage, nestsDeeperThan } from "../protocol/json-limits";
+import { MAX_JSON_DEPTH, depthMessage, nestsDeeperThan, parseJsonText } from "../protocol/json-limits";
 
 export interface BodyLimits {
   /** Bytes as received (compressed size when the client gzipped the body). */
@@ -22,7 +22,7 @@ export async function readJsonBody(c: Context, limits: BodyLimits): Promise<unkn
   if (text.trim() === "") throw badRequest("empty request body");
   if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw badRequest(`request body ${depthMessage()}`);
   try {
-    return JSON.parse(text);
+    return parseJsonText(text);
   } catch (err) {
     throw badRequest(`request body is not valid JSON: ${(err as Error).message}`);
   }
@@ -39,7 +39,7 @@ export async function readAdminJson(c: Context, maxBytes = 1 << 20): Promise<unk
   });
   if (nestsDeeperThan(text, MAX_JSON_DEPTH)) throw new FleetError("AdminBadRequest", `request body ${depthMessage()}`);
   try {
-    return JSON.parse(text);
+    return parseJsonText(text);
   } catch (err) {
     throw new FleetError("AdminBadRequest", `request body is not valid JSON: ${(err as Error).message}`);
   }

@@ -13,8 +13,9 @@ const ID_PARAMS = ["id", "agentId", "fileId", "actionId", "fileName"] as const;
 export const usableIds =
   (unknown: (routePath: string) => ErrorCode): MiddlewareHandler<AppEnv> =>
   async (c, next) => {
+    const params: Record<string, string | undefined> = c.req.param();
     for (const name of ID_PARAMS) {
-      const value = c.req.param(name);
+      const value = params[name];
       if (value !== undefined && !isUsableId(value)) {
         const code = unknown(c.req.routePath);
         throw new FleetError(code, code === "NotFound" ? `${name}: no such id (ids are 1–256 bytes, without "/" or control characters)` : undefined);

@@ -11,5 +11,6 @@ export function isUsableId(id: string): boolean {
   if (id === "" || id.length > MAX_ID_BYTES) return false;
   // eslint-disable-next-line no-control-regex -- control characters are what this rejects
   if (/[\u0000-\u001f\u007f/]/.test(id)) return false;
-  return utf8.encode(id).byteLength <= MAX_ID_BYTES;
+  // At most 3 UTF-8 bytes per UTF-16 unit: most ids are decided without encoding them.
+  return id.length * 3 <= MAX_ID_BYTES || utf8.encode(id).byteLength <= MAX_ID_BYTES;
 }

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { AckRequest } from "./ack";
 import { CheckinRequest } from "./checkin";
-import { MAX_JSON_DEPTH, depthMessage, nestsDeeperThan } from "./json-limits";
+import { MAX_JSON_DEPTH, depthMessage, nestsDeeperThan, parseJsonText } from "./json-limits";
 
 /**
  * The WebSocket channel, version 1: the check-in and ack semantics of the HTTP protocol as JSON
@@ -77,7 +77,7 @@ export function decodeSocketMessage(data: string | ArrayBuffer): DecodedMessage 
   const text = typeof data === "string" ? data : new TextDecoder().decode(data);
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJsonText(text);
   } catch {
     return { error: "Bad request: message is not JSON" };
   }
