@@ -280,8 +280,9 @@ export class AgentRoster {
         ...key,
       );
     } else {
-      this.#sql.exec(`UPDATE roster_counts SET n = n - 1 WHERE ${match}`, ...key);
-      this.#sql.exec(`DELETE FROM roster_counts WHERE ${match} AND n <= 0`, ...key);
+      const left = this.#sql.exec<{ n: number }>(`UPDATE roster_counts SET n = n - 1 WHERE ${match} RETURNING n`, ...key).toArray()[0]?.n;
+      // Emptied classes go, so the counters stay a few hundred rows however many revisions pass.
+      if (left === 0) this.#sql.exec(`DELETE FROM roster_counts WHERE ${match}`, ...key);
     }
   }
 
