@@ -1,5 +1,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { AgentRoster } from "../durable/agent-roster";
+import { ROSTER_LAYOUT_SCHEMA } from "../durable/sharded-roster";
 import { policyHub, rosterShardIndexOf } from "../src/durable-stubs";
 import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, eventually, json, putPolicy, type Enrolled } from "./helpers";
 
@@ -173,5 +175,35 @@ describe("a policy with several roster shards", () => {
     const res = await adminRequest("DELETE", "/api/fleet/agent_policies/sharded-busy");
     expect(res.status).toBe(409);
     expect((await json<{ message: string }>(res)).message).toBe("cannot delete an agent policy with 6 active agents; reassign or unenroll them first");
+  });
+
+  it("keeps a policy's part count for life, and a hub that held rows before roster shards at one", async () => {
+    expect(await policyHub(env, "sharded-fresh").rosterShards("sharded-fresh")).toBe(SHARDS);
+    await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("sharded-earlier")), async (_instance, state: DurableObjectState) => {
+      // As the schema step finds a hub of an earlier version: roster rows, and no layout yet.
+      state.storage.sql.exec("DELETE FROM roster_meta WHERE k = 'shards'");
+      new AgentRoster(state.storage.sql).upsert(
+        {
+          agent_id: "earlier-agent",
+          active: true,
+          enrolled_at: "2026-01-01T00:00:00.000Z",
+          last_checkin: null,
+          last_checkin_status: null,
+          last_checkin_message: null,
+          hostname: "web-01",
+          version: "9.6.0",
+          tags: [],
+          policy_revision_idx: 1,
+          upgrading: false,
+          unenrolling: false,
+          unhealthy_reason: null,
+          type: "PERMANENT",
+        },
+        1,
+      );
+      state.storage.sql.exec(ROSTER_LAYOUT_SCHEMA);
+    });
+    expect(await policyHub(env, "sharded-earlier").rosterShards("sharded-earlier")).toBe(1);
+    expect((await json<{ results: Record<string, number> }>(await adminRequest("GET", "/api/fleet/agent_status?policyId=sharded-earlier"))).results).toMatchObject({ enrolling: 1, total: 1 });
   });
 });
