@@ -1,6 +1,21 @@
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
+const WORKER_BINDINGS = {
+  FLEET_ADMIN_TOKEN: "test-admin-token",
+  CHECKIN_LONG_POLL: "1500ms",
+  CHECKIN_JITTER: "0s",
+  CHECKIN_MIN_POLL: "1s",
+  // As a deployment sets it; policies that name their own `fleet.hosts` keep them.
+  FLEET_SERVER_HOSTS: "https://fleet.example.internal:8220,https://fleet-backup.example.internal:8220",
+  // The PGP route's configured key; never fetch Elastic's key from a test.
+  PGP_PUBLIC_KEY: "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nconfigured-test-key\n-----END PGP PUBLIC KEY BLOCK-----\n",
+  PGP_UPSTREAM_URL: "",
+};
+
+/** Tests that need a policy of several roster shards: only in the sharded-roster project. */
+const ROSTER_SHARDED_ONLY = ["test/roster-shards.test.ts"];
+
 export default defineConfig({
   test: {
     // Structured logs of passing tests are noise; a failing test still shows its output.
@@ -11,25 +26,21 @@ export default defineConfig({
       {
         // The real Worker and Durable Objects from wrangler.toml, inside workerd. Long-poll
         // durations are shortened so parked check-ins resolve within a test's lifetime.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: WORKER_BINDINGS } })],
+        test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**", "test/elasticsearch/**", ...ROSTER_SHARDED_ONLY], testTimeout: 20_000 },
+      },
+      {
+        // The same Worker with every new policy's roster in 4 roster shards (10,000 declared agents,
+        // 2,500 per shard): the roster's own tests, and the tests that check listings, counts and
+        // rollouts against a model, run on a sharded roster (docs/scale.md §2).
         plugins: [
-          cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: {
-              bindings: {
-                FLEET_ADMIN_TOKEN: "test-admin-token",
-                CHECKIN_LONG_POLL: "1500ms",
-                CHECKIN_JITTER: "0s",
-                CHECKIN_MIN_POLL: "1s",
-                // As a deployment sets it; policies that name their own `fleet.hosts` keep them.
-                FLEET_SERVER_HOSTS: "https://fleet.example.internal:8220,https://fleet-backup.example.internal:8220",
-                // The PGP route's configured key; never fetch Elastic's key from a test.
-                PGP_PUBLIC_KEY: "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nconfigured-test-key\n-----END PGP PUBLIC KEY BLOCK-----\n",
-                PGP_UPSTREAM_URL: "",
-              },
-            },
-          }),
+          cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...WORKER_BINDINGS, FLEET_MAX_AGENTS: "10000", AGENTS_PER_ROSTER_SHARD: "2500" } } }),
         ],
-        test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**", "test/elasticsearch/**"], testTimeout: 20_000 },
+        test: {
+          name: "workers-sharded-roster",
+          include: [...ROSTER_SHARDED_ONLY, "test/model.test.ts", "test/rollout.test.ts", "test/roster-versions.test.ts"],
+          testTimeout: 20_000,
+        },
       },
       {
         // `npm start` as an operator runs it, spoken to over real sockets from Node.

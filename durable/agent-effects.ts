@@ -1,7 +1,7 @@
 import type { ActionResult, RosterChanges, ShardEffect } from "../src/agents/effects";
 import type { AgentSummary } from "../src/agents/status";
 import type { Env } from "../src/config";
-import { bulkJob, hubShardAt, policyHub, shardIndexOf } from "../src/durable-stubs";
+import { bulkJob, hubShardAt, policyHub, rosterShard, rosterShardIndexOf, shardIndexOf } from "../src/durable-stubs";
 import { log } from "../src/log";
 
 /** Schema step of the agent store: consequences of agent changes waiting for delivery. */
@@ -47,8 +47,23 @@ const ROSTER_DELAY_MS = 500;
 const MAX_BACKOFF_MS = 60_000;
 /** Check-in times per effect row, so one row stays a modest RPC argument in a store of many agents. */
 const TOUCHES_PER_ROW = 1_000;
-/** Roster changes per call to a hub (a call's arguments are cloned whole). */
+/** Roster changes per call to a hub or roster shard (a call's arguments are cloned whole). */
 const HUB_CALL_CHANGES = 5_000;
+
+/** One roster shard's changes from a delivery, cut into calls of at most HUB_CALL_CHANGES. */
+class RosterCalls {
+  readonly calls: RosterChanges[] = [];
+  #size = HUB_CALL_CHANGES;
+
+  add<K extends keyof RosterChanges>(kind: K, change: RosterChanges[K][number]): void {
+    if (this.#size >= HUB_CALL_CHANGES) {
+      this.calls.push({ upserts: [], removes: [], touches: [] });
+      this.#size = 0;
+    }
+    (this.calls.at(-1)![kind] as Array<RosterChanges[K][number]>).push(change);
+    this.#size++;
+  }
+}
 
 /**
  * The agent store's outbox of consequences for other objects: roster rows for policy hubs, socket
@@ -68,6 +83,8 @@ export class AgentEffects {
   #delivering: Promise<void> = Promise.resolve();
   /** Check-in times collected by `collectTouches`, per policy; null outside it. */
   #touches: Map<string, Map<string, string>> | null = null;
+  /** Roster shard count per policy, as its hub answered. */
+  readonly #rosterShardCounts = new Map<string, number>();
 
   constructor(sql: SqlStorage, env: Env, wake: (at: number) => Promise<void>) {
     this.#sql = sql;
@@ -185,26 +202,30 @@ export class AgentEffects {
     const { kind, target } = group[0]!;
     switch (kind) {
       case "hub": {
-        // In order, at most HUB_CALL_CHANGES per call: rows held back by a long outage of the hub
-        // can carry many flushes' times each. A retry after a partial failure repeats calls the
-        // hub already applied, which its versions make harmless.
-        const hub = policyHub(this.#env, target);
-        let changes: RosterChanges = { upserts: [], removes: [], touches: [] };
-        let size = 0;
+        // Each agent's changes go to its roster shard (0 is the hub), in order, at most
+        // HUB_CALL_CHANGES per call: rows held back by a long outage can carry many flushes' times
+        // each. A retry after a partial failure repeats calls already applied, which the versions
+        // make harmless.
+        const count = await this.#rosterShards(target);
+        const parts = Array.from({ length: count }, () => new RosterCalls());
+        const part = (agentId: string) => parts[rosterShardIndexOf(agentId, count)]!;
         for (const row of group) {
           const body = JSON.parse(row.body) as RosterBody;
-          if (body.type === "upsert") changes.upserts.push({ summary: body.summary, version: row.seq });
-          else if (body.type === "touches") for (const [agentId, lastCheckin] of body.times) changes.touches.push({ agentId, lastCheckin, version: row.seq });
-          else if (body.type === "touch") changes.touches.push({ agentId: row.agent_id, lastCheckin: body.lastCheckin, version: row.seq });
-          else changes.removes.push({ agentId: row.agent_id, version: row.seq });
-          size += body.type === "touches" ? body.times.length : 1;
-          if (size >= HUB_CALL_CHANGES) {
-            await hub.applyRoster(target, changes);
-            changes = { upserts: [], removes: [], touches: [] };
-            size = 0;
-          }
+          if (body.type === "upsert") part(row.agent_id).add("upserts", { summary: body.summary, version: row.seq });
+          else if (body.type === "touches") for (const [agentId, lastCheckin] of body.times) part(agentId).add("touches", { agentId, lastCheckin, version: row.seq });
+          else if (body.type === "touch") part(row.agent_id).add("touches", { agentId: row.agent_id, lastCheckin: body.lastCheckin, version: row.seq });
+          else part(row.agent_id).add("removes", { agentId: row.agent_id, version: row.seq });
         }
-        if (size > 0) await hub.applyRoster(target, changes);
+        const sent = await Promise.allSettled(
+          parts.map(async (calls, index) => {
+            for (const changes of calls.calls) {
+              if (index === 0) await policyHub(this.#env, target).applyRoster(target, changes);
+              else await rosterShard(this.#env, target, index).applyRoster(changes);
+            }
+          }),
+        );
+        const failed = sent.find((outcome) => outcome.status === "rejected");
+        if (failed) throw failed.reason;
         return;
       }
       case "shard":
@@ -212,6 +233,13 @@ export class AgentEffects {
       case "job":
         return bulkJob(this.#env, target).recordResults(group.map((row) => JSON.parse(row.body) as ActionResult));
     }
+  }
+
+  /** A policy's roster shard count, asked of its hub once (it never changes for a policy). */
+  async #rosterShards(policyId: string): Promise<number> {
+    let count = this.#rosterShardCounts.get(policyId);
+    if (count === undefined) this.#rosterShardCounts.set(policyId, (count = await policyHub(this.#env, policyId).rosterShards(policyId)));
+    return count;
   }
 
   #add(kind: Kind, target: string, agentId: string, body: object, coalesceKey: string | null, delayMs: number): void {

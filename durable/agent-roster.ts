@@ -1,5 +1,6 @@
 import type { AgentStatus, AgentSummary, StatusContext } from "../src/agents/status";
 import type { AgentQuery, ListedAgent, SortField } from "../src/admin/agent-query";
+import type { RosterChanges } from "../src/agents/effects";
 import type { ListCursor } from "../src/protocol/admin";
 import { agentBucket, type StageStats } from "../src/policy/staged-rollout";
 
@@ -36,6 +37,65 @@ export const ROSTER_VERSION_SCHEMA = `ALTER TABLE roster ADD COLUMN summary_vers
 /** Schema step: each row's record type (OpAMP collectors are `OPAMP`); rows written before it read as `PERMANENT`. */
 export const ROSTER_TYPE_SCHEMA = `ALTER TABLE roster ADD COLUMN agent_type TEXT;`;
 
+/** A row reports trouble for a rollout stage (the partial index and its queries must spell it alike). */
+const TROUBLED_SQL = "lower(last_checkin_status) IN ('error', 'failed', 'degraded')";
+
+/**
+ * Schema step: the counters (rows per class: every field the status and stage rules read except the
+ * check-in time; the rollout bucket in slices of 1%), kept in the transaction of every row change,
+ * so counts read a few hundred counters instead of every row. The troubled rows get an index of
+ * their own (a stage's failures are a time range of them). Existing rows are counted once at load.
+ */
+export const ROSTER_COUNTS_SCHEMA = `
+  CREATE TABLE roster_counts (
+    active INTEGER NOT NULL,
+    unenrolling INTEGER NOT NULL,
+    checked_in INTEGER NOT NULL,
+    disconnected INTEGER NOT NULL,
+    upgrading INTEGER NOT NULL,
+    health TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    slice INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (active, unenrolling, checked_in, disconnected, upgrading, health, revision, slice)) WITHOUT ROWID;
+  CREATE INDEX roster_troubled ON roster (last_checkin) WHERE ${TROUBLED_SQL};
+  CREATE TABLE roster_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+  INSERT INTO roster_meta (k, v) VALUES ('rebuild_counts', 1);`;
+
+/** Every roster schema step in order, for an object that holds nothing but a roster (a roster shard). */
+export const ROSTER_SCHEMA_STEPS = [ROSTER_SCHEMA, ROSTER_BUCKET_SCHEMA, ROSTER_VERSION_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_COUNTS_SCHEMA];
+
+/** Buckets per counter slice: a stage boundary inside a slice is counted from the rows of that slice only. */
+const SLICE = 100;
+
+/** A row's counter class (`roster_counts`' key) as SQL over a roster row. */
+const CLASS_SQL = `active, unenrolling, last_checkin IS NOT NULL AS checked_in,
+  lower(last_checkin_status) IS 'disconnected' AS disconnected, upgrading,
+  CASE WHEN lower(last_checkin_status) IN ('error', 'failed') THEN 'error' WHEN lower(last_checkin_status) = 'degraded' THEN 'degraded' ELSE 'ok' END AS health,
+  policy_revision_idx AS revision, bucket / ${SLICE} AS slice`;
+
+const CLASS_KEYS = ["active", "unenrolling", "checked_in", "disconnected", "upgrading", "health", "revision", "slice"] as const;
+
+interface CounterClass extends Record<string, SqlStorageValue> {
+  active: number;
+  unenrolling: number;
+  checked_in: number;
+  disconnected: number;
+  upgrading: number;
+  health: "error" | "degraded" | "ok";
+  revision: number;
+  slice: number;
+}
+
+export type StatusCounts = Record<AgentStatus, number> & { total: number };
+
+/** What the console's overview reads of one roster (durable/policy-hub.ts `glance`). */
+export interface RosterOverview {
+  counts: StatusCounts;
+  versions: Array<{ version: string; agents: number }>;
+  checkedIn: number;
+}
+
 interface RosterRow extends Record<string, SqlStorageValue> {
   agent_id: string;
   active: number;
@@ -69,10 +129,11 @@ const STATUS_SQL = `CASE
   ELSE 'online' END`;
 
 /**
- * A policy's agents, kept in its hub's SQLite so admins can list, filter, page and count them
- * without touching (or loading) each agent's store. Rows come only from the agents' stores, as
- * effects of the changes that made them (durable/agent-effects.ts), so the roster follows the
- * agents' records within the effects' delivery bound.
+ * A policy's agents (or, for a large policy, one roster shard's part of them: durable/sharded-roster.ts),
+ * kept in SQLite so admins can list, filter, page and count them without touching (or loading) each
+ * agent's store. Rows come only from the agents' stores, as effects of the changes that made them
+ * (durable/agent-effects.ts), so the roster follows the agents' records within the effects'
+ * delivery bound. Every row change updates the counters in the same transaction (the caller's).
  */
 export class AgentRoster {
   readonly #sql: SqlStorage;
@@ -81,8 +142,31 @@ export class AgentRoster {
     this.#sql = sql;
   }
 
+  /**
+   * One-offs for rosters written by earlier versions, run once the schema is in place: rows written
+   * before buckets existed get theirs, and rows written before the counters are counted.
+   */
+  prepare(): void {
+    const unbucketed = this.#sql.exec<{ agent_id: string }>("SELECT agent_id FROM roster WHERE bucket IS NULL").toArray();
+    for (const row of unbucketed) this.#sql.exec("UPDATE roster SET bucket = ? WHERE agent_id = ?", agentBucket(row.agent_id), row.agent_id);
+    if (this.#sql.exec("SELECT 1 FROM roster_meta WHERE k = 'rebuild_counts'").toArray().length === 0) return;
+    this.#sql.exec(`DELETE FROM roster_counts; INSERT INTO roster_counts SELECT ${CLASS_SQL}, COUNT(*) AS n FROM roster GROUP BY ${CLASS_KEYS.join(", ")}`);
+    this.#sql.exec("DELETE FROM roster_meta WHERE k = 'rebuild_counts'");
+  }
+
+  /** An agent store's batch (inside the caller's transaction). */
+  apply(changes: RosterChanges): void {
+    for (const { summary, version } of changes.upserts) this.upsert(summary, version);
+    for (const { agentId, version } of changes.removes) this.remove(agentId, version);
+    for (const { agentId, lastCheckin, version } of changes.touches) this.touch(agentId, lastCheckin, version);
+  }
+
   /** Writes an agent's row unless a newer version is already here. */
   upsert(agent: AgentSummary, version: number): void {
+    this.#counted(agent.agent_id, () => this.#upsert(agent, version));
+  }
+
+  #upsert(agent: AgentSummary, version: number): void {
     this.#sql.exec(
       `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, last_checkin_message, hostname, version, tags,
          policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket, summary_version, agent_type)
@@ -115,34 +199,91 @@ export class AgentRoster {
 
   /**
    * A rollout stage's agents (active, bucket below `threshold`): how many run `target` or later, and
-   * how many report error or degraded since the stage started.
+   * how many report error or degraded since the stage started. Members and acks come from the
+   * counters of the whole 1% slices below the threshold plus the rows of the slice it cuts (at
+   * most 1% of the rows); failures are a time range of the troubled rows' own index.
    */
   stageStats(threshold: number, target: number, since: string): StageStats {
-    // Rows written before buckets existed get theirs now (a one-off for old rosters).
-    const unbucketed = this.#sql.exec<{ agent_id: string }>("SELECT agent_id FROM roster WHERE bucket IS NULL").toArray();
-    for (const row of unbucketed) this.#sql.exec("UPDATE roster SET bucket = ? WHERE agent_id = ?", agentBucket(row.agent_id), row.agent_id);
-    return this.#sql
-      .exec<{ members: number; acked: number | null; failed: number | null }>(
-        `SELECT COUNT(*) AS members,
-           SUM(policy_revision_idx >= ?) AS acked,
-           SUM(lower(last_checkin_status) IN ('error', 'failed', 'degraded') AND last_checkin >= ?) AS failed
-         FROM roster WHERE active = 1 AND bucket < ?`,
+    const whole = Math.floor(threshold / SLICE);
+    const counted = this.#sql
+      .exec<{ members: number; acked: number }>(
+        "SELECT coalesce(SUM(n), 0) AS members, coalesce(SUM(CASE WHEN revision >= ? THEN n END), 0) AS acked FROM roster_counts WHERE active = 1 AND slice < ?",
         target,
-        since,
+        whole,
+      )
+      .one();
+    const cut = this.#sql
+      .exec<{ members: number; acked: number }>(
+        "SELECT COUNT(*) AS members, coalesce(SUM(policy_revision_idx >= ?), 0) AS acked FROM roster WHERE bucket >= ? AND bucket < ? AND active = 1",
+        target,
+        whole * SLICE,
         threshold,
       )
-      .toArray()
-      .map((row) => ({ members: row.members, acked: row.acked ?? 0, failed: row.failed ?? 0 }))[0]!;
+      .one();
+    const failed = this.#sql
+      .exec<{ n: number }>(`SELECT COUNT(*) AS n FROM roster WHERE ${TROUBLED_SQL} AND last_checkin >= ? AND active = 1 AND bucket < ?`, since, threshold)
+      .one().n;
+    return { members: counted.members + cut.members, acked: counted.acked + cut.acked, failed };
   }
 
   /** A newer check-in time for an agent's row (a held heartbeat), unless the row is newer already. */
   touch(agentId: string, lastCheckin: string, version: number): void {
-    this.#sql.exec("UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ?", lastCheckin, version, agentId, version);
+    // A row that checked in before keeps its counter class: one write, no reads (a heartbeat's path).
+    const moved = this.#sql.exec(
+      "UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ? AND last_checkin IS NOT NULL",
+      lastCheckin,
+      version,
+      agentId,
+      version,
+    );
+    moved.toArray();
+    if (moved.rowsWritten > 0) return;
+    this.#counted(agentId, () =>
+      this.#sql.exec("UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ?", lastCheckin, version, agentId, version),
+    );
   }
 
   /** Removes an agent's row unless it is newer than the removal. */
   remove(agentId: string, version: number): void {
-    this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ?", agentId, version);
+    this.#counted(agentId, () => this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ?", agentId, version));
+  }
+
+  /**
+   * The inactive rows and their counters go (the policy is deleted once no active agent is left).
+   * A row that turned active meanwhile stays, so it is still listed.
+   */
+  dropInactive(): void {
+    this.#sql.exec("DELETE FROM roster WHERE active = 0; DELETE FROM roster_counts WHERE active = 0");
+  }
+
+  /** Applies `change` to one agent's row and moves the agent between counter classes when its class changed. */
+  #counted(agentId: string, change: () => void): void {
+    const before = this.#classOf(agentId);
+    change();
+    const after = this.#classOf(agentId);
+    if (before && after && CLASS_KEYS.every((key) => before[key] === after[key])) return;
+    if (before) this.#count(before, -1);
+    if (after) this.#count(after, 1);
+  }
+
+  #classOf(agentId: string): CounterClass | undefined {
+    return this.#sql.exec<CounterClass>(`SELECT ${CLASS_SQL} FROM roster WHERE agent_id = ?`, agentId).toArray()[0];
+  }
+
+  #count(of: CounterClass, delta: 1 | -1): void {
+    const key = CLASS_KEYS.map((name) => of[name]);
+    const match = CLASS_KEYS.map((name) => `${name} = ?`).join(" AND ");
+    if (delta === 1) {
+      this.#sql.exec(
+        `INSERT INTO roster_counts (${CLASS_KEYS.join(", ")}, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
+         ON CONFLICT (${CLASS_KEYS.join(", ")}) DO UPDATE SET n = n + 1`,
+        ...key,
+      );
+    } else {
+      const left = this.#sql.exec<{ n: number }>(`UPDATE roster_counts SET n = n - 1 WHERE ${match} RETURNING n`, ...key).toArray()[0]?.n;
+      // Emptied classes go, so the counters stay a few hundred rows however many revisions pass.
+      if (left === 0) this.#sql.exec(`DELETE FROM roster_counts WHERE ${match}`, ...key);
+    }
   }
 
   list(policyId: string, query: AgentQuery, context: StatusContext): { items: ListedAgent[]; total: number } {
@@ -161,21 +302,50 @@ export class AgentRoster {
     return { items: rows.map((row) => toListed(row, policyId)), total };
   }
 
-  counts(context: StatusContext): Record<AgentStatus, number> & { total: number } {
-    const cutoff = offlineCutoff(context);
-    const rows = this.#sql
-      .exec<{ status: AgentStatus; n: number }>(`SELECT ${STATUS_SQL} AS status, COUNT(*) AS n FROM roster GROUP BY status`, cutoff, context.latestRevision)
+  /**
+   * Agents per status, from the counters: every status but the time split is a counter class; the
+   * agents that would be online, updating, error or degraded but have not checked in since the
+   * offline cutoff move to offline, read as a range of the check-in index (the offline agents only).
+   */
+  counts(context: StatusContext): StatusCounts {
+    const latest = context.latestRevision;
+    const counts: StatusCounts = { online: 0, offline: 0, degraded: 0, error: 0, updating: 0, enrolling: 0, unenrolling: 0, unenrolled: 0, total: 0 };
+    const classes = this.#sql
+      .exec<CounterClass & { current: number; n: number }>(
+        `SELECT active, unenrolling, checked_in, disconnected, upgrading, health, revision >= ? AS current, SUM(n) AS n
+         FROM roster_counts GROUP BY active, unenrolling, checked_in, disconnected, upgrading, health, current`,
+        latest,
+      )
       .toArray();
-    const counts = { online: 0, offline: 0, degraded: 0, error: 0, updating: 0, enrolling: 0, unenrolling: 0, unenrolled: 0, total: 0 };
-    for (const row of rows) {
-      counts[row.status] = row.n;
+    for (const row of classes) {
+      counts[classStatus(row)] += row.n;
       counts.total += row.n;
+    }
+    const stale = this.#sql
+      .exec<{ upgrading: number; health: CounterClass["health"]; current: number; n: number }>(
+        `SELECT upgrading,
+           CASE WHEN lower(last_checkin_status) IN ('error', 'failed') THEN 'error' WHEN lower(last_checkin_status) = 'degraded' THEN 'degraded' ELSE 'ok' END AS health,
+           policy_revision_idx >= ? AS current, COUNT(*) AS n
+         FROM roster WHERE last_checkin < ? AND active = 1 AND unenrolling = 0 AND lower(last_checkin_status) IS NOT 'disconnected'
+         GROUP BY upgrading, health, current`,
+        latest,
+        offlineCutoff(context),
+      )
+      .toArray();
+    for (const row of stale) {
+      counts[classStatus({ active: 1, unenrolling: 0, checked_in: 1, disconnected: 0, ...row })] -= row.n;
+      counts.offline += row.n;
     }
     return counts;
   }
 
+  /** What the console's overview needs of this roster: counts, versions, and check-ins since `since`. */
+  overview(context: StatusContext, since: string): RosterOverview {
+    return { counts: this.counts(context), versions: this.versions(), checkedIn: this.checkedInSince(since) };
+  }
+
   activeCount(): number {
-    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM roster WHERE active = 1").one().n;
+    return this.#sql.exec<{ n: number }>("SELECT coalesce(SUM(n), 0) AS n FROM roster_counts WHERE active = 1").one().n;
   }
 
   /** Active agents per reported agent version, most agents first (the console's "by version"). */
@@ -192,12 +362,10 @@ export class AgentRoster {
     return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM roster WHERE last_checkin >= ? AND active = 1", since).one().n;
   }
 
-  /** Active agents per acked revision, newest first. */
+  /** Active agents per acked revision, newest first (from the counters). */
   revisions(): Array<{ revision: number; agents: number }> {
     return this.#sql
-      .exec<{ revision: number; agents: number }>(
-        "SELECT policy_revision_idx AS revision, COUNT(*) AS agents FROM roster WHERE active = 1 GROUP BY policy_revision_idx ORDER BY policy_revision_idx DESC",
-      )
+      .exec<{ revision: number; agents: number }>("SELECT revision, SUM(n) AS agents FROM roster_counts WHERE active = 1 GROUP BY revision ORDER BY revision DESC")
       .toArray();
   }
 
@@ -239,6 +407,18 @@ export class AgentRoster {
     }
     return { where: clauses.length > 0 ? `WHERE ${clauses.join(" AND ")}` : "", params };
   }
+}
+
+/** A counter class's status (the rule of `src/agents/status.ts`), with "current" meaning at or past the latest revision. */
+function classStatus(row: Pick<CounterClass, "active" | "unenrolling" | "checked_in" | "disconnected" | "upgrading" | "health"> & { current: number }): AgentStatus {
+  if (row.active === 0) return "unenrolled";
+  if (row.unenrolling === 1) return "unenrolling";
+  if (row.checked_in === 0) return "enrolling";
+  if (row.disconnected === 1) return "offline";
+  if (row.upgrading === 1 || row.current === 0) return "updating";
+  if (row.health === "error") return "error";
+  if (row.health === "degraded") return "degraded";
+  return "online";
 }
 
 /** Rows after the cursor in the list's order: the sort field (nulls last), then agent id. */

@@ -4,7 +4,7 @@ import type { Env } from "../src/config";
 import type { ActionResult } from "../src/agents/effects";
 import type { JobRecord, JobStatus } from "../src/admin/bulk-job-contract";
 import { agentObject, policyHub } from "../src/durable-stubs";
-import { isFailure, type ErrorCode } from "../src/errors";
+import { isFailure, orThrow, type ErrorCode } from "../src/errors";
 import { migrateOnStart } from "./sql-schema";
 
 const SCHEMA = [
@@ -135,17 +135,23 @@ export class BulkJob extends DurableObject<Env> {
 
   /** Appends the next page of the policy's active agents to the targets. */
   async #resolvePage(job: JobRecord, policyId: string): Promise<void> {
-    const page = await policyHub(this.env, policyId).listAgents(
-      policyId,
-      { sortField: "enrolled_at", sortOrder: "asc", limit: BATCH, offset: job.cursor, includeInactive: false },
-      Number.MAX_SAFE_INTEGER,
+    // After the last agent read (a keyset, so a sharded roster pages at any depth); a job started
+    // before cursors were kept goes on by offset.
+    const page = orThrow(
+      await policyHub(this.env, policyId).listAgents(
+        policyId,
+        { sortField: "enrolled_at", sortOrder: "asc", limit: BATCH, offset: job.after ? 0 : job.cursor, includeInactive: false, ...(job.after ? { after: job.after } : {}) },
+        Number.MAX_SAFE_INTEGER,
+      ),
     );
+    const last = page.items.at(-1);
     const active = page.items.filter((agent) => agent.active);
     this.ctx.storage.transactionSync(() => {
       const base = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM targets").one().n;
       active.forEach((agent, i) => this.ctx.storage.sql.exec("INSERT OR IGNORE INTO targets (position, agent_id) VALUES (?, ?)", base + i, agent.agent_id));
       const cursor = job.cursor + page.items.length;
-      this.#saveJob({ ...job, cursor, resolved: page.items.length < BATCH || cursor >= page.total });
+      const after = last ? { value: last.enrolled_at, agentId: last.agent_id } : job.after;
+      this.#saveJob({ ...job, cursor, ...(after ? { after } : {}), resolved: page.items.length < BATCH || cursor >= page.total });
     });
   }
 

@@ -11,15 +11,15 @@ import { log, useLogSettings } from "../src/log";
 import type { PolicyContent, PolicyRevision } from "../src/protocol/policy";
 import type { AgentQuery, ListedAgent } from "../src/admin/agent-query";
 import type { PolicyGlance } from "../src/admin/fleet-overview";
-import type { AgentStatus } from "../src/agents/status";
 import type { DeliverySnapshot } from "../src/checkin/shard-contract";
 import type { RolloutState } from "../src/policy/staged-rollout";
 import type { RosterChanges } from "../src/agents/effects";
 import { AlarmSchedule } from "./alarm-schedule";
-import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_VERSION_SCHEMA } from "./agent-roster";
+import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_COUNTS_SCHEMA, ROSTER_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_VERSION_SCHEMA, type StatusCounts } from "./agent-roster";
 import { CoalescedRun } from "./coalesced-run";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { RolloutControl, type RolloutCommand, type RolloutProgress, type RolloutStart } from "./rollout-control";
+import { ROSTER_LAYOUT_SCHEMA, ShardedRoster } from "./sharded-roster";
 import { migrateSchema } from "./sql-schema";
 import { WriteLock } from "./write-lock";
 
@@ -35,6 +35,8 @@ const SCHEMA = [
   `${ROSTER_BUCKET_SCHEMA} CREATE TABLE rollout (k INTEGER PRIMARY KEY CHECK (k = 1), body TEXT NOT NULL);`,
   ROSTER_VERSION_SCHEMA,
   ROSTER_TYPE_SCHEMA,
+  ROSTER_COUNTS_SCHEMA,
+  ROSTER_LAYOUT_SCHEMA,
 ];
 
 export interface PolicyPut {
@@ -49,7 +51,8 @@ export interface PolicyPut {
 
 /**
  * One agent policy: its immutable revisions, its staged rollout (`RolloutControl`), and the roster
- * of its agents. The agents' parked polls and sockets live in the policy's fan-out shards
+ * of its agents (`ShardedRoster`: in the hub, or for a large policy spread over roster shards with
+ * the hub's own part one of them). The agents' parked polls and sockets live in the policy's fan-out shards
  * (`HubShard`, `POLICY_HUB_SHARDS` of them; an agent belongs to the shard its id hashes to): every
  * change is sent to each shard as a delivery snapshot, and each shard wakes its own agents. Agent
  * stores send roster rows as effects (`applyRoster`).
@@ -66,7 +69,9 @@ export class PolicyHub extends DurableObject<Env> {
   readonly #rollouts: RolloutControl;
   readonly #outbox: EsOutbox;
   readonly #alarms: AlarmSchedule;
+  /** The hub's own part of the roster (all of it when the policy has one roster shard). */
   #roster!: AgentRoster;
+  #rosters!: ShardedRoster;
   /** This policy's id before its first revision exists (learned from calls that carry it). */
   #policyId: string | null = null;
   readonly #writes = new WriteLock();
@@ -94,13 +99,15 @@ export class PolicyHub extends DurableObject<Env> {
       redeliver: () => {
         this.#deliveryDue = true;
       },
-      stageStats: (threshold, target, since) => this.#roster.stageStats(threshold, target, since),
+      stageStats: (threshold, target, since) => this.#rosters.stageStats(this.#policy(), threshold, target, since),
       wakeAt: (at) => this.#alarms.request(at),
     });
     // The runtime delivers no event until this settles and resets the object if it throws.
     void ctx.blockConcurrencyWhile(async () => {
       migrateSchema(ctx.storage, SCHEMA);
       this.#roster = new AgentRoster(ctx.storage.sql);
+      this.#roster.prepare();
+      this.#rosters = new ShardedRoster(ctx.storage.sql, env, this.#roster);
       const row = ctx.storage.sql
         .exec<{ body: string; content_hash: string }>("SELECT body, content_hash FROM revisions ORDER BY revision DESC LIMIT 1")
         .toArray()[0];
@@ -176,10 +183,11 @@ export class PolicyHub extends DurableObject<Env> {
   /** Deletes the policy, refused while any active agent is assigned to it. */
   async deletePolicy(): Promise<{ deleted: true } | Failure> {
     return this.#write(async () => {
-      const assigned = this.#roster.activeCount();
+      const policyId = this.#policy();
+      const assigned = await this.#rosters.activeCount(policyId);
       if (assigned > 0) return { error: "Conflict", detail: `cannot delete an agent policy with ${assigned} active agents; reassign or unenroll them first` };
-      const policyId = this.#latest?.policy_id ?? null;
-      this.ctx.storage.sql.exec("DELETE FROM revisions; DELETE FROM roster");
+      await this.#rosters.dropInactive(policyId);
+      this.ctx.storage.sql.exec("DELETE FROM revisions");
       this.#latest = null;
       this.#latestHash = null;
       this.#policyId = policyId;
@@ -228,7 +236,7 @@ export class PolicyHub extends DurableObject<Env> {
    * after a newer one.
    */
   async #deliverTargets(): Promise<number> {
-    const policyId = this.#latest?.policy_id ?? this.#policyId;
+    const policyId = this.#policy();
     if (!policyId) return 0;
     const snapshot = await this.snapshot();
     const woken = (await Promise.all(hubShards(this.env, policyId).map((shard) => shard.deliver(snapshot)))).reduce((sum, n) => sum + n, 0);
@@ -241,14 +249,24 @@ export class PolicyHub extends DurableObject<Env> {
     return { latest: this.#latest, previous: this.#rollouts.previous, rollout: this.#rollouts.state };
   }
 
-  /** Roster rows from an agent store's effects: applied in one transaction, idempotently (versions). */
+  /**
+   * How many roster shards this policy has (fixed for its life): agent stores ask once per policy
+   * and send each agent's rows to shard `rosterShardIndexOf(agentId, count)`, 0 being this hub.
+   */
+  async rosterShards(policyId: string): Promise<number> {
+    this.#policyId = policyId;
+    return this.#rosters.count();
+  }
+
+  /** Roster rows of the hub's own part from an agent store's effects: one transaction, idempotent (versions). */
   async applyRoster(policyId: string, changes: RosterChanges): Promise<void> {
     this.#policyId = policyId;
-    this.ctx.storage.transactionSync(() => {
-      for (const { summary, version } of changes.upserts) this.#roster.upsert(summary, version);
-      for (const { agentId, version } of changes.removes) this.#roster.remove(agentId, version);
-      for (const { agentId, lastCheckin, version } of changes.touches) this.#roster.touch(agentId, lastCheckin, version);
-    });
+    this.ctx.storage.transactionSync(() => this.#roster.apply(changes));
+  }
+
+  /** This policy's id, once a revision or a call told it. */
+  #policy(): string | null {
+    return this.#latest?.policy_id ?? this.#policyId;
   }
 
   #revisionRow(revision: number): PolicyRevision | null {
@@ -316,36 +334,35 @@ export class PolicyHub extends DurableObject<Env> {
   }
 
   /** A page of this policy's agents, filtered and sorted in SQLite. */
-  async listAgents(policyId: string, query: AgentQuery, offlineAfterMs: number): Promise<{ items: ListedAgent[]; total: number; latestRevision: number }> {
+  async listAgents(policyId: string, query: AgentQuery, offlineAfterMs: number): Promise<{ items: ListedAgent[]; total: number; latestRevision: number } | Failure> {
     this.#policyId = policyId;
     const latestRevision = this.#latest?.revision ?? 0;
-    return { ...this.#roster.list(policyId, query, { now: Date.now(), offlineAfterMs, latestRevision }), latestRevision };
+    const page = await this.#rosters.list(policyId, query, { now: Date.now(), offlineAfterMs, latestRevision });
+    return "error" in page ? page : { ...page, latestRevision };
   }
 
-  async statusCounts(offlineAfterMs: number): Promise<Record<AgentStatus, number> & { total: number }> {
-    return this.#roster.counts({ now: Date.now(), offlineAfterMs, latestRevision: this.#latest?.revision ?? 0 });
+  async statusCounts(policyId: string, offlineAfterMs: number): Promise<StatusCounts> {
+    this.#policyId = policyId;
+    return this.#rosters.counts(policyId, { now: Date.now(), offlineAfterMs, latestRevision: this.#latest?.revision ?? 0 });
   }
 
   /**
    * What the console's overview needs from this policy, in one call: counts by status, agents by
    * version, how many checked in within the last `windowMs`, and where a staged rollout stands.
    */
-  async glance(offlineAfterMs: number, windowMs: number): Promise<PolicyGlance> {
+  async glance(policyId: string, offlineAfterMs: number, windowMs: number): Promise<PolicyGlance> {
+    this.#policyId = policyId;
     const now = Date.now();
     const latestRevision = this.#latest?.revision ?? 0;
+    const overview = await this.#rosters.overview(policyId, { now, offlineAfterMs, latestRevision }, new Date(now - windowMs).toISOString());
     const rollout = this.#rollouts.state;
-    return {
-      counts: this.#roster.counts({ now, offlineAfterMs, latestRevision }),
-      versions: this.#roster.versions(),
-      checkedIn: this.#roster.checkedInSince(new Date(now - windowMs).toISOString()),
-      rollout: rollout ? { status: rollout.status, stage: rollout.stage, target: rollout.target } : null,
-    };
+    return { ...overview, rollout: rollout ? { status: rollout.status, stage: rollout.stage, target: rollout.target } : null };
   }
 
   /** How far the latest revision has reached: agents per acked revision, and the ones in trouble. */
   async rollout(): Promise<{ latest: number; revisions: Array<{ revision: number; agents: number }>; failing: ListedAgent[] }> {
     const latest = this.#latest?.revision ?? 0;
-    return { latest, revisions: this.#roster.revisions(), failing: this.#roster.failing(latest, 100) };
+    return { latest, ...(await this.#rosters.progress(this.#policy(), latest, 100)) };
   }
 
   /** Every revision, oldest first, with its size (for the admin revision history). */

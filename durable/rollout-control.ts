@@ -21,8 +21,8 @@ export interface RolloutHost {
   publish(content: PolicyPut, hash: string): PolicyRevision;
   /** Has the shards sent the current delivery snapshot once the running step ends. */
   redeliver(): void;
-  /** Members, acks and failures of the active agents below `threshold`, from the hub's roster. */
-  stageStats(threshold: number, target: number, since: string): StageStats;
+  /** Members, acks and failures of the active agents below `threshold`, summed over the roster's shards. */
+  stageStats(threshold: number, target: number, since: string): Promise<StageStats>;
   /** Wake the hub (its alarm, shared with other concerns) no later than `at`. */
   wakeAt(at: number): Promise<void>;
 }
@@ -96,10 +96,10 @@ export class RolloutControl {
   }
 
   /** The rollout with the current stage's counts, or null when the policy never had one. */
-  progress(): RolloutProgress | null {
+  async progress(): Promise<RolloutProgress | null> {
     const rollout = this.#state;
     if (!rollout) return null;
-    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...this.#stageStats(rollout) } };
+    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...(await this.#stageStats(rollout)) } };
   }
 
   /** pause, resume, promote (skip the wait), or abort (everyone back to the previous content, as a new revision). */
@@ -141,7 +141,7 @@ export class RolloutControl {
   async evaluate(): Promise<RolloutState | null> {
     const rollout = this.#state;
     if (!rollout || rollout.status !== "running") return rollout;
-    const decision = decide(rollout, this.#stageStats(rollout), Date.now());
+    const decision = decide(rollout, await this.#stageStats(rollout), Date.now());
     if (decision.action === "promote" || decision.action === "complete") await this.#advance(rollout, "criteria met");
     if (decision.action === "hold") {
       this.#save({ ...rollout, status: "held", reason: decision.reason });
@@ -162,14 +162,14 @@ export class RolloutControl {
     if (isSplitting(this.#state)) this.#save({ ...this.#state, status: "superseded", reason });
   }
 
-  #stageStats(rollout: RolloutState): StageStats {
+  #stageStats(rollout: RolloutState): Promise<StageStats> {
     return this.#hub.stageStats(stageThreshold(rollout), rollout.target, rollout.stage_started_at);
   }
 
   /** Closes the current stage and opens the next (or completes), delivering to the agents it adds. */
   async #advance(rollout: RolloutState, outcome: string): Promise<void> {
     const now = new Date().toISOString();
-    const stats = this.#stageStats(rollout);
+    const stats = await this.#stageStats(rollout);
     const history = [
       ...rollout.history,
       { stage: rollout.stage, percent: rollout.stages[rollout.stage] ?? 100, started_at: rollout.stage_started_at, ended_at: now, ...stats, outcome },

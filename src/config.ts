@@ -25,6 +25,8 @@ export interface Env {
   INGEST: DurableObjectNamespace;
   BULK_JOBS: DurableObjectNamespace;
   HUB_SHARDS: DurableObjectNamespace;
+  /** A large policy's roster beyond the hub's own part (durable/roster-shard.ts). */
+  ROSTER_SHARDS: DurableObjectNamespace;
   FLEET_ADMIN_TOKEN?: string;
   FLEET_SERVER_VERSION?: string;
   FLEET_SERVER_BUILD_HASH?: string;
@@ -44,6 +46,8 @@ export interface Env {
   AGENT_OFFLINE_AFTER?: string;
   FLEET_MAX_AGENTS?: string;
   POLICY_HUB_SHARDS?: string;
+  /** Roster rows per roster shard a new policy is laid out for (default 50000; docs/scale.md §2). */
+  AGENTS_PER_ROSTER_SHARD?: string;
   /** Comma-separated URLs agents reach this server at, written into policies as `fleet.hosts`. */
   FLEET_SERVER_HOSTS?: string;
   /** Structured log threshold: debug, info (default), warn or error (src/log.ts). */
@@ -80,6 +84,11 @@ export interface FleetConfig {
   tier: Tier;
   /** Fan-out shards per policy: each holds the parked polls and sockets of the agents hashed to it. */
   hubShards: number;
+  /**
+   * Roster shards a policy gets when its hub first lays out its roster: `ceil(FLEET_MAX_AGENTS /
+   * AGENTS_PER_ROSTER_SHARD)`. A policy keeps its count for life (durable/sharded-roster.ts).
+   */
+  rosterShards: number;
   /** `fleet.hosts` for policies published here that name none (src/policy/fleet-hosts.ts); empty: none added. */
   serverHosts: string[];
 }
@@ -103,6 +112,7 @@ export function fleetConfig(env: Env): FleetConfig {
       offlineAfterMs: durationVar(env, "AGENT_OFFLINE_AFTER", "10m"),
       tier: tierFor(maxAgentsVar(env)),
       hubShards: shardsVar(env),
+      rosterShards: rosterShardsFor(maxAgentsVar(env), agentsPerRosterShardVar(env)),
       serverHosts: serverHostsVar(env),
     };
     cache.set(env, config);
@@ -129,6 +139,25 @@ function shardsVar(env: Env): number {
   const raw = env.POLICY_HUB_SHARDS ?? "4";
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`configuration: POLICY_HUB_SHARDS=${JSON.stringify(raw)} must be a whole number from 1 to 256`);
+  return n;
+}
+
+/**
+ * The fleet size roster shards are laid out for, per policy, since one policy may hold the whole
+ * fleet. A `max` fleet is laid out for a million agents (docs/scale.md). At most 256, as fan-out shards.
+ */
+export function rosterShardsFor(maxAgents: number, perShard: number): number {
+  const fleet = Number.isFinite(maxAgents) ? maxAgents : MAX_FLEET_LAYOUT;
+  return Math.min(256, Math.max(1, Math.ceil(fleet / perShard)));
+}
+
+/** What a `FLEET_MAX_AGENTS=max` fleet's rosters are laid out for. */
+const MAX_FLEET_LAYOUT = 1_000_000;
+
+function agentsPerRosterShardVar(env: Env): number {
+  const raw = env.AGENTS_PER_ROSTER_SHARD ?? "50000";
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`configuration: AGENTS_PER_ROSTER_SHARD=${JSON.stringify(raw)} is not a positive whole number`);
   return n;
 }
 

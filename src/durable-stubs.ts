@@ -5,6 +5,7 @@ import type { HubShard } from "../durable/hub-shard";
 import type { IngestWatcher } from "../durable/ingest-watcher";
 import type { MirrorMonitor } from "../durable/mirror-monitor";
 import type { PolicyHub } from "../durable/policy-hub";
+import type { RosterShard } from "../durable/roster-shard";
 import type { Uploads } from "../durable/uploads";
 import { AGENT_METHODS, agentStoreName, type AgentMethod } from "./agents/agent-stores";
 import { fleetConfig, type Env } from "./config";
@@ -71,6 +72,16 @@ export const hubShards = (env: Env, policyId: string) => Array.from({ length: fl
 
 export const hubShardAt = (env: Env, policyId: string, index: number) =>
   env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${index}`)) as unknown as Remote<HubShard>;
+
+/**
+ * Which of a policy's `count` roster shards keeps this agent's roster row: the stable hash its
+ * fan-out shard uses, so a store's batch for a policy splits by index. Shard 0 is the hub itself.
+ */
+export const rosterShardIndexOf = (agentId: string, count: number): number => agentBucket(agentId) % count;
+
+/** Roster shard `index` (1 or more) of a policy; index 0 lives in the policy's hub (`policyHub`). */
+export const rosterShard = (env: Env, policyId: string, index: number) =>
+  env.ROSTER_SHARDS.get(env.ROSTER_SHARDS.idFromName(`${policyId}#roster-${index}`)) as unknown as Remote<RosterShard>;
 
 export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromName("fleet")) as unknown as Remote<Directory>;
 

@@ -9,6 +9,7 @@ export { HubShard } from "../durable/hub-shard";
 export { IngestWatcher } from "../durable/ingest-watcher";
 export { MirrorMonitor } from "../durable/mirror-monitor";
 export { PolicyHub } from "../durable/policy-hub";
+export { RosterShard } from "../durable/roster-shard";
 export { Uploads } from "../durable/uploads";
 
 const app = createApp();

@@ -1,5 +1,6 @@
 import { SELF, env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { AgentRoster } from "../durable/agent-roster";
 import {
   BASE,
   ackEvent,
@@ -176,6 +177,9 @@ describe("listing agents", () => {
             `host-${i}`,
           );
         }
+        // Rows written straight into the table, as by a version before the counters: counted once, as at load.
+        state.storage.sql.exec("INSERT INTO roster_meta (k, v) VALUES ('rebuild_counts', 1)");
+        new AgentRoster(state.storage.sql).prepare();
       });
     });
     const last = await list("policy_id=huge-p&perPage=1000&page=100&sortField=agent_id&sortOrder=asc");

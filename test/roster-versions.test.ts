@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { AgentSummary } from "../src/agents/status";
 import { policyHub } from "../src/durable-stubs";
+import { orThrow } from "../src/errors";
 
 const summary = (overrides: Partial<AgentSummary> = {}): AgentSummary => ({
   agent_id: "versioned-agent",
@@ -30,7 +31,7 @@ describe("roster effects are applied idempotently by version", () => {
   it("ignores older rows, times and removals, and applies newer ones", async () => {
     const hub = policyHub(env, "versions-p");
     const row = async () =>
-      (await hub.listAgents("versions-p", { sortField: "agent_id", sortOrder: "asc", limit: 10, offset: 0, includeInactive: true }, 600_000)).items.map(
+      orThrow(await hub.listAgents("versions-p", { sortField: "agent_id", sortOrder: "asc", limit: 10, offset: 0, includeInactive: true }, 600_000)).items.map(
         ({ agent_id, last_checkin, last_checkin_status }) => ({ agent_id, last_checkin, last_checkin_status }),
       );
     const none = { upserts: [], removes: [], touches: [] };

@@ -1,3 +1,4 @@
+import type { ListCursor } from "../protocol/admin";
 import type { NewAction } from "../agents/actions";
 
 /** What a bulk job (durable/bulk-job.ts) is asked to do, and what it reports back. */
@@ -17,8 +18,10 @@ export interface JobRecord {
   created_at: string;
   /** Set once the target list is complete (a policy's roster is read page by page). */
   resolved: boolean;
-  /** Roster offset reached while resolving a policy's agents. */
+  /** Agents read so far while resolving a policy's agents. */
   cursor: number;
+  /** The last agent read (enrolled_at, id): the next page starts after it. */
+  after?: ListCursor;
   cancelled_at?: string;
   cancel_action_id?: string;
   completed_at?: string;

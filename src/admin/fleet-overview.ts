@@ -39,7 +39,7 @@ const ZERO: StatusCountsOf = { online: 0, offline: 0, degraded: 0, error: 0, upd
 export async function fleetOverview(env: Env): Promise<FleetOverviewData> {
   const config = fleetConfig(env);
   const [{ items: policies, total }, mirror] = await Promise.all([directory(env).listPolicies(OVERVIEW_MAX_POLICIES, 0), mirrorStatus(env)]);
-  const glances = await Promise.all(policies.map((policy) => policyHub(env, policy.id).glance(config.offlineAfterMs, CHECKIN_WINDOW_MS)));
+  const glances = await Promise.all(policies.map((policy) => policyHub(env, policy.id).glance(policy.id, config.offlineAfterMs, CHECKIN_WINDOW_MS)));
   const results = { ...ZERO, active: 0 };
   const versions = new Map<string, number>();
   let checkins = 0;

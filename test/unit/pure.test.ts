@@ -186,3 +186,22 @@ describe("fleet.hosts (withFleetHosts, FLEET_SERVER_HOSTS)", () => {
     expect(() => config("ftp://fleet.example.com")).toThrow("not an http(s) URL");
   });
 });
+
+describe("roster shards per policy (FLEET_MAX_AGENTS, AGENTS_PER_ROSTER_SHARD)", () => {
+  const shards = (vars: Record<string, string>) => fleetConfig(vars as unknown as Env).rosterShards;
+
+  it("lays a policy out for the whole declared fleet, 50,000 rows a shard by default", () => {
+    expect(shards({})).toBe(1);
+    expect(shards({ FLEET_MAX_AGENTS: "50000" })).toBe(1);
+    expect(shards({ FLEET_MAX_AGENTS: "50001" })).toBe(2);
+    expect(shards({ FLEET_MAX_AGENTS: "1000000" })).toBe(20);
+    expect(shards({ FLEET_MAX_AGENTS: "max" })).toBe(20);
+    expect(shards({ FLEET_MAX_AGENTS: "1000000", AGENTS_PER_ROSTER_SHARD: "1000000" })).toBe(1);
+    expect(shards({ FLEET_MAX_AGENTS: "100000000", AGENTS_PER_ROSTER_SHARD: "1" })).toBe(256);
+  });
+
+  it("refuses a shard size that is not a positive whole number", () => {
+    expect(() => shards({ AGENTS_PER_ROSTER_SHARD: "0" })).toThrow('configuration: AGENTS_PER_ROSTER_SHARD="0" is not a positive whole number');
+    expect(() => shards({ AGENTS_PER_ROSTER_SHARD: "lots" })).toThrow("AGENTS_PER_ROSTER_SHARD");
+  });
+});

@@ -38,7 +38,7 @@ export const agents = new Hono<AppEnv>()
     const offlineAfterMs = fleetConfig(c.env).offlineAfterMs;
     const byPolicy = await Promise.all(
       ids.map(async (id) => {
-        const [counts, catalogue] = await Promise.all([policyHub(c.env, id).statusCounts(offlineAfterMs), directory(c.env).getPolicy(id)]);
+        const [counts, catalogue] = await Promise.all([policyHub(c.env, id).statusCounts(id, offlineAfterMs), directory(c.env).getPolicy(id)]);
         return { policy_id: id, name: catalogue?.name ?? id, revision: catalogue?.revision ?? 0, ...counts, active: counts.total - counts.unenrolled };
       }),
     );

@@ -22,7 +22,7 @@ export const policies = new Hono<AppEnv>()
     const offlineAfterMs = fleetConfig(c.env).offlineAfterMs;
     const withAgents = await Promise.all(
       items.map(async (policy) => {
-        const counts = await policyHub(c.env, policy.id).statusCounts(offlineAfterMs);
+        const counts = await policyHub(c.env, policy.id).statusCounts(policy.id, offlineAfterMs);
         return { ...policy, agents: counts.total - counts.unenrolled };
       }),
     );
@@ -40,7 +40,7 @@ export const policies = new Hono<AppEnv>()
   })
   .get("/api/fleet/agent_policies/:id", async (c) => {
     const latest = await latestOrThrow(c);
-    const counts = await policyHub(c.env, latest.policy_id).statusCounts(fleetConfig(c.env).offlineAfterMs);
+    const counts = await policyHub(c.env, latest.policy_id).statusCounts(latest.policy_id, fleetConfig(c.env).offlineAfterMs);
     return c.json({ item: { ...policyItem(latest), agents: counts.total - counts.unenrolled } });
   })
   .get("/api/fleet/agent_policies/:id/full", async (c) => c.json({ item: toAgentPolicy(await latestOrThrow(c)) }))
