@@ -21,6 +21,8 @@ export const apiVersion = (): MiddlewareHandler => async (c, next) => {
 };
 
 function checkVersion(requested: string): { code: ErrorCode; message: string } | null {
+  // What every agent sends, decided without a regular expression and a Date (2% of the Worker's CPU per check-in in a node profile).
+  if (requested === API_VERSION) return null;
   if (!/^\d{4}-\d{2}-\d{2}$/.test(requested) || !isCalendarDate(requested)) {
     return {
       code: "InvalidAPIVersionFormat",
