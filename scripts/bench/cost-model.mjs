@@ -3,6 +3,7 @@
 // Workers Paid prices. Used by run.mjs (printed after each run) and runnable on a saved result:
 //
 //   node scripts/bench/cost-model.mjs bench-results/fleet-sim-<N>-<ts>.json
+//   node scripts/bench/cost-model.mjs --load-sim bench-results/load-sim-<ts>.json
 //
 // docs/cost.md explains every assumption; keep the two in step.
 
@@ -98,7 +99,7 @@ function windowShare(agents, perHour) {
  * agent store, the policy hub (roster touches) and every shard (parked polls; or socket messages
  * at 5,000 sockets × 15 check-ins/h = 21/s).
  */
-export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartbeat }) {
+export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartbeat, policies = 1 }) {
   const p = PRICES;
   const perHour = channel === "websocket" ? AGENT_HOUR.socket_checkins : AGENT_HOUR.poll_checkins;
   const month = (x) => x * agents * HOURS_PER_MONTH;
@@ -111,8 +112,7 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
   const do_requests = beats * (heartbeat.do_requests + share * window.requests) + changes * (change?.do_requests ?? 0);
   const rows_read = beats * heartbeat.rows_read + changes * (change?.rows_read ?? 0);
   const rows_written = beats * (heartbeat.rows_written + share * window.rows_written) + changes * (change?.rows_written ?? 0);
-  const shards = Math.ceil(agents / AGENTS_PER_SHARD);
-  const activeObjects = Math.min(AGENT_STORES, agents) + 1 + shards;
+  const activeObjects = activeObjectsOf(agents, policies);
   const gb_s = activeObjects * p.do_gb_per_object * HOURS_PER_MONTH * 3600;
   // Only a long poll invokes the Worker; a socket's message goes to its shard (objects bill duration, not CPU).
   const cpu_ms = channel === "websocket" ? 0 : beats * (cpuMsPerHeartbeat ?? 0);
@@ -134,6 +134,52 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
     dollars: Object.fromEntries(Object.entries(lines).map(([k, v]) => [k, Math.round(v * 100) / 100])),
     total: Math.round(total * 100) / 100,
     per_agent_month: Math.round((total / agents) * 10000) / 10000,
+  };
+}
+
+/**
+ * Objects active all month in a fleet of `agents` in `policies` equal policies: every store, each
+ * policy's hub, and each policy's shards (one per 5,000 of its agents). The load simulation
+ * measures this (`fromLoadSim`): an object counts while it has a call in flight (a parked poll) or
+ * had an event within the last 10 s.
+ */
+export function activeObjectsOf(agents, policies = 1) {
+  return Math.min(AGENT_STORES, agents) + policies + policies * Math.ceil(agents / policies / AGENTS_PER_SHARD);
+}
+
+/**
+ * What one run of the load simulation (scripts/bench/load-sim.mjs) measured in steady state, per
+ * long-poll check-in, in the shape `perEvent` gives a benchmark's counts; with the objects that were
+ * active (object-seconds ÷ seconds, simulated time), their GB-s per agent-hour, and Elasticsearch
+ * `_bulk` requests per agent-hour when its mirror pointed at the counting stub (--es-stub).
+ * Its store flushes are not compressed with the rest (see sim-entry.mjs): each carries more
+ * heartbeats than in production, so per-window work (alarms, hub calls) comes out lower per check-in.
+ */
+export function fromLoadSim(run) {
+  const p = run.phases.find((x) => x.phase === "steady");
+  if (!p) return null;
+  const checkins = p.agent_stats.checkins;
+  const sum = (o, f) => Object.values(o).reduce((a, v) => a + f(v), 0);
+  const agentHours = run.agents * (p.sim_s / 3600);
+  const activeObjectS = sum(p.classes, (c) => c.active_object_s);
+  return {
+    agents: run.agents,
+    policies: run.policies,
+    heartbeat: {
+      events: checkins,
+      worker_requests: sum(p.worker_requests, (v) => v) / checkins,
+      do_requests: sum(p.calls, (c) => c.requests) / checkins,
+      ws_messages: 0,
+      rows_read: sum(p.calls, (c) => c.rows_read) / checkins,
+      rows_written: sum(p.calls, (c) => c.rows_written) / checkins,
+      by_class: Object.fromEntries(Object.entries(p.calls).map(([k, c]) => [k, { requests: c.requests / checkins, rows_written: c.rows_written / checkins }])),
+      per_window: null,
+    },
+    checkins_per_agent_hour: checkins / agentHours,
+    active_objects: activeObjectS / p.sim_s,
+    modelled_active_objects: activeObjectsOf(run.agents, run.policies),
+    gb_s_per_agent_hour: (activeObjectS * PRICES.do_gb_per_object) / agentHours,
+    es_bulk_per_agent_hour: p.elasticsearch ? (p.elasticsearch.bulk_requests ?? 0) / agentHours : null,
   };
 }
 
@@ -178,9 +224,35 @@ export function printCostTable(table, write = console.log) {
  */
 export const cpuOfRun = (fleetSimResult) => fleetSimResult?.phases?.checkin_parked?.server_cpu_ms_per_request ?? null;
 
-// Run directly on a saved fleet-sim result.
+/** The load simulation's measurements beside the model's, and the bill of each fleet shape from them. */
+export function printLoadSimCosts(report, write = console.log) {
+  write("| agents | policies | active objects: measured (modelled) | GB-s per agent-hour | check-ins per agent-hour | DO requests per check-in | rows written per check-in | ES _bulk per agent-hour |");
+  write("|---|---|---|---|---|---|---|---|");
+  const largest = new Map();
+  for (const run of report.runs) {
+    const m = fromLoadSim(run);
+    if (!m) continue;
+    const shape = run.shape === "many" ? `${run.policies} of ${Math.round(run.agents / run.policies)}` : "1";
+    write(`| ${run.agents.toLocaleString("en-US")} | ${shape} | ${m.active_objects.toFixed(1)} (${m.modelled_active_objects}) | ${m.gb_s_per_agent_hour.toFixed(4)} | ${m.checkins_per_agent_hour.toFixed(1)} | ${m.heartbeat.do_requests.toFixed(2)} | ${m.heartbeat.rows_written.toFixed(2)} | ${m.es_bulk_per_agent_hour === null ? "–" : m.es_bulk_per_agent_hour.toFixed(2)} |`);
+    if (!largest.has(run.shape) || largest.get(run.shape).agents < run.agents) largest.set(run.shape, { ...m, policySize: run.agents / run.policies });
+  }
+  write("\nMonthly bill, long poll, from the largest run of each shape (its per-check-in counts; objects active as modelled, which the runs above check):\n");
+  write("| agents | policies | always-active objects | duration $ | total $/month | $/agent-month |");
+  write("|---|---|---|---|---|---|");
+  for (const [shape, m] of largest) {
+    for (const agents of [10_000, 100_000, 1_000_000]) {
+      const policies = shape === "many" ? Math.ceil(agents / m.policySize) : 1;
+      const bill = monthlyBill({ agents, channel: "long_poll", heartbeat: m.heartbeat, change: null, policies });
+      write(`| ${agents.toLocaleString("en-US")} | ${policies} | ${bill.usage.active_objects} | ${Math.round(bill.dollars.do_duration).toLocaleString("en-US")} | ${Math.round(bill.total).toLocaleString("en-US")} | ${bill.per_agent_month.toFixed(4)} |`);
+    }
+  }
+}
+
+// Run directly on a saved fleet-sim result, or (--load-sim) on a load simulation's report.
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { readFileSync } = await import("node:fs");
-  const result = JSON.parse(readFileSync(process.argv[2], "utf8"));
-  printCostTable(costTable(result.counts, { cpuMsPerHeartbeat: cpuOfRun(result) }));
+  const loadSim = process.argv[2] === "--load-sim";
+  const result = JSON.parse(readFileSync(process.argv[loadSim ? 3 : 2], "utf8"));
+  if (loadSim) printLoadSimCosts(result);
+  else printCostTable(costTable(result.counts, { cpuMsPerHeartbeat: cpuOfRun(result) }));
 }

@@ -5,18 +5,27 @@
 // Counted: Worker requests; per Durable Object class, requests (RPC calls, fetches incl. WebSocket
 // upgrades, alarms), WebSocket messages received and closes, object starts (a wake-up from
 // hibernation or a first start), SQLite rows read and written (the cursor's rowsRead/rowsWritten,
-// what Cloudflare bills, plus one row written per setAlarm()), and events per object (the busiest objects, for the scale table).
-// GET /__bench/counts answers the totals so far.
+// what Cloudflare bills, plus one row written per setAlarm()), and events per object (the busiest objects, for the scale table),
+// rows per object, and each object's calls in flight (a parked poll keeps its shard busy: billed duration).
+// GET /__bench/counts answers the totals so far; code in the same isolate (sim-entry.mjs) reads
+// them as globalThis.__benchCounts().
 import * as bundle from "./index.js";
 
 const counts = { worker_requests: 0, classes: {} };
 /** Events (requests and WebSocket messages) per object (class/name), to find the busiest object of each kind. */
 const perObject = new Map();
+/** SQLite rows read and written per object. */
+const perObjectRows = new Map();
+/** Calls an object has started and not yet answered (parked polls among them). */
+const inFlight = new Map();
+
+/** A benchmark's own probes, not traffic a fleet makes: not counted. */
+const UNCOUNTED = new Set(["parkedCount"]);
 
 const LIFECYCLE = new Set(["constructor", "fetch", "alarm", "webSocketMessage", "webSocketClose", "webSocketError"]);
 
 function classCounts(name) {
-  return (counts.classes[name] ??= { requests: 0, rpc: 0, fetch: 0, alarm: 0, ws_messages: 0, ws_closes: 0, starts: 0, rows_read: 0, rows_written: 0, set_alarms: 0, objects: 0 });
+  return (counts.classes[name] ??= { requests: 0, rpc: 0, fetch: 0, alarm: 0, ws_messages: 0, ws_closes: 0, starts: 0, rows_read: 0, rows_written: 0, set_alarms: 0, objects: 0, methods: {} });
 }
 
 /** Every method an instance answers (RPC, fetch, alarm, WebSocket handlers), up to the runtime's base class. */
@@ -41,11 +50,13 @@ function wrapClass(className, Base) {
         perObject.set(objectKey, 0);
         c.objects++;
       }
-      countSql(ctx.storage.sql, c);
+      if (!perObjectRows.has(objectKey)) perObjectRows.set(objectKey, { read: 0, written: 0 });
+      countSql(ctx.storage.sql, c, perObjectRows.get(objectKey));
       // Cloudflare bills each setAlarm() as one row written.
       const setAlarm = ctx.storage.setAlarm.bind(ctx.storage);
       ctx.storage.setAlarm = (...args) => {
         c.rows_written++;
+        perObjectRows.get(objectKey).written++;
         c.set_alarms++;
         return setAlarm(...args);
       };
@@ -56,18 +67,31 @@ function wrapClass(className, Base) {
   for (const name of methodNames(Base)) {
     const kind = name === "fetch" ? "fetch" : name === "alarm" ? "alarm" : name === "webSocketMessage" ? "ws_messages" : name === "webSocketClose" || name === "webSocketError" ? "ws_closes" : "rpc";
     // Private helpers are not reachable over RPC; public methods other than the lifecycle ones are RPC.
-    if (kind === "rpc" && LIFECYCLE.has(name)) continue;
+    if (kind === "rpc" && (LIFECYCLE.has(name) || UNCOUNTED.has(name))) continue;
     const original = Base.prototype[name] ?? findMethod(Base, name);
     Object.defineProperty(Counted.prototype, name, {
       configurable: true,
       writable: true,
       value: function (...args) {
         c[kind]++;
+        c.methods[name] = (c.methods[name] ?? 0) + 1;
         // WebSocket messages are billed apart from requests (20:1), closes not at all; an object's
         // load (the scale table) is every event it handles.
         if (kind !== "ws_messages" && kind !== "ws_closes") c.requests++;
         if (kind !== "ws_closes") perObject.set(this.__benchKey, (perObject.get(this.__benchKey) ?? 0) + 1);
-        return original.apply(this, args);
+        const key = this.__benchKey;
+        inFlight.set(key, (inFlight.get(key) ?? 0) + 1);
+        const settled = () => inFlight.set(key, inFlight.get(key) - 1);
+        let result;
+        try {
+          result = original.apply(this, args);
+        } catch (err) {
+          settled();
+          throw err;
+        }
+        if (result && typeof result.then === "function") return result.finally(settled);
+        settled();
+        return result;
       },
     });
   }
@@ -89,13 +113,13 @@ function findMethod(Base, name) {
  * statement's counts are added when the next one starts, or when the totals are read.
  */
 const pendingCursors = new Set();
-function countSql(sql, c) {
+function countSql(sql, c, rows) {
   const exec = sql.exec.bind(sql);
   let last = null;
   sql.exec = (...args) => {
     if (last) settle(last);
     const cursor = exec(...args);
-    last = { cursor, c };
+    last = { cursor, c, rows };
     pendingCursors.add(last);
     return cursor;
   };
@@ -103,12 +127,16 @@ function countSql(sql, c) {
     if (!pendingCursors.delete(entry)) return;
     entry.c.rows_read += entry.cursor.rowsRead;
     entry.c.rows_written += entry.cursor.rowsWritten;
+    entry.rows.read += entry.cursor.rowsRead;
+    entry.rows.written += entry.cursor.rowsWritten;
   };
   countSql.settleAll ??= () => {
     for (const entry of [...pendingCursors]) {
       pendingCursors.delete(entry);
       entry.c.rows_read += entry.cursor.rowsRead;
       entry.c.rows_written += entry.cursor.rowsWritten;
+      entry.rows.read += entry.cursor.rowsRead;
+      entry.rows.written += entry.cursor.rowsWritten;
     }
   };
 }
@@ -120,8 +148,16 @@ function snapshot() {
     const cls = key.slice(0, key.indexOf("/"));
     if (!busiest[cls] || n > busiest[cls].events) busiest[cls] = { object: key.slice(cls.length + 1), events: n };
   }
-  return { ...counts, per_object: Object.fromEntries([...perObject].filter(([, n]) => n > 0)), busiest };
+  return {
+    ...counts,
+    classes: structuredClone(counts.classes),
+    per_object: Object.fromEntries([...perObject].filter(([, n]) => n > 0)),
+    per_object_rows: Object.fromEntries([...perObjectRows].filter(([, r]) => r.read > 0 || r.written > 0).map(([k, r]) => [k, { ...r }])),
+    in_flight: Object.fromEntries([...inFlight].filter(([, n]) => n > 0)),
+    busiest,
+  };
 }
+globalThis.__benchCounts = snapshot;
 
 const wrapped = {};
 for (const [name, value] of Object.entries(bundle)) {

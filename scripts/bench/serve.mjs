@@ -5,11 +5,13 @@
 //   node scripts/bench/serve.mjs [--worker project|bare] [--port 18330] [--admin-token T]
 //        [--var CHECKIN_LONG_POLL=30m] [--var CHECKIN_JITTER=1s] [--max-seconds 3600] [--no-build]
 //        [--storage disk|memory] [--watch-stdin]   (memory: SQLite files on tmpfs, /dev/shm)
-//        [--inspector-port N] [--direct-port N] [--count]
+//        [--inspector-port N] [--direct-port N] [--count] [--entry scripts/bench/sim-entry.mjs]
 //
 // --count (project only) serves the bundle through scripts/bench/counting-entry.mjs, which counts
 // Worker and Durable Object requests, WebSocket messages, object starts and SQLite rows, and answers
 // them on GET /__bench/counts (what scripts/bench/cost-model.mjs prices).
+// --entry FILE (project only) bundles FILE instead of wrangler.toml's `main`, as wrangler would
+// (a benchmark-only entry that re-exports the project's Worker and objects: sim-entry.mjs).
 //
 // On start it prints one JSON line on stdout: {"ready":true,"url","directUrl","pid","workerdPids":[…]}.
 // Worker console lines go to stderr with a timestamp (ms since epoch) so a driver can line them up
@@ -51,10 +53,10 @@ if (worker === "bare") {
     durableObjectsPersist: path.join(persist, "do"),
   };
 } else {
-  const outdir = path.join(root, ".wrangler/bench-bundle");
+  const outdir = path.join(root, args.entry ? ".wrangler/bench-bundle-entry" : ".wrangler/bench-bundle");
   if (!args["no-build"]) {
     // The bundle wrangler would deploy, byte for byte (same esbuild settings and conditions).
-    const built = spawnSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], { cwd: root, encoding: "utf8" });
+    const built = spawnSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir, ...(args.entry ? [path.resolve(root, args.entry)] : [])], { cwd: root, encoding: "utf8" });
     if (built.status !== 0) {
       process.stderr.write(built.stdout + built.stderr);
       process.exit(1);
@@ -68,10 +70,14 @@ if (worker === "bare") {
     bindings[kv.slice(0, i)] = kv.slice(i + 1);
   }
   persist = bareOrProjectPersist("project");
-  let scriptPath = path.join(outdir, "index.js");
+  // wrangler names the bundle after its entry module.
+  const bundleName = args.entry ? path.basename(args.entry).replace(/\.[cm]?[jt]s$/, ".js") : "index.js";
+  let scriptPath = path.join(outdir, bundleName);
   if (args.count) {
     const classes = [...new Set(config.durableObjects.map((b) => b.class_name))];
-    const entry = readFileSync(path.join(here, "counting-entry.mjs"), "utf8").replace("// EXPORT_CLASSES", `export const { ${classes.join(", ")} } = wrapped;`);
+    const entry = readFileSync(path.join(here, "counting-entry.mjs"), "utf8")
+      .replace(`from "./index.js"`, `from "./${bundleName}"`)
+      .replace("// EXPORT_CLASSES", `export const { ${classes.join(", ")} } = wrapped;`);
     scriptPath = path.join(outdir, "counted-entry.js");
     writeFileSync(scriptPath, entry);
   }
