@@ -114,7 +114,7 @@ export async function simulate({ agents, shape, rate = 700, perShard = 5000, pol
   progress(`${policies} policies × ${shards} shards, compression ${compression.toFixed(2)}× (one wall second = ${compression.toFixed(2)} production seconds), round ${(roundMs / 1000).toFixed(1)} s`);
   const { server, ready } = await startServer(
     ["--count", "--entry", "scripts/bench/sim-entry.mjs", "--storage", "memory", "--port", String(port), "--admin-token", adminToken, "--max-seconds", "7200", ...(build ? [] : ["--no-build"]), ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}=${v}`])],
-    { label: `serve ${agents}`, onLog: (line) => (/error|warn/i.test(line) ? progress(line) : undefined) },
+    { label: `serve ${agents}`, onLog: (line) => (/NOSENTRY/.test(line) ? undefined : progress(line)) },
   );
   try {
     const started = Date.now();
@@ -209,27 +209,31 @@ function startEsStub() {
 function postLines(url, body, onLine) {
   return new Promise((resolve, reject) => {
     const payload = Buffer.from(JSON.stringify(body));
+    let settled = false;
     const req = http.request(url, { method: "POST", headers: { "Content-Type": "application/json", "Content-Length": payload.length } }, (res) => {
       if (res.statusCode !== 200) {
         reject(new Error(`/__sim/run answered ${res.statusCode}`));
         res.resume();
         return;
       }
-      let settled = false;
-      createInterface({ input: res }).on("line", (text) => {
+      const lines = createInterface({ input: res });
+      lines.on("line", (text) => {
+        if (settled) return;
         const line = JSON.parse(text);
         onLine(line);
-        if (line.result) {
+        if (line.result || line.error) {
           settled = true;
-          resolve(line.result);
-        } else if (line.error) {
-          settled = true;
-          reject(new Error(line.error));
+          if (line.result) resolve(line.result);
+          else reject(new Error(line.error));
+          // The run's agents are still parked in the server: this answer ends with the server.
+          req.destroy();
         }
       });
+      lines.on("error", (err) => settled || reject(err));
+      res.on("error", (err) => settled || reject(err));
       res.on("end", () => settled || reject(new Error("/__sim/run ended without a result")));
     });
-    req.on("error", reject);
+    req.on("error", (err) => (settled ? undefined : reject(err)));
     req.end(payload);
   });
 }
@@ -265,8 +269,8 @@ export function printTables(report, write = console.log) {
   const fmt = (x, d = 1) => (x === undefined || x === null ? "–" : x.toFixed(d));
 
   write("\nSteady state (every agent's heartbeat; per production second, busiest object of each kind: mean over the round, peak tick):\n");
-  write("| agents | policies × agents, shards | AgentStore (64) | HubShard (objects) | PolicyHub: calls/s, rows written/s | Directory | workerd peak RSS |");
-  write("|---|---|---|---|---|---|---|");
+  write("| agents | policies × agents, shards | heartbeats per agent per 286 s | AgentStore (64) | HubShard (objects) | PolicyHub: calls/s, rows written/s | Directory | workerd peak RSS |");
+  write("|---|---|---|---|---|---|---|---|");
   for (const run of report.runs) {
     const p = phase(run, "steady");
     if (!p) continue;
@@ -275,7 +279,7 @@ export function printTables(report, write = console.log) {
     const hub = busiest(p, "PolicyHub");
     const dir = busiest(p, "Directory");
     write(
-      `| ${run.agents.toLocaleString("en-US")} | ${fleetOf(run)} | ${fmt(store?.per_sim_s)}/s (peak ${fmt(p.classes.AgentStore?.peak_tick?.per_sim_s)}) | ${fmt(shard?.per_sim_s)}/s (peak ${fmt(p.classes.HubShard?.peak_tick?.per_sim_s)}; ${p.classes.HubShard?.objects ?? 0}) | ${fmt(hub?.per_sim_s, 2)}, ${fmt(hub ? hub.rows_written / p.sim_s : undefined)} (${p.classes.PolicyHub?.objects ?? 0} hubs) | ${fmt(dir?.per_sim_s, 2)}/s | ${run.workerd_peak_rss_mb} MB |`,
+      `| ${run.agents.toLocaleString("en-US")} | ${fleetOf(run)} | ${fmt(p.agent_stats.checkins / run.agents / (p.sim_s / HEARTBEAT_S), 2)} | ${fmt(store?.per_sim_s)}/s (peak ${fmt(p.classes.AgentStore?.peak_tick?.per_sim_s)}) | ${fmt(shard?.per_sim_s)}/s (peak ${fmt(p.classes.HubShard?.peak_tick?.per_sim_s)}; ${p.classes.HubShard?.objects ?? 0}) | ${fmt(hub?.per_sim_s, 2)}, ${fmt(hub ? hub.rows_written / p.sim_s : undefined)} (${p.classes.PolicyHub?.objects ?? 0} hubs) | ${fmt(dir?.per_sim_s, 2)}/s | ${run.workerd_peak_rss_mb} MB |`,
     );
   }
 

@@ -43,7 +43,72 @@ export default {
   },
 };
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Sleeps on one timer: a request may hold at most 10,000 active timeouts (workerd), and every
+ * simulated agent waits between its requests. Wake-ups are kept in a binary heap by due time and
+ * released by a single timeout set for the earliest.
+ */
+class Sleeper {
+  #heap = [];
+  #timer = null;
+  #timerAt = Infinity;
+
+  sleep(ms) {
+    return new Promise((resolve) => {
+      this.#push({ at: Date.now() + Math.max(0, ms), resolve });
+      this.#arm();
+    });
+  }
+
+  #arm() {
+    const next = this.#heap[0]?.at ?? Infinity;
+    if (next >= this.#timerAt) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = next;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, next - Date.now()));
+  }
+
+  #fire() {
+    this.#timer = null;
+    this.#timerAt = Infinity;
+    const now = Date.now();
+    while (this.#heap.length > 0 && this.#heap[0].at <= now) this.#pop().resolve();
+    this.#arm();
+  }
+
+  #push(item) {
+    const h = this.#heap;
+    h.push(item);
+    for (let i = h.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (h[parent].at <= h[i].at) break;
+      [h[parent], h[i]] = [h[i], h[parent]];
+      i = parent;
+    }
+  }
+
+  #pop() {
+    const h = this.#heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l].at < h[m].at) m = l;
+        if (r < h.length && h[r].at < h[m].at) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i], h[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+const sleeper = new Sleeper();
+const sleep = (ms) => sleeper.sleep(ms);
 
 /** Requests into the Worker, counted per route as Worker requests (they bypass counting-entry's fetch). */
 function workerCaller(env, ctx, stats) {
