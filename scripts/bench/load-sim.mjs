@@ -105,6 +105,9 @@ export async function simulate({ agents, shape, rate = 700, perShard = 5000, pol
     CHECKIN_LONG_POLL: `${longPollMs}ms`,
     CHECKIN_JITTER: `${Math.round((JITTER_S * 1000) / compression)}ms`,
     LOG_LEVEL: "warn",
+    // Many small policies: one roster part each, as docs/scale.md §2 tells an operator whose largest
+    // policy is far smaller than the fleet (the default lays every policy out for the whole fleet).
+    ...(shape === "many" ? { AGENTS_PER_ROSTER_SHARD: "1000000" } : {}),
   };
   const es = esStub ? await startEsStub() : null;
   if (es) Object.assign(vars, { ES_URL: es.url, ES_API_KEY: "bGF6eTpzdHVi", ES_INGEST_INTERVAL: "1h" });
@@ -288,8 +291,8 @@ export function printTables(report, write = console.log) {
   const fmt = (x, d = 1) => (x === undefined || x === null ? "–" : x.toFixed(d));
 
   write("\nSteady state (every agent's heartbeat; per production second, busiest object of each kind: mean over the round, peak tick):\n");
-  write("| agents | policies × agents, shards | pace (heartbeats per agent per 286 s) | AgentStore (64) | HubShard (objects) | PolicyHub: calls per 10 s store flush window, rows written/s | Directory | workerd peak RSS |");
-  write("|---|---|---|---|---|---|---|---|");
+  write("| agents | policies × agents, shards | pace (heartbeats per agent per 286 s) | AgentStore (64) | HubShard (objects) | PolicyHub: calls per 10 s store flush window, rows written/s | RosterShard: the same | Directory | workerd peak RSS |");
+  write("|---|---|---|---|---|---|---|---|---|");
   for (const run of report.runs) {
     const p = phase(run, "steady");
     if (!p) continue;
@@ -298,15 +301,16 @@ export function printTables(report, write = console.log) {
     const store = busiest(p, "AgentStore");
     const shard = busiest(p, "HubShard");
     const hub = busiest(p, "PolicyHub");
+    const roster = busiest(p, "RosterShard");
     const dir = busiest(p, "Directory");
     write(
-      `| ${run.agents.toLocaleString("en-US")} | ${fleetOf(run)} | ${fmt(pace, 2)} | ${fmt(rate(store?.per_sim_s))}/s (peak ${fmt(rate(p.classes.AgentStore?.peak_tick?.per_sim_s))}) | ${fmt(rate(shard?.per_sim_s))}/s (peak ${fmt(rate(p.classes.HubShard?.peak_tick?.per_sim_s))}; ${p.classes.HubShard?.objects ?? 0}) | ${fmt(hub ? hub.events / (p.wall_s / 10) : undefined)}, ${fmt(hub ? rate(hub.rows_written / p.sim_s) : undefined)} (${p.classes.PolicyHub?.objects ?? 0} hubs) | ${fmt(rate(dir?.per_sim_s), 2)}/s | ${run.workerd_peak_rss_mb} MB |`,
+      `| ${run.agents.toLocaleString("en-US")} | ${fleetOf(run)} | ${fmt(pace, 2)} | ${fmt(rate(store?.per_sim_s))}/s (peak ${fmt(rate(p.classes.AgentStore?.peak_tick?.per_sim_s))}) | ${fmt(rate(shard?.per_sim_s))}/s (peak ${fmt(rate(p.classes.HubShard?.peak_tick?.per_sim_s))}; ${p.classes.HubShard?.objects ?? 0}) | ${fmt(hub ? hub.events / (p.wall_s / 10) : undefined)}, ${fmt(hub ? rate(hub.rows_written / p.sim_s) : undefined)} (${p.classes.PolicyHub?.objects ?? 0} hubs) | ${roster ? `${fmt(roster.events / (p.wall_s / 10))}, ${fmt(rate(roster.rows_written / p.sim_s))} (${p.classes.RosterShard.objects})` : "–"} | ${fmt(rate(dir?.per_sim_s), 2)}/s | ${run.workerd_peak_rss_mb} MB |`,
     );
   }
 
   write("\nRollout (one new revision per policy, every agent woken, acks, checks in again; events per object over the whole rollout, and per agent it holds):\n");
-  write("| agents | policies × agents, shards | busiest AgentStore: events (per agent) | busiest HubShard: events (per agent) | busiest PolicyHub: calls, rows written (per agent) | converged (wall) |");
-  write("|---|---|---|---|---|---|");
+  write("| agents | policies × agents, shards | busiest AgentStore: events (per agent) | busiest HubShard: events (per agent) | busiest PolicyHub: calls, rows written (per agent) | busiest RosterShard: calls, rows written | converged (wall) |");
+  write("|---|---|---|---|---|---|---|");
   for (const run of report.runs) {
     const p = phase(run, "rollout");
     if (!p) continue;
@@ -317,7 +321,7 @@ export function printTables(report, write = console.log) {
     const shard = busiest(p, "HubShard");
     const hub = busiest(p, "PolicyHub");
     write(
-      `| ${run.agents.toLocaleString("en-US")} | ${fleetOf(run)} | ${store?.events ?? "–"} (${fmt(store ? store.events / perStore : undefined, 2)}) | ${shard?.events ?? "–"} (${fmt(shard ? shard.events / perShard : undefined, 2)}) | ${hub?.events ?? "–"}, ${hub?.rows_written ?? "–"} (${fmt(hub ? hub.rows_written / perHub : undefined, 2)}) | ${fmt(p.converged_wall_s)} s |`,
+      `| ${run.agents.toLocaleString("en-US")} | ${fleetOf(run)} | ${store?.events ?? "–"} (${fmt(store ? store.events / perStore : undefined, 2)}) | ${shard?.events ?? "–"} (${fmt(shard ? shard.events / perShard : undefined, 2)}) | ${hub?.events ?? "–"}, ${hub?.rows_written ?? "–"} (${fmt(hub ? hub.rows_written / perHub : undefined, 2)}) | ${busiest(p, "RosterShard") ? `${busiest(p, "RosterShard").events}, ${busiest(p, "RosterShard").rows_written}` : "–"} | ${fmt(p.converged_wall_s)} s |`,
     );
   }
 
