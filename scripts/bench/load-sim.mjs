@@ -7,7 +7,7 @@
 // object's events and rows per simulated second, and prints the busiest object of each kind.
 //
 //   node scripts/bench/load-sim.mjs [--agents 10000,25000,50000] [--shapes one,many]
-//        [--rate 700] [--agents-per-shard 5000] [--policy-size 1000] [--steady-rounds 1]
+//        [--rate 500] [--agents-per-shard 5000] [--policy-size 1000] [--steady-rounds 1]
 //        [--out bench-results/load-sim-<ts>.json] [--table-only FILE…]
 //        [--exact]   (a tiny run whose counts are checked by hand: test/e2e/load-sim.test.ts)
 //        [--es-stub] [--no-build]
@@ -57,7 +57,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
 async function main() {
   const sizes = String(args.agents ?? "10000,25000,50000").split(",").map(Number);
   const shapes = String(args.shapes ?? "one,many").split(",");
-  const rate = Number(args.rate ?? 700);
+  const rate = Number(args.rate ?? 500);
   const perShard = Number(args["agents-per-shard"] ?? 5000);
   const policySize = Number(args["policy-size"] ?? 1000);
   const out = args.out ?? path.join(root, "bench-results", `load-sim-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
@@ -91,7 +91,7 @@ async function main() {
  * One run: a fresh server, a fleet of `agents` in `shape`. Options beyond those (`longPollS`,
  * `startSpreadS`, `stormSimS`, `steadyRounds`) let a test run a tiny fleet whose counts are exact.
  */
-export async function simulate({ agents, shape, rate = 700, perShard = 5000, policySize = 1000, build = true, steadyRounds = 1, longPollS, startSpreadS, stormSimS = 60, exact = false, esStub = false, onProgress }) {
+export async function simulate({ agents, shape, rate = 500, perShard = 5000, policySize = 1000, build = true, steadyRounds = 1, longPollS, startSpreadS, stormSimS = 60, exact = false, esStub = false, onProgress }) {
   const policies = shape === "many" ? Math.max(1, Math.ceil(agents / policySize)) : 1;
   const shards = shape === "many" ? 1 : Math.min(256, Math.max(1, Math.ceil(agents / perShard)));
   // One round (every agent's heartbeat once) takes agents ÷ rate wall seconds, at least 10.
