@@ -26,21 +26,38 @@ export default defineConfig({
       {
         // The real Worker and Durable Objects from wrangler.toml, inside workerd. Long-poll
         // durations are shortened so parked check-ins resolve within a test's lifetime.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: WORKER_BINDINGS } })],
-        test: { name: "workers", include: ["test/**/*.test.ts"], exclude: ["test/e2e/**", "test/elasticsearch/**", ...ROSTER_SHARDED_ONLY], testTimeout: 20_000 },
+        // Four fan-out shards for every policy (a fixed POLICY_HUB_SHARDS), as most tests assume.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...WORKER_BINDINGS, POLICY_HUB_SHARDS: "4" } } })],
+        test: {
+          name: "workers",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/e2e/**", "test/elasticsearch/**", "test/fanout/**", ...ROSTER_SHARDED_ONLY],
+          testTimeout: 20_000,
+        },
       },
       {
         // The same Worker with every new policy's roster in 4 roster shards (10,000 declared agents,
         // 2,500 per shard): the roster's own tests, and the tests that check listings, counts and
         // rollouts against a model, run on a sharded roster (docs/scale.md §2).
         plugins: [
-          cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...WORKER_BINDINGS, FLEET_MAX_AGENTS: "10000", AGENTS_PER_ROSTER_SHARD: "2500" } } }),
+          cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...WORKER_BINDINGS, POLICY_HUB_SHARDS: "4", FLEET_MAX_AGENTS: "10000", AGENTS_PER_ROSTER_SHARD: "2500" } } }),
         ],
         test: {
           name: "workers-sharded-roster",
           include: [...ROSTER_SHARDED_ONLY, "test/model.test.ts", "test/rollout.test.ts", "test/roster-versions.test.ts"],
           testTimeout: 20_000,
         },
+      },
+      {
+        // The same Worker with per-policy shard counts at a tiny scale (8 agents a shard, at most 4
+        // shards) and a rollout rate of 12 agents/s, so pacing and shard changes show with a few agents.
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { ...WORKER_BINDINGS, POLICY_HUB_SHARDS: "auto", POLICY_HUB_SHARD_AGENTS: "8", POLICY_HUB_SHARDS_MAX: "4", ROLLOUT_RATE: "12" } },
+          }),
+        ],
+        test: { name: "fanout", include: ["test/fanout/**/*.test.ts"], testTimeout: 30_000 },
       },
       {
         // `npm start` as an operator runs it, spoken to over real sockets from Node.

@@ -1,7 +1,8 @@
 import type { ActionResult, RosterChanges, ShardEffect } from "../src/agents/effects";
 import type { AgentSummary } from "../src/agents/status";
 import type { Env } from "../src/config";
-import { bulkJob, hubShardAt, policyHub, rosterShard, rosterShardIndexOf, shardIndexOf } from "../src/durable-stubs";
+import { revisionCache } from "../src/checkin/revision-cache";
+import { bulkJob, hubShardAt, policyHub, rosterShard, rosterShardIndexOf, shardCountOf, shardIndexOf } from "../src/durable-stubs";
 import { log } from "../src/log";
 
 /** Schema step of the agent store: consequences of agent changes waiting for delivery. */
@@ -174,7 +175,7 @@ export class AgentEffects {
     if (rows.length === 0) return;
     const groups = new Map<string, EffectRow[]>();
     for (const row of rows) {
-      const key = row.kind === "shard" ? `shard:${row.target}#${shardIndexOf(this.#env, row.agent_id)}` : `${row.kind}:${row.target}`;
+      const key = row.kind === "shard" ? `shard:${row.target}#${shardIndexOf(row.agent_id, shardCountOf(this.#env, row.target))}` : `${row.kind}:${row.target}`;
       let group = groups.get(key);
       if (!group) groups.set(key, (group = []));
       group.push(row);
@@ -228,8 +229,13 @@ export class AgentEffects {
         if (failed) throw failed.reason;
         return;
       }
-      case "shard":
-        return hubShardAt(this.#env, target, shardIndexOf(this.#env, group[0]!.agent_id)).apply(target, group.map((row) => JSON.parse(row.body) as ShardEffect));
+      case "shard": {
+        // The shard forwards effects of agents it no longer holds and names the policy's shard count, learned for the next batch.
+        const index = shardIndexOf(group[0]!.agent_id, shardCountOf(this.#env, target));
+        const shards = await hubShardAt(this.#env, target, index).apply(target, group.map((row) => JSON.parse(row.body) as ShardEffect), index);
+        revisionCache.learnShards(target, shards);
+        return;
+      }
       case "job":
         return bulkJob(this.#env, target).recordResults(group.map((row) => JSON.parse(row.body) as ActionResult));
     }

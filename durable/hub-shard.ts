@@ -1,14 +1,15 @@
 import { DurableObject } from "cloudflare:workers";
 import type { ShardEffect } from "../src/agents/effects";
 import { fleetConfig, type Env } from "../src/config";
-import { policyHub } from "../src/durable-stubs";
+import { hubShardAt, policyHub, shardIndexOf } from "../src/durable-stubs";
 import type { RevisionClaim } from "../src/session/contract";
 import { TokenBucket } from "../src/limits/token-bucket";
 import { effectiveRevision } from "../src/policy/revision-claim";
 import type { PolicyRevision } from "../src/protocol/policy";
 import { PING, PONG } from "../src/protocol/socket";
 import { refOf, sameRevision, type RevisionRef } from "../src/checkin/revision-cache";
-import type { DeliverySnapshot, ParkRequest, ParkResult } from "../src/checkin/shard-contract";
+import { MOVED_STATUS, SHARDS_HEADER, type DeliverySnapshot, type ParkRequest, type ParkResult } from "../src/checkin/shard-contract";
+import { AlarmSchedule } from "./alarm-schedule";
 import { SocketChannel } from "./socket-channel";
 import { agentBucket, isSplitting, stageThreshold } from "../src/policy/staged-rollout";
 import { log, useLogSettings } from "../src/log";
@@ -17,6 +18,19 @@ import { log, useLogSettings } from "../src/log";
 const DEADLINE_GRID_MS = 250;
 /** How long an action notification is remembered for a check-in that parks just after it. */
 const NOTIFICATION_MEMORY_MS = 60_000;
+/**
+ * A delivery wakes its agents in batches at least this far apart, each batch the shard's share of
+ * `ROLLOUT_RATE` for that time (docs/scale.md §3): short enough that a policy's agents do not all
+ * arrive at their stores in one burst per second, long enough that a batch is not one agent.
+ */
+const PACE_INTERVAL_MS = 250;
+/** Where the shard keeps which policy and index it is, so its alarm can resume a delivery after an eviction. */
+const HOME_KEY = "home";
+
+interface Home {
+  policyId: string;
+  index: number;
+}
 
 interface Waiter {
   agentId: string;
@@ -30,8 +44,18 @@ interface Waiter {
  * One fan-out shard of a policy (`<policy id>#<n>`): holds the parked long polls and hibernating
  * sockets of the agents that hash to it, and wakes or pushes to them when its policy hub sends a
  * new delivery snapshot, or when an agent's store sends it an effect (a wake-up for a new action, a
- * disconnect). It keeps nothing durable: the hub owns revisions, the rollout and the roster, and a
- * shard that restarts asks the hub for the snapshot again.
+ * disconnect). It keeps nothing durable but its own name: the hub owns revisions, the rollout and
+ * the roster, and a shard that restarts asks the hub for the snapshot again.
+ *
+ * A delivery is paced (docs/scale.md §3): the shard wakes its waiters, oldest first, and pushes to
+ * its sockets in batches of its share of `ROLLOUT_RATE`, one batch per alarm. What is left to do is
+ * derived again from the waiters and the sockets' attachments on every batch, so a new revision
+ * arriving mid-way is what the rest get, and an alarm after an eviction finishes the sockets (the
+ * waiters went with the evicted object: their agents check in again and are answered at once).
+ *
+ * The policy's snapshot names its shard count (docs/scale.md §4). An agent that hashes to another
+ * shard is answered "moved" (a poll or an upgrade, which the Worker retries there once), its waiter
+ * released "moved" at a delivery, and its socket closed with `CLOSE.moved` as part of the paced work.
  */
 export class HubShard extends DurableObject<Env> {
   #snapshot: DeliverySnapshot | null = null;
@@ -43,16 +67,18 @@ export class HubShard extends DurableObject<Env> {
   /** Each revision serialised once, not once per answer: an RPC clones a string far more cheaply than an object tree. */
   #serialized = new WeakMap<PolicyRevision, string>();
   readonly #sockets: SocketChannel;
-  readonly #admission: TokenBucket;
-  readonly #maxParked: number;
+  #admission: { shards: number; bucket: TokenBucket; maxParked: number } | null = null;
+  #home: Home | null = null;
+  readonly #alarms: AlarmSchedule;
+  /** Sockets the current delivery still has work for (SocketChannel.due); null: derive them again. */
+  #socketQueue: WebSocket[] | null = null;
+  #lastBatchAt = -Infinity;
+  #batching: Promise<number> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     useLogSettings(env);
-    const { tier, hubShards } = fleetConfig(env);
-    // The tier is fleet-server's per-process limit; each of a policy's shards takes its share.
-    this.#admission = new TokenBucket(tier.checkin.ratePerSec / hubShards, Math.max(1, tier.checkin.burst / hubShards));
-    this.#maxParked = Math.ceil(tier.checkin.max / hubShards);
+    this.#alarms = new AlarmSchedule(ctx.storage);
     // Keepalive pings are answered by the runtime: a socket's heartbeat never wakes the shard.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
     this.#sockets = new SocketChannel({
@@ -68,13 +94,18 @@ export class HubShard extends DurableObject<Env> {
    * it looked; otherwise holds the call until one of those happens or `holdMs` passes.
    */
   async park(policyId: string, request: ParkRequest): Promise<ParkResult> {
+    this.#settle(policyId, request.shard);
+    await this.#ensureSnapshot(policyId);
+    if (!this.#owns(request.agentId)) return { kind: "moved", shards: this.#shardCount() };
     // Admission before any waiting: a storm is refused at a sustainable rate, not queued.
-    if (this.#waiters.size >= this.#maxParked && !this.#waiters.has(request.agentId)) {
+    const admission = this.#admissionNow();
+    if (this.#waiters.size >= admission.maxParked && !this.#waiters.has(request.agentId)) {
       return { kind: "busy", error: "MaxLimit", retryAfterMs: 30_000 };
     }
-    const admitted = this.#admission.take();
+    const admitted = admission.bucket.take();
     if (!admitted.ok) return { kind: "busy", error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
-    await this.#ensureSnapshot(policyId);
+    // Behind is answered at once, also while a delivery is being paced: pacing only spreads the
+    // wake-ups of agents already waiting, never holds one that asks.
     const { behind, revision } = this.#pendingPolicy(request.agentId, request.claim);
     if (behind) return this.#policyAnswer(behind, request.known);
     const notified = this.#notified.get(request.agentId);
@@ -95,38 +126,60 @@ export class HubShard extends DurableObject<Env> {
     });
   }
 
-  /** The policy changed (new revision, rollout step): wake and push to every agent now behind. */
-  async deliver(snapshot: DeliverySnapshot): Promise<number> {
+  /**
+   * The policy changed (new revision, rollout step, shard count): wake and push to every agent now
+   * behind, paced; release the waiters of agents that now belong to another shard. Returns how many
+   * polls woke at once (the first batch).
+   */
+  async deliver(policyId: string, snapshot: DeliverySnapshot, index: number): Promise<number> {
+    this.#settle(policyId, index);
     this.#snapshot = snapshot;
-    let woken = 0;
+    this.#socketQueue = null;
     for (const waiter of [...this.#waiters.values()]) {
-      const target = this.#targetFor(waiter.agentId);
-      if (target && waiter.revision < target.revision && this.#release(waiter.agentId, this.#policyAnswer(target, waiter.known))) woken++;
+      if (!this.#owns(waiter.agentId)) this.#release(waiter.agentId, { kind: "moved", shards: snapshot.shards });
     }
-    // Sockets are pushed to in the background: publishing never waits for a socket fan-out.
-    this.ctx.waitUntil(
-      this.#sockets.pushBehind().then(
-        (pushed) => pushed > 0 && log.info("policy.pushed", { policy_id: snapshot.latest?.policy_id, sockets: pushed }),
-        (err: unknown) => log.error("policy.push_failed", { error: (err as Error).message }),
-      ),
-    );
-    return woken;
+    if (Date.now() - this.#lastBatchAt < this.#pace().intervalMs || this.#batching) {
+      // A batch ran moments ago (or runs now): the next, already due on the alarm, serves this snapshot.
+      await this.#alarms.request(this.#lastBatchAt + this.#pace().intervalMs);
+      return 0;
+    }
+    return this.#batch(false);
   }
 
-  /** Effects of agent changes, from the agents' stores (durable/agent-effects.ts), in the order they happened. */
-  async apply(policyId: string, effects: ShardEffect[]): Promise<void> {
+  /** Effects of agent changes, from the agents' stores (durable/agent-effects.ts), in the order they happened. Returns the policy's shard count. */
+  async apply(policyId: string, effects: ShardEffect[], index: number, forwarded = false): Promise<number> {
+    this.#settle(policyId, index);
     await this.#ensureSnapshot(policyId);
+    const shards = this.#shardCount();
+    // Effects of agents held elsewhere now go to their shard, unless the agent is still here (a
+    // socket not moved yet): the store's guess of the shard count was stale. Forwarded ones stop here.
+    const elsewhere = new Map<number, ShardEffect[]>();
     for (const effect of effects) {
-      if (effect.kind === "wake") await this.#wake(effect.agentId, effect.seq);
+      if (!forwarded && !this.#owns(effect.agentId) && !this.#holds(effect.agentId)) {
+        const to = shardIndexOf(effect.agentId, shards);
+        elsewhere.set(to, [...(elsewhere.get(to) ?? []), effect]);
+      } else if (effect.kind === "wake") await this.#wake(effect.agentId, effect.seq);
       else this.#disconnect(effect.agentId, effect.code, effect.reason, effect.connection);
     }
+    await Promise.all([...elsewhere].map(([to, batch]) => hubShardAt(this.env, policyId, to).apply(policyId, batch, to, true)));
+    return shards;
+  }
+
+  /** Runs the next batch of a paced delivery (after an eviction too: the shard's name is stored). */
+  override async alarm(): Promise<void> {
+    await this.#alarms.run(async () => {
+      this.#home ??= (await this.ctx.storage.get<Home>(HOME_KEY)) ?? null;
+      if (!this.#home) return;
+      await this.#ensureSnapshot(this.#home.policyId);
+      if (this.#batching) await this.#batching;
+      await this.#batch(true);
+    });
   }
 
   /** The agent's client went away mid-poll: drop its waiter now rather than at its deadline. */
   async abandon(agentId: string): Promise<void> {
     this.#release(agentId, { kind: "timeout" });
   }
-
 
   /** Number of check-ins parked here (tests, benchmarks). */
   async parkedCount(): Promise<number> {
@@ -138,10 +191,13 @@ export class HubShard extends DurableObject<Env> {
     const agentId = request.headers.get("X-Fleet-Agent-Id");
     const connection = request.headers.get("X-Fleet-Connection");
     const policyId = request.headers.get("X-Fleet-Policy-Id");
-    if (!agentId || !connection || !policyId || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+    const index = Number(request.headers.get("X-Fleet-Shard") ?? NaN);
+    if (!agentId || !connection || !policyId || !Number.isInteger(index) || request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("hub shards accept only forwarded agent WebSockets", { status: 400 });
     }
+    this.#settle(policyId, index);
     await this.#ensureSnapshot(policyId);
+    if (!this.#owns(agentId)) return new Response(null, { status: MOVED_STATUS, headers: { [SHARDS_HEADER]: String(this.#shardCount()) } });
     // The socket replaces a parked long poll of the same agent.
     this.#release(agentId, { kind: "timeout" });
     const protocol = request.headers.get("X-Fleet-Protocol") === "opamp" ? "opamp" : undefined;
@@ -165,6 +221,86 @@ export class HubShard extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket): Promise<void> {
     await this.#sockets.closed(ws);
+  }
+
+  /**
+   * One batch of the current delivery, at most the shard's share of the rollout rate: behind waiters
+   * oldest first, then the sockets due. Another batch follows on the alarm while work is left.
+   * Sockets are served in the background when `awaitSockets` is false: a publish never waits for them.
+   */
+  #batch(awaitSockets: boolean): Promise<number> {
+    const run = (async () => {
+      this.#lastBatchAt = Date.now();
+      const { batch, intervalMs } = this.#pace();
+      let budget = batch;
+      let woken = 0;
+      for (const waiter of [...this.#waiters.values()]) {
+        if (budget === 0) break;
+        const target = this.#targetFor(waiter.agentId);
+        if (target && waiter.revision < target.revision && this.#release(waiter.agentId, this.#policyAnswer(target, waiter.known))) {
+          woken++;
+          budget--;
+        }
+      }
+      const owns = (agentId: string) => this.#owns(agentId);
+      const queue = (this.#socketQueue ??= this.#sockets.due(owns));
+      const sockets = budget > 0 ? this.#sockets.serve(queue, budget, owns) : Promise.resolve(0);
+      const more = () => queue.length > 0 || [...this.#waiters.values()].some((w) => (this.#targetFor(w.agentId)?.revision ?? -1) > w.revision);
+      const finish = sockets.then(async (pushed) => {
+        if (woken + pushed > 0) log.info("policy.paced", { policy_id: this.#home?.policyId, shard: this.#home?.index, woken, pushed, left: queue.length });
+        if (more()) await this.#alarms.request(this.#lastBatchAt + intervalMs);
+      });
+      if (awaitSockets) await finish;
+      else this.ctx.waitUntil(finish.catch((err: unknown) => log.error("policy.push_failed", { error: (err as Error).message })));
+      return woken;
+    })();
+    this.#batching = run;
+    void run.finally(() => {
+      if (this.#batching === run) this.#batching = null;
+    });
+    return run;
+  }
+
+  /** This shard's share of `ROLLOUT_RATE`, as a batch size and the time between batches. */
+  #pace(): { batch: number; intervalMs: number } {
+    const share = fleetConfig(this.env).rolloutRate / this.#shardCount();
+    // A share below one agent per interval becomes one agent per 1/share seconds.
+    const intervalMs = Math.max(PACE_INTERVAL_MS, 1000 / share);
+    return { batch: Math.max(1, Math.round((share * intervalMs) / 1000)), intervalMs };
+  }
+
+  #shardCount(): number {
+    return this.#snapshot?.shards ?? 1;
+  }
+
+  /** Whether the agent belongs to this shard under the policy's current shard count. */
+  #owns(agentId: string): boolean {
+    return !this.#home || !this.#snapshot || shardIndexOf(agentId, this.#snapshot.shards) === this.#home.index;
+  }
+
+  #holds(agentId: string): boolean {
+    return this.#waiters.has(agentId) || this.#sockets.holds(agentId);
+  }
+
+  /** The tier is fleet-server's per-process limit; each of a policy's shards takes its share. */
+  #admissionNow(): { bucket: TokenBucket; maxParked: number } {
+    const shards = this.#shardCount();
+    if (this.#admission?.shards !== shards) {
+      const { tier } = fleetConfig(this.env);
+      this.#admission = {
+        shards,
+        bucket: new TokenBucket(tier.checkin.ratePerSec / shards, Math.max(1, tier.checkin.burst / shards)),
+        maxParked: Math.ceil(tier.checkin.max / shards),
+      };
+    }
+    return this.#admission;
+  }
+
+  /** Learns which policy and index this shard is (every caller says), stored once for the alarm. */
+  #settle(policyId: string, index: number): void {
+    if (this.#home?.policyId === policyId && this.#home.index === index) return;
+    this.#home = { policyId, index };
+    void this.ctx.storage.put(HOME_KEY, this.#home);
   }
 
   /** After a restart or hibernation the snapshot is gone: ask the policy hub once. */
@@ -211,10 +347,11 @@ export class HubShard extends DurableObject<Env> {
 
   #policyAnswer(target: PolicyRevision, known: RevisionRef | undefined): ParkResult {
     const ref = refOf(target);
-    if (sameRevision(known, ref)) return { kind: "policy", ref };
+    const shards = this.#shardCount();
+    if (sameRevision(known, ref)) return { kind: "policy", ref, shards };
     let json = this.#serialized.get(target);
     if (json === undefined) this.#serialized.set(target, (json = JSON.stringify(target)));
-    return { kind: "policy", ref, json };
+    return { kind: "policy", ref, json, shards };
   }
 
   #release(agentId: string, result: ParkResult): boolean {

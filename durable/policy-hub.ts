@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { fleetConfig, type Env } from "../src/config";
 import { hubShards, mirrorMonitorFor } from "../src/durable-stubs";
+import { shardCountFor } from "../src/checkin/shard-count";
 import { policyDocument, policyDocumentId } from "../src/es/documents";
 import { INDEX } from "../src/es/indices";
 import { contentHash } from "../src/policy/content-hash";
@@ -39,6 +40,15 @@ const SCHEMA = [
   ROSTER_LAYOUT_SCHEMA,
 ];
 
+/** Stored under FANOUT_KEY; see `PolicyHub.#fanout`. */
+interface Fanout {
+  shards: number;
+  reach: number;
+}
+const FANOUT_KEY = "fanout";
+/** The roster is counted for the shard count at most this often (a COUNT over up to 1M rows). */
+const FANOUT_CHECK_MS = 10_000;
+
 export interface PolicyPut {
   policyId: string;
   /** Who published it (admin key name, "admin-token", or "kibana" for ingested revisions). */
@@ -53,7 +63,7 @@ export interface PolicyPut {
  * One agent policy: its immutable revisions, its staged rollout (`RolloutControl`), and the roster
  * of its agents (`ShardedRoster`: in the hub, or for a large policy spread over roster shards with
  * the hub's own part one of them). The agents' parked polls and sockets live in the policy's fan-out shards
- * (`HubShard`, `POLICY_HUB_SHARDS` of them; an agent belongs to the shard its id hashes to): every
+ * (`HubShard`, as many as the roster needs or `POLICY_HUB_SHARDS` fixes; an agent belongs to the shard its id hashes to): every
  * change is sent to each shard as a delivery snapshot, and each shard wakes its own agents. Agent
  * stores send roster rows as effects (`applyRoster`).
  *
@@ -78,6 +88,14 @@ export class PolicyHub extends DurableObject<Env> {
   readonly #deliveries = new CoalescedRun(() => this.#deliverTargets());
   /** Set by a write step that changed what the shards see; the step's end requests a delivery. */
   #deliveryDue = false;
+  /**
+   * The policy's fan-out shard count, and how many shards the next delivery must reach: after a
+   * shrink, the shards no longer in the set too, so they move their agents (docs/scale.md §4).
+   */
+  #fanout: Fanout = { shards: 1, reach: 1 };
+  #fanoutCheckAt = 0;
+  /** A roster change came within FANOUT_CHECK_MS of the last count: the alarm counts again. */
+  #fanoutDeferred = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -114,6 +132,9 @@ export class PolicyHub extends DurableObject<Env> {
       this.#latest = row ? (JSON.parse(row.body) as PolicyRevision) : null;
       this.#latestHash = row?.content_hash ?? null;
       this.#rollouts.load();
+      const stored = await ctx.storage.get<Fanout>(FANOUT_KEY);
+      // A hub from before per-policy counts: its agents may sit in any shard up to the largest count.
+      this.#fanout = stored ?? this.#initialFanout();
     });
   }
 
@@ -239,14 +260,53 @@ export class PolicyHub extends DurableObject<Env> {
     const policyId = this.#policy();
     if (!policyId) return 0;
     const snapshot = await this.snapshot();
-    const woken = (await Promise.all(hubShards(this.env, policyId).map((shard) => shard.deliver(snapshot)))).reduce((sum, n) => sum + n, 0);
-    log.info("policy.delivered", { policy_id: policyId, revision: snapshot.latest?.revision ?? null, woken });
+    const { reach } = this.#fanout;
+    const woken = (await Promise.all(hubShards(this.env, policyId, Math.max(reach, snapshot.shards)).map((shard, index) => shard.deliver(policyId, snapshot, index)))).reduce(
+      (sum, n) => sum + n,
+      0,
+    );
+    if (reach !== snapshot.shards && this.#fanout.shards === snapshot.shards) await this.#storeFanout({ shards: snapshot.shards, reach: snapshot.shards });
+    log.info("policy.delivered", { policy_id: policyId, revision: snapshot.latest?.revision ?? null, shards: snapshot.shards, woken });
     return woken;
   }
 
   /** What shards need to decide who is behind (also asked for by a shard that restarted). */
   async snapshot(): Promise<DeliverySnapshot> {
-    return { latest: this.#latest, previous: this.#rollouts.previous, rollout: this.#rollouts.state };
+    return { latest: this.#latest, previous: this.#rollouts.previous, rollout: this.#rollouts.state, shards: this.#fanout.shards };
+  }
+
+  /** The count for a hub that has none stored: from its roster, reaching every shard the largest count could have used. */
+  #initialFanout(): Fanout {
+    const config = fleetConfig(this.env).hubShards;
+    const shards = shardCountFor(config, this.#roster.activeCount(), 1);
+    return { shards, reach: this.#roster.activeCount() > 0 ? Math.max(shards, config.max) : shards };
+  }
+
+  /**
+   * Counts the roster (its counters, over every roster shard; at most every FANOUT_CHECK_MS, later
+   * on the alarm) and, when the policy
+   * crossed a power of two of POLICY_HUB_SHARD_AGENTS, changes its shard count and delivers it.
+   */
+  async #checkFanout(now = Date.now()): Promise<void> {
+    const config = fleetConfig(this.env).hubShards;
+    if (config.fixed !== null && this.#fanout.shards === config.fixed && this.#fanout.reach === config.fixed) return;
+    if (now < this.#fanoutCheckAt) {
+      if (!this.#fanoutDeferred) await this.#alarms.request(this.#fanoutCheckAt);
+      this.#fanoutDeferred = true;
+      return;
+    }
+    this.#fanoutDeferred = false;
+    this.#fanoutCheckAt = Date.now() + FANOUT_CHECK_MS;
+    const shards = shardCountFor(config, await this.#rosters.activeCount(this.#policy()), this.#fanout.shards);
+    if (shards === this.#fanout.shards) return;
+    log.info("policy.shards", { policy_id: this.#policy(), from: this.#fanout.shards, to: shards });
+    await this.#storeFanout({ shards, reach: Math.max(this.#fanout.reach, this.#fanout.shards, shards) });
+    this.ctx.waitUntil(this.#deliveries.request().catch((err: unknown) => log.error("policy.deliver_failed", { error: (err as Error).message })));
+  }
+
+  async #storeFanout(fanout: Fanout): Promise<void> {
+    this.#fanout = fanout;
+    await this.ctx.storage.put(FANOUT_KEY, fanout);
   }
 
   /**
@@ -262,6 +322,8 @@ export class PolicyHub extends DurableObject<Env> {
   async applyRoster(policyId: string, changes: RosterChanges): Promise<void> {
     this.#policyId = policyId;
     this.ctx.storage.transactionSync(() => this.#roster.apply(changes));
+    // The hub's own part sees a share of the policy's enrollments and removals: enough to notice growth.
+    if (changes.upserts.length + changes.removes.length > 0) await this.#checkFanout();
   }
 
   /** This policy's id, once a revision or a call told it. */
@@ -329,6 +391,8 @@ export class PolicyHub extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     await this.#alarms.run(async () => {
       await this.#outbox.drain();
+      // The deferred count, now (the alarm was set for the end of the window, or runs early for the outbox).
+      if (this.#fanoutDeferred) await this.#checkFanout(Infinity);
       await this.#write(() => this.#rollouts.onAlarm());
     });
   }

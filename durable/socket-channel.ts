@@ -39,6 +39,9 @@ export interface ChannelHost {
   pendingPolicy(agentId: string, claim: RevisionClaim): { behind: PolicyRevision | null; revision: number };
 }
 
+/** What a delivery does with one socket: push the revision its agent is behind, or move it to the agent's new shard. */
+type SocketWork = { kind: "push"; revision: PolicyRevision } | { kind: "move" };
+
 /** Concurrent pushes while fanning a revision out (each may call the agent's store for its keys). */
 const PUSH_CONCURRENCY = 32;
 
@@ -124,26 +127,56 @@ export class SocketChannel {
     if (attachment) await agentObject(this.#host.env, attachment.agentId).detachSocket(attachment.connection);
   }
 
-  /** Sends every socket whose agent is behind its target revision that revision. */
-  async pushBehind(): Promise<number> {
-    const behind = openSockets(this.#host.ctx).flatMap((ws) => {
-      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
-      const target = attachment ? this.#host.targetFor(attachment.agentId) : null;
-      return attachment && target && attachment.revision < target.revision ? [{ ws, target }] : [];
-    });
-    for (let i = 0; i < behind.length; i += PUSH_CONCURRENCY) {
-      await Promise.all(
-        behind.slice(i, i + PUSH_CONCURRENCY).map(async ({ ws, target: revision }) => {
-          const attachment = ws.deserializeAttachment() as SocketAttachment;
-          if (attachment.protocol === "opamp") return void (await this.#opamp.push(ws, attachment, revision));
-          const answer = await policyAnswer(this.#host.env, attachment.agentId, revision);
-          if (answer.kind !== "policy") return;
-          ws.serializeAttachment({ ...attachment, revision: answer.revision });
-          sendText(ws, `{"v":1,"type":"actions","body":${answer.body}}`);
-        }),
-      );
+  /**
+   * The sockets a delivery has work for, as a queue to `serve` from (first in the order the runtime
+   * lists them, which is the order they were accepted): each agent behind its target revision, and
+   * each held here although its agent now belongs to another shard (`owns`).
+   */
+  due(owns: (agentId: string) => boolean): WebSocket[] {
+    return openSockets(this.#host.ctx)
+      .filter((ws) => this.#work(ws, owns) !== null)
+      .reverse();
+  }
+
+  /**
+   * Serves up to `limit` sockets from the end of `queue` (which it shortens), skipping any no longer
+   * due: pushes the revision the agent is behind, or closes the socket with `CLOSE.moved` so the agent
+   * reconnects to its new shard. Returns how many it served.
+   */
+  async serve(queue: WebSocket[], limit: number, owns: (agentId: string) => boolean): Promise<number> {
+    const batch: Array<{ ws: WebSocket; work: SocketWork }> = [];
+    while (batch.length < limit && queue.length > 0) {
+      const ws = queue.pop()!;
+      const work = ws.readyState === WebSocket.OPEN ? this.#work(ws, owns) : null;
+      if (work) batch.push({ ws, work });
     }
-    return behind.length;
+    for (let i = 0; i < batch.length; i += PUSH_CONCURRENCY) {
+      await Promise.all(batch.slice(i, i + PUSH_CONCURRENCY).map(({ ws, work }) => this.#serveOne(ws, work)));
+    }
+    return batch.length;
+  }
+
+  #work(ws: WebSocket, owns: (agentId: string) => boolean): SocketWork | null {
+    const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+    if (!attachment) return null;
+    if (!owns(attachment.agentId)) return { kind: "move" };
+    const target = this.#host.targetFor(attachment.agentId);
+    return target && attachment.revision < target.revision ? { kind: "push", revision: target } : null;
+  }
+
+  async #serveOne(ws: WebSocket, work: SocketWork): Promise<void> {
+    if (work.kind === "move") return ws.close(CLOSE.moved, "the policy's fan-out changed: reconnect");
+    const attachment = ws.deserializeAttachment() as SocketAttachment;
+    if (attachment.protocol === "opamp") return void (await this.#opamp.push(ws, attachment, work.revision));
+    const answer = await policyAnswer(this.#host.env, attachment.agentId, work.revision);
+    if (answer.kind !== "policy") return;
+    ws.serializeAttachment({ ...attachment, revision: answer.revision });
+    sendText(ws, `{"v":1,"type":"actions","body":${answer.body}}`);
+  }
+
+  /** Whether the agent has an open socket here. */
+  holds(agentId: string): boolean {
+    return openSockets(this.#host.ctx, agentTag(agentId)).length > 0;
   }
 
   /** Pushes the agent's actions stored after the last ack_token sent on its socket. Returns false without a socket. */

@@ -48,6 +48,9 @@ export interface Env {
   POLICY_HUB_SHARDS?: string;
   /** Roster rows per roster shard a new policy is laid out for (default 50000; docs/scale.md §2). */
   AGENTS_PER_ROSTER_SHARD?: string;
+  POLICY_HUB_SHARDS_MAX?: string;
+  POLICY_HUB_SHARD_AGENTS?: string;
+  ROLLOUT_RATE?: string;
   /** Comma-separated URLs agents reach this server at, written into policies as `fleet.hosts`. */
   FLEET_SERVER_HOSTS?: string;
   /** Structured log threshold: debug, info (default), warn or error (src/log.ts). */
@@ -72,6 +75,17 @@ export interface CheckinTimings {
   maxPollMs: number;
 }
 
+/**
+ * How many fan-out shards a policy has: `fixed` for every policy (`POLICY_HUB_SHARDS=<n>`), or
+ * chosen by each policy's hub from its roster (`auto`): `ceil(agents / agentsPerShard)` rounded up
+ * to a power of two, at most `max` (src/checkin/shard-count.ts).
+ */
+export interface HubShardCount {
+  fixed: number | null;
+  max: number;
+  agentsPerShard: number;
+}
+
 export interface FleetConfig {
   version: ServerVersion;
   checkin: CheckinTimings;
@@ -83,12 +97,14 @@ export interface FleetConfig {
   /** Admission limits for the declared fleet size (src/limits/tiers.ts). */
   tier: Tier;
   /** Fan-out shards per policy: each holds the parked polls and sockets of the agents hashed to it. */
-  hubShards: number;
+  hubShards: HubShardCount;
   /**
    * Roster shards a policy gets when its hub first lays out its roster: `ceil(FLEET_MAX_AGENTS /
    * AGENTS_PER_ROSTER_SHARD)`. A policy keeps its count for life (durable/sharded-roster.ts).
    */
   rosterShards: number;
+  /** Agents per second a revision is delivered to, fleet-wide, split over each policy's shards (docs/scale.md §3). */
+  rolloutRate: number;
   /** `fleet.hosts` for policies published here that name none (src/policy/fleet-hosts.ts); empty: none added. */
   serverHosts: string[];
 }
@@ -113,6 +129,7 @@ export function fleetConfig(env: Env): FleetConfig {
       tier: tierFor(maxAgentsVar(env)),
       hubShards: shardsVar(env),
       rosterShards: rosterShardsFor(maxAgentsVar(env), agentsPerRosterShardVar(env)),
+      rolloutRate: rolloutRateVar(env),
       serverHosts: serverHostsVar(env),
     };
     cache.set(env, config);
@@ -135,10 +152,31 @@ function maxAgentsVar(env: Env): number {
   return n;
 }
 
-function shardsVar(env: Env): number {
-  const raw = env.POLICY_HUB_SHARDS ?? "4";
+function shardsVar(env: Env): HubShardCount {
+  const raw = env.POLICY_HUB_SHARDS ?? "auto";
+  const max = wholeVar(env, "POLICY_HUB_SHARDS_MAX", "256", 1, 256);
+  if ((max & (max - 1)) !== 0) throw new Error(`configuration: POLICY_HUB_SHARDS_MAX=${JSON.stringify(env.POLICY_HUB_SHARDS_MAX)} must be a power of two from 1 to 256`);
+  const agentsPerShard = wholeVar(env, "POLICY_HUB_SHARD_AGENTS", "5000", 1, 32_768);
+  if (raw === "auto") return { fixed: null, max, agentsPerShard };
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`configuration: POLICY_HUB_SHARDS=${JSON.stringify(raw)} must be a whole number from 1 to 256`);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`configuration: POLICY_HUB_SHARDS=${JSON.stringify(raw)} must be "auto" or a whole number from 1 to 256`);
+  return { fixed: n, max: n, agentsPerShard };
+}
+
+function wholeVar(env: Env, name: keyof Env, fallback: string, min: number, max: number): number {
+  const raw = (env[name] as string | undefined) ?? fallback;
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(n) || n < min || n > max) throw new Error(`configuration: ${name}=${JSON.stringify(raw)} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** Agents per second; fractions allowed (a slow rollout of a few agents a second, or tests that step it). */
+function rolloutRateVar(env: Env): number {
+  const raw = env.ROLLOUT_RATE ?? "16000";
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n) || n < 0.01 || n > 10_000_000) {
+    throw new Error(`configuration: ROLLOUT_RATE=${JSON.stringify(raw)} must be a number of agents per second from 0.01 to 10000000`);
+  }
   return n;
 }
 

@@ -8,6 +8,7 @@ import type { PolicyHub } from "../durable/policy-hub";
 import type { RosterShard } from "../durable/roster-shard";
 import type { Uploads } from "../durable/uploads";
 import { AGENT_METHODS, agentStoreName, type AgentMethod } from "./agents/agent-stores";
+import { revisionCache } from "./checkin/revision-cache";
 import { fleetConfig, type Env } from "./config";
 import { agentBucket } from "./policy/staged-rollout";
 import { stableHash } from "./stable-hash";
@@ -61,14 +62,24 @@ export function agentObject(env: Env, agentId: string): AgentHandle {
 
 export const policyHub = (env: Env, policyId: string) =>
   env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as Remote<PolicyHub>;
-/** Which of a policy's fan-out shards holds this agent's parked polls and socket (a stable hash of its id). */
-export const shardIndexOf = (env: Env, agentId: string): number => agentBucket(agentId) % fleetConfig(env).hubShards;
+/**
+ * How many fan-out shards the policy has, as far as this isolate knows: the fixed count, or the one
+ * the policy's shards last answered with (src/checkin/revision-cache.ts), or 1 before any answer.
+ * A guess that is wrong costs one "moved" answer naming the right count (`callShard`).
+ */
+export const shardCountOf = (env: Env, policyId: string): number => fleetConfig(env).hubShards.fixed ?? revisionCache.shardsOf(policyId) ?? 1;
 
-/** The fan-out shard of a policy that holds this agent's parked polls and socket. */
-export const hubShard = (env: Env, policyId: string, agentId: string) => hubShardAt(env, policyId, shardIndexOf(env, agentId));
+/** Which of a policy's `shards` fan-out shards holds this agent's parked polls and socket (a stable hash of its id). */
+export const shardIndexOf = (agentId: string, shards: number): number => agentBucket(agentId) % shards;
 
-/** Every fan-out shard of a policy. */
-export const hubShards = (env: Env, policyId: string) => Array.from({ length: fleetConfig(env).hubShards }, (_, i) => hubShardAt(env, policyId, i));
+/** The fan-out shard of a policy that holds this agent's parked polls and socket, and its index. */
+export const hubShard = (env: Env, policyId: string, agentId: string) => {
+  const index = shardIndexOf(agentId, shardCountOf(env, policyId));
+  return { index, shard: hubShardAt(env, policyId, index) };
+};
+
+/** The first `count` fan-out shards of a policy. */
+export const hubShards = (env: Env, policyId: string, count: number) => Array.from({ length: count }, (_, i) => hubShardAt(env, policyId, i));
 
 export const hubShardAt = (env: Env, policyId: string, index: number) =>
   env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${index}`)) as unknown as Remote<HubShard>;

@@ -55,6 +55,7 @@ export type ErrorCode =
   | "ClientFileForbidden"
   | "PayloadSizeTooLarge"
   | "PGPKeyUnavailable"
+  | "ShardsChanging"
   // Admin-facing; their names are the agent routes' vocabulary (BadRequest, NotFound, ...).
   | "AdminUnauthorized"
   | "AdminDisabled"

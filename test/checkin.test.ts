@@ -158,15 +158,15 @@ describe("POST /api/fleet/agents/{id}/checkin", () => {
   it("sends a revision over the shard hop once per isolate, then only its name, with the same answer", async () => {
     const first = await enrolledAgent("ci-by-name");
     const second = await enrolledAgent("ci-by-name");
-    const shard = hubShard(env, "ci-by-name", first.id);
-    const park = (known?: RevisionRef) => shard.park("ci-by-name", { agentId: first.id, claim: { stored: 0 }, actionSeq: 0, holdMs: 1000, ...(known ? { known } : {}) });
+    const { shard, index } = hubShard(env, "ci-by-name", first.id);
+    const park = (known?: RevisionRef) => shard.park("ci-by-name", { agentId: first.id, shard: index, claim: { stored: 0 }, actionSeq: 0, holdMs: 1000, ...(known ? { known } : {}) });
 
     const sent = await park();
     if (sent.kind !== "policy" || sent.json === undefined) throw new Error(`expected the revision as JSON, got ${JSON.stringify(sent)}`);
     const revision = JSON.parse(sent.json) as PolicyRevision;
     expect(sent.ref).toEqual({ revision: 1, created_at: revision.created_at });
     expect(revision).toMatchObject({ policy_id: "ci-by-name", revision: 1 });
-    expect(await park(sent.ref)).toEqual({ kind: "policy", ref: sent.ref });
+    expect(await park(sent.ref)).toEqual({ kind: "policy", ref: sent.ref, shards: 4 });
     // Any other name gets the JSON again.
     expect(await park({ revision: 1, created_at: "2000-01-01T00:00:00.000Z" })).toEqual(sent);
 

@@ -137,7 +137,8 @@ export async function json<T = Record<string, unknown>>(res: Response): Promise<
 
 /** Check-ins parked across all of a policy's fan-out shards. */
 export async function parkedCount(policyId: string): Promise<number> {
-  const shards = Number(env.POLICY_HUB_SHARDS ?? "4");
+  // A fixed count, or every shard a policy could have ("auto").
+  const shards = Number(env.POLICY_HUB_SHARDS) || Number(env.POLICY_HUB_SHARDS_MAX ?? "256");
   const counts = await Promise.all(
     Array.from({ length: shards }, (_, i) =>
       (env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${i}`)) as unknown as { parkedCount(): Promise<number> }).parkedCount(),

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Directory } from "../durable/directory";
 import { HubShard } from "../durable/hub-shard";
 import type { ParkResult } from "../src/checkin/shard-contract";
+import { policyHub } from "../src/durable-stubs";
 import { TIERS, enrollAdmission, tierFor } from "../src/limits/tiers";
 import { TokenBucket, retryAfterSeconds } from "../src/limits/token-bucket";
 import { ackRequest, createEnrollmentKey, enrolledAgent, putPolicy } from "./helpers";
@@ -81,12 +82,14 @@ describe("admission control", () => {
     const outcome = await runInDurableObject(stub, async (_: HubShard, state: DurableObjectState) => {
       // The smallest tier (burst 100, 200/s, 500 parked) on a policy with one shard, which takes it all.
       const shard = new HubShard(state, { ...env, FLEET_MAX_AGENTS: "500", POLICY_HUB_SHARDS: "1" });
+      // The hub says the policy has one shard, which takes the whole tier.
+      await shard.deliver("limits-park", { ...(await policyHub(env, "limits-park").snapshot()), shards: 1 }, 0);
       const refused: ParkResult[] = [];
       const parked: string[] = [];
       const park = (agentId: string) => {
         let answer: ParkResult | null = null;
         void shard
-          .park("limits-park", { agentId, claim: { stored: 1, reported: { policyId: "limits-park", revision: 1 } }, actionSeq: 0, holdMs: 60_000 })
+          .park("limits-park", { agentId, shard: 0, claim: { stored: 1, reported: { policyId: "limits-park", revision: 1 } }, actionSeq: 0, holdMs: 60_000 })
           .then((result) => (answer = result));
         return () => answer;
       };

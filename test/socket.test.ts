@@ -183,7 +183,7 @@ describe("WebSocket channel (v1)", () => {
     const agent = await enrolledAgent("ws-ping-p");
     const socket = await connect(agent);
     const autoResponded = () =>
-      runInDurableObject(hubShard(env, "ws-ping-p", agent.id) as unknown as DurableObjectStub, async (_instance, state: DurableObjectState) =>
+      runInDurableObject(hubShard(env, "ws-ping-p", agent.id).shard as unknown as DurableObjectStub, async (_instance, state: DurableObjectState) =>
         state.getWebSockets().map((ws) => state.getWebSocketAutoResponseTimestamp(ws) !== null),
       );
     expect(await autoResponded()).toEqual([false]);

@@ -24,6 +24,8 @@ export const sameRevision = (a: RevisionRef | undefined, b: RevisionRef): boolea
  */
 export class RevisionCache {
   readonly #byPolicy = new Map<string, PolicyRevision>();
+  /** Each policy's fan-out shard count as its shards last said (src/checkin/shard-count.ts). */
+  readonly #shards = new Map<string, number>();
 
   constructor(private readonly maxPolicies: number) {}
 
@@ -49,6 +51,19 @@ export class RevisionCache {
     return revision;
   }
 
+  /** The policy's shard count as this isolate last learned it, if it has. */
+  shardsOf(policyId: string): number | undefined {
+    return this.#shards.get(policyId);
+  }
+
+  /** A shard's answer named the policy's current shard count (with a revision, or when it said "moved"). */
+  learnShards(policyId: string, shards: number): void {
+    if (this.#shards.get(policyId) === shards) return;
+    this.#shards.delete(policyId);
+    this.#shards.set(policyId, shards);
+    if (this.#shards.size > this.maxPolicies * 16) this.#shards.delete(this.#shards.keys().next().value!);
+  }
+
   #remember(policyId: string, revision: PolicyRevision): void {
     this.#byPolicy.delete(policyId);
     this.#byPolicy.set(policyId, revision);
@@ -56,5 +71,5 @@ export class RevisionCache {
   }
 }
 
-/** One per isolate; 256 policies of a few KB each. */
+/** One per isolate; 256 policies of a few KB each (and shard counts, a number each, for 16 times as many). */
 export const revisionCache = new RevisionCache(256);

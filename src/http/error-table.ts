@@ -85,6 +85,8 @@ export const ERROR_TABLE: Record<ErrorCode, ErrorRow> = {
     log: "info",
   },
   PGPKeyUnavailable: { status: 503, name: "ServiceUnavailable", message: "", log: "error" },
+  /** A socket upgrade met a policy whose fan-out shard count is changing (docs/scale.md §4): reconnect. */
+  ShardsChanging: { status: 503, name: "ServiceUnavailable", message: "the policy's fan-out shards are changing; reconnect", log: "info" },
   AdminUnauthorized: { status: 401, name: "Unauthorized", message: "missing or invalid admin credentials", log: "info" },
   AdminDisabled: {
     status: 401,

@@ -56,6 +56,8 @@ export const CLOSE = {
   /** The agent moved to another policy: reconnect (its new policy's shard takes the socket). */
   reassigned: 4002,
   unauthorized: 4003,
+  /** The policy's fan-out shards changed (docs/scale.md §4): reconnect now, the agent's new shard takes the socket. */
+  moved: 4004,
   /** RFC 6455 §7.4.1: a message too big to process. */
   messageTooBig: 1009,
 } as const;

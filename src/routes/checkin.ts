@@ -5,7 +5,8 @@ import { checkinInput } from "../checkin/checkin-input";
 import { pollDuration } from "../checkin/poll-duration";
 import { refOf, revisionCache } from "../checkin/revision-cache";
 import { fleetConfig, type AppEnv } from "../config";
-import { agentObject, hubShard } from "../durable-stubs";
+import { callAgentShard } from "../checkin/agent-shard";
+import { agentObject } from "../durable-stubs";
 import { badRequest } from "../errors";
 import { readJsonBody } from "../http/body";
 import { agentJson, agentJsonText } from "../http/json-response";
@@ -33,24 +34,31 @@ export const checkin = new Hono<AppEnv>().post("/api/fleet/agents/:id/checkin", 
   const answer = await checkinFlow(c.env, agentId, {
     record: () => agentObject(c.env, agentId).checkin(key, input),
     wait: async (outcome) => {
-      const shard = hubShard(c.env, outcome.policyId, agentId);
-      const holdMs = pollDuration(fleetConfig(c.env).checkin, pollTimeoutMs, Date.now() - started);
-      // An agent in on_state_change mode cancels its poll and re-checks in: free the waiter at once.
-      c.req.raw.signal.addEventListener("abort", () => c.executionCtx.waitUntil(shard.abandon(agentId)), { once: true });
       const held = revisionCache.get(outcome.policyId);
-      const parked = await shard.park(outcome.policyId, {
+      const parked = await callAgentShard(
+        c.env,
+        outcome.policyId,
         agentId,
-        claim: outcome.claim,
-        actionSeq: outcome.actionSeq,
-        holdMs,
-        ...(held ? { known: refOf(held) } : {}),
-      });
+        (shard, index) => {
+          const holdMs = pollDuration(fleetConfig(c.env).checkin, pollTimeoutMs, Date.now() - started);
+          // An agent in on_state_change mode cancels its poll and re-checks in: free the waiter at once.
+          const abandon = () => c.executionCtx.waitUntil(shard.abandon(agentId));
+          c.req.raw.signal.addEventListener("abort", abandon, { once: true });
+          return shard
+            .park(outcome.policyId, { agentId, shard: index, claim: outcome.claim, actionSeq: outcome.actionSeq, holdMs, ...(held ? { known: refOf(held) } : {}) })
+            .finally(() => c.req.raw.signal.removeEventListener("abort", abandon));
+        },
+        (answer) => (answer.kind === "moved" ? answer.shards : null),
+      );
       switch (parked.kind) {
         case "policy":
+          revisionCache.learnShards(outcome.policyId, parked.shards);
           return { kind: "policy", revision: revisionCache.resolve(outcome.policyId, parked.ref, parked.json, held) };
         case "actions":
           return { kind: "actions" };
+        // Moved twice means the policy's shards are changing right now; the agent's next check-in finds its shard.
         case "timeout":
+        case "moved":
           return { kind: "none" };
         case "busy":
           // The check-in's status is already recorded; only the wait is refused.

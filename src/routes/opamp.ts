@@ -4,7 +4,8 @@ import { authenticateAgent, isKnownKey, orAuthError } from "../auth/agent-auth";
 import { agentIdOfAccessKey } from "../auth/access-key";
 import { parseApiKeyHeader, type ApiKey } from "../auth/api-key";
 import type { AppEnv, Env } from "../config";
-import { agentObject, directory, hubShard } from "../durable-stubs";
+import { callAgentShard, forwardSocket } from "../checkin/agent-shard";
+import { agentObject, directory } from "../durable-stubs";
 import { FleetError, isFailure, orThrow, type Failure } from "../errors";
 import { ERROR_TABLE } from "../http/error-table";
 import { readLimitedBytes } from "../http/raw-body";
@@ -58,7 +59,7 @@ export const opamp = new Hono<AppEnv>().post("/v1/opamp", async (c) => {
   headers.set("X-Fleet-Connection", connection);
   headers.set("X-Fleet-Policy-Id", policyId);
   headers.set("X-Fleet-Protocol", "opamp");
-  return hubShard(c.env, policyId, owner).fetch(new Request(c.req.url, { headers }));
+  return forwardSocket(c.env, policyId, owner, c.req.url, headers);
 });
 
 /**
@@ -154,7 +155,13 @@ async function pathOf(env: Env, key: ApiKey, message: AgentToServer): Promise<Op
 
 /** Whether the collector is behind, from its shard, which admits the poll but never holds it (OpAMP has no long poll). */
 async function askShard(env: Env, agentId: string, outcome: CheckinOutcome): Promise<CheckinWake | Failure> {
-  const parked = await hubShard(env, outcome.policyId, agentId).park(outcome.policyId, { agentId, claim: outcome.claim, actionSeq: outcome.actionSeq, holdMs: 0 });
+  const parked = await callAgentShard(
+    env,
+    outcome.policyId,
+    agentId,
+    (shard, index) => shard.park(outcome.policyId, { agentId, shard: index, claim: outcome.claim, actionSeq: outcome.actionSeq, holdMs: 0 }),
+    (answer) => (answer.kind === "moved" ? answer.shards : null),
+  );
   switch (parked.kind) {
     case "policy":
       return { kind: "policy", revision: JSON.parse(parked.json!) as PolicyRevision };

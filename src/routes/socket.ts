@@ -2,7 +2,8 @@ import { Hono } from "hono";
 import { authenticateAgent } from "../auth/agent-auth";
 import { parseApiKeyHeader } from "../auth/api-key";
 import { fleetConfig, type AppEnv } from "../config";
-import { agentObject, hubShard } from "../durable-stubs";
+import { forwardSocket } from "../checkin/agent-shard";
+import { agentObject } from "../durable-stubs";
 import { FleetError } from "../errors";
 import { checkUserAgent } from "../protocol/user-agent";
 
@@ -26,5 +27,5 @@ export const socket = new Hono<AppEnv>().get("/api/fleet/agents/:id/ws", async (
   headers.set("X-Fleet-Connection", connection);
   headers.set("X-Fleet-Agent-Version", version);
   headers.set("X-Fleet-Policy-Id", policyId);
-  return hubShard(c.env, policyId, agentId).fetch(new Request(c.req.url, { headers }));
+  return forwardSocket(c.env, policyId, agentId, c.req.url, headers);
 });

@@ -3,6 +3,8 @@ import { agentIdOfAccessKey, newAccessKeyId } from "../../src/auth/access-key";
 import { parseApiKeyHeader } from "../../src/auth/api-key";
 import { hashReplaceToken, verifyReplaceToken } from "../../src/auth/replace-token";
 import { pollDuration } from "../../src/checkin/poll-duration";
+import { RevisionCache } from "../../src/checkin/revision-cache";
+import { shardCountFor } from "../../src/checkin/shard-count";
 import { FleetError } from "../../src/errors";
 import { ERROR_TABLE } from "../../src/http/error-table";
 import { fleetConfig, type Env } from "../../src/config";
@@ -203,5 +205,63 @@ describe("roster shards per policy (FLEET_MAX_AGENTS, AGENTS_PER_ROSTER_SHARD)",
   it("refuses a shard size that is not a positive whole number", () => {
     expect(() => shards({ AGENTS_PER_ROSTER_SHARD: "0" })).toThrow('configuration: AGENTS_PER_ROSTER_SHARD="0" is not a positive whole number');
     expect(() => shards({ AGENTS_PER_ROSTER_SHARD: "lots" })).toThrow("AGENTS_PER_ROSTER_SHARD");
+  });
+});
+
+describe("fan-out shard counts and the rollout rate (docs/scale.md §3, §4)", () => {
+  const config = (vars: Record<string, string>) => fleetConfig(vars as unknown as Env);
+
+  it("reads POLICY_HUB_SHARDS as auto (the default) or a fixed count, with a power-of-two maximum", () => {
+    expect(config({}).hubShards).toEqual({ fixed: null, max: 256, agentsPerShard: 5000 });
+    expect(config({ POLICY_HUB_SHARDS: "4" }).hubShards).toEqual({ fixed: 4, max: 4, agentsPerShard: 5000 });
+    expect(config({ POLICY_HUB_SHARDS: "auto", POLICY_HUB_SHARDS_MAX: "64", POLICY_HUB_SHARD_AGENTS: "2000" }).hubShards).toEqual({ fixed: null, max: 64, agentsPerShard: 2000 });
+    expect(() => config({ POLICY_HUB_SHARDS: "many" })).toThrow('configuration: POLICY_HUB_SHARDS="many" must be "auto" or a whole number from 1 to 256');
+    expect(() => config({ POLICY_HUB_SHARDS: "300" })).toThrow("must be \"auto\" or a whole number from 1 to 256");
+    expect(() => config({ POLICY_HUB_SHARDS_MAX: "200" })).toThrow('configuration: POLICY_HUB_SHARDS_MAX="200" must be a power of two from 1 to 256');
+    expect(() => config({ POLICY_HUB_SHARD_AGENTS: "0" })).toThrow('configuration: POLICY_HUB_SHARD_AGENTS="0" must be a whole number from 1 to 32768');
+  });
+
+  it("reads ROLLOUT_RATE in agents per second, 16,000 by default", () => {
+    expect(config({}).rolloutRate).toBe(16_000);
+    expect(config({ ROLLOUT_RATE: "500" }).rolloutRate).toBe(500);
+    expect(config({ ROLLOUT_RATE: "0.5" }).rolloutRate).toBe(0.5);
+    for (const bad of ["0", "-3", "fast", ""]) {
+      expect(() => config({ ROLLOUT_RATE: bad })).toThrow(`configuration: ROLLOUT_RATE=${JSON.stringify(bad)} must be a number of agents per second from 0.01 to 10000000`);
+    }
+  });
+
+  it("grows a policy's shard count to ceil(agents / 5,000) rounded up to a power of two, at most the maximum", () => {
+    const auto = { fixed: null, max: 256, agentsPerShard: 5000 };
+    expect(shardCountFor(auto, 0, 1)).toBe(1);
+    expect(shardCountFor(auto, 5000, 1)).toBe(1);
+    expect(shardCountFor(auto, 5001, 1)).toBe(2);
+    expect(shardCountFor(auto, 10_001, 2)).toBe(4);
+    expect(shardCountFor(auto, 15_000, 2)).toBe(4);
+    expect(shardCountFor(auto, 1_000_000, 1)).toBe(256);
+    expect(shardCountFor({ ...auto, max: 64 }, 1_000_000, 1)).toBe(64);
+    // A fixed count is every policy's, whatever its roster.
+    expect(shardCountFor({ fixed: 4, max: 4, agentsPerShard: 5000 }, 1_000_000, 1)).toBe(4);
+  });
+
+  it("shrinks only once the roster fits in half of the smaller count, so a policy at a boundary does not flap", () => {
+    const auto = { fixed: null, max: 256, agentsPerShard: 5000 };
+    // 2 shards hold 5,001–10,000 agents; back at 5,000 or 2,501 they stay 2, at 2,500 they become 1.
+    expect(shardCountFor(auto, 5000, 2)).toBe(2);
+    expect(shardCountFor(auto, 2501, 2)).toBe(2);
+    expect(shardCountFor(auto, 2500, 2)).toBe(1);
+    expect(shardCountFor(auto, 100, 256)).toBe(1);
+    expect(shardCountFor(auto, 300_000, 256)).toBe(128);
+    // A lowered maximum applies at once.
+    expect(shardCountFor({ ...auto, max: 8 }, 1_000_000, 256)).toBe(8);
+  });
+
+  it("remembers each policy's shard count as its shards last named it", () => {
+    const cache = new RevisionCache(1);
+    expect(cache.shardsOf("p")).toBeUndefined();
+    cache.learnShards("p", 2);
+    cache.learnShards("q", 8);
+    expect([cache.shardsOf("p"), cache.shardsOf("q")]).toEqual([2, 8]);
+    cache.learnShards("p", 4);
+    expect(cache.shardsOf("p")).toBe(4);
   });
 });
