@@ -315,6 +315,16 @@ async function recordCounts(label, before, n) {
   };
   const delta = diff(before, after);
   delete delta.busiest;
+  // Each class's busiest object-second in this phase (its peak rate), instead of every object's seconds.
+  const peak = {};
+  for (const [key, seconds] of Object.entries(delta.per_object_seconds ?? {})) {
+    const cls = key.slice(0, key.indexOf("/"));
+    for (const [second, n] of Object.entries(seconds)) {
+      if (n > (peak[cls]?.events ?? 0)) peak[cls] = { object: key.slice(cls.length + 1), second: Number(second), events: n };
+    }
+  }
+  delete delta.per_object_seconds;
+  delta.peak_per_second = peak;
   (results.counts ??= {})[label] = { events: n, ...delta };
 }
 
@@ -534,6 +544,11 @@ async function socketLoop(a, fleet) {
     });
     if (stopped) return;
     count("socket", `close_${closed}`);
+    // 4004: the policy's fan-out shards changed and the server asks for a reconnect now (docs/websocket.md).
+    if (closed === 4004) {
+      await sleep(Math.random() * 1000);
+      continue;
+    }
     backoffMs = Math.min(Math.max(backoffMs * 2, 1000), 10_000);
     await sleep(backoffMs);
   }

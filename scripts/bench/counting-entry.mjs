@@ -6,9 +6,10 @@
 // upgrades, alarms), WebSocket messages received and closes, object starts (a wake-up from
 // hibernation or a first start), SQLite rows read and written (the cursor's rowsRead/rowsWritten,
 // what Cloudflare bills, plus one row written per setAlarm()), and events per object (the busiest objects, for the scale table),
-// rows per object, and each object's calls in flight (a parked poll keeps its shard busy: billed duration).
-// GET /__bench/counts answers the totals so far; code in the same isolate (sim-entry.mjs) reads
-// them as globalThis.__benchCounts().
+// rows per object, and each object's calls in flight (a parked poll keeps its shard busy: billed duration),
+// and events per object per wall-clock second (an object's peak rate during a fan-out: docs/scale.md §3's pacing).
+// GET /__bench/counts answers the totals so far, with the per-second counts; code in the same isolate
+// (sim-entry.mjs) reads them without those as globalThis.__benchCounts().
 import * as bundle from "./index.js";
 
 const counts = { worker_requests: 0, classes: {} };
@@ -18,6 +19,8 @@ const perObject = new Map();
 const perObjectRows = new Map();
 /** Calls an object has started and not yet answered (parked polls among them). */
 const inFlight = new Map();
+/** Events per object per wall-clock second (class/name → second → events). */
+const perObjectSecond = new Map();
 
 /** A benchmark's own probes, not traffic a fleet makes: not counted. */
 const UNCOUNTED = new Set(["parkedCount"]);
@@ -78,8 +81,14 @@ function wrapClass(className, Base) {
         // WebSocket messages are billed apart from requests (20:1), closes not at all; an object's
         // load (the scale table) is every event it handles.
         if (kind !== "ws_messages" && kind !== "ws_closes") c.requests++;
-        if (kind !== "ws_closes") perObject.set(this.__benchKey, (perObject.get(this.__benchKey) ?? 0) + 1);
         const key = this.__benchKey;
+        if (kind !== "ws_closes") {
+          perObject.set(key, (perObject.get(key) ?? 0) + 1);
+          let seconds = perObjectSecond.get(key);
+          if (!seconds) perObjectSecond.set(key, (seconds = new Map()));
+          const second = Math.floor(Date.now() / 1000);
+          seconds.set(second, (seconds.get(second) ?? 0) + 1);
+        }
         inFlight.set(key, (inFlight.get(key) ?? 0) + 1);
         const settled = () => inFlight.set(key, inFlight.get(key) - 1);
         let result;
@@ -141,7 +150,7 @@ function countSql(sql, c, rows) {
   };
 }
 
-function snapshot() {
+function snapshot(withSeconds = false) {
   countSql.settleAll?.();
   const busiest = {};
   for (const [key, n] of perObject) {
@@ -154,10 +163,11 @@ function snapshot() {
     per_object: Object.fromEntries([...perObject].filter(([, n]) => n > 0)),
     per_object_rows: Object.fromEntries([...perObjectRows].filter(([, r]) => r.read > 0 || r.written > 0).map(([k, r]) => [k, { ...r }])),
     in_flight: Object.fromEntries([...inFlight].filter(([, n]) => n > 0)),
+    ...(withSeconds ? { per_object_seconds: Object.fromEntries([...perObjectSecond].map(([key, seconds]) => [key, Object.fromEntries(seconds)])) } : {}),
     busiest,
   };
 }
-globalThis.__benchCounts = snapshot;
+globalThis.__benchCounts = () => snapshot();
 
 const wrapped = {};
 for (const [name, value] of Object.entries(bundle)) {
@@ -172,7 +182,7 @@ export default {
   ...bundle.default,
   async fetch(request, env, ctx) {
     if (new URL(request.url).pathname === "/__bench/counts") {
-      return new Response(JSON.stringify(snapshot()), { headers: { "Content-Type": "application/json" } });
+      return new Response(JSON.stringify(snapshot(true)), { headers: { "Content-Type": "application/json" } });
     }
     counts.worker_requests++;
     return bundle.default.fetch(request, env, ctx);

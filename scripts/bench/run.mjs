@@ -6,7 +6,7 @@
 //
 //   node scripts/bench/run.mjs --agents 10000 [--rounds 2] [--throughput-seconds 15]
 //        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
-//        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--opamp-fraction 0] [--max-agents N|max] [--shards N]
+//        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--opamp-fraction 0] [--max-agents N|max] [--shards N] [--rollout-rate N]
 //        [--accept-encoding gzip|identity] [--direct]   (--direct: past Miniflare's entry worker)
 //        [--interleave K] [--no-count] [--port P]   (P and P+1: the two servers; 18330 by default)
 //
@@ -58,6 +58,7 @@ const report = {
   accept_encoding: String(args["accept-encoding"] ?? "gzip"),
   entry_worker: args.direct ? "bypassed (unsafeDirectSockets)" : "miniflare",
   policy_hub_shards: args.shards ? Number(args.shards) : "wrangler.toml",
+  rollout_rate: args["rollout-rate"] ? Number(args["rollout-rate"]) : "wrangler.toml",
   throughput_slices: interleave || 1,
   runs: {},
 };
@@ -72,6 +73,8 @@ const projectArgs = [
     "--var", `FLEET_MAX_AGENTS=${args["max-agents"] ?? "max"}`,
     // Fan-out shards per policy, to compare shard counts (wrangler.toml's value otherwise).
     ...(args.shards ? ["--var", `POLICY_HUB_SHARDS=${args.shards}`] : []),
+    // Agents per second a revision is delivered to (docs/scale.md §3; wrangler.toml's 16,000 otherwise).
+    ...(args["rollout-rate"] ? ["--var", `ROLLOUT_RATE=${args["rollout-rate"]}`] : []),
     // The server's log level (wrangler.toml's otherwise): info logs each enrollment and socket.
     ...(args["log-level"] ? ["--var", `LOG_LEVEL=${args["log-level"]}`] : []),
 ];

@@ -30,7 +30,7 @@ for (const file of process.argv.slice(2)) {
       objects[cls] = (objects[cls] ?? 0) + 1;
       if (!busiest[cls] || n > busiest[cls]) busiest[cls] = n;
     }
-    rows.push({ file: path.basename(file), agents, shards: objects.HubShard ?? run.policy_hub_shards, label, events: c.events, busiest, objects, rows_written: Object.fromEntries(Object.entries(c.classes ?? {}).map(([k, v]) => [k, v.rows_written])) });
+    rows.push({ file: path.basename(file), agents, shards: objects.HubShard ?? run.policy_hub_shards, label, events: c.events, busiest, objects, peak: c.peak_per_second ?? {}, rows_written: Object.fromEntries(Object.entries(c.classes ?? {}).map(([k, v]) => [k, v.rows_written])) });
   }
 }
 
@@ -38,9 +38,9 @@ for (const file of process.argv.slice(2)) {
 // socket's 4 minutes: the busiest object's events over that interval are its requests per second.
 const interval = { poll_heartbeat: 286.25, socket_heartbeat: 240 };
 const classes = ["AgentStore", "HubShard", "PolicyHub", "Directory"];
-console.log(`| agents | shards/policy | phase (events) | ${classes.map((c) => `busiest ${c} (objects)`).join(" | ")} | hub rows written |`);
-console.log(`|---|---|---|${classes.map(() => "---").join("|")}|---|`);
+console.log(`| agents | shards/policy | phase (events) | ${classes.map((c) => `busiest ${c} (objects)`).join(" | ")} | hub rows written | peak events in one second: AgentStore / HubShard |`);
+console.log(`|---|---|---|${classes.map(() => "---").join("|")}|---|---|`);
 for (const r of rows) {
   const perSecond = (n) => (interval[r.label] ? `, ${(n / interval[r.label]).toFixed(2)}/s` : "");
-  console.log(`| ${r.agents} | ${r.shards} | ${r.label} (${r.events}) | ${classes.map((c) => (r.busiest[c] ? `${r.busiest[c]}${perSecond(r.busiest[c])} (${r.objects[c]})` : "–")).join(" | ")} | ${r.rows_written.PolicyHub ?? 0} |`);
+  console.log(`| ${r.agents} | ${r.shards} | ${r.label} (${r.events}) | ${classes.map((c) => (r.busiest[c] ? `${r.busiest[c]}${perSecond(r.busiest[c])} (${r.objects[c]})` : "–")).join(" | ")} | ${r.rows_written.PolicyHub ?? 0} | ${r.peak.AgentStore?.events ?? "–"} / ${r.peak.HubShard?.events ?? "–"} |`);
 }
