@@ -247,7 +247,8 @@ export class HubShard extends DurableObject<Env> {
       const sockets = budget > 0 ? this.#sockets.serve(queue, budget, owns) : Promise.resolve(0);
       const more = () => queue.length > 0 || [...this.#waiters.values()].some((w) => (this.#targetFor(w.agentId)?.revision ?? -1) > w.revision);
       const finish = sockets.then(async (pushed) => {
-        if (woken + pushed > 0) log.info("policy.paced", { policy_id: this.#home?.policyId, shard: this.#home?.index, woken, pushed, left: queue.length });
+        // Debug: four lines a second per shard while a large rollout is paced.
+        if (woken + pushed > 0) log.debug("policy.paced", { policy_id: this.#home?.policyId, shard: this.#home?.index, woken, pushed, left: queue.length });
         if (more()) await this.#alarms.request(this.#lastBatchAt + intervalMs);
       });
       if (awaitSockets) await finish;
