@@ -72,7 +72,8 @@ export class HubShard extends DurableObject<Env> {
   readonly #alarms: AlarmSchedule;
   /** Sockets the current delivery still has work for (SocketChannel.due); null: derive them again. */
   #socketQueue: WebSocket[] | null = null;
-  #lastBatchAt = -Infinity;
+  /** The current pacing interval: when it began and how many agents it has served (or reserved). */
+  #window = { startedAt: -Infinity, served: 0 };
   #batching: Promise<number> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -138,12 +139,14 @@ export class HubShard extends DurableObject<Env> {
     for (const waiter of [...this.#waiters.values()]) {
       if (!this.#owns(waiter.agentId)) this.#release(waiter.agentId, { kind: "moved", shards: snapshot.shards });
     }
-    if (Date.now() - this.#lastBatchAt < this.#pace().intervalMs || this.#batching) {
-      // A batch ran moments ago (or runs now): the next, already due on the alarm, serves this snapshot.
-      await this.#alarms.request(this.#lastBatchAt + this.#pace().intervalMs);
+    const { batch, intervalMs } = this.#pace();
+    const fresh = Date.now() - this.#window.startedAt >= intervalMs;
+    if (this.#batching || (!fresh && this.#window.served >= batch)) {
+      // This interval's share is spent (or a batch runs now): the next, due on the alarm, serves this snapshot.
+      await this.#alarms.request(this.#window.startedAt + intervalMs);
       return 0;
     }
-    return this.#batch(false);
+    return this.#batch(false, fresh);
   }
 
   /** Effects of agent changes, from the agents' stores (durable/agent-effects.ts), in the order they happened. Returns the policy's shard count. */
@@ -172,7 +175,7 @@ export class HubShard extends DurableObject<Env> {
       if (!this.#home) return;
       await this.#ensureSnapshot(this.#home.policyId);
       if (this.#batching) await this.#batching;
-      await this.#batch(true);
+      await this.#batch(true, true);
     });
   }
 
@@ -224,15 +227,17 @@ export class HubShard extends DurableObject<Env> {
   }
 
   /**
-   * One batch of the current delivery, at most the shard's share of the rollout rate: behind waiters
-   * oldest first, then the sockets due. Another batch follows on the alarm while work is left.
-   * Sockets are served in the background when `awaitSockets` is false: a publish never waits for them.
+   * One batch of the current delivery: what is left of the interval's share of the rollout rate
+   * (all of it in a `fresh` interval), behind waiters oldest first, then the sockets due. Another
+   * batch follows on the alarm while work is left. Sockets are served in the background when
+   * `awaitSockets` is false: a publish never waits for them.
    */
-  #batch(awaitSockets: boolean): Promise<number> {
+  #batch(awaitSockets: boolean, fresh: boolean): Promise<number> {
     const run = (async () => {
-      this.#lastBatchAt = Date.now();
       const { batch, intervalMs } = this.#pace();
-      let budget = batch;
+      if (fresh) this.#window = { startedAt: Date.now(), served: 0 };
+      const window = this.#window;
+      let budget = Math.max(0, batch - window.served);
       let woken = 0;
       for (const waiter of [...this.#waiters.values()]) {
         if (budget === 0) break;
@@ -244,12 +249,15 @@ export class HubShard extends DurableObject<Env> {
       }
       const owns = (agentId: string) => this.#owns(agentId);
       const queue = (this.#socketQueue ??= this.#sockets.due(owns));
+      // The sockets' budget is reserved now, and what was not used given back when they are done.
+      window.served += woken + budget;
       const sockets = budget > 0 ? this.#sockets.serve(queue, budget, owns) : Promise.resolve(0);
       const more = () => queue.length > 0 || [...this.#waiters.values()].some((w) => (this.#targetFor(w.agentId)?.revision ?? -1) > w.revision);
       const finish = sockets.then(async (pushed) => {
+        window.served -= budget - pushed;
         // Debug: four lines a second per shard while a large rollout is paced.
         if (woken + pushed > 0) log.debug("policy.paced", { policy_id: this.#home?.policyId, shard: this.#home?.index, woken, pushed, left: queue.length });
-        if (more()) await this.#alarms.request(this.#lastBatchAt + intervalMs);
+        if (more()) await this.#alarms.request(window.startedAt + intervalMs);
       });
       if (awaitSockets) await finish;
       else this.ctx.waitUntil(finish.catch((err: unknown) => log.error("policy.push_failed", { error: (err as Error).message })));
