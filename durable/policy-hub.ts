@@ -132,9 +132,7 @@ export class PolicyHub extends DurableObject<Env> {
       this.#latest = row ? (JSON.parse(row.body) as PolicyRevision) : null;
       this.#latestHash = row?.content_hash ?? null;
       this.#rollouts.load();
-      const stored = await ctx.storage.get<Fanout>(FANOUT_KEY);
-      // A hub from before per-policy counts: its agents may sit in any shard up to the largest count.
-      this.#fanout = stored ?? this.#initialFanout();
+      await this.#loadFanout();
     });
   }
 
@@ -275,11 +273,25 @@ export class PolicyHub extends DurableObject<Env> {
     return { latest: this.#latest, previous: this.#rollouts.previous, rollout: this.#rollouts.state, shards: this.#fanout.shards };
   }
 
-  /** The count for a hub that has none stored: from its roster, reaching every shard the largest count could have used. */
-  #initialFanout(): Fanout {
+  /**
+   * The stored count, or for a hub from before per-policy counts one from its roster, reaching every
+   * shard the largest count could have used (its agents may sit in any). A fixed count that an
+   * operator changed applies at once, delivered to the old shards and the new.
+   */
+  async #loadFanout(): Promise<void> {
     const config = fleetConfig(this.env).hubShards;
-    const shards = shardCountFor(config, this.#roster.activeCount(), 1);
-    return { shards, reach: this.#roster.activeCount() > 0 ? Math.max(shards, config.max) : shards };
+    const stored = await this.ctx.storage.get<Fanout>(FANOUT_KEY);
+    if (!stored) {
+      const agents = this.#roster.activeCount();
+      const shards = shardCountFor(config, agents, 1);
+      this.#fanout = { shards, reach: agents > 0 ? Math.max(shards, config.max) : shards };
+      return;
+    }
+    this.#fanout = stored;
+    if (config.fixed === null || stored.shards === config.fixed) return;
+    await this.#storeFanout({ shards: config.fixed, reach: Math.max(stored.reach, stored.shards, config.fixed) });
+    // Not awaited: the runtime holds every call until the constructor's block ends.
+    void this.#deliveries.request().catch((err: unknown) => log.error("policy.deliver_failed", { error: (err as Error).message }));
   }
 
   /**
