@@ -105,6 +105,9 @@ export class HubShard extends DurableObject<Env> {
     }
     const admitted = admission.bucket.take();
     if (!admitted.ok) return { kind: "busy", error: "RateLimit", retryAfterMs: admitted.retryAfterMs };
+    // One parked check-in per agent: a newer one supersedes a stale one (e.g. after a reconnect),
+    // also when it is answered at once, so a paced delivery does not spend a wake-up on the stale one.
+    this.#release(request.agentId, { kind: "timeout" });
     // Behind is answered at once, also while a delivery is being paced: pacing only spreads the
     // wake-ups of agents already waiting, never holds one that asks.
     const { behind, revision } = this.#pendingPolicy(request.agentId, request.claim);
@@ -114,8 +117,6 @@ export class HubShard extends DurableObject<Env> {
     // A caller that only asks (an OpAMP poll, which the protocol never holds) is answered now.
     if (request.holdMs <= 0) return { kind: "timeout" };
 
-    // One parked check-in per agent: a newer one supersedes a stale one (e.g. after a reconnect).
-    this.#release(request.agentId, { kind: "timeout" });
     return new Promise<ParkResult>((resolve) => {
       const bucket = Math.ceil((Date.now() + request.holdMs) / DEADLINE_GRID_MS) * DEADLINE_GRID_MS;
       const waiter: Waiter = { agentId: request.agentId, revision, bucket, resolve, ...(request.known ? { known: request.known } : {}) };

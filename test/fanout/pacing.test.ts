@@ -60,7 +60,9 @@ async function socketAgent(policyId: string) {
   ws.accept();
   type Message = { type: string; body: { actions?: Array<{ id: string }> } };
   const received: Message[] = [];
-  ws.addEventListener("message", (event) => received.push(JSON.parse(event.data as string) as Message));
+  ws.addEventListener("message", (event) => {
+    received.push(JSON.parse(event.data as string) as Message);
+  });
   ws.send(JSON.stringify({ v: 1, type: "checkin", id: 1, body: { status: "online", message: "Running" } }));
   await until(() => received.length === 1, "the check-in's answer");
   expect(received[0]!.body.actions?.[0]?.id).toBe(`policy:${policyId}:1`);

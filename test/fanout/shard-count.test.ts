@@ -110,8 +110,12 @@ describe("per-policy shard counts (POLICY_HUB_SHARDS=auto)", () => {
       const ws = res.webSocket!;
       ws.accept();
       const state = { messages: [] as Array<{ type: string; body: CheckinBody }>, closed: null as number | null };
-      ws.addEventListener("message", (event) => state.messages.push(JSON.parse(event.data as string) as { type: string; body: CheckinBody }));
-      ws.addEventListener("close", (event) => (state.closed = event.code));
+      ws.addEventListener("message", (event) => {
+        state.messages.push(JSON.parse(event.data as string) as { type: string; body: CheckinBody });
+      });
+      ws.addEventListener("close", (event) => {
+        state.closed = event.code;
+      });
       ws.send(JSON.stringify({ v: 1, type: "checkin", id: 1, body: { status: "online", message: "Running", agent_policy_id: policyId, policy_revision_idx: 1 } }));
       await until(() => state.messages.length === 1, "the check-in's answer");
       return { ws, state };
