@@ -103,7 +103,7 @@ export interface FleetConfig {
    * AGENTS_PER_ROSTER_SHARD)`. A policy keeps its count for life (durable/sharded-roster.ts).
    */
   rosterShards: number;
-  /** Agents per second a revision is delivered to, fleet-wide, split over each policy's shards (docs/scale.md §3). */
+  /** Agents per second a policy's revision is delivered to, split over its shards (docs/scale.md §3). */
   rolloutRate: number;
   /** `fleet.hosts` for policies published here that name none (src/policy/fleet-hosts.ts); empty: none added. */
   serverHosts: string[];
