@@ -46,7 +46,7 @@ interface Fanout {
   reach: number;
 }
 const FANOUT_KEY = "fanout";
-/** The roster is counted for the shard count at most this often (a COUNT over up to 1M rows). */
+/** The roster is counted for the shard count at most this often (its counters: one call per roster shard). */
 const FANOUT_CHECK_MS = 10_000;
 
 export interface PolicyPut {
@@ -282,7 +282,9 @@ export class PolicyHub extends DurableObject<Env> {
     const config = fleetConfig(this.env).hubShards;
     const stored = await this.ctx.storage.get<Fanout>(FANOUT_KEY);
     if (!stored) {
-      const agents = this.#roster.activeCount();
+      // Estimated from the hub's own roster part (roster shards hold equal shares); the first count after a roster change corrects it.
+      const local = this.#roster.activeCount();
+      const agents = local > 0 ? local * this.#rosters.count() : 0;
       const shards = shardCountFor(config, agents, 1);
       this.#fanout = { shards, reach: agents > 0 ? Math.max(shards, config.max) : shards };
       return;
