@@ -1,3 +1,4 @@
+import type { CheckinBatch, CheckinMinutes } from "../src/agents/checkin-rate";
 import type { ActionResult, RosterChanges, ShardEffect } from "../src/agents/effects";
 import type { AgentSummary } from "../src/agents/status";
 import type { Env } from "../src/config";
@@ -16,7 +17,7 @@ export const EFFECTS_SCHEMA = `
     coalesce_key TEXT UNIQUE,
     attempts INTEGER NOT NULL DEFAULT 0);`;
 
-type Kind = "hub" | "shard" | "job";
+type Kind = "hub" | "shard" | "job" | "checkins";
 
 /**
  * A hub's roster row of the agent, its removal, or only new check-in times: those of one flush of
@@ -67,17 +68,20 @@ class RosterCalls {
 }
 
 /**
- * The agent store's outbox of consequences for other objects: roster rows for policy hubs, socket
- * closes and wake-ups for hub shards, results for bulk jobs. Agents write them with the change that
+ * The agent store's outbox of consequences for other objects: roster rows and check-in counts for
+ * policy hubs, socket closes and wake-ups for hub shards, results for bulk jobs. Agents write them with the change that
  * causes them, in the same synchronous transaction (DESIGN.md "The owner writes the consequences"),
  * and the store's alarm delivers them in order, batched per receiver, retrying with back-off until
  * each receiver has them. A crash at any point loses none: undelivered rows are delivered after the
- * restart. Receivers apply them idempotently (roster rows carry a version, results are first-wins).
+ * restart. Receivers apply them idempotently (roster rows carry a version, results are first-wins, check-in
+ * counts a batch id).
  */
 export class AgentEffects {
   readonly #sql: SqlStorage;
   readonly #env: Env;
   readonly #wake: (at: number) => Promise<void>;
+  /** Names this store in check-in batches (with an effect's sequence, a batch id no other row has). */
+  readonly #source: string;
   /** The earliest delivery already asked for (in memory: a restart's alarm delivers what is left). */
   #dueAt = Infinity;
   /** One delivery at a time, so a receiver sees one store's effects in order. */
@@ -87,10 +91,11 @@ export class AgentEffects {
   /** Roster shard count per policy, as its hub answered. */
   readonly #rosterShardCounts = new Map<string, number>();
 
-  constructor(sql: SqlStorage, env: Env, wake: (at: number) => Promise<void>) {
+  constructor(sql: SqlStorage, env: Env, wake: (at: number) => Promise<void>, source: string) {
     this.#sql = sql;
     this.#env = env;
     this.#wake = wake;
+    this.#source = source;
   }
 
   /**
@@ -141,6 +146,11 @@ export class AgentEffects {
   #addTouches(policyId: string, times: Array<[string, string]>): void {
     // A shared row names no single agent; agent_id routes only shard effects.
     this.#add("hub", policyId, "", { type: "touches", times } satisfies RosterBody, null, ROSTER_DELAY_MS);
+  }
+
+  /** Check-ins counted per minute for `policyId` since the last flush (durable/checkin-tally.ts). */
+  checkins(policyId: string, minutes: CheckinMinutes): void {
+    this.#add("checkins", policyId, "", { minutes }, null, ROSTER_DELAY_MS);
   }
 
   /** Work for the agent's fan-out shard of `policyId`. A newer wake-up replaces a pending one. */
@@ -236,6 +246,11 @@ export class AgentEffects {
         revisionCache.learnShards(target, shards);
         return;
       }
+      case "checkins":
+        // The store's id and the row's sequence name the batch: the hub counts a redelivered one once.
+        return policyHub(this.#env, target).countCheckins(
+          group.map((row): CheckinBatch => ({ batch: `${this.#source}:${row.seq}`, minutes: (JSON.parse(row.body) as { minutes: CheckinMinutes }).minutes })),
+        );
       case "job":
         return bulkJob(this.#env, target).recordResults(group.map((row) => JSON.parse(row.body) as ActionResult));
     }

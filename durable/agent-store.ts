@@ -5,6 +5,7 @@ import { mirrorMonitorFor, type AgentCallResult } from "../src/durable-stubs";
 import { Agent, type AgentHome } from "./agent";
 import { AgentEffects, EFFECTS_SCHEMA } from "./agent-effects";
 import { AlarmSchedule } from "./alarm-schedule";
+import { CheckinTally } from "./checkin-tally";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { STATUS_HISTORY_SCHEMA } from "./status-history";
 import { OUTPUT_KEYS_SCHEMA, OutputKeyRing } from "./output-key-ring";
@@ -64,6 +65,8 @@ export class AgentStore extends DurableObject<Env> {
   readonly #resident = new ResidentSet<Agent>(MAX_RESIDENT, (agent) => agent.unsaved);
   /** Agents holding check-in times not yet written, and when they are due. */
   readonly #unsaved = new Set<Agent>();
+  /** Check-ins counted per policy and minute, written to the effects with the held times. */
+  readonly #tally = new CheckinTally();
   #flushDue: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -77,7 +80,7 @@ export class AgentStore extends DurableObject<Env> {
       report: (backlog) => mirrorMonitorFor(env, owner).report(owner, backlog),
       wake,
     });
-    this.#effects = new AgentEffects(ctx.storage.sql, env, wake);
+    this.#effects = new AgentEffects(ctx.storage.sql, env, wake, ctx.id.toString());
     this.#keys = new OutputKeyRing(ctx, env, wake);
     this.#home = {
       storage: ctx.storage,
@@ -88,6 +91,10 @@ export class AgentStore extends DurableObject<Env> {
       deliverEffects: () =>
         this.#effects.deliver().catch((err: unknown) => log.error("agent_effects.deliver_failed", { error: (err as Error).message })),
       deferSave: (agent) => this.#deferSave(agent),
+      countCheckin: (policyId) => {
+        this.#tally.count(policyId, Date.now());
+        this.#flushSoon();
+      },
     };
     migrateOnStart(ctx, SCHEMA);
   }
@@ -129,6 +136,11 @@ export class AgentStore extends DurableObject<Env> {
 
   #deferSave(agent: Agent): void {
     this.#unsaved.add(agent);
+    this.#flushSoon();
+  }
+
+  /** Held check-in times or counts are written within CHECKIN_FLUSH_MS. */
+  #flushSoon(): void {
     if (this.#flushDue !== null) return;
     this.#flushDue = Date.now() + CHECKIN_FLUSH_MS;
     this.#alarms.request(this.#flushDue).catch((err: unknown) =>
@@ -138,12 +150,13 @@ export class AgentStore extends DurableObject<Env> {
 
   /**
    * One write per agent, all in the calling event's implicit transaction; the policies' rosters
-   * learn the new times from one effect row per policy.
+   * learn the new times from one effect row per policy, and their check-in counts from another.
    */
   #saveCheckins(): void {
     this.#effects.collectTouches(() => {
       for (const agent of this.#unsaved) agent.saveCheckin();
     });
+    for (const [policyId, minutes] of this.#tally.take()) this.#effects.checkins(policyId, minutes);
     this.#unsaved.clear();
     this.#flushDue = null;
   }

@@ -53,6 +53,8 @@ export interface AgentHome {
   deliverEffects(): Promise<void>;
   /** The agent holds check-in times not yet written: the store calls `saveCheckin` soon (see CHECKIN_FLUSH_MS). */
   deferSave(agent: Agent): void;
+  /** One check-in of an agent of `policyId`, for the policy's check-ins per minute (durable/checkin-tally.ts). */
+  countCheckin(policyId: string): void;
 }
 
 /**
@@ -308,6 +310,7 @@ export class Agent {
 
   async #checkin(input: CheckinInput, viaSocket: boolean): Promise<CheckinOutcome> {
     const before = this.#doc!;
+    this.#home.countCheckin(before.policy_id);
     const now = new Date().toISOString();
     const doc: AgentDoc = {
       ...before,
