@@ -38,6 +38,15 @@ export class AdminKeys {
     return { id, name: row.name, created_at: row.created_at, revoked_at: now };
   }
 
+  /**
+   * Whether key `id` is live and its secret hashes to `secretHash`: a check again of a key verified
+   * earlier by someone who kept only the hash (the console's live channels).
+   */
+  stillValid(id: string, secretHash: string): boolean {
+    const row = this.#sql.exec<{ secret_hash: string; revoked_at: string | null }>("SELECT secret_hash, revoked_at FROM admin_keys WHERE id = ?", id).toArray()[0];
+    return !!row && !row.revoked_at && constantTimeEqual(secretHash, row.secret_hash);
+  }
+
   /** The name of the admin key `token` belongs to, or null when it is not a live admin key. */
   async verify(token: string): Promise<string | null> {
     const key = parseAdminKey(token);

@@ -93,7 +93,6 @@ export type StatusCounts = Record<AgentStatus, number> & { total: number };
 export interface RosterOverview {
   counts: StatusCounts;
   versions: Array<{ version: string; agents: number }>;
-  checkedIn: number;
 }
 
 interface RosterRow extends Record<string, SqlStorageValue> {
@@ -339,9 +338,9 @@ export class AgentRoster {
     return counts;
   }
 
-  /** What the console's overview needs of this roster: counts, versions, and check-ins since `since`. */
-  overview(context: StatusContext, since: string): RosterOverview {
-    return { counts: this.counts(context), versions: this.versions(), checkedIn: this.checkedInSince(since) };
+  /** What the console's overview needs of this roster: counts and versions (check-ins per minute are the hub's). */
+  overview(context: StatusContext): RosterOverview {
+    return { counts: this.counts(context), versions: this.versions() };
   }
 
   activeCount(): number {
@@ -357,9 +356,19 @@ export class AgentRoster {
       .toArray();
   }
 
-  /** Active agents whose latest check-in is at or after `since` (ISO time): a range read of the index. */
-  checkedInSince(since: string): number {
-    return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM roster WHERE last_checkin >= ? AND active = 1", since).one().n;
+  /**
+   * The oldest check-in among agents that count as checked in at `cutoff` (ISO; older is offline):
+   * the next to go offline if it stays silent. One step along the check-in index.
+   */
+  oldestLiveCheckin(cutoff: string): string | null {
+    const row = this.#sql
+      .exec<{ last_checkin: string }>(
+        `SELECT last_checkin FROM roster WHERE last_checkin >= ? AND active = 1 AND unenrolling = 0
+           AND coalesce(lower(last_checkin_status), '') <> 'disconnected' ORDER BY last_checkin LIMIT 1`,
+        cutoff,
+      )
+      .toArray()[0];
+    return row?.last_checkin ?? null;
   }
 
   /** Active agents per acked revision, newest first (from the counters). */

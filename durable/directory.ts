@@ -159,6 +159,11 @@ export class Directory extends DurableObject<Env> {
     return this.#adminKeys.verify(token);
   }
 
+  /** Whether admin key `id` is still live with the secret whose hash is `secretHash`. */
+  async adminKeyStillValid(id: string, secretHash: string): Promise<boolean> {
+    return this.#adminKeys.stillValid(id, secretHash);
+  }
+
   async registerJob(job: JobEntry): Promise<void> {
     this.#jobs.register(job);
   }

@@ -15,11 +15,15 @@ import type { PolicyGlance } from "../src/admin/fleet-overview";
 import type { DeliverySnapshot } from "../src/checkin/shard-contract";
 import type { RolloutState } from "../src/policy/staged-rollout";
 import type { RosterChanges } from "../src/agents/effects";
+import type { CheckinBatch } from "../src/agents/checkin-rate";
 import { AlarmSchedule } from "./alarm-schedule";
 import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_COUNTS_SCHEMA, ROSTER_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_VERSION_SCHEMA, type StatusCounts } from "./agent-roster";
+import { CheckinCounts, CHECKIN_COUNTS_SCHEMA } from "./checkin-counts";
 import { CoalescedRun } from "./coalesced-run";
+import { ConsoleWatch } from "./console-watch";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { RolloutControl, type RolloutCommand, type RolloutProgress, type RolloutStart } from "./rollout-control";
+import { ROLLOUT_SAMPLES_SCHEMA } from "./rollout-samples";
 import { ROSTER_LAYOUT_SCHEMA, ShardedRoster } from "./sharded-roster";
 import { migrateSchema } from "./sql-schema";
 import { WriteLock } from "./write-lock";
@@ -38,6 +42,8 @@ const SCHEMA = [
   ROSTER_TYPE_SCHEMA,
   ROSTER_COUNTS_SCHEMA,
   ROSTER_LAYOUT_SCHEMA,
+  CHECKIN_COUNTS_SCHEMA,
+  ROLLOUT_SAMPLES_SCHEMA,
 ];
 
 /** Stored under FANOUT_KEY; see `PolicyHub.#fanout`. */
@@ -82,6 +88,9 @@ export class PolicyHub extends DurableObject<Env> {
   /** The hub's own part of the roster (all of it when the policy has one roster shard). */
   #roster!: AgentRoster;
   #rosters!: ShardedRoster;
+  #checkins!: CheckinCounts;
+  /** Pushes what the console's overview shows of this policy while a console is open. */
+  readonly #watch: ConsoleWatch;
   /** This policy's id before its first revision exists (learned from calls that carry it). */
   #policyId: string | null = null;
   readonly #writes = new WriteLock();
@@ -120,12 +129,25 @@ export class PolicyHub extends DurableObject<Env> {
       stageStats: (threshold, target, since) => this.#rosters.stageStats(this.#policy(), threshold, target, since),
       wakeAt: (at) => this.#alarms.request(at),
     });
+    this.#watch = new ConsoleWatch(env, {
+      policyId: () => this.#policy(),
+      glance: () => this.#glance(),
+      nextStatusChange: (now) => {
+        // The hub's own part of the roster (all of it unless the policy has roster shards).
+        const { offlineAfterMs } = fleetConfig(env);
+        const oldest = this.#roster.oldestLiveCheckin(new Date(Math.max(0, now - offlineAfterMs)).toISOString());
+        // Offline once strictly older than the cutoff: the first millisecond after the window.
+        return oldest === null ? null : Date.parse(oldest) + offlineAfterMs + 1;
+      },
+      wakeAt: (at) => this.#alarms.request(at),
+    });
     // The runtime delivers no event until this settles and resets the object if it throws.
     void ctx.blockConcurrencyWhile(async () => {
       migrateSchema(ctx.storage, SCHEMA);
       this.#roster = new AgentRoster(ctx.storage.sql);
       this.#roster.prepare();
       this.#rosters = new ShardedRoster(ctx.storage.sql, env, this.#roster);
+      this.#checkins = new CheckinCounts(ctx.storage.sql);
       const row = ctx.storage.sql
         .exec<{ body: string; content_hash: string }>("SELECT body, content_hash FROM revisions ORDER BY revision DESC LIMIT 1")
         .toArray()[0];
@@ -146,11 +168,15 @@ export class PolicyHub extends DurableObject<Env> {
     try {
       return await this.#writes.run(async () => {
         this.#deliveryDue = false;
+        const rollout = this.#rollouts.state;
         try {
           return await step();
         } finally {
+          // Revisions and the rollout are part of the console's overview (each write of the rollout is a new object).
+          const changed = this.#deliveryDue || this.#rollouts.state !== rollout;
           if (this.#deliveryDue) pending.delivery = this.#deliveries.request();
           this.#deliveryDue = false;
+          if (changed) await this.#watch.changed();
         }
       });
     } finally {
@@ -338,6 +364,13 @@ export class PolicyHub extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => this.#roster.apply(changes));
     // The hub's own part sees a share of the policy's enrollments and removals: enough to notice growth.
     if (changes.upserts.length + changes.removes.length > 0) await this.#checkFanout();
+    await this.#watch.changed();
+  }
+
+  /** Check-in counts from agent stores' flushes; a batch already counted is ignored. */
+  async countCheckins(batches: CheckinBatch[]): Promise<void> {
+    const changed = this.ctx.storage.transactionSync(() => this.#checkins.add(batches, Date.now()));
+    if (changed) await this.#watch.changed();
   }
 
   /** This policy's id, once a revision or a call told it. */
@@ -408,6 +441,7 @@ export class PolicyHub extends DurableObject<Env> {
       // The deferred count, now (the alarm was set for the end of the window, or runs early for the outbox).
       if (this.#fanoutDeferred) await this.#checkFanout(Infinity);
       await this.#write(() => this.#rollouts.onAlarm());
+      await this.#watch.onAlarm();
     });
   }
 
@@ -426,15 +460,26 @@ export class PolicyHub extends DurableObject<Env> {
 
   /**
    * What the console's overview needs from this policy, in one call: counts by status, agents by
-   * version, how many checked in within the last `windowMs`, and where a staged rollout stands.
+   * version, check-ins per minute, and where a staged rollout stands. `watchUntil`: the console's
+   * feed asks for this policy's changes to be pushed to it until then (durable/console-watch.ts).
    */
-  async glance(policyId: string, offlineAfterMs: number, windowMs: number): Promise<PolicyGlance> {
+  async glance(policyId: string, watchUntil = 0): Promise<PolicyGlance> {
     this.#policyId = policyId;
+    await this.#watch.watched(watchUntil);
+    return this.#glance();
+  }
+
+  async #glance(): Promise<PolicyGlance> {
     const now = Date.now();
     const latestRevision = this.#latest?.revision ?? 0;
-    const overview = await this.#rosters.overview(policyId, { now, offlineAfterMs, latestRevision }, new Date(now - windowMs).toISOString());
+    const overview = await this.#rosters.overview(this.#policy(), { now, offlineAfterMs: fleetConfig(this.env).offlineAfterMs, latestRevision });
     const rollout = this.#rollouts.state;
-    return { ...overview, rollout: rollout ? { status: rollout.status, stage: rollout.stage, target: rollout.target } : null };
+    return {
+      ...overview,
+      revision: latestRevision,
+      checkins: this.#checkins.recent(now),
+      rollout: rollout ? { status: rollout.status, stage: rollout.stage, target: rollout.target } : null,
+    };
   }
 
   /** How far the latest revision has reached: agents per acked revision, and the ones in trouble. */

@@ -45,8 +45,8 @@ export class RosterShard extends DurableObject<Env> {
     return this.#roster.stageStats(threshold, target, since);
   }
 
-  async overview(context: StatusContext, since: string): Promise<RosterOverview> {
-    return this.#roster.overview(context, since);
+  async overview(context: StatusContext): Promise<RosterOverview> {
+    return this.#roster.overview(context);
   }
 
   async activeCount(): Promise<number> {

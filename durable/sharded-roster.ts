@@ -57,16 +57,15 @@ export class ShardedRoster {
     );
   }
 
-  async overview(policyId: string | null, context: StatusContext, since: string): Promise<RosterOverview> {
-    const parts = await Promise.all(this.#parts(policyId).map((part) => part.overview(context, since)));
-    const local = this.#local.overview(context, since);
+  async overview(policyId: string | null, context: StatusContext): Promise<RosterOverview> {
+    const parts = await Promise.all(this.#parts(policyId).map((part) => part.overview(context)));
+    const local = this.#local.overview(context);
     if (parts.length === 0) return local;
     const versions = new Map<string, number>();
     for (const { version, agents } of [local, ...parts].flatMap((part) => part.versions)) versions.set(version, (versions.get(version) ?? 0) + agents);
     return {
       counts: parts.reduce((sum, part) => addCounts(sum, part.counts), local.counts),
       versions: [...versions].map(([version, agents]) => ({ version, agents })).sort((a, b) => b.agents - a.agents || (a.version < b.version ? -1 : 1)),
-      checkedIn: parts.reduce((sum, part) => sum + part.checkedIn, local.checkedIn),
     };
   }
 

@@ -27,6 +27,8 @@ export interface Env {
   HUB_SHARDS: DurableObjectNamespace;
   /** A large policy's roster beyond the hub's own part (durable/roster-shard.ts). */
   ROSTER_SHARDS: DurableObjectNamespace;
+  /** The console's live overview (durable/console-feed.ts). */
+  CONSOLE_FEED: DurableObjectNamespace;
   FLEET_ADMIN_TOKEN?: string;
   FLEET_SERVER_VERSION?: string;
   FLEET_SERVER_BUILD_HASH?: string;

@@ -1,5 +1,6 @@
 import type { Agent } from "../durable/agent";
 import type { BulkJob } from "../durable/bulk-job";
+import type { ConsoleFeed } from "../durable/console-feed";
 import type { Directory } from "../durable/directory";
 import type { HubShard } from "../durable/hub-shard";
 import type { IngestWatcher } from "../durable/ingest-watcher";
@@ -98,6 +99,9 @@ export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromNam
 
 /** The single watcher that follows Kibana's writes in Elasticsearch. */
 export const ingestWatcher = (env: Env) => env.INGEST.get(env.INGEST.idFromName("kibana")) as unknown as Remote<IngestWatcher>;
+
+/** The console's live overview: one object holds every open console's channel (durable/console-feed.ts). */
+export const consoleFeed = (env: Env) => env.CONSOLE_FEED.get(env.CONSOLE_FEED.idFromName("console")) as unknown as Remote<ConsoleFeed>;
 
 /** One object per bulk operation, named by its action (or job) id. */
 export const bulkJob = (env: Env, id: string) => env.BULK_JOBS.get(env.BULK_JOBS.idFromName(id)) as unknown as Remote<BulkJob>;

@@ -4,6 +4,7 @@ import { ingestWatcher } from "./durable-stubs";
 
 export { AgentStore } from "../durable/agent-store";
 export { BulkJob } from "../durable/bulk-job";
+export { ConsoleFeed } from "../durable/console-feed";
 export { Directory } from "../durable/directory";
 export { HubShard } from "../durable/hub-shard";
 export { IngestWatcher } from "../durable/ingest-watcher";
