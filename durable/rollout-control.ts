@@ -2,15 +2,16 @@ import { contentHash } from "../src/policy/content-hash";
 import type { Failure } from "../src/errors";
 import { log } from "../src/log";
 import type { PolicyRevision } from "../src/protocol/policy";
-import { decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutState, type StageStats } from "../src/policy/staged-rollout";
+import { decide, isSplitting, stageThreshold, type RolloutCriteria, type RolloutSample, type RolloutState, type StageStats } from "../src/policy/staged-rollout";
 import type { PolicyPut } from "./policy-hub";
+import { RolloutSamples } from "./rollout-samples";
 
 /** How often a running staged rollout is evaluated. */
 const ROLLOUT_EVALUATION_MS = 10_000;
 
 export type RolloutCommand = "pause" | "resume" | "promote" | "abort";
 export type RolloutStart = PolicyPut & { stages: number[]; criteria: RolloutCriteria };
-export type RolloutProgress = RolloutState & { current: { percent: number; members: number; acked: number; failed: number } };
+export type RolloutProgress = RolloutState & { current: { percent: number; members: number; acked: number; failed: number }; samples: RolloutSample[] };
 
 /** What the rollout control uses of the policy hub that composes it. */
 export interface RolloutHost {
@@ -35,6 +36,8 @@ export interface RolloutHost {
 export class RolloutControl {
   readonly #storage: DurableObjectStorage;
   readonly #hub: RolloutHost;
+  /** The progress over time, for the rollout's chart. */
+  readonly #samples: RolloutSamples;
   #state: RolloutState | null = null;
   /** The revision agents outside the current stage keep, while the rollout splits the fleet. */
   #previous: PolicyRevision | null = null;
@@ -42,6 +45,7 @@ export class RolloutControl {
   constructor(storage: DurableObjectStorage, hub: RolloutHost) {
     this.#storage = storage;
     this.#hub = hub;
+    this.#samples = new RolloutSamples(storage.sql);
   }
 
   /** Reads the stored rollout; called once the hub's schema and revisions are in place. */
@@ -91,6 +95,8 @@ export class RolloutControl {
       history: [],
     });
     this.#hub.publish(input, hash);
+    this.#samples.begin(this.#state!.target);
+    await this.#sample(this.#state!, true);
     await this.#hub.wakeAt(Date.now() + ROLLOUT_EVALUATION_MS);
     return this.#state!;
   }
@@ -99,13 +105,14 @@ export class RolloutControl {
   async progress(): Promise<RolloutProgress | null> {
     const rollout = this.#state;
     if (!rollout) return null;
-    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...(await this.#stageStats(rollout)) } };
+    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...(await this.#stageStats(rollout)) }, samples: this.#samples.list(rollout.target) };
   }
 
   /** pause, resume, promote (skip the wait), or abort (everyone back to the previous content, as a new revision). */
   async command(command: RolloutCommand, by: string): Promise<RolloutState | Failure> {
     const rollout = this.#state;
     if (!isSplitting(rollout)) return { error: "Conflict", detail: "no staged rollout is in progress" };
+    if (command !== "promote") await this.#sample(rollout, false);
     switch (command) {
       case "pause":
         this.#save({ ...rollout, status: "paused", reason: `paused by ${by}` });
@@ -141,7 +148,9 @@ export class RolloutControl {
   async evaluate(): Promise<RolloutState | null> {
     const rollout = this.#state;
     if (!rollout || rollout.status !== "running") return rollout;
-    const decision = decide(rollout, await this.#stageStats(rollout), Date.now());
+    const stats = await this.#stageStats(rollout);
+    this.#samples.record(rollout.target, rollout.stage, stats, new Date().toISOString(), false);
+    const decision = decide(rollout, stats, Date.now());
     if (decision.action === "promote" || decision.action === "complete") await this.#advance(rollout, "criteria met");
     if (decision.action === "hold") {
       this.#save({ ...rollout, status: "held", reason: decision.reason });
@@ -162,6 +171,11 @@ export class RolloutControl {
     if (isSplitting(this.#state)) this.#save({ ...this.#state, status: "superseded", reason });
   }
 
+  /** Samples the current stage's counts now (see RolloutSamples). */
+  async #sample(rollout: RolloutState, always: boolean): Promise<void> {
+    this.#samples.record(rollout.target, rollout.stage, await this.#stageStats(rollout), new Date().toISOString(), always);
+  }
+
   #stageStats(rollout: RolloutState): Promise<StageStats> {
     return this.#hub.stageStats(stageThreshold(rollout), rollout.target, rollout.stage_started_at);
   }
@@ -170,6 +184,8 @@ export class RolloutControl {
   async #advance(rollout: RolloutState, outcome: string): Promise<void> {
     const now = new Date().toISOString();
     const stats = await this.#stageStats(rollout);
+    // The stage's last point, then (below) the next stage's first: the chart shows each stage whole.
+    this.#samples.record(rollout.target, rollout.stage, stats, now, true);
     const history = [
       ...rollout.history,
       { stage: rollout.stage, percent: rollout.stages[rollout.stage] ?? 100, started_at: rollout.stage_started_at, ended_at: now, ...stats, outcome },
@@ -181,6 +197,7 @@ export class RolloutControl {
         : { ...rollout, stage: rollout.stage + 1, status: "running", stage_started_at: now, history, reason: outcome },
     );
     log.info(last ? "rollout.completed" : "rollout.promoted", { policy_id: this.#hub.latest()?.policy_id, stage: this.#state!.stage });
+    if (!last) await this.#sample(this.#state!, true);
     // A promote by hand may come while paused or held, when no evaluation alarm is pending.
     if (!last) await this.#hub.wakeAt(Date.now() + ROLLOUT_EVALUATION_MS);
     this.#hub.redeliver();

@@ -154,7 +154,13 @@ const OPERATIONS: Operation[] = [
     body: RolloutStart,
     response: RolloutView,
   },
-  { method: "get", path: "/api/fleet/agent_policies/{id}/rollouts/current", summary: "The staged rollout's state and its current stage's progress", auth: "admin", response: RolloutView },
+  {
+    method: "get",
+    path: "/api/fleet/agent_policies/{id}/rollouts/current",
+    summary: "The staged rollout's state, its current stage's progress, and its progress over time (samples)",
+    auth: "admin",
+    response: RolloutView,
+  },
   { method: "post", path: "/api/fleet/agent_policies/{id}/rollouts/current/{command}", summary: "pause, resume, promote or abort the staged rollout", auth: "admin", response: RolloutView },
   { method: "get", path: "/api/fleet/enrollment_api_keys", summary: "List enrollment keys (secrets not shown)", auth: "admin", query: Paging, response: EnrollmentKeyList },
   { method: "post", path: "/api/fleet/enrollment_api_keys", summary: "Create an enrollment key (secret shown once)", auth: "admin", body: EnrollmentKeyCreate, response: EnrollmentKeyResponse },
@@ -181,7 +187,7 @@ const OPERATIONS: Operation[] = [
   {
     method: "get",
     path: "/api/fleet/console/overview",
-    summary: "The console's overview: counts by status, version and policy, check-ins in the last minute, server version, mirror",
+    summary: "The console's overview: counts by status, version and policy, check-ins per minute, server version, mirror",
     auth: "admin",
     response: ConsoleOverview,
   },
@@ -189,7 +195,7 @@ const OPERATIONS: Operation[] = [
     method: "get",
     path: "/api/fleet/console/live",
     summary:
-      'The console\'s live channel (WebSocket): first message {"type":"auth","authorization":"Bearer …"}, then {"type":"overview","item":…} pushed on every change; {"type":"refresh"} asks now',
+      'The console\'s live channel (WebSocket): first message {"type":"auth","authorization":"Bearer …"}, then {"type":"overview","item":…} pushed as the policy hubs report changes; {"type":"refresh"} asks for a reading now',
     auth: "none",
     response: "empty",
   },

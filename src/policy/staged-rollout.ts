@@ -32,6 +32,12 @@ export interface RolloutState {
   history: Array<{ stage: number; percent: number; started_at: string; ended_at: string; members: number; acked: number; failed: number; outcome: string }>;
 }
 
+/** One point of a rollout's progress over time: its current stage's counts at `at`. */
+export interface RolloutSample extends StageStats {
+  stage: number;
+  at: string;
+}
+
 export interface StageStats {
   members: number;
   acked: number;

@@ -179,11 +179,14 @@ export const ConsoleOverview = z.object({
       name: z.string(),
       revision: z.number().int(),
       checkins_last_minute: z.number().int(),
+      checkins_this_minute: z.number().int(),
       rollout: z.object({ status: z.string(), stage: z.number().int(), target: z.number().int() }).nullable(),
     }),
   ),
   by_version: z.array(z.object({ version: z.string(), agents: z.number().int() })),
-  checkins_last_minute: z.number().int(),
+  checkins_last_minute: z.number().int().describe("check-ins (HTTP polls, socket check-ins, OpAMP messages) in the last whole UTC minute"),
+  checkins_this_minute: z.number().int().describe("check-ins so far in the current minute"),
+  checkins_per_minute: z.array(z.object({ minute: z.string(), count: z.number().int() })).describe("the last 30 minutes, oldest first, the current one last"),
   mirror: z.object({
     mode: z.enum(["standalone", "elasticsearch"]),
     failing_objects: z.number().int(),
@@ -352,5 +355,8 @@ export const RolloutView = z.object({
         outcome: z.string(),
       }),
     ),
+    samples: z
+      .array(z.object({ stage: z.number().int(), at: z.string(), members: z.number().int(), acked: z.number().int(), failed: z.number().int() }))
+      .describe("progress over time, oldest first: the current stage's counts at the start, at each evaluation that saw them change, at pause, resume and abort, and as each stage opens (at most 500)"),
   }),
 });
