@@ -1,5 +1,6 @@
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { MAX_ROLLOUT_SAMPLES, RolloutSamples } from "../durable/rollout-samples";
 import { agentBucket } from "../src/policy/staged-rollout";
 import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, eventually, json, policyBody, putPolicy, type Enrolled } from "./helpers";
 
@@ -193,6 +194,56 @@ describe("staged rollouts", () => {
     // vitest.config.ts sets FLEET_SERVER_HOSTS for the workers tests.
     expect((body.actions![0]!.data as { policy: { fleet: unknown } }).policy.fleet).toEqual({
       hosts: ["https://fleet.example.internal:8220", "https://fleet-backup.example.internal:8220"],
+    });
+  });
+
+  it("keeps its progress over time: the stage's counts at the start, at each change an evaluation sees, and as each stage opens", async () => {
+    const agents = await fleetOnRevision1("samples-p", 10);
+    const inFirst = agents.filter((a) => agentBucket(a.id) < 3000);
+    expect(inFirst.length).toBeGreaterThan(0);
+    expect((await startRollout("samples-p")).status).toBe(200);
+    const samples = async () =>
+      (await json<{ item: { samples: Array<{ at: string } & Record<string, unknown>> } }>(await adminRequest("GET", "/api/fleet/agent_policies/samples-p/rollouts/current"))).item.samples;
+    expect(await samples()).toEqual([{ stage: 0, at: expect.any(String), members: inFirst.length, acked: 0, failed: 0 }]);
+    // An evaluation that sees the same counts records nothing.
+    await hub("samples-p").evaluateRollout();
+    expect(await samples()).toHaveLength(1);
+
+    for (const agent of inFirst) {
+      await checkinOn(agent, 1);
+      await ackRequest(agent, [ackEvent(agent, "policy:samples-p:2", "POLICY_CHANGE")]);
+    }
+    await untilStage("samples-p", { acked: inFirst.length });
+    // This evaluation sees the stage acked (a sample) and promotes: stage 2 opens with its own counts.
+    expect(await hub("samples-p").evaluateRollout()).toMatchObject({ stage: 1 });
+    const kept = await samples();
+    expect(kept.map(({ at: _at, ...counts }) => counts)).toEqual([
+      { stage: 0, members: inFirst.length, acked: 0, failed: 0 },
+      { stage: 0, members: inFirst.length, acked: inFirst.length, failed: 0 },
+      { stage: 1, members: agents.length, acked: inFirst.length, failed: 0 },
+    ]);
+    const times = kept.map((sample) => Date.parse(sample.at));
+    expect(times).toEqual([...times].sort((x, y) => x - y));
+  });
+
+  it("keeps at most MAX_ROLLOUT_SAMPLES samples, never losing a stage's first or last, and only the latest rollout's", async () => {
+    await putPolicy("samples-bound-p");
+    await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("samples-bound-p")), async (_instance, state) => {
+      const samples = new RolloutSamples(state.storage.sql);
+      samples.begin(7);
+      samples.record(7, 0, { members: 3, acked: 0, failed: 0 }, "2026-01-01T00:00:00.000Z", true);
+      for (let i = 1; i <= 2 * MAX_ROLLOUT_SAMPLES; i++) {
+        samples.record(7, 1, { members: 4 * MAX_ROLLOUT_SAMPLES, acked: i, failed: 0 }, new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(), false);
+      }
+      const kept = samples.list(7);
+      expect(kept.length).toBeLessThanOrEqual(MAX_ROLLOUT_SAMPLES);
+      expect(kept.length).toBeGreaterThan(MAX_ROLLOUT_SAMPLES / 2);
+      expect(kept[0]).toMatchObject({ stage: 0, acked: 0 });
+      expect(kept.filter((s) => s.stage === 1)[0]).toMatchObject({ acked: 1 });
+      expect(kept.at(-1)).toMatchObject({ stage: 1, acked: 2 * MAX_ROLLOUT_SAMPLES });
+      // A new rollout starts its own series.
+      samples.begin(8);
+      expect(samples.list(7)).toEqual([]);
     });
   });
 

@@ -48,56 +48,68 @@ export function sparkline(title, values) {
 }
 
 /**
- * A staged rollout over time: one band per stage from its start to its end (or now), the stage's
- * members split into acked, failed and pending as a stacked column, the stage's percent on top.
- * stages: [{ label, start, end, members, acked, failed }] with times in ms (end null: still open).
+ * A staged rollout over time: for each stage, its acked, failed and pending agents as lines from its
+ * samples (the counts hold between samples, so the lines are steps), stages separated by a rule
+ * with their percent on top. samples: [{ stage, at (ms), members, acked, failed }], oldest first;
+ * labels: the stages' labels by index.
  */
-export function stageChart(title, stages, now) {
+export function rolloutChart(title, samples, labels) {
   const width = 640;
-  const height = 220;
+  const height = 240;
   const top = 24;
-  const bottom = 36;
-  const left = 8;
+  const bottom = 30;
+  const left = 40;
+  const right = 8;
   const plot = height - top - bottom;
-  const t0 = Math.min(...stages.map((s) => s.start));
-  const t1 = Math.max(now, ...stages.map((s) => s.end ?? now));
+  const t0 = Math.min(...samples.map((s) => s.at));
+  const t1 = Math.max(...samples.map((s) => s.at));
   const span = Math.max(1, t1 - t0);
-  const x = (t) => left + ((t - t0) / span) * (width - 2 * left);
-  const summary = stages.map((s) => `${s.label}: ${s.acked} acked, ${s.failed} failed, ${pending(s)} pending of ${s.members}`).join("; ");
-  // A stage's start time is printed unless it would overlap the previous one (the table has them all).
-  let lastLabelEnd = -Infinity;
+  const max = Math.max(1, ...samples.map((s) => s.members));
+  const x = (t) => left + ((t - t0) / span) * (width - left - right);
+  const y = (n) => top + plot - (n / max) * plot;
+  const stages = [...new Set(samples.map((s) => s.stage))];
+  const series = [
+    ["acked", (s) => s.acked],
+    ["failed", (s) => s.failed],
+    ["pending", (s) => pending(s)],
+  ];
+  const last = samples[samples.length - 1];
+  const summary = stages
+    .map((stage) => {
+      const end = samples.filter((s) => s.stage === stage).pop();
+      return `${labels[stage] ?? `stage ${stage + 1}`}: ${end.acked} acked, ${end.failed} failed, ${pending(end)} pending of ${end.members}`;
+    })
+    .join("; ");
   return el(
     "figure",
     { class: "chart wide" },
     svg(
       "svg",
       { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title}. ${summary}` },
+      svg("line", { x1: left, x2: width - right, y1: top + plot, y2: top + plot, class: "axis" }),
+      svg("line", { x1: left, x2: left, y1: top, y2: top + plot, class: "axis" }),
+      svg("text", { x: left - 4, y: top + 4, "text-anchor": "end", class: "chart-value" }, String(max)),
+      svg("text", { x: left - 4, y: top + plot, "text-anchor": "end", class: "chart-value" }, "0"),
+      svg("text", { x: left, y: height - 8, class: "chart-value" }, clock(t0)),
+      svg("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "chart-value" }, clock(last.at)),
       stages.map((stage) => {
-        const x0 = x(stage.start);
-        const w = Math.max(24, x(stage.end ?? now) - x0 - 2);
-        const showTime = x0 >= lastLabelEnd;
-        if (showTime) lastLabelEnd = x0 + 72;
-        const total = Math.max(1, stage.members);
-        const parts = [
-          ["acked", stage.acked],
-          ["failed", stage.failed],
-          ["pending", pending(stage)],
-        ];
-        let y = top + plot;
+        const points = samples.filter((s) => s.stage === stage);
+        const x0 = x(points[0].at);
         return svg(
           "g",
-          {},
-          parts.map(([name, value]) => {
-            const h = stage.members === 0 ? 0 : (value / total) * plot;
-            y -= h;
-            return svg("rect", { x: x0, y, width: w, height: h, class: `seg seg-${name}` });
-          }),
-          stage.members === 0 ? svg("rect", { x: x0, y: top, width: w, height: plot, class: "seg seg-empty" }) : null,
-          svg("text", { x: x0 + 2, y: top - 8, class: "chart-label" }, stage.label),
-          showTime ? svg("text", { x: x0 + 2, y: height - bottom + 16, class: "chart-value" }, clock(stage.start)) : null,
+          { "data-stage": String(stage) },
+          svg("line", { x1: x0, x2: x0, y1: top - 4, y2: top + plot, class: "stage-rule" }),
+          svg("text", { x: x0 + 3, y: top - 8, class: "chart-label" }, labels[stage] ?? `stage ${stage + 1}`),
+          series.map(([name, value]) =>
+            svg("polyline", {
+              points: steps(points.map((p) => [x(p.at), y(value(p))])),
+              class: `series series-${name}`,
+              "data-series": name,
+              "data-points": String(points.length),
+            }),
+          ),
         );
       }),
-      svg("line", { x1: left, x2: width - left, y1: top + plot, y2: top + plot, class: "axis" }),
     ),
     el(
       "figcaption",
@@ -111,6 +123,17 @@ export function stageChart(title, stages, now) {
       el("span", { class: "key key-pending" }, "pending"),
     ),
   );
+}
+
+/** Points of a step line: each value holds until the next point's time. */
+function steps(points) {
+  const out = [];
+  points.forEach(([px, py], i) => {
+    if (i > 0) out.push([px, points[i - 1][1]]);
+    out.push([px, py]);
+  });
+  if (out.length === 1) out.push([out[0][0] + 2, out[0][1]]);
+  return out.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(" ");
 }
 
 function pending(stage) {

@@ -1,18 +1,15 @@
-// Overview: agents by status (Kibana's statuses), by version and by policy; check-ins in the last
-// minute; the Elasticsearch mirror; the server's version. Pushed by the live channel.
+// Overview: agents by status (Kibana's statuses), by version and by policy; check-ins per minute;
+// the Elasticsearch mirror; the server's version. Pushed by the live channel as the hubs report changes.
 import { barChart, sparkline } from "./charts.js";
 import { el, replace, table } from "./dom.js";
 import { onOverview } from "./live.js";
 
 export const STATUSES = ["online", "offline", "degraded", "error", "updating", "enrolling", "unenrolling", "unenrolled"];
-const samples = [];
 
 export function render(main) {
   const body = el("div", { class: "overview", "aria-busy": "true" }, el("p", {}, "Waiting for the first update…"));
   replace(main, el("h1", {}, "Overview"), body);
   return onOverview((overview) => {
-    samples.push(overview.checkins_last_minute);
-    if (samples.length > 30) samples.shift();
     body.setAttribute("aria-busy", "false");
     replace(body, ...view(overview));
   });
@@ -25,7 +22,16 @@ function view(o) {
       "dl",
       { class: "tiles" },
       tile("Active agents", o.results.active, "active"),
-      tile("Check-ins in the last minute", o.checkins_last_minute, "checkins", sparkline("Check-ins in the last minute, as updates arrived", samples)),
+      tile(
+        "Check-ins per minute",
+        o.checkins_last_minute,
+        "checkins",
+        el("small", {}, "this minute so far: ", el("span", { "data-checkins-now": "" }, String(o.checkins_this_minute))),
+        sparkline(
+          "Check-ins per minute, the last 30 minutes",
+          o.checkins_per_minute.map((m) => m.count),
+        ),
+      ),
       tile("Policies", o.by_policy.length + o.policies_omitted, "policies"),
       tile("Server version", o.server.version, "version", el("small", {}, `build ${o.server.build_hash}`)),
       tile(
@@ -73,7 +79,7 @@ function view(o) {
       el("h2", {}, "Agents by policy"),
       table(
         "Agents by policy",
-        ["Policy", "Revision", "Active", "Online", "Updating", "Error", "Degraded", "Offline", "Check-ins (1 min)"],
+        ["Policy", "Revision", "Active", "Online", "Updating", "Error", "Degraded", "Offline", "Check-ins (last minute)"],
         o.by_policy.map((p) =>
           el(
             "tr",
@@ -95,6 +101,6 @@ function view(o) {
   ];
 }
 
-function tile(label, value, name, extra) {
-  return el("div", { class: "tile" }, el("dt", {}, label), el("dd", { "data-tile": name }, String(value)), extra ? el("dd", {}, extra) : null);
+function tile(label, value, name, ...extras) {
+  return el("div", { class: "tile" }, el("dt", {}, label), el("dd", { "data-tile": name }, String(value)), extras.map((extra) => el("dd", {}, extra)));
 }

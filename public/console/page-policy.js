@@ -1,7 +1,7 @@
 // One policy: publish a revision, the revision history with each revision's diff, how far the latest
 // revision has reached, and the staged rollout (stages over time, with its commands).
 import { api, ApiError } from "./api.js";
-import { stageChart, barChart } from "./charts.js";
+import { barChart, rolloutChart } from "./charts.js";
 import { bytes, el, field, replace, table, when } from "./dom.js";
 import { onOverview, refresh } from "./live.js";
 
@@ -77,7 +77,6 @@ export function render(main, policyId, { tell }) {
       replace(staged, el("h2", {}, "Staged rollout"), el("p", { "data-rollout-status": "none" }, "No staged rollout for this policy."), rolloutForm());
       return;
     }
-    const now = Date.now();
     const stages = s.history.map((h) => ({ label: `${h.percent}%`, start: Date.parse(h.started_at), end: Date.parse(h.ended_at), members: h.members, acked: h.acked, failed: h.failed, outcome: h.outcome }));
     const open = ["running", "paused", "held"].includes(s.status);
     // A finished rollout's last stage is in its history already.
@@ -117,7 +116,7 @@ export function render(main, policyId, { tell }) {
         fact("Started", `${when(s.created_at)} by ${s.created_by}`),
         s.reason ? fact("Reason", s.reason) : null,
       ),
-      stageChart("Stages over time: acked, failed and pending agents of each stage", stages, now),
+      rolloutChart("Stages over time: acked, failed and pending agents of each stage", progressPoints(s, open), s.stages.map((p) => `${p}%`)),
       table(
         "Stages",
         ["Stage", "Started", "Ended", "Members", "Acked", "Failed", "Pending", "Outcome"],
@@ -329,11 +328,19 @@ export function render(main, policyId, { tell }) {
   return onOverview((overview) => {
     const mine = overview.by_policy.find((p) => p.policy_id === policyId);
     // Check-in counts move all the time; statuses, revision and rollout state are what this page shows.
-    const { checkins_last_minute: _checkins, ...relevant } = mine ?? {};
+    const { checkins_last_minute: _last, checkins_this_minute: _now, ...relevant } = mine ?? {};
     const key = JSON.stringify(relevant);
     if (seen && key !== seen) void load();
     seen = key;
   });
+}
+
+/** The rollout's samples, and while it runs the current stage's counts now (read with the page). */
+function progressPoints(s, open) {
+  const points = s.samples.map((p) => ({ ...p, at: Date.parse(p.at) }));
+  if (open && s.current) points.push({ stage: s.stage, at: Date.now(), members: s.current.members, acked: s.current.acked, failed: s.current.failed });
+  if (points.length === 0) points.push({ stage: s.stage, at: Date.parse(s.stage_started_at), members: 0, acked: 0, failed: 0 });
+  return points;
 }
 
 function fact(label, value, name) {

@@ -102,11 +102,22 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
 
   it("counts the agents by status on the overview as they check in, pushed live", async () => {
     await page.getByRole("link", { name: "Overview", exact: true }).click();
+    // Marks this document: a reload would lose it.
+    await page.evaluate(() => Object.assign(window, { consoleNotReloaded: true }));
     await textIs("[data-status=online]", String(AGENTS));
     await textIs("[data-tile=active]", String(AGENTS));
     expect(await page.locator("[data-status=offline]").textContent()).toBe("0");
     expect(await page.locator("[data-status=enrolling]").textContent()).toBe("0");
     await page.getByRole("cell", { name: "Web servers" }).waitFor();
+    // Check-ins are counted, not agents: 20 agents polling every ~3 s make more than 20 a minute,
+    // which the hubs push to the page (the stores flush their counts every 10 s).
+    await page.waitForFunction(
+      (agents) => Number(document.querySelector("[data-checkins-now]")?.textContent) > agents || Number(document.querySelector("[data-tile=checkins]")?.textContent) > agents,
+      AGENTS,
+      { timeout: 45_000 },
+    );
+    expect(await page.locator("svg.sparkline polyline").count()).toBe(1);
+    expect(await page.evaluate(() => (window as unknown as { consoleNotReloaded?: boolean }).consoleNotReloaded)).toBe(true);
     await shot("overview");
   });
 
@@ -142,6 +153,14 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
     await textIs("[data-rollout-stage]", "2 of 2 (50%, 100%)");
     await textIs("[data-reach]", `${AGENTS} of ${AGENTS} active agents run revision 3.`, 45_000);
     expect(await page.locator("#staged-rollout table tbody tr").count()).toBe(2);
+    // The stages over time: a series (acked, failed, pending) per stage, from the rollout's samples.
+    for (const stage of ["0", "1"]) {
+      for (const series of ["acked", "failed", "pending"]) {
+        await page.locator(`#staged-rollout g[data-stage="${stage}"] polyline[data-series="${series}"]`).waitFor();
+      }
+    }
+    const label = (await page.locator("#staged-rollout figure svg").getAttribute("aria-label")) ?? "";
+    expect(label).toMatch(/50%: \d+ acked, 0 failed, \d+ pending of \d+; 100%: \d+ acked/);
     await shot("rollout-promoted");
   });
 

@@ -1,0 +1,179 @@
+import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { FleetOverviewData } from "../src/admin/fleet-overview";
+import { MINUTE_MS, minuteOf } from "../src/agents/checkin-rate";
+import { FEED_RESYNC_MS } from "../src/console/live-channel";
+import { policyHub } from "../src/durable-stubs";
+import { ADMIN_TOKEN, BASE, adminRequest, agentHeaders, checkinRequest, enrolledAgent, eventually, json, putPolicy } from "./helpers";
+
+type Overview = FleetOverviewData;
+
+const feedStub = () => env.CONSOLE_FEED.get(env.CONSOLE_FEED.idFromName("console"));
+
+/** A console's live channel, signed in, with a queue of the overviews pushed to it. */
+async function signedInChannel(authorization = `Bearer ${ADMIN_TOKEN}`) {
+  const res = await SELF.fetch(`${BASE}/api/fleet/console/live`, { headers: { Upgrade: "websocket" } });
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  ws.accept();
+  const inbox: Overview[] = [];
+  const waiting: Array<() => void> = [];
+  let closed: number | null = null;
+  ws.addEventListener("message", (event) => {
+    inbox.push((JSON.parse(event.data as string) as { item: Overview }).item);
+    waiting.splice(0).forEach((wake) => wake());
+  });
+  ws.addEventListener("close", (event) => {
+    closed = event.code;
+    waiting.splice(0).forEach((wake) => wake());
+  });
+  /** The first overview pushed from now on (or already queued) that satisfies `check`. */
+  const until = async (check: (o: Overview) => boolean, withinMs = 10_000): Promise<Overview> => {
+    const deadline = Date.now() + withinMs;
+    for (;;) {
+      const found = inbox.splice(0).find(check);
+      if (found) return found;
+      if (closed !== null) throw new Error(`channel closed with ${closed}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no such overview within ${withinMs} ms`);
+      await new Promise<void>((resolve) => {
+        waiting.push(resolve);
+        setTimeout(resolve, left);
+      });
+    }
+  };
+  ws.send(JSON.stringify({ type: "auth", authorization }));
+  const first = await until(() => true);
+  return { first, until, closed: () => closed, send: (message: unknown) => ws.send(JSON.stringify(message)), close: () => ws.close(1000, "done") };
+}
+
+const policyIn = (overview: Overview, policyId: string) => overview.by_policy.find((p) => p.policy_id === policyId);
+
+describe("the console's feed: live overview pushed by the policy hubs", () => {
+  it("sends a hub's change to an open console with no reading of its own (its timer removed)", async () => {
+    await putPolicy("feed-push");
+    const channel = await signedInChannel();
+    expect(policyIn(channel.first, "feed-push")).toMatchObject({ total: 0 });
+    // The feed's only timer (its resync) is gone and nobody asks for a refresh: only a push can tell it.
+    await runInDurableObject(feedStub(), async (_instance, state) => {
+      expect(await state.storage.getAlarm()).not.toBeNull();
+      await state.storage.deleteAlarm();
+    });
+    await enrolledAgent("feed-push");
+    const pushed = await channel.until((o) => policyIn(o, "feed-push")?.total === 1);
+    expect(policyIn(pushed, "feed-push")).toMatchObject({ total: 1, enrolling: 1, active: 1 });
+    channel.close();
+  });
+
+  it("repairs a change whose push was lost at its next resync, due within 30 s on the half-minute", async () => {
+    await putPolicy("feed-lost");
+    const channel = await signedInChannel();
+    expect(policyIn(channel.first, "feed-lost")?.total).toBe(0);
+    // A roster row written behind the hub's back: the change happened, its push never did.
+    await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("feed-lost")), async (_instance, state) => {
+      state.storage.sql.exec(
+        `INSERT INTO roster (agent_id, active, enrolled_at, tags, policy_revision_idx, upgrading, unenrolling, bucket, summary_version)
+         VALUES ('lost-push-agent', 1, ?, '[]', 0, 0, 0, 0, 1)`,
+        new Date().toISOString(),
+      );
+    });
+    const alarm = await runInDurableObject(feedStub(), async (_instance, state) => state.storage.getAlarm());
+    expect(alarm).not.toBeNull();
+    expect(alarm! - Date.now()).toBeLessThanOrEqual(FEED_RESYNC_MS);
+    expect(alarm! % FEED_RESYNC_MS).toBe(0);
+    expect(await runDurableObjectAlarm(feedStub())).toBe(true);
+    const repaired = await channel.until((o) => policyIn(o, "feed-lost")?.total === 1);
+    expect(policyIn(repaired, "feed-lost")).toMatchObject({ total: 1, enrolling: 1 });
+    // ...and the feed keeps resyncing while a console is open.
+    expect(await runInDurableObject(feedStub(), async (_instance, state) => state.storage.getAlarm())).not.toBeNull();
+    channel.close();
+  });
+
+  it("checks a channel's credential again: a revoked admin API key is closed with 4401 at the next check", async () => {
+    const created = await json<{ item: { id: string; api_key: string } }>(await adminRequest("POST", "/api/fleet/admin_api_keys", { name: "feed-revoke" }));
+    const channel = await signedInChannel(`Bearer ${created.item.api_key}`);
+    const token = await signedInChannel();
+    expect((await adminRequest("DELETE", `/api/fleet/admin_api_keys/${created.item.id}`)).status).toBe(200);
+    // As if LIVE_RECHECK_MS had passed since both signed in.
+    await runInDurableObject(feedStub(), async (_instance, state) => {
+      for (const ws of state.getWebSockets()) ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), checkedAt: 0 });
+    });
+    await runDurableObjectAlarm(feedStub());
+    await eventually(async () => expect(channel.closed()).toBe(4401));
+    // The admin token's channel holds: its credential is still the configured one.
+    expect(token.closed()).toBeNull();
+    token.close();
+  });
+
+  it("closes a channel that has not signed in within 10 s, at the feed's alarm", async () => {
+    const res = await SELF.fetch(`${BASE}/api/fleet/console/live`, { headers: { Upgrade: "websocket" } });
+    const ws = res.webSocket!;
+    ws.accept();
+    const closed = new Promise<number>((resolve) => ws.addEventListener("close", (event) => resolve(event.code)));
+    await runInDurableObject(feedStub(), async (_instance, state) => {
+      const alarm = await state.storage.getAlarm();
+      expect(alarm).not.toBeNull();
+      for (const socket of state.getWebSockets()) {
+        const attachment = socket.deserializeAttachment() as { admin: string | null };
+        if (attachment.admin === null) socket.serializeAttachment({ ...attachment, opened: 0 });
+      }
+    });
+    await runDurableObjectAlarm(feedStub());
+    expect(await closed).toBe(4401);
+  });
+});
+
+describe("check-ins per minute", () => {
+  it("counts every check-in (HTTP polls and socket check-ins), not the agents that checked in", async () => {
+    await putPolicy("rate-p");
+    const a = await enrolledAgent("rate-p");
+    const b = await enrolledAgent("rate-p");
+    const started = Date.now();
+    // Never acked, the policy is pending: each HTTP check-in is answered at once.
+    for (let i = 0; i < 3; i++) expect((await checkinRequest(a, { status: "online" })).status).toBe(200);
+    const res = await SELF.fetch(`${BASE}/api/fleet/agents/${b.id}/ws`, { headers: { ...agentHeaders(), Authorization: `ApiKey ${b.key}`, Upgrade: "websocket" } });
+    expect(res.status).toBe(101);
+    const socket = res.webSocket!;
+    socket.accept();
+    for (const id of [1, 2]) {
+      const answered = new Promise<string>((resolve) => socket.addEventListener("message", (event) => resolve(event.data as string), { once: true }));
+      socket.send(JSON.stringify({ v: 1, type: "checkin", id, body: { status: "online", message: "Running" } }));
+      expect(JSON.parse(await answered)).toMatchObject({ type: "checkin", id, status: 200 });
+    }
+    socket.close(1000, "done");
+    const ended = Date.now();
+
+    // The stores flush their counts with their held check-in times (within 10 s), one batch each.
+    const counted = await eventually(
+      async () => {
+        const { checkins } = await policyHub(env, "rate-p").glance();
+        expect(checkins.reduce((sum, [, n]) => sum + n, 0)).toBe(5);
+        return checkins;
+      },
+      15_000,
+      250,
+    );
+    // Each in the minute it happened.
+    for (const [minute] of counted) expect(minute === minuteOf(started) || minute === minuteOf(ended)).toBe(true);
+    const item = await json<Overview>(await adminRequest("GET", "/api/fleet/console/overview"));
+    const mine = policyIn(item, "rate-p")!;
+    const now = Date.now();
+    const shown = counted.filter(([minute]) => minute >= minuteOf(now) - MINUTE_MS).reduce((sum, [, n]) => sum + n, 0);
+    expect(mine.checkins_last_minute + mine.checkins_this_minute).toBe(shown);
+    expect(item.checkins_per_minute).toHaveLength(30);
+    expect(item.checkins_per_minute.at(-1)!.minute).toBe(new Date(minuteOf(now)).toISOString());
+  });
+
+  it("counts a batch delivered twice once", async () => {
+    await putPolicy("rate-twice");
+    const hub = policyHub(env, "rate-twice");
+    const minute = minuteOf(Date.now());
+    const batch = { batch: "store-x:41", minutes: [[minute, 7]] as Array<[number, number]> };
+    await hub.countCheckins([batch]);
+    await hub.countCheckins([batch, { batch: "store-x:42", minutes: [[minute, 2]] }]);
+    expect((await hub.glance()).checkins).toEqual([[minute, 9]]);
+    // Minutes older than the hour kept are not counted at all.
+    await hub.countCheckins([{ batch: "store-x:43", minutes: [[minute - 61 * MINUTE_MS, 5]] }]);
+    expect((await hub.glance()).checkins).toEqual([[minute, 9]]);
+  });
+});
