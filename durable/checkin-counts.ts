@@ -31,7 +31,8 @@ export class CheckinCounts {
       const kept = minutes.filter(([minute]) => minute >= oldest);
       if (kept.length === 0) continue;
       const first = Math.min(...kept.map(([minute]) => minute));
-      if (this.#sql.exec("INSERT INTO checkin_batches (batch, minute) VALUES (?, ?) ON CONFLICT (batch) DO NOTHING", batch, first).rowsWritten === 0) continue;
+      const added = this.#sql.exec("INSERT INTO checkin_batches (batch, minute) VALUES (?, ?) ON CONFLICT (batch) DO NOTHING RETURNING batch", batch, first).toArray();
+      if (added.length === 0) continue;
       for (const [minute, count] of kept) {
         this.#sql.exec("INSERT INTO checkin_minutes (minute, count) VALUES (?, ?) ON CONFLICT (minute) DO UPDATE SET count = count + excluded.count", minute, count);
       }

@@ -41,6 +41,8 @@ export class ConsoleFeed extends DurableObject<Env> {
   /** The overview last sent (JSON), so an unchanged one is not sent again. */
   #sent = "";
   #readAt = 0;
+  /** Channels signed in whose first overview is being read: broadcasts meanwhile skip them. */
+  readonly #joining = new Set<WebSocket>();
   readonly #resync = new CoalescedRun(() => this.#readAll());
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -68,19 +70,21 @@ export class ConsoleFeed extends DurableObject<Env> {
       const authorization = message?.type === "auth" && typeof message.authorization === "string" ? message.authorization : null;
       const signedIn = authorization === null ? null : await channelCredential(this.env, authorization);
       if (signedIn === null) return close(ws, CLOSE_UNAUTHORIZED, "unauthorized");
+      ws.serializeAttachment({ ...attachment, admin: signedIn.admin, credential: signedIn.credential, checkedAt: Date.now() } satisfies ChannelAttachment);
       log.debug("console.live.open", { admin: signedIn.admin });
+      this.#joining.add(ws);
       try {
         // Every hub is read for a new channel (a policy created since the last resync is in it),
         // and told to push from now on.
         const parts = await this.#resync.request();
         await this.#wakeBy(nextResync(Date.now()));
-        if (ws.readyState !== WebSocket.OPEN) return;
-        // Signed in only now, so the reading above sent it nothing: this is its first overview.
-        ws.serializeAttachment({ ...attachment, admin: signedIn.admin, credential: signedIn.credential, checkedAt: Date.now() } satisfies ChannelAttachment);
-        ws.send(this.#overviewMessage(parts));
+        // Its first overview (with any push taken meanwhile), whether or not the others got one.
+        if (ws.readyState === WebSocket.OPEN) ws.send(this.#overviewMessage(this.#parts ?? parts));
       } catch (err) {
         log.warn("console.feed.read_failed", { error: (err as Error).message });
         close(ws, 1011, "the overview could not be read: reconnect");
+      } finally {
+        this.#joining.delete(ws);
       }
       return;
     }
@@ -104,8 +108,7 @@ export class ConsoleFeed extends DurableObject<Env> {
    * the hub stops pushing).
    */
   async hubChanged(policyId: string, glance: PolicyGlance): Promise<number> {
-    // Open, not only signed in: a channel signing in right now is being read for.
-    if (this.#open().length === 0) return 0;
+    if (this.#signedIn().length === 0) return 0;
     const parts = this.#parts;
     // A policy the feed has not listed (new, or the feed woke from hibernation): read everything once.
     if (!parts || !parts.glances.has(policyId)) await this.#resync.request();
@@ -155,7 +158,7 @@ export class ConsoleFeed extends DurableObject<Env> {
     const message = this.#overviewMessage(parts);
     if (message === this.#sent) return;
     this.#sent = message;
-    for (const ws of this.#signedIn()) ws.send(message);
+    for (const ws of this.#signedIn()) if (!this.#joining.has(ws)) ws.send(message);
   }
 
   #overviewMessage(parts: OverviewParts): string {

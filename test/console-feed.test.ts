@@ -65,7 +65,7 @@ describe("the console's feed: live overview pushed by the policy hubs", () => {
     channel.close();
   });
 
-  it("repairs a change whose push was lost at its next resync, due within 30 s on the half-minute", async () => {
+  it("repairs a change whose push was lost at its next resync, due within 30 s", async () => {
     await putPolicy("feed-lost");
     const channel = await signedInChannel();
     expect(policyIn(channel.first, "feed-lost")?.total).toBe(0);
@@ -80,7 +80,6 @@ describe("the console's feed: live overview pushed by the policy hubs", () => {
     const alarm = await runInDurableObject(feedStub(), async (_instance, state) => state.storage.getAlarm());
     expect(alarm).not.toBeNull();
     expect(alarm! - Date.now()).toBeLessThanOrEqual(FEED_RESYNC_MS);
-    expect(alarm! % FEED_RESYNC_MS).toBe(0);
     expect(await runDurableObjectAlarm(feedStub())).toBe(true);
     const repaired = await channel.until((o) => policyIn(o, "feed-lost")?.total === 1);
     expect(policyIn(repaired, "feed-lost")).toMatchObject({ total: 1, enrolling: 1 });
@@ -155,13 +154,16 @@ describe("check-ins per minute", () => {
     );
     // Each in the minute it happened.
     for (const [minute] of counted) expect(minute === minuteOf(started) || minute === minuteOf(ended)).toBe(true);
+    const before = Date.now();
     const item = await json<Overview>(await adminRequest("GET", "/api/fleet/console/overview"));
-    const mine = policyIn(item, "rate-p")!;
-    const now = Date.now();
-    const shown = counted.filter(([minute]) => minute >= minuteOf(now) - MINUTE_MS).reduce((sum, [, n]) => sum + n, 0);
-    expect(mine.checkins_last_minute + mine.checkins_this_minute).toBe(shown);
+    // The overview's current minute is its last; the policy's two counts are that minute and the one before.
     expect(item.checkins_per_minute).toHaveLength(30);
-    expect(item.checkins_per_minute.at(-1)!.minute).toBe(new Date(minuteOf(now)).toISOString());
+    const current = Date.parse(item.checkins_per_minute.at(-1)!.minute);
+    expect([minuteOf(before), minuteOf(Date.now())]).toContain(current);
+    const mine = policyIn(item, "rate-p")!;
+    const at = (minute: number) => counted.find(([m]) => m === minute)?.[1] ?? 0;
+    expect(mine.checkins_this_minute).toBe(at(current));
+    expect(mine.checkins_last_minute).toBe(at(current - MINUTE_MS));
   });
 
   it("counts a batch delivered twice once", async () => {

@@ -27,10 +27,7 @@ function view(o) {
         o.checkins_last_minute,
         "checkins",
         el("small", {}, "this minute so far: ", el("span", { "data-checkins-now": "" }, String(o.checkins_this_minute))),
-        sparkline(
-          "Check-ins per minute, the last 30 minutes",
-          o.checkins_per_minute.map((m) => m.count),
-        ),
+        sparkline("Check-ins per minute, the last 30 minutes", o.checkins_per_minute.map((m) => m.count)),
       ),
       tile("Policies", o.by_policy.length + o.policies_omitted, "policies"),
       tile("Server version", o.server.version, "version", el("small", {}, `build ${o.server.build_hash}`)),

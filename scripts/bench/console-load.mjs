@@ -4,9 +4,11 @@
 //   (1) the overview rendered with the fleet's counts, and
 //   (2) the agents table's first page (50 rows) rendered.
 // Each is measured once cold (a new browser context: nothing cached) and then --loads times warm.
+// Then, with the overview open, --live agents are enrolled one at a time and each is timed from the
+// enroll's answer to the overview showing it (pushed by the policy hub through the console's feed).
 // Also prints the console's size (public/, raw and gzip: what a first visit downloads).
 //
-//   node scripts/bench/console-load.mjs [--agents 10000] [--policies 4] [--loads 5] [--concurrency 32] [--state DIR]
+//   node scripts/bench/console-load.mjs [--agents 10000] [--policies 4] [--loads 5] [--live 5] [--concurrency 32] [--state DIR]
 //   node scripts/bench/console-load.mjs --url http://127.0.0.1:8220 --admin-token T   (a running server, fleet as it is)
 //
 // Agents are enrolled straight through the API (enroll, one check-in, the POLICY_CHANGE's ack: each
@@ -30,6 +32,7 @@ const agentsWanted = Math.min(Number(args.agents ?? 10_000), 100_000);
 const policies = Math.max(1, Number(args.policies ?? 4));
 const loads = Math.max(1, Number(args.loads ?? 5));
 const concurrency = Math.max(1, Number(args.concurrency ?? 32));
+const liveAgents = Math.max(0, Number(args.live ?? 5));
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const AGENT_HEADERS = { "User-Agent": "Elastic Agent v9.6.0", "Content-Type": "application/json", "Elastic-Api-Version": "2023-06-01" };
 
@@ -74,8 +77,10 @@ console.error(`[console-load] fleet: ${expectedActive} active agents, ${overview
 
 const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ["--no-sandbox"] });
 const runs = [];
+let live;
 try {
   for (let i = 0; i <= loads; i++) runs.push(await measure(i === 0 ? "cold" : "warm"));
+  live = await measureLive();
 } finally {
   await browser.close();
 }
@@ -89,13 +94,16 @@ const result = {
   cold: runs[0],
   warm_median: { overview_ms: median(warm.map((r) => r.overview_ms)), agents_table_ms: median(warm.map((r) => r.agents_table_ms)) },
   runs,
+  live_update_ms: live,
 };
 mkdirSync(path.join(root, "bench-results"), { recursive: true });
 const out = path.join(root, "bench-results", `console-load-${Date.now()}.json`);
 writeFileSync(out, JSON.stringify(result, null, 2));
 console.log(
   `console load, ${expectedActive} agents in ${result.policies} policies: overview with counts ${result.cold.overview_ms} ms cold / ${result.warm_median.overview_ms} ms warm (median of ${warm.length}); ` +
-    `agents table first page ${result.cold.agents_table_ms} ms cold / ${result.warm_median.agents_table_ms} ms warm. Console ${size.raw} B raw, ${size.gzip} B gzip. (${path.relative(root, out)})`,
+    `agents table first page ${result.cold.agents_table_ms} ms cold / ${result.warm_median.agents_table_ms} ms warm. ` +
+    (live.length ? `Live update after an enroll: median ${median(live)} ms, max ${Math.max(...live)} ms (${live.length}). ` : "") +
+    `Console ${size.raw} B raw, ${size.gzip} B gzip. (${path.relative(root, out)})`,
 );
 process.exit(0);
 
@@ -116,6 +124,37 @@ async function measure(kind) {
   if (kind === "cold") await context.close();
   console.error(`[console-load] ${kind}: overview ${overviewMs} ms, agents table ${agentsMs} ms`);
   return { kind, overview_ms: overviewMs, agents_table_ms: agentsMs };
+}
+
+/**
+ * With the overview open, enrolls one agent at a time into the first policy and times how long the
+ * overview takes to show it after the enroll answered (the enroll writes the hub's roster row before
+ * it answers; the hub pushes to the console's feed, which sends the overview).
+ */
+async function measureLive() {
+  if (liveAgents === 0) return [];
+  const policyId = overview.by_policy[0]?.policy_id;
+  if (!policyId) return [];
+  const key = (await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: `console-live-${Date.now()}` })).item.api_key;
+  const context = warmContext ?? (await signedInContext());
+  const page = await context.newPage();
+  await page.goto(`${url}/#/overview`);
+  let active = (await admin("GET", "/api/fleet/console/overview")).results.active;
+  await page.waitForFunction((n) => document.querySelector("[data-tile=active]")?.textContent === String(n), active, { timeout: 60_000 });
+  const times = [];
+  for (let i = 0; i < liveAgents; i++) {
+    await post(url, "/api/fleet/agents/enroll", `ApiKey ${key}`, {
+      type: "PERMANENT",
+      metadata: { local: { elastic: { agent: { version: "9.6.0" } }, host: { hostname: `live-${Date.now()}-${i}` } }, user_provided: {}, tags: null },
+    });
+    const enrolled = Date.now();
+    active++;
+    await page.waitForFunction((n) => document.querySelector("[data-tile=active]")?.textContent === String(n), active, { timeout: 60_000, polling: 10 });
+    times.push(Date.now() - enrolled);
+    console.error(`[console-load] live update ${i + 1}: ${times.at(-1)} ms`);
+  }
+  await page.close();
+  return times;
 }
 
 async function signedInContext() {
