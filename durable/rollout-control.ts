@@ -185,7 +185,7 @@ export class RolloutControl {
     const now = new Date().toISOString();
     const stats = await this.#stageStats(rollout);
     // The stage's last point, then (below) the next stage's first: the chart shows each stage whole.
-    this.#samples.record(rollout.target, rollout.stage, stats, now, true);
+    this.#samples.record(rollout.target, rollout.stage, stats, now, false);
     const history = [
       ...rollout.history,
       { stage: rollout.stage, percent: rollout.stages[rollout.stage] ?? 100, started_at: rollout.stage_started_at, ended_at: now, ...stats, outcome },

@@ -2,6 +2,7 @@ import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare
 import { describe, expect, it } from "vitest";
 import type { FleetOverviewData } from "../src/admin/fleet-overview";
 import { MINUTE_MS, minuteOf } from "../src/agents/checkin-rate";
+import { fleetConfig } from "../src/config";
 import { FEED_RESYNC_MS } from "../src/console/live-channel";
 import { policyHub } from "../src/durable-stubs";
 import { ADMIN_TOKEN, BASE, adminRequest, agentHeaders, checkinRequest, enrolledAgent, eventually, json, putPolicy } from "./helpers";
@@ -62,6 +63,27 @@ describe("the console's feed: live overview pushed by the policy hubs", () => {
     await enrolledAgent("feed-push");
     const pushed = await channel.until((o) => policyIn(o, "feed-push")?.total === 1);
     expect(policyIn(pushed, "feed-push")).toMatchObject({ total: 1, enrolling: 1, active: 1 });
+    channel.close();
+  });
+
+  it("pushes a status that changes with time alone: the hub wakes when its next agent goes offline", async () => {
+    await putPolicy("feed-offline");
+    // An agent whose last check-in leaves it online for 6 s more (AGENT_OFFLINE_AFTER after it).
+    const lastCheckin = new Date(Date.now() - fleetConfig(env).offlineAfterMs + 6_000).toISOString();
+    await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("feed-offline")), async (_instance, state) => {
+      state.storage.sql.exec(
+        `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, tags, policy_revision_idx, upgrading, unenrolling, bucket, summary_version)
+         VALUES ('going-offline', 1, ?, ?, 'online', '[]', 1, 0, 0, 0, 1)`,
+        lastCheckin,
+        lastCheckin,
+      );
+    });
+    const channel = await signedInChannel();
+    expect(policyIn(channel.first, "feed-offline")).toMatchObject({ online: 1, offline: 0 });
+    // No event will come, and the feed's own timer is gone: only the hub's wake-up can tell.
+    await runInDurableObject(feedStub(), async (_instance, state) => state.storage.deleteAlarm());
+    const later = await channel.until((o) => policyIn(o, "feed-offline")?.offline === 1, 15_000);
+    expect(policyIn(later, "feed-offline")).toMatchObject({ online: 0, offline: 1 });
     channel.close();
   });
 
