@@ -77,9 +77,9 @@ export class ConsoleFeed extends DurableObject<Env> {
         // Every hub is read for a new channel (a policy created since the last resync is in it),
         // and told to push from now on.
         const parts = await this.#resync.request();
-        await this.#wakeBy(nextResync(Date.now()));
         // Its first overview (with any push taken meanwhile), whether or not the others got one.
         if (ws.readyState === WebSocket.OPEN) ws.send(this.#overviewMessage(this.#parts ?? parts));
+        await this.#wakeBy(nextResync(Date.now()));
       } catch (err) {
         log.warn("console.feed.read_failed", { error: (err as Error).message });
         close(ws, 1011, "the overview could not be read: reconnect");

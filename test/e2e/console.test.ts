@@ -69,9 +69,10 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     // Each page puts focus on its content, so the next Tab reaches the page's first control, not the header's.
     expect(await page.evaluate(() => document.activeElement?.id)).toBe("main");
+    // The overview's controls come with its first push: until then "Waiting…" holds none to reach.
+    await textIs("[data-tile=active]", "0");
     await page.keyboard.press("Tab");
     expect(await page.evaluate(() => document.getElementById("main")!.contains(document.activeElement))).toBe(true);
-    await textIs("[data-tile=active]", "0");
     expect(await page.evaluate(() => sessionStorage.getItem("fleet-console-credential"))).toBe(server.adminToken);
     await page.locator(".live-live").waitFor();
   });
@@ -156,7 +157,10 @@ describe.skipIf(missing !== null && !process.env.CI)("the fleet console in Chrom
     // The stages over time: a series (acked, failed, pending) per stage, from the rollout's samples.
     for (const stage of ["0", "1"]) {
       for (const series of ["acked", "failed", "pending"]) {
-        await page.locator(`#staged-rollout g[data-stage="${stage}"] polyline[data-series="${series}"]`).waitFor();
+        // Attached, not "visible": a series that stays at 0 (no failures) is a flat line with no height.
+        const line = page.locator(`#staged-rollout g[data-stage="${stage}"] polyline[data-series="${series}"]`);
+        await line.waitFor({ state: "attached" });
+        expect(Number(await line.getAttribute("data-points"))).toBeGreaterThanOrEqual(1);
       }
     }
     const label = (await page.locator("#staged-rollout figure svg").getAttribute("aria-label")) ?? "";
