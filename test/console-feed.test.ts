@@ -1,6 +1,8 @@
 import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { AgentRoster } from "../durable/agent-roster";
 import type { FleetOverviewData } from "../src/admin/fleet-overview";
+import type { AgentSummary } from "../src/agents/status";
 import { MINUTE_MS, minuteOf } from "../src/agents/checkin-rate";
 import { fleetConfig } from "../src/config";
 import { FEED_RESYNC_MS } from "../src/console/live-channel";
@@ -50,6 +52,29 @@ async function signedInChannel(authorization = `Bearer ${ADMIN_TOKEN}`) {
 
 const policyIn = (overview: Overview, policyId: string) => overview.by_policy.find((p) => p.policy_id === policyId);
 
+/** Writes a roster row in the hub's SQLite directly, as its roster would, but behind the hub's back: no push follows. */
+async function rosterRowBehindTheHub(policyId: string, row: Partial<AgentSummary> & { agent_id: string }): Promise<void> {
+  const summary: AgentSummary = {
+    active: true,
+    enrolled_at: new Date().toISOString(),
+    last_checkin: null,
+    last_checkin_status: null,
+    last_checkin_message: null,
+    hostname: null,
+    version: "9.6.0",
+    tags: [],
+    policy_revision_idx: 0,
+    upgrading: false,
+    unenrolling: false,
+    unhealthy_reason: null,
+    type: "PERMANENT",
+    ...row,
+  };
+  await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)), async (_instance, state) => {
+    new AgentRoster(state.storage.sql).upsert(summary, 1);
+  });
+}
+
 describe("the console's feed: live overview pushed by the policy hubs", () => {
   it("sends a hub's change to an open console with no reading of its own (its timer removed)", async () => {
     await putPolicy("feed-push");
@@ -70,14 +95,7 @@ describe("the console's feed: live overview pushed by the policy hubs", () => {
     await putPolicy("feed-offline");
     // An agent whose last check-in leaves it online for 6 s more (AGENT_OFFLINE_AFTER after it).
     const lastCheckin = new Date(Date.now() - fleetConfig(env).offlineAfterMs + 6_000).toISOString();
-    await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("feed-offline")), async (_instance, state) => {
-      state.storage.sql.exec(
-        `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, tags, policy_revision_idx, upgrading, unenrolling, bucket, summary_version)
-         VALUES ('going-offline', 1, ?, ?, 'online', '[]', 1, 0, 0, 0, 1)`,
-        lastCheckin,
-        lastCheckin,
-      );
-    });
+    await rosterRowBehindTheHub("feed-offline", { agent_id: "going-offline", last_checkin: lastCheckin, last_checkin_status: "online", policy_revision_idx: 1 });
     const channel = await signedInChannel();
     expect(policyIn(channel.first, "feed-offline")).toMatchObject({ online: 1, offline: 0 });
     // No event will come, and the feed's own timer is gone: only the hub's wake-up can tell.
@@ -92,13 +110,7 @@ describe("the console's feed: live overview pushed by the policy hubs", () => {
     const channel = await signedInChannel();
     expect(policyIn(channel.first, "feed-lost")?.total).toBe(0);
     // A roster row written behind the hub's back: the change happened, its push never did.
-    await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("feed-lost")), async (_instance, state) => {
-      state.storage.sql.exec(
-        `INSERT INTO roster (agent_id, active, enrolled_at, tags, policy_revision_idx, upgrading, unenrolling, bucket, summary_version)
-         VALUES ('lost-push-agent', 1, ?, '[]', 0, 0, 0, 0, 1)`,
-        new Date().toISOString(),
-      );
-    });
+    await rosterRowBehindTheHub("feed-lost", { agent_id: "lost-push-agent" });
     const alarm = await runInDurableObject(feedStub(), async (_instance, state) => state.storage.getAlarm());
     expect(alarm).not.toBeNull();
     expect(alarm! - Date.now()).toBeLessThanOrEqual(FEED_RESYNC_MS);
@@ -167,7 +179,7 @@ describe("check-ins per minute", () => {
     // The stores flush their counts with their held check-in times (within 10 s), one batch each.
     const counted = await eventually(
       async () => {
-        const { checkins } = await policyHub(env, "rate-p").glance();
+        const { checkins } = await policyHub(env, "rate-p").glance("rate-p");
         expect(checkins.reduce((sum, [, n]) => sum + n, 0)).toBe(5);
         return checkins;
       },
@@ -195,9 +207,9 @@ describe("check-ins per minute", () => {
     const batch = { batch: "store-x:41", minutes: [[minute, 7]] as Array<[number, number]> };
     await hub.countCheckins([batch]);
     await hub.countCheckins([batch, { batch: "store-x:42", minutes: [[minute, 2]] }]);
-    expect((await hub.glance()).checkins).toEqual([[minute, 9]]);
+    expect((await hub.glance("rate-twice")).checkins).toEqual([[minute, 9]]);
     // Minutes older than the hour kept are not counted at all.
     await hub.countCheckins([{ batch: "store-x:43", minutes: [[minute - 61 * MINUTE_MS, 5]] }]);
-    expect((await hub.glance()).checkins).toEqual([[minute, 9]]);
+    expect((await hub.glance("rate-twice")).checkins).toEqual([[minute, 9]]);
   });
 });
