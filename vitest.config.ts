@@ -50,11 +50,11 @@ export default defineConfig({
       },
       {
         // The same Worker with per-policy shard counts at a tiny scale (8 agents a shard, at most 4
-        // shards) and a rollout rate of 12 agents/s, so pacing and shard changes show with a few agents.
+        // shards) and a rollout rate of 12 agents/s with no burst, so pacing and shard changes show with a few agents.
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { ...WORKER_BINDINGS, POLICY_HUB_SHARDS: "auto", POLICY_HUB_SHARD_AGENTS: "8", POLICY_HUB_SHARDS_MAX: "4", ROLLOUT_RATE: "12" } },
+            miniflare: { bindings: { ...WORKER_BINDINGS, POLICY_HUB_SHARDS: "auto", POLICY_HUB_SHARD_AGENTS: "8", POLICY_HUB_SHARDS_MAX: "4", ROLLOUT_RATE: "12", ROLLOUT_BURST: "0" } },
           }),
         ],
         test: { name: "fanout", include: ["test/fanout/**/*.test.ts"], testTimeout: 30_000 },

@@ -235,10 +235,18 @@ export class HubShard extends DurableObject<Env> {
    */
   #batch(awaitSockets: boolean, fresh: boolean): Promise<number> {
     const run = (async () => {
-      const { batch, intervalMs } = this.#pace();
-      if (fresh) this.#window = { startedAt: Date.now(), served: 0 };
+      const { batch, burst, intervalMs } = this.#pace();
+      let allowance = batch;
+      if (fresh) {
+        // A delivery to a shard that paced nothing for as long as its burst takes to earn back (its
+        // share of ROLLOUT_BURST at its share of the rate) may start with the burst: a 10,000-agent
+        // policy gets its revision at once; a 1M one its first 16,000, then 16,000 a second.
+        const now = Date.now();
+        if (now - this.#window.startedAt >= (burst / Math.max(1, batch)) * intervalMs) allowance = Math.max(batch, burst);
+        this.#window = { startedAt: now, served: 0 };
+      }
       const window = this.#window;
-      let budget = Math.max(0, batch - window.served);
+      let budget = Math.max(0, allowance - window.served);
       let woken = 0;
       for (const waiter of [...this.#waiters.values()]) {
         if (budget === 0) break;
@@ -271,12 +279,14 @@ export class HubShard extends DurableObject<Env> {
     return run;
   }
 
-  /** This shard's share of `ROLLOUT_RATE`, as a batch size and the time between batches. */
-  #pace(): { batch: number; intervalMs: number } {
-    const share = fleetConfig(this.env).rolloutRate / this.#shardCount();
+  /** This shard's share of `ROLLOUT_RATE` as a batch size and the time between batches, and its share of `ROLLOUT_BURST`. */
+  #pace(): { batch: number; burst: number; intervalMs: number } {
+    const { rolloutRate, rolloutBurst } = fleetConfig(this.env);
+    const shards = this.#shardCount();
+    const share = rolloutRate / shards;
     // A share below one agent per interval becomes one agent per 1/share seconds.
     const intervalMs = Math.max(PACE_INTERVAL_MS, 1000 / share);
-    return { batch: Math.max(1, Math.round((share * intervalMs) / 1000)), intervalMs };
+    return { batch: Math.max(1, Math.round((share * intervalMs) / 1000)), burst: Math.floor(rolloutBurst / shards), intervalMs };
   }
 
   #shardCount(): number {

@@ -53,6 +53,8 @@ export interface Env {
   POLICY_HUB_SHARDS_MAX?: string;
   POLICY_HUB_SHARD_AGENTS?: string;
   ROLLOUT_RATE?: string;
+  /** Agents a quiet policy's new revision reaches at once before ROLLOUT_RATE paces the rest (default 16000). */
+  ROLLOUT_BURST?: string;
   /** Comma-separated URLs agents reach this server at, written into policies as `fleet.hosts`. */
   FLEET_SERVER_HOSTS?: string;
   /** Structured log threshold: debug, info (default), warn or error (src/log.ts). */
@@ -107,6 +109,7 @@ export interface FleetConfig {
   rosterShards: number;
   /** Agents per second a policy's revision is delivered to, split over its shards (docs/scale.md §3). */
   rolloutRate: number;
+  rolloutBurst: number;
   /** `fleet.hosts` for policies published here that name none (src/policy/fleet-hosts.ts); empty: none added. */
   serverHosts: string[];
 }
@@ -132,6 +135,7 @@ export function fleetConfig(env: Env): FleetConfig {
       hubShards: shardsVar(env),
       rosterShards: rosterShardsFor(maxAgentsVar(env), agentsPerRosterShardVar(env)),
       rolloutRate: rolloutRateVar(env),
+      rolloutBurst: wholeVar(env, "ROLLOUT_BURST", "16000", 0, 10_000_000),
       serverHosts: serverHostsVar(env),
     };
     cache.set(env, config);
