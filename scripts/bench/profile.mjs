@@ -4,6 +4,10 @@
 //
 //   node scripts/bench/profile.mjs [--agents 500] [--throughput-seconds 8] [--accept-encoding identity]
 //        [--interval-us 200] [--inspector-port 9231] [--out bench-results/throughput.cpuprofile] [--direct]
+//        [--phase throughput|enroll]
+//
+// --phase enroll profiles the enrollment phase instead (from the simulator's start to its
+// "enrollment: …" line; the policy PUT before it is one request) into <out> and stops there.
 //
 // The profile opens in Chrome DevTools (Performance panel, "Load profile"); the bundle it names is
 // .wrangler/bench-bundle/index.js (not minified, with its source map beside it). A summary of self
@@ -50,8 +54,18 @@ async function main() {
   // fleet-sim logs "throughput: start <route>" when a route's run begins and "throughput: <n>/s <route> (…)"
   // when it ends: the answered check-in (checkin_throughput) and the parked one (checkin_parked), one
   // profile each (the parked one in <out>.parked.cpuprofile).
+  const enrollOnly = args.phase === "enroll";
+  if (enrollOnly) await inspector.call("Profiler.start");
   for await (const line of createInterface({ input: sim.stderr })) {
     process.stderr.write(`${line}\n`);
+    if (enrollOnly) {
+      if (!/\] enrollment: \d+ in /.test(line)) continue;
+      const { profile } = await inspector.call("Profiler.stop");
+      writeFileSync(out, JSON.stringify(profile));
+      console.error(`[profile] enroll: ${out}\n${selfTimeSummary(profile, 30)}\n[profile] enroll: self time by source file\n${bySourceFile(profile, path.join(root, ".wrangler/bench-bundle/index.js"), 25)}`);
+      sim.kill();
+      break;
+    }
     if (/throughput\] throughput: start \w+$/.test(line)) await inspector.call("Profiler.start");
     const ended = /throughput\] throughput: [\d.]+\/s (\w+)/.exec(line);
     if (ended) {
