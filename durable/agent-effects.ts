@@ -46,6 +46,13 @@ const BATCH = 1_000;
  * Socket closes, wake-ups and results go at once: an agent or an admin waits for them.
  */
 const ROSTER_DELAY_MS = 500;
+/**
+ * An effect that goes at once and whose writer delivers it right away (an admin's change, an
+ * enrollment) gets its alarm this much later: the alarm is then only the fallback for a delivery a
+ * crash or an eviction cut short, and a burst of enrollments asks for one alarm a second instead of
+ * one (and an alarm run) each.
+ */
+const IMMEDIATE_FALLBACK_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
 /** Check-in times per effect row, so one row stays a modest RPC argument in a store of many agents. */
 const TOUCHES_PER_ROW = 1_000;
@@ -86,6 +93,12 @@ export class AgentEffects {
   #dueAt = Infinity;
   /** One delivery at a time, so a receiver sees one store's effects in order. */
   #delivering: Promise<void> = Promise.resolve();
+  /**
+   * Effects that go at once since the last synchronous write ended: "written" asks for the alarm at
+   * once when the write is done; "delivering" means the writer delivers them itself (`deliverNow`),
+   * so the alarm is only the fallback.
+   */
+  #atOnce: "none" | "written" | "delivering" = "none";
   /** Check-in times collected by `collectTouches`, per policy; null outside it. */
   #touches: Map<string, Map<string, string>> | null = null;
   /** Roster shard count per policy, as its hub answered. */
@@ -168,10 +181,15 @@ export class AgentEffects {
     return this.#sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n;
   }
 
+  /** Delivers what is pending now: an admin's change calls this right after its write, so the admin reads what they wrote. */
+  deliverNow(): Promise<void> {
+    if (this.#atOnce === "written") this.#atOnce = "delivering";
+    return this.deliver();
+  }
+
   /**
    * Delivers one batch, grouped per receiver; a receiver that fails keeps its rows for a retry.
-   * Called by the store's alarm, and right after an admin's change so the admin reads what they
-   * wrote; never throws.
+   * Called by the store's alarm and by `deliverNow`; never throws.
    */
   deliver(): Promise<void> {
     const run = this.#delivering.then(() => this.#deliverBatch());
@@ -264,9 +282,20 @@ export class AgentEffects {
   }
 
   #add(kind: Kind, target: string, agentId: string, body: object, coalesceKey: string | null, delayMs: number): void {
-    if (coalesceKey !== null) this.#sql.exec("DELETE FROM effects WHERE coalesce_key = ?", coalesceKey);
-    this.#sql.exec("INSERT INTO effects (kind, target, agent_id, body, coalesce_key) VALUES (?, ?, ?, ?, ?)", kind, target, agentId, JSON.stringify(body), coalesceKey);
-    const at = Date.now() + delayMs;
+    // REPLACE drops the pending row of the same coalesce key, and the new row takes a new sequence (AUTOINCREMENT): it goes in its turn.
+    this.#sql.exec("INSERT OR REPLACE INTO effects (kind, target, agent_id, body, coalesce_key) VALUES (?, ?, ?, ?, ?)", kind, target, agentId, JSON.stringify(body), coalesceKey);
+    if (delayMs > 0) return this.#wakeBy(Date.now() + delayMs);
+    if (this.#atOnce !== "none") return;
+    this.#atOnce = "written";
+    // Once the write (and a `deliverNow` right after it) is done: a microtask later.
+    queueMicrotask(() => {
+      const fallback = this.#atOnce === "delivering";
+      this.#atOnce = "none";
+      this.#wakeBy(Date.now() + (fallback ? IMMEDIATE_FALLBACK_MS : 0));
+    });
+  }
+
+  #wakeBy(at: number): void {
     if (at >= this.#dueAt) return;
     this.#schedule(at).catch((err: unknown) => log.error("agent_effects.schedule_failed", { error: (err as Error).message }));
   }

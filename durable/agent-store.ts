@@ -89,7 +89,7 @@ export class AgentStore extends DurableObject<Env> {
       keys: this.#keys,
       // A failed delivery is retried by the alarm; the change itself has succeeded.
       deliverEffects: () =>
-        this.#effects.deliver().catch((err: unknown) => log.error("agent_effects.deliver_failed", { error: (err as Error).message })),
+        this.#effects.deliverNow().catch((err: unknown) => log.error("agent_effects.deliver_failed", { error: (err as Error).message })),
       deferSave: (agent) => this.#deferSave(agent),
       countCheckin: (policyId) => {
         this.#tally.count(policyId, Date.now());
