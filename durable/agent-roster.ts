@@ -165,8 +165,8 @@ export class AgentRoster {
     this.#counted(agent.agent_id, () => this.#upsert(agent, version));
   }
 
-  #upsert(agent: AgentSummary, version: number): void {
-    this.#sql.exec(
+  #upsert(agent: AgentSummary, version: number): CounterClass | undefined {
+    return this.#sql.exec<CounterClass>(
       `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, last_checkin_message, hostname, version, tags,
          policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket, summary_version, agent_type)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -176,7 +176,8 @@ export class AgentRoster {
          hostname = excluded.hostname, version = excluded.version, tags = excluded.tags, policy_revision_idx = excluded.policy_revision_idx,
          upgrading = excluded.upgrading, unenrolling = excluded.unenrolling, unhealthy_reason = excluded.unhealthy_reason,
          summary_version = excluded.summary_version, agent_type = excluded.agent_type
-       WHERE excluded.summary_version >= roster.summary_version`,
+       WHERE excluded.summary_version >= roster.summary_version
+       RETURNING ${CLASS_SQL}`,
       agent.agent_id,
       agent.active ? 1 : 0,
       agent.enrolled_at,
@@ -193,7 +194,7 @@ export class AgentRoster {
       agentBucket(agent.agent_id),
       version,
       agent.type,
-    );
+    ).toArray()[0];
   }
 
   /**
@@ -238,13 +239,17 @@ export class AgentRoster {
     moved.toArray();
     if (moved.rowsWritten > 0) return;
     this.#counted(agentId, () =>
-      this.#sql.exec("UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ?", lastCheckin, version, agentId, version),
+      this.#sql
+        .exec<CounterClass>(`UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ? RETURNING ${CLASS_SQL}`, lastCheckin, version, agentId, version)
+        .toArray()[0],
     );
   }
 
   /** Removes an agent's row unless it is newer than the removal. */
   remove(agentId: string, version: number): void {
-    this.#counted(agentId, () => this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ?", agentId, version));
+    this.#counted(agentId, () =>
+      this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ? RETURNING 1", agentId, version).toArray().length > 0 ? null : undefined,
+    );
   }
 
   /**
@@ -255,11 +260,16 @@ export class AgentRoster {
     this.#sql.exec("DELETE FROM roster WHERE active = 0; DELETE FROM roster_counts WHERE active = 0");
   }
 
-  /** Applies `change` to one agent's row and moves the agent between counter classes when its class changed. */
-  #counted(agentId: string, change: () => void): void {
+  /**
+   * Applies `change` to one agent's row and moves the agent between counter classes when its class
+   * changed. `change` answers the row's class as written (its statement's RETURNING, so the row is
+   * not read again), null when it deleted the row, undefined when it wrote nothing.
+   */
+  #counted(agentId: string, change: () => CounterClass | null | undefined): void {
     const before = this.#classOf(agentId);
-    change();
-    const after = this.#classOf(agentId);
+    const written = change();
+    if (written === undefined) return;
+    const after = written ?? undefined;
     if (before && after && CLASS_KEYS.every((key) => before[key] === after[key])) return;
     if (before) this.#count(before, -1);
     if (after) this.#count(after, 1);
