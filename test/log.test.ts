@@ -57,9 +57,11 @@ describe("structured logs", () => {
       await agentRequest("POST", "/api/fleet/agents/enroll", { key: secret, body: { type: "PERMANENT", metadata: { local: {}, user_provided: {} } } });
     });
     const logged = requestLines(lines);
-    expect(logged.map((l) => [l.route, l.status, l.error])).toEqual([
-      ["/api/fleet/agents/:id/acks", 401, "Unauthorized"],
-      ["/api/fleet/agents/enroll", 200, undefined],
+    // The answered enrollment is logged once, at info, by the agent's store (its request line is debug).
+    expect(logged.map((l) => [l.route, l.status, l.error])).toEqual([["/api/fleet/agents/:id/acks", 401, "Unauthorized"]]);
+    const enrolled = lines.map((l) => JSON.parse(l.text) as Record<string, unknown>).filter((l) => l.event === "agent.enrolled");
+    expect(enrolled).toEqual([
+      { time: expect.any(String), level: "info", event: "agent.enrolled", agent_id: expect.any(String), policy_id: "log-policy", replaced: false },
     ]);
     const all = lines.map((l) => l.text).join("\n");
     expect(all).not.toContain(secret);

@@ -7,14 +7,16 @@ import { log, useLogSettings } from "../log";
  * A fleet's steady traffic: every agent checks in every few minutes and acks what it gets (a
  * 100,000-agent fleet answers ~330 of these a second), and OpAMP collectors poll `/v1/opamp`. Answered, they log at debug; a line each at
  * info would be most of the log volume and, measured locally, ~30% of the check-in throughput.
+ * An answered enrollment too: the agent's store logs it at info (`agent.enrolled`, with the agent
+ * and policy ids); a second line each would double a mass enrollment's log volume.
  */
-const ROUTINE = /^\/api\/fleet\/agents\/[^/]+\/(checkin|acks)$|^\/v1\/opamp$/;
+const ROUTINE = /^\/api\/fleet\/agents\/(?:[^/]+\/(?:checkin|acks)|enroll)$|^\/v1\/opamp$/;
 
 /**
  * Logs each request once when it is answered: method, route pattern (never the raw path's query),
  * status, duration, request id, the error name of a refusal, and the agent id where the route names
  * one. Headers and bodies are never logged (they carry keys). 5xx lines are errors; answered
- * check-ins and acks are debug; everything else, refusals included (agents cause 401s and 429s all
+ * check-ins, acks and enrollments are debug; everything else, refusals included (agents cause 401s and 429s all
  * day), is info.
  */
 export const requestLog = (): MiddlewareHandler<AppEnv> => async (c, next) => {
