@@ -234,6 +234,50 @@ describe("agent store (many agents per object)", () => {
   });
 });
 
+describe("effects that go at once", () => {
+  it("an enrollment delivers its roster row before it returns and asks for the alarm only as a fallback, about a second later", async () => {
+    const policyId = "effects-fallback";
+    await enrolledAgent(policyId);
+    const agentId = "effects-fallback-new";
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agentId)));
+    await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+      const store = instance as AgentStore;
+      await state.storage.deleteAlarm();
+      const started = Date.now();
+      const enrolled = await store.call(agentId, "enroll", [
+        { agentId, clientChosenId: true, policyId, namespaces: [], type: "PERMANENT", localMetadata: null, tags: [], version: "9.5.2" },
+      ]);
+      expect("item" in enrolled).toBe(true);
+      // Delivered by the store itself (the admin reads it at once): nothing is left in the outbox.
+      expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      // The fallback for a delivery a crash cuts short, a second out: not an alarm run per enrollment.
+      const alarm = await state.storage.getAlarm();
+      expect(alarm).toBeGreaterThanOrEqual(started + 1_000);
+      expect(alarm).toBeLessThanOrEqual(Date.now() + 1_000);
+    });
+    const listed = await json<{ items: Array<{ id: string }> }>(await adminRequest("GET", `/api/fleet/agents?kuery=${encodeURIComponent(`policy_id:${policyId}`)}&perPage=100`));
+    expect(listed.items.map((a) => a.id)).toContain(agentId);
+  });
+
+  it("an effect nobody delivers right away (a poll taking over from a socket) asks for the alarm at once", async () => {
+    const agent = await enrolledAgent("effects-at-once");
+    const key = parseApiKeyHeader(`ApiKey ${agent.key}`);
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent.id)));
+    await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+      const store = instance as AgentStore;
+      expect(await store.call(agent.id, "attachSocket", ["socket-1"])).toBeNull();
+      await state.storage.deleteAlarm();
+      const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message: "Running", version: "9.5.2" }]);
+      expect("error" in outcome).toBe(false);
+      const pending = state.storage.sql.exec<{ kind: string; body: string }>("SELECT kind, body FROM effects WHERE kind = 'shard'").toArray();
+      expect(pending.map((row) => (JSON.parse(row.body) as { kind: string }).kind)).toEqual(["disconnect"]);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      expect(await state.storage.getAlarm()).toBeLessThanOrEqual(Date.now());
+    });
+  });
+});
+
 interface HeldTools {
   state: DurableObjectState;
   store: AgentStore;
