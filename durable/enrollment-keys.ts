@@ -33,9 +33,19 @@ interface KeyRow extends Record<string, SqlStorageValue> {
  * Enrollment keys (the `enrollment_keys` table of the Directory): the secret is stored as a SHA-256
  * hash, and every change this server makes is mirrored to `.fleet-enrollment-api-keys`.
  */
+/** Keys kept in memory for enrollment; past this many the memory starts over (a fleet has a few per policy). */
+const RESOLVED_KEYS_KEPT = 10_000;
+
 export class EnrollmentKeys {
   readonly #sql: SqlStorage;
   readonly #outbox: EsOutbox;
+  /**
+   * Rows found by `resolve`, by API key id: every enrollment of the fleet passes this one object,
+   * and a mass enrollment presents the same few keys thousands of times. Every write here drops
+   * the row it changes, so a revocation takes effect at the next enrollment. Unknown ids are not
+   * kept (a caller could fill memory with them).
+   */
+  readonly #resolved = new Map<string, KeyRow>();
 
   constructor(sql: SqlStorage, outbox: EsOutbox) {
     this.#sql = sql;
@@ -99,6 +109,8 @@ export class EnrollmentKeys {
    */
   async adopt(key: ExternalEnrollmentKey): Promise<void> {
     const hash = await sha256Hex(key.secret);
+    this.#forget(this.#row("id", key.id));
+    this.#resolved.delete(key.apiKeyId);
     this.#sql.exec(
       `INSERT INTO enrollment_keys (id, api_key_id, secret_hash, name, policy_id, active, created_at, expire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, name = excluded.name, policy_id = excluded.policy_id,
@@ -119,6 +131,7 @@ export class EnrollmentKeys {
     const row = this.#row("id", id);
     if (!row) return { error: "NotFound", detail: `enrollment key ${id} not found` };
     const revoked = toRecord({ ...row, active: 0 });
+    this.#forget(row);
     this.#sql.exec("UPDATE enrollment_keys SET active = 0 WHERE id = ?", id);
     this.#outbox.add({ index: INDEX.enrollmentKeys, id, op: "index", body: enrollmentKeyDocument(revoked, new Date().toISOString()) });
     return revoked;
@@ -126,11 +139,25 @@ export class EnrollmentKeys {
 
   /** The policy a key enrolls into, if the key is genuine, active and unexpired. */
   async resolve(key: ApiKey): Promise<{ policyId: string; namespaces: string[] } | Failure> {
-    const row = this.#row("api_key_id", key.id);
+    const row = this.#resolvedRow(key.id);
     const hash = await sha256Hex(key.secret);
     if (!row || !constantTimeEqual(hash, row.secret_hash) || row.active !== 1) return { error: "Unauthorized" };
     if (row.expire_at && Date.parse(row.expire_at) <= Date.now()) return { error: "Unauthorized" };
     return { policyId: row.policy_id, namespaces: [] };
+  }
+
+  #resolvedRow(apiKeyId: string): KeyRow | undefined {
+    const kept = this.#resolved.get(apiKeyId);
+    if (kept) return kept;
+    const row = this.#row("api_key_id", apiKeyId);
+    if (!row) return undefined;
+    if (this.#resolved.size >= RESOLVED_KEYS_KEPT) this.#resolved.clear();
+    this.#resolved.set(apiKeyId, row);
+    return row;
+  }
+
+  #forget(row: KeyRow | undefined): void {
+    if (row) this.#resolved.delete(row.api_key_id);
   }
 
   #row(column: "id" | "api_key_id", value: string): KeyRow | undefined {
