@@ -236,8 +236,14 @@ export class AgentEffects {
         // each. A retry after a partial failure repeats calls already applied, which the versions
         // make harmless.
         const count = await this.#rosterShards(target);
-        const parts = Array.from({ length: count }, () => new RosterCalls());
-        const part = (agentId: string) => parts[rosterShardIndexOf(agentId, count)]!;
+        // Only the parts this batch touches (a policy laid out for 1M agents has 20; an enrollment touches one).
+        const parts = new Map<number, RosterCalls>();
+        const part = (agentId: string): RosterCalls => {
+          const index = rosterShardIndexOf(agentId, count);
+          let calls = parts.get(index);
+          if (!calls) parts.set(index, (calls = new RosterCalls()));
+          return calls;
+        };
         for (const row of group) {
           const body = JSON.parse(row.body) as RosterBody;
           if (body.type === "upsert") part(row.agent_id).add("upserts", { summary: body.summary, version: row.seq });
@@ -246,7 +252,7 @@ export class AgentEffects {
           else part(row.agent_id).add("removes", { agentId: row.agent_id, version: row.seq });
         }
         const sent = await Promise.allSettled(
-          parts.map(async (calls, index) => {
+          [...parts].map(async ([index, calls]) => {
             for (const changes of calls.calls) {
               if (index === 0) await policyHub(this.#env, target).applyRoster(target, changes);
               else await rosterShard(this.#env, target, index).applyRoster(changes);
