@@ -34,6 +34,8 @@ function decodeBase64Utf8(text: string): string | null {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1) return null;
   try {
     const binary = atob(text);
+    // Keys are printable ASCII, which decodes to itself: no bytes, no decoder (anything else takes the decoder).
+    if (/^[ -~]*$/.test(binary)) return binary;
     // A loop, not Uint8Array.from with a mapper: ~10× faster, and every agent request parses a key.
     const bytes = new Uint8Array(binary.length);
     for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { agentIdOfAccessKey, newAccessKeyId } from "../../src/auth/access-key";
 import { parseApiKeyHeader } from "../../src/auth/api-key";
@@ -90,6 +91,21 @@ describe("parseApiKeyHeader", () => {
     [`ApiKey ${btoa("no-colon")}`, "MalformedToken"],
     [`ApiKey ${btoa(":secret")}`, "MalformedToken"],
   ])("%s → %s", (header, code) => expect(codeOf(() => parseApiKeyHeader(header))).toBe(code));
+  it("reads any UTF-8 id and secret, ASCII (read without a decoder) or not, as written", () => {
+    const part = fc.string({ unit: "binary", minLength: 1 }).filter((s) => !s.includes(":"));
+    fc.assert(
+      fc.property(part, fc.string({ unit: "binary", minLength: 1 }), (id, secret) => {
+        const bytes = new TextEncoder().encode(`${id}:${secret}`);
+        const header = `ApiKey ${btoa(String.fromCharCode(...bytes))}`;
+        // A leading BOM is the one thing UTF-8 decoding drops.
+        const expected = `${id}:${secret}`.replace(/^\uFEFF/, "");
+        const colon = expected.indexOf(":");
+        if (colon <= 0) return;
+        expect(parseApiKeyHeader(header)).toEqual({ id: expected.slice(0, colon), secret: expected.slice(colon + 1) });
+      }),
+      { numRuns: 500 },
+    );
+  });
 });
 
 describe("access key ids", () => {
