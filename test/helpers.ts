@@ -1,4 +1,5 @@
 import { SELF, env } from "cloudflare:test";
+import type { AgentSummary } from "../src/agents/status";
 import { AGENT_VERSION, agentHeaders } from "./support/agent-headers";
 
 export { AGENT_VERSION, agentHeaders };
@@ -124,6 +125,25 @@ export function ackEvent(agent: Enrolled, actionId: string, type: string, extra:
     ...extra,
   };
 }
+
+/** A roster row, as an agent's store sends it to its policy's roster: by default online since a check-in a minute after enrolling, on revision 1. */
+export const agentSummary = (agentId: string, overrides: Partial<AgentSummary> = {}): AgentSummary => ({
+  agent_id: agentId,
+  active: true,
+  enrolled_at: "2026-01-01T00:00:00.000Z",
+  last_checkin: "2026-01-01T00:01:00.000Z",
+  last_checkin_status: "online",
+  last_checkin_message: "Running",
+  hostname: "web-01",
+  version: "9.6.0",
+  tags: [],
+  policy_revision_idx: 1,
+  upgrading: false,
+  unenrolling: false,
+  unhealthy_reason: null,
+  type: "PERMANENT",
+  ...overrides,
+});
 
 export async function queueAction(agentId: string, action: Record<string, unknown>) {
   const res = await adminRequest("POST", `/api/fleet/agents/${agentId}/actions`, { action });

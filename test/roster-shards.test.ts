@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { AgentRoster } from "../durable/agent-roster";
 import { ROSTER_LAYOUT_SCHEMA } from "../durable/sharded-roster";
 import { policyHub, rosterShardIndexOf } from "../src/durable-stubs";
-import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, eventually, json, putPolicy, type Enrolled } from "./helpers";
+import { ackEvent, ackRequest, adminRequest, agentRequest, agentSummary, checkinRequest, createEnrollmentKey, enrollBody, eventually, json, putPolicy, type Enrolled } from "./helpers";
 
 /**
  * A policy whose roster is spread over roster shards (docs/scale.md §2). This file runs in the
@@ -182,25 +182,7 @@ describe("a policy with several roster shards", () => {
     await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("sharded-earlier")), async (_instance, state: DurableObjectState) => {
       // As the schema step finds a hub of an earlier version: roster rows, and no layout yet.
       state.storage.sql.exec("DELETE FROM roster_meta WHERE k = 'shards'");
-      new AgentRoster(state.storage.sql).upsert(
-        {
-          agent_id: "earlier-agent",
-          active: true,
-          enrolled_at: "2026-01-01T00:00:00.000Z",
-          last_checkin: null,
-          last_checkin_status: null,
-          last_checkin_message: null,
-          hostname: "web-01",
-          version: "9.6.0",
-          tags: [],
-          policy_revision_idx: 1,
-          upgrading: false,
-          unenrolling: false,
-          unhealthy_reason: null,
-          type: "PERMANENT",
-        },
-        1,
-      );
+      new AgentRoster(state.storage.sql).upsert(agentSummary("earlier-agent", { last_checkin: null, last_checkin_status: null, last_checkin_message: null }), 1);
       state.storage.sql.exec(ROSTER_LAYOUT_SCHEMA);
     });
     expect(await policyHub(env, "sharded-earlier").rosterShards("sharded-earlier")).toBe(1);

@@ -1,26 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { AgentSummary } from "../src/agents/status";
 import { policyHub } from "../src/durable-stubs";
 import { orThrow } from "../src/errors";
-
-const summary = (overrides: Partial<AgentSummary> = {}): AgentSummary => ({
-  agent_id: "versioned-agent",
-  active: true,
-  enrolled_at: "2026-01-01T00:00:00.000Z",
-  last_checkin: "2026-01-01T00:01:00.000Z",
-  last_checkin_status: "online",
-  last_checkin_message: "Running",
-  hostname: "web-01",
-  version: "9.6.0",
-  tags: [],
-  policy_revision_idx: 1,
-  upgrading: false,
-  unenrolling: false,
-  unhealthy_reason: null,
-  type: "PERMANENT",
-  ...overrides,
-});
+import { agentSummary } from "./helpers";
 
 /**
  * Roster rows arrive as an agent store's effects: in order, but a delivery may be retried after it
@@ -35,10 +17,10 @@ describe("roster effects are applied idempotently by version", () => {
         ({ agent_id, last_checkin, last_checkin_status }) => ({ agent_id, last_checkin, last_checkin_status }),
       );
     const none = { upserts: [], removes: [], touches: [] };
-    await hub.applyRoster("versions-p", { ...none, upserts: [{ summary: summary(), version: 5 }] });
+    await hub.applyRoster("versions-p", { ...none, upserts: [{ summary: agentSummary("versioned-agent"), version: 5 }] });
     // A retried older time, an older row and an older removal change nothing.
     await hub.applyRoster("versions-p", { ...none, touches: [{ agentId: "versioned-agent", lastCheckin: "2026-01-01T00:00:30.000Z", version: 4 }] });
-    await hub.applyRoster("versions-p", { ...none, upserts: [{ summary: summary({ last_checkin_status: "error" }), version: 3 }] });
+    await hub.applyRoster("versions-p", { ...none, upserts: [{ summary: agentSummary("versioned-agent", { last_checkin_status: "error" }), version: 3 }] });
     await hub.applyRoster("versions-p", { ...none, removes: [{ agentId: "versioned-agent", version: 2 }] });
     expect(await row()).toEqual([{ agent_id: "versioned-agent", last_checkin: "2026-01-01T00:01:00.000Z", last_checkin_status: "online" }]);
     // A newer time moves only the time; the same batch delivered twice is the same.
@@ -47,7 +29,7 @@ describe("roster effects are applied idempotently by version", () => {
     await hub.applyRoster("versions-p", touch);
     expect(await row()).toEqual([{ agent_id: "versioned-agent", last_checkin: "2026-01-01T00:02:00.000Z", last_checkin_status: "online" }]);
     // A row written before that time (version 5, retried) does not take it back; a newer removal removes.
-    await hub.applyRoster("versions-p", { ...none, upserts: [{ summary: summary(), version: 5 }] });
+    await hub.applyRoster("versions-p", { ...none, upserts: [{ summary: agentSummary("versioned-agent"), version: 5 }] });
     expect((await row())[0]!.last_checkin).toBe("2026-01-01T00:02:00.000Z");
     await hub.applyRoster("versions-p", { ...none, removes: [{ agentId: "versioned-agent", version: 7 }] });
     expect(await row()).toEqual([]);
