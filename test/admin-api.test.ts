@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { AgentRoster } from "../durable/agent-roster";
 import {
   BASE,
+  acceptFirstPolicy,
   ackEvent,
   ackRequest,
   adminRequest,
@@ -11,6 +12,7 @@ import {
   createEnrollmentKey,
   enrollBody,
   enrolledAgent,
+  enrolledAgents,
   eventually,
   json,
   putPolicy,
@@ -39,28 +41,10 @@ interface CheckinBody {
 }
 
 /** Enrolls `count` agents into a policy, each with its own hostname. */
-async function fleet(policyId: string, count: number, hostPrefix = "web"): Promise<Enrolled[]> {
-  await putPolicy(policyId);
-  const key = await createEnrollmentKey(policyId);
-  const agents: Enrolled[] = [];
-  for (let i = 0; i < count; i++) {
-    const res = await agentRequest("POST", "/api/fleet/agents/enroll", {
-      key: key.api_key,
-      body: enrollBody({ metadata: { local: { host: { hostname: `${hostPrefix}-${i}` } }, user_provided: {}, tags: i % 2 === 0 ? ["even"] : ["odd"] } }),
-    });
-    const { item } = await json<{ item: { id: string; access_api_key: string } }>(res);
-    agents.push({ id: item.id, key: item.access_api_key, policyId });
-  }
-  return agents;
-}
+const fleet = (policyId: string, count: number, hostPrefix = "web"): Promise<Enrolled[]> =>
+  enrolledAgents(policyId, count, (i) => ({ metadata: { local: { host: { hostname: `${hostPrefix}-${i}` } }, user_provided: {}, tags: i % 2 === 0 ? ["even"] : ["odd"] } }));
 
 const list = async (query: string) => json<Page>(await adminRequest("GET", `/api/fleet/agents?${query}`));
-
-async function settle(agent: Enrolled, status = "online"): Promise<void> {
-  const first = await json<CheckinBody>(await checkinRequest(agent, { status }));
-  const change = first.actions?.find((a) => a.type === "POLICY_CHANGE");
-  if (change) await ackRequest(agent, [ackEvent(agent, change.id, "POLICY_CHANGE")]);
-}
 
 describe("listing agents", () => {
   it("pages, sorts, filters by tag, text and status, and hides unenrolled agents by default", async () => {
@@ -76,9 +60,9 @@ describe("listing agents", () => {
     expect((await list("policy_id=list-p&kuery=local_metadata.host.hostname:web-3")).items.map((a) => a.hostname)).toEqual(["web-3"]);
     expect((await list("policy_id=list-p&status=enrolling")).total).toBe(5);
 
-    await settle(agents[0]!);
-    await settle(agents[1]!, "DEGRADED");
-    await settle(agents[2]!, "error");
+    await acceptFirstPolicy(agents[0]!);
+    await acceptFirstPolicy(agents[1]!, "DEGRADED");
+    await acceptFirstPolicy(agents[2]!, "error");
     // Check-ins and acks reach the roster through the agents' stores' effects, within a bound.
     await eventually(async () => {
       expect((await list("policy_id=list-p&status=online")).items.map((a) => a.id)).toEqual([agents[0]!.id]);
@@ -229,7 +213,7 @@ describe("one agent", () => {
 describe("agent operations", () => {
   it("reassigns an agent: its parked check-in ends and the new policy arrives with a reset revision", async () => {
     const [agent] = await fleet("from-p", 1);
-    await settle(agent!);
+    await acceptFirstPolicy(agent!);
     await putPolicy("to-p", { agent: { logging: { level: "warning" } } });
     const moved = await adminRequest("POST", `/api/fleet/agents/${agent!.id}/reassign`, { policy_id: "to-p" });
     expect(moved.status).toBe(200);
@@ -249,7 +233,7 @@ describe("agent operations", () => {
 
   it("ends a parked check-in when its agent is revoked, so the 401 comes at once", async () => {
     const [agent] = await fleet("revoke-parked-p", 1);
-    await settle(agent!);
+    await acceptFirstPolicy(agent!);
     // poll_timeout 10m holds for minutes: only the revocation can end this request within the test.
     const parked = checkinRequest(agent!, { agent_policy_id: "revoke-parked-p", policy_revision_idx: 1, poll_timeout: "10m" });
     await untilParked("revoke-parked-p");
@@ -425,7 +409,7 @@ describe("policies", () => {
 
   it("shows rollout progress and who is failing", async () => {
     const agents = await fleet("rollout-p", 3);
-    for (const agent of agents) await settle(agent);
+    for (const agent of agents) await acceptFirstPolicy(agent);
     await putPolicy("rollout-p", { agent: { logging: { level: "debug" } } });
     const upgraded = await json<CheckinBody>(await checkinRequest(agents[0]!, { agent_policy_id: "rollout-p", policy_revision_idx: 1 }));
     await ackRequest(agents[0]!, [ackEvent(agents[0]!, upgraded.actions![0]!.id, "POLICY_CHANGE")]);
@@ -450,9 +434,9 @@ describe("policies", () => {
     // the new policy: its record holds that revision (fleet-protocol.md §4.2), past the new latest.
     const [moved] = await fleet("ahead-src-p", 1);
     await putPolicy("ahead-src-p", { agent: { logging: { level: "debug" } } });
-    await settle(moved!);
+    await acceptFirstPolicy(moved!);
     const [stayed] = await fleet("ahead-dst-p", 1);
-    await settle(stayed!);
+    await acceptFirstPolicy(stayed!);
     expect((await adminRequest("POST", `/api/fleet/agents/${moved!.id}/reassign`, { policy_id: "ahead-dst-p" })).status).toBe(200);
     await checkinRequest(moved!, { agent_policy_id: "ahead-src-p", policy_revision_idx: 2, poll_timeout: "1s" });
     await eventually(async () => {

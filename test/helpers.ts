@@ -94,10 +94,41 @@ export async function enrolledAgent(policyId: string, overrides: Record<string, 
   const existing = await adminRequest("GET", `/api/fleet/agent_policies/${policyId}/full`);
   if (existing.status === 404) await putPolicy(policyId);
   const key = await createEnrollmentKey(policyId);
-  const res = await agentRequest("POST", "/api/fleet/agents/enroll", { key: key.api_key, body: enrollBody(overrides) });
+  return enroll(policyId, key.api_key, overrides);
+}
+
+/** Creates the policy and one key, and enrolls `count` agents with it; `overrides(i)` shapes the i-th agent's enroll body. */
+export async function enrolledAgents(policyId: string, count: number, overrides: (i: number) => Record<string, unknown> = () => ({})): Promise<Enrolled[]> {
+  await putPolicy(policyId);
+  const key = await createEnrollmentKey(policyId);
+  const agents: Enrolled[] = [];
+  for (let i = 0; i < count; i++) agents.push(await enroll(policyId, key.api_key, overrides(i)));
+  return agents;
+}
+
+/** `enrolledAgents`, each then checked in once and acking its POLICY_CHANGE: every agent runs the policy's revision 1. */
+export async function enrolledOnRevision1(policyId: string, count: number, overrides?: (i: number) => Record<string, unknown>): Promise<Enrolled[]> {
+  const agents = await enrolledAgents(policyId, count, overrides);
+  for (const agent of agents) await acceptFirstPolicy(agent);
+  return agents;
+}
+
+async function enroll(policyId: string, enrollmentKey: string, overrides: Record<string, unknown>): Promise<Enrolled> {
+  const res = await agentRequest("POST", "/api/fleet/agents/enroll", { key: enrollmentKey, body: enrollBody(overrides) });
   if (res.status !== 200) throw new Error(`enroll: ${res.status} ${await res.text()}`);
   const { item } = await res.json<{ item: { id: string; access_api_key: string } }>();
   return { id: item.id, key: item.access_api_key, policyId };
+}
+
+/** A new agent's first check-in (with `status`) and its ack of the POLICY_CHANGE that answers it: the agent then runs the policy's latest revision. */
+export async function acceptFirstPolicy(agent: Enrolled, status = "online"): Promise<void> {
+  const res = await checkinRequest(agent, { status });
+  if (res.status !== 200) throw new Error(`first check-in: ${res.status} ${await res.text()}`);
+  const first = await res.json<{ actions?: Array<{ id: string; type: string }> }>();
+  const change = first.actions?.find((action) => action.type === "POLICY_CHANGE");
+  if (!change) throw new Error(`the first check-in of ${agent.id} brought no POLICY_CHANGE: ${JSON.stringify(first)}`);
+  const ack = await ackRequest(agent, [ackEvent(agent, change.id, "POLICY_CHANGE")]);
+  if (ack.status !== 200) throw new Error(`ack: ${ack.status} ${await ack.text()}`);
 }
 
 export function checkinRequest(agent: Enrolled, body: Record<string, unknown> = {}, headers: Record<string, string> = {}, signal?: AbortSignal) {

@@ -2,7 +2,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { MAX_ROLLOUT_SAMPLES, RolloutSamples } from "../durable/rollout-samples";
 import { agentBucket } from "../src/policy/staged-rollout";
-import { ackEvent, ackRequest, adminRequest, agentRequest, checkinRequest, createEnrollmentKey, enrollBody, eventually, json, policyBody, putPolicy, type Enrolled } from "./helpers";
+import { ackEvent, ackRequest, adminRequest, checkinRequest, enrolledOnRevision1, eventually, json, policyBody, putPolicy, type Enrolled } from "./helpers";
 
 interface CheckinBody {
   actions?: Array<{ id: string; type: string; data: { policy?: Record<string, unknown> } }>;
@@ -11,20 +11,7 @@ interface CheckinBody {
 const hub = (policyId: string) => env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as { evaluateRollout(): Promise<unknown> };
 
 /** Agents with chosen ids, so stage membership (a hash of the id) is known in advance; all on revision 1. */
-async function fleetOnRevision1(policyId: string, count: number): Promise<Enrolled[]> {
-  await putPolicy(policyId);
-  const key = await createEnrollmentKey(policyId);
-  const agents: Enrolled[] = [];
-  for (let i = 0; i < count; i++) {
-    const res = await agentRequest("POST", "/api/fleet/agents/enroll", { key: key.api_key, body: enrollBody({ id: `${policyId}-agent-${i}` }) });
-    const { item } = await json<{ item: { id: string; access_api_key: string } }>(res);
-    const agent = { id: item.id, key: item.access_api_key, policyId };
-    const first = await json<CheckinBody>(await checkinRequest(agent));
-    await ackRequest(agent, [ackEvent(agent, first.actions![0]!.id, "POLICY_CHANGE")]);
-    agents.push(agent);
-  }
-  return agents;
-}
+const fleetOnRevision1 = (policyId: string, count: number): Promise<Enrolled[]> => enrolledOnRevision1(policyId, count, (i) => ({ id: `${policyId}-agent-${i}` }));
 
 const startRollout = (policyId: string, extra: Record<string, unknown> = {}) =>
   adminRequest("POST", `/api/fleet/agent_policies/${policyId}/rollouts`, {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { AgentRoster } from "../durable/agent-roster";
 import { ROSTER_LAYOUT_SCHEMA } from "../durable/sharded-roster";
 import { policyHub, rosterShardIndexOf } from "../src/durable-stubs";
-import { ackEvent, ackRequest, adminRequest, agentRequest, agentSummary, checkinRequest, createEnrollmentKey, enrollBody, eventually, json, putPolicy, type Enrolled } from "./helpers";
+import { adminRequest, agentSummary, checkinRequest, enrolledOnRevision1, eventually, json, type Enrolled } from "./helpers";
 
 /**
  * A policy whose roster is spread over roster shards (docs/scale.md §2). This file runs in the
@@ -24,31 +24,13 @@ interface Page {
   total: number;
   nextSearchAfter?: string;
 }
-interface CheckinBody {
-  actions?: Array<{ id: string; type: string }>;
-}
 
 const SHARDS = 4;
 const list = async (query: string) => json<Page>(await adminRequest("GET", `/api/fleet/agents?${query}`));
 
 /** Enrolls `count` agents (hostnames repeat every 3, so sorts have ties), each checked in and on revision 1. */
-async function fleet(policyId: string, count: number): Promise<Enrolled[]> {
-  await putPolicy(policyId);
-  const key = await createEnrollmentKey(policyId);
-  const agents: Enrolled[] = [];
-  for (let i = 0; i < count; i++) {
-    const res = await agentRequest("POST", "/api/fleet/agents/enroll", {
-      key: key.api_key,
-      body: enrollBody({ id: `${policyId}-${i}`, metadata: { local: { host: { hostname: `host-${i % 3}` } }, user_provided: {}, tags: null } }),
-    });
-    const { item } = await json<{ item: { id: string; access_api_key: string } }>(res);
-    const agent = { id: item.id, key: item.access_api_key, policyId };
-    const first = await json<CheckinBody>(await checkinRequest(agent));
-    await ackRequest(agent, [ackEvent(agent, first.actions![0]!.id, "POLICY_CHANGE")]);
-    agents.push(agent);
-  }
-  return agents;
-}
+const fleet = (policyId: string, count: number): Promise<Enrolled[]> =>
+  enrolledOnRevision1(policyId, count, (i) => ({ id: `${policyId}-${i}`, metadata: { local: { host: { hostname: `host-${i % 3}` } }, user_provided: {}, tags: null } }));
 
 /** The agent ids each part of a policy's roster holds: part 0 in the hub, the others in roster shards. */
 async function parts(policyId: string): Promise<string[][]> {
