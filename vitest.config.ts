@@ -13,6 +13,9 @@ const WORKER_BINDINGS = {
   PGP_UPSTREAM_URL: "",
 };
 
+/** Fan-out at a scale a few agents show: per-policy shard counts of 8 agents a shard (at most 4), 12 agents/s. */
+const FANOUT_BINDINGS = { ...WORKER_BINDINGS, POLICY_HUB_SHARDS: "auto", POLICY_HUB_SHARD_AGENTS: "8", POLICY_HUB_SHARDS_MAX: "4", ROLLOUT_RATE: "12" };
+
 /** Tests that need a policy of several roster shards: only in the sharded-roster project. */
 const ROSTER_SHARDED_ONLY = ["test/roster-shards.test.ts"];
 
@@ -31,7 +34,7 @@ export default defineConfig({
         test: {
           name: "workers",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/e2e/**", "test/elasticsearch/**", "test/fanout/**", ...ROSTER_SHARDED_ONLY],
+          exclude: ["test/e2e/**", "test/elasticsearch/**", "test/fanout/**", "test/fanout-burst/**", ...ROSTER_SHARDED_ONLY],
           testTimeout: 20_000,
         },
       },
@@ -49,15 +52,15 @@ export default defineConfig({
         },
       },
       {
-        // The same Worker with per-policy shard counts at a tiny scale (8 agents a shard, at most 4
-        // shards) and a rollout rate of 12 agents/s with no burst, so pacing and shard changes show with a few agents.
-        plugins: [
-          cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { ...WORKER_BINDINGS, POLICY_HUB_SHARDS: "auto", POLICY_HUB_SHARD_AGENTS: "8", POLICY_HUB_SHARDS_MAX: "4", ROLLOUT_RATE: "12", ROLLOUT_BURST: "0" } },
-          }),
-        ],
+        // The same Worker at the fan-out scale, so pacing and shard changes show with a few agents, and
+        // with no burst, so a delivery's first batch is one of the rate's too.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...FANOUT_BINDINGS, ROLLOUT_BURST: "0" } } })],
         test: { name: "fanout", include: ["test/fanout/**/*.test.ts"], testTimeout: 30_000 },
+      },
+      {
+        // The `fanout` scale with a burst of 5 agents (3 a batch otherwise): a delivery to a quiet shard starts with it.
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...FANOUT_BINDINGS, ROLLOUT_BURST: "5" } } })],
+        test: { name: "fanout-burst", include: ["test/fanout-burst/**/*.test.ts"], testTimeout: 30_000 },
       },
       {
         // `npm start` as an operator runs it, spoken to over real sockets from Node.

@@ -7,8 +7,8 @@ import { BATCH, expectEveryPushed, expectLastBatchPushed, expectNextBatch, park,
 /**
  * Paced delivery (docs/scale.md §3) in the `fanout` project: ROLLOUT_RATE=12 agents/s and one shard
  * per policy of up to 8 agents, so a shard wakes 3 agents per 250 ms batch, and ROLLOUT_BURST=0, so
- * a delivery's first batch is one of those too. The clock is held (pacing-helpers.ts): each batch
- * here is one `runDurableObjectAlarm`.
+ * a delivery's first batch is one of those too (test/fanout-burst/ has the burst). The clock is held
+ * (pacing-helpers.ts): each batch here is one `runDurableObjectAlarm`.
  */
 describe("paced rollout wake-ups (ROLLOUT_RATE)", () => {
   it("wakes a delivery's parked polls in batches of the shard's share, oldest first, one batch per alarm", async () => {
