@@ -697,8 +697,9 @@ async function runBare() {
       }),
     );
   }
-  let count = 0;
-  await waitUntil(async () => (count = JSON.parse((await send("admin", "GET", "/count", {}, null)).body || "{}").parked ?? 0) >= clients.length, 300_000, () => `parked ${count}/${clients.length}`, 500);
+  // Not named `count`: that would hide count() from the socket error handler above, which then throws.
+  let parkedNow = 0;
+  await waitUntil(async () => (parkedNow = JSON.parse((await send("admin", "GET", "/count", {}, null)).body || "{}").parked ?? 0) >= clients.length, 300_000, () => `parked ${parkedNow}/${clients.length}`, 500);
   results.phases.connect = { agents: clients.length, ramp_rate: opt.rampRate, seconds_to_all_parked: round1((performance.now() - rampStart) / 1000) };
   await sleep(opt.settleSeconds * 1000);
   snapshot("parked");
