@@ -29,21 +29,21 @@ interface KeyRow extends Record<string, SqlStorageValue> {
   expire_at: string | null;
 }
 
+/** Keys kept in memory for enrollment; past this many the memory starts over (a fleet has a few per policy). */
+const RESOLVED_KEYS_KEPT = 10_000;
+
 /**
  * Enrollment keys (the `enrollment_keys` table of the Directory): the secret is stored as a SHA-256
  * hash, and every change this server makes is mirrored to `.fleet-enrollment-api-keys`.
  */
-/** Keys kept in memory for enrollment; past this many the memory starts over (a fleet has a few per policy). */
-const RESOLVED_KEYS_KEPT = 10_000;
-
 export class EnrollmentKeys {
   readonly #sql: SqlStorage;
   readonly #outbox: EsOutbox;
   /**
    * Rows found by `resolve`, by API key id: every enrollment of the fleet passes this one object,
-   * and a mass enrollment presents the same few keys thousands of times. Every write here drops
-   * the row it changes, so a revocation takes effect at the next enrollment. Unknown ids are not
-   * kept (a caller could fill memory with them).
+   * and a mass enrollment presents the same few keys thousands of times. A write to a key (rare:
+   * a revocation, a key adopted from Kibana) empties it, so the change holds from the next
+   * enrollment on. Unknown ids are not kept (a caller could fill memory with them).
    */
   readonly #resolved = new Map<string, KeyRow>();
 
@@ -109,8 +109,7 @@ export class EnrollmentKeys {
    */
   async adopt(key: ExternalEnrollmentKey): Promise<void> {
     const hash = await sha256Hex(key.secret);
-    this.#forget(this.#row("id", key.id));
-    this.#resolved.delete(key.apiKeyId);
+    this.#resolved.clear();
     this.#sql.exec(
       `INSERT INTO enrollment_keys (id, api_key_id, secret_hash, name, policy_id, active, created_at, expire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, name = excluded.name, policy_id = excluded.policy_id,
@@ -131,7 +130,7 @@ export class EnrollmentKeys {
     const row = this.#row("id", id);
     if (!row) return { error: "NotFound", detail: `enrollment key ${id} not found` };
     const revoked = toRecord({ ...row, active: 0 });
-    this.#forget(row);
+    this.#resolved.clear();
     this.#sql.exec("UPDATE enrollment_keys SET active = 0 WHERE id = ?", id);
     this.#outbox.add({ index: INDEX.enrollmentKeys, id, op: "index", body: enrollmentKeyDocument(revoked, new Date().toISOString()) });
     return revoked;
@@ -154,10 +153,6 @@ export class EnrollmentKeys {
     if (this.#resolved.size >= RESOLVED_KEYS_KEPT) this.#resolved.clear();
     this.#resolved.set(apiKeyId, row);
     return row;
-  }
-
-  #forget(row: KeyRow | undefined): void {
-    if (row) this.#resolved.delete(row.api_key_id);
   }
 
   #row(column: "id" | "api_key_id", value: string): KeyRow | undefined {
