@@ -161,7 +161,9 @@ export class HubShard extends DurableObject<Env> {
     for (const effect of effects) {
       if (!forwarded && !this.#owns(effect.agentId) && !this.#holds(effect.agentId)) {
         const to = shardIndexOf(effect.agentId, shards);
-        elsewhere.set(to, [...(elsewhere.get(to) ?? []), effect]);
+        let batch = elsewhere.get(to);
+        if (!batch) elsewhere.set(to, (batch = []));
+        batch.push(effect);
       } else if (effect.kind === "wake") await this.#wake(effect.agentId, effect.seq);
       else this.#disconnect(effect.agentId, effect.code, effect.reason, effect.connection);
     }
