@@ -40,9 +40,51 @@ export const ROSTER_TYPE_SCHEMA = `ALTER TABLE roster ADD COLUMN agent_type TEXT
 /** A row reports trouble for a rollout stage (the partial index and its queries must spell it alike). */
 const TROUBLED_SQL = "lower(last_checkin_status) IN ('error', 'failed', 'degraded')";
 
+/** Buckets per counter slice: a stage boundary inside a slice is counted from the rows of that slice only. */
+const SLICE = 100;
+
+/** A row's counter class (`roster_counts`' key), each part as SQL over the roster row named `row`. */
+const CLASS_PARTS = {
+  active: (row: string) => `${row}.active`,
+  unenrolling: (row: string) => `${row}.unenrolling`,
+  checked_in: (row: string) => `${row}.last_checkin IS NOT NULL`,
+  disconnected: (row: string) => `lower(${row}.last_checkin_status) IS 'disconnected'`,
+  upgrading: (row: string) => `${row}.upgrading`,
+  health: (row: string) =>
+    `CASE WHEN lower(${row}.last_checkin_status) IN ('error', 'failed') THEN 'error' WHEN lower(${row}.last_checkin_status) = 'degraded' THEN 'degraded' ELSE 'ok' END`,
+  revision: (row: string) => `${row}.policy_revision_idx`,
+  slice: (row: string) => `${row}.bucket / ${SLICE}`,
+} as const;
+
+const CLASS_KEYS = Object.keys(CLASS_PARTS) as Array<keyof typeof CLASS_PARTS>;
+const CLASS_COLUMNS = CLASS_KEYS.join(", ");
+const classOf = (row: string) => CLASS_KEYS.map((key) => CLASS_PARTS[key](row)).join(", ");
+
+/** Moves the row named `row` into (+1) or out of (-1) its class; an emptied class goes. */
+function countSql(row: "NEW" | "OLD", delta: 1 | -1): string {
+  if (delta === 1) {
+    // A row without a bucket (written before buckets, until `prepare` gives it one) is counted by prepare's rebuild.
+    return `INSERT INTO roster_counts (${CLASS_COLUMNS}, n) SELECT ${classOf(row)}, 1 WHERE ${row}.bucket IS NOT NULL
+      ON CONFLICT (${CLASS_COLUMNS}) DO UPDATE SET n = n + 1;`;
+  }
+  const match = `(${CLASS_COLUMNS}) = (${classOf(row)})`;
+  return `UPDATE roster_counts SET n = n - 1 WHERE ${match}; DELETE FROM roster_counts WHERE ${match} AND n = 0;`;
+}
+
+/**
+ * Schema step: SQLite keeps the counters in every statement that changes a row (triggers), so no
+ * write path reads a row's class before changing it or can forget a counter. An update that leaves
+ * the class as it was (a heartbeat's time) costs the WHEN comparison only.
+ */
+export const ROSTER_COUNT_TRIGGERS_SCHEMA = `
+  CREATE TRIGGER roster_counted_insert AFTER INSERT ON roster BEGIN ${countSql("NEW", 1)} END;
+  CREATE TRIGGER roster_counted_delete AFTER DELETE ON roster BEGIN ${countSql("OLD", -1)} END;
+  CREATE TRIGGER roster_counted_update AFTER UPDATE ON roster WHEN (${classOf("OLD")}) IS NOT (${classOf("NEW")})
+    BEGIN ${countSql("OLD", -1)} ${countSql("NEW", 1)} END;`;
+
 /**
  * Schema step: the counters (rows per class: every field the status and stage rules read except the
- * check-in time; the rollout bucket in slices of 1%), kept in the transaction of every row change,
+ * check-in time; the rollout bucket in slices of 1%), kept with every row change (the triggers below),
  * so counts read a few hundred counters instead of every row. The troubled rows get an index of
  * their own (a stage's failures are a time range of them). Existing rows are counted once at load.
  */
@@ -63,18 +105,7 @@ export const ROSTER_COUNTS_SCHEMA = `
   INSERT INTO roster_meta (k, v) VALUES ('rebuild_counts', 1);`;
 
 /** Every roster schema step in order, for an object that holds nothing but a roster (a roster shard). */
-export const ROSTER_SCHEMA_STEPS = [ROSTER_SCHEMA, ROSTER_BUCKET_SCHEMA, ROSTER_VERSION_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_COUNTS_SCHEMA];
-
-/** Buckets per counter slice: a stage boundary inside a slice is counted from the rows of that slice only. */
-const SLICE = 100;
-
-/** A row's counter class (`roster_counts`' key) as SQL over a roster row. */
-const CLASS_SQL = `active, unenrolling, last_checkin IS NOT NULL AS checked_in,
-  lower(last_checkin_status) IS 'disconnected' AS disconnected, upgrading,
-  CASE WHEN lower(last_checkin_status) IN ('error', 'failed') THEN 'error' WHEN lower(last_checkin_status) = 'degraded' THEN 'degraded' ELSE 'ok' END AS health,
-  policy_revision_idx AS revision, bucket / ${SLICE} AS slice`;
-
-const CLASS_KEYS = ["active", "unenrolling", "checked_in", "disconnected", "upgrading", "health", "revision", "slice"] as const;
+export const ROSTER_SCHEMA_STEPS = [ROSTER_SCHEMA, ROSTER_BUCKET_SCHEMA, ROSTER_VERSION_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_COUNTS_SCHEMA, ROSTER_COUNT_TRIGGERS_SCHEMA];
 
 interface CounterClass extends Record<string, SqlStorageValue> {
   active: number;
@@ -132,7 +163,7 @@ const STATUS_SQL = `CASE
  * kept in SQLite so admins can list, filter, page and count them without touching (or loading) each
  * agent's store. Rows come only from the agents' stores, as effects of the changes that made them
  * (durable/agent-effects.ts), so the roster follows the agents' records within the effects'
- * delivery bound. Every row change updates the counters in the same transaction (the caller's).
+ * delivery bound. Every row change updates the counters in the same statement (the count triggers).
  */
 export class AgentRoster {
   readonly #sql: SqlStorage;
@@ -149,7 +180,7 @@ export class AgentRoster {
     const unbucketed = this.#sql.exec<{ agent_id: string }>("SELECT agent_id FROM roster WHERE bucket IS NULL").toArray();
     for (const row of unbucketed) this.#sql.exec("UPDATE roster SET bucket = ? WHERE agent_id = ?", agentBucket(row.agent_id), row.agent_id);
     if (this.#sql.exec("SELECT 1 FROM roster_meta WHERE k = 'rebuild_counts'").toArray().length === 0) return;
-    this.#sql.exec(`DELETE FROM roster_counts; INSERT INTO roster_counts SELECT ${CLASS_SQL}, COUNT(*) AS n FROM roster GROUP BY ${CLASS_KEYS.join(", ")}`);
+    this.#sql.exec(`DELETE FROM roster_counts; INSERT INTO roster_counts (${CLASS_COLUMNS}, n) SELECT ${classOf("roster")}, COUNT(*) FROM roster GROUP BY ${classOf("roster")}`);
     this.#sql.exec("DELETE FROM roster_meta WHERE k = 'rebuild_counts'");
   }
 
@@ -162,11 +193,7 @@ export class AgentRoster {
 
   /** Writes an agent's row unless a newer version is already here. */
   upsert(agent: AgentSummary, version: number): void {
-    this.#counted(agent.agent_id, () => this.#upsert(agent, version));
-  }
-
-  #upsert(agent: AgentSummary, version: number): CounterClass | undefined {
-    return this.#sql.exec<CounterClass>(
+    this.#sql.exec(
       `INSERT INTO roster (agent_id, active, enrolled_at, last_checkin, last_checkin_status, last_checkin_message, hostname, version, tags,
          policy_revision_idx, upgrading, unenrolling, unhealthy_reason, bucket, summary_version, agent_type)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -176,8 +203,7 @@ export class AgentRoster {
          hostname = excluded.hostname, version = excluded.version, tags = excluded.tags, policy_revision_idx = excluded.policy_revision_idx,
          upgrading = excluded.upgrading, unenrolling = excluded.unenrolling, unhealthy_reason = excluded.unhealthy_reason,
          summary_version = excluded.summary_version, agent_type = excluded.agent_type
-       WHERE excluded.summary_version >= roster.summary_version
-       RETURNING ${CLASS_SQL}`,
+       WHERE excluded.summary_version >= roster.summary_version`,
       agent.agent_id,
       agent.active ? 1 : 0,
       agent.enrolled_at,
@@ -194,7 +220,7 @@ export class AgentRoster {
       agentBucket(agent.agent_id),
       version,
       agent.type,
-    ).toArray()[0];
+    );
   }
 
   /**
@@ -228,71 +254,20 @@ export class AgentRoster {
 
   /** A newer check-in time for an agent's row (a held heartbeat), unless the row is newer already. */
   touch(agentId: string, lastCheckin: string, version: number): void {
-    // A row that checked in before keeps its counter class: one write, no reads (a heartbeat's path).
-    const moved = this.#sql.exec(
-      "UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ? AND last_checkin IS NOT NULL",
-      lastCheckin,
-      version,
-      agentId,
-      version,
-    );
-    moved.toArray();
-    if (moved.rowsWritten > 0) return;
-    this.#counted(agentId, () =>
-      this.#sql
-        .exec<CounterClass>(`UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ? RETURNING ${CLASS_SQL}`, lastCheckin, version, agentId, version)
-        .toArray()[0],
-    );
+    this.#sql.exec("UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ?", lastCheckin, version, agentId, version);
   }
 
   /** Removes an agent's row unless it is newer than the removal. */
   remove(agentId: string, version: number): void {
-    this.#counted(agentId, () =>
-      this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ? RETURNING 1", agentId, version).toArray().length > 0 ? null : undefined,
-    );
+    this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ?", agentId, version);
   }
 
   /**
-   * The inactive rows and their counters go (the policy is deleted once no active agent is left).
-   * A row that turned active meanwhile stays, so it is still listed.
+   * The inactive rows go, and with them their counters (the policy is deleted once no active agent
+   * is left). A row that turned active meanwhile stays, so it is still listed.
    */
   dropInactive(): void {
-    this.#sql.exec("DELETE FROM roster WHERE active = 0; DELETE FROM roster_counts WHERE active = 0");
-  }
-
-  /**
-   * Applies `change` to one agent's row and moves the agent between counter classes when its class
-   * changed. `change` answers the row's class as written (its statement's RETURNING, so the row is
-   * not read again), null when it deleted the row, undefined when it wrote nothing.
-   */
-  #counted(agentId: string, change: () => CounterClass | null | undefined): void {
-    const before = this.#classOf(agentId);
-    const written = change();
-    if (written === undefined) return;
-    const after = written ?? undefined;
-    if (before && after && CLASS_KEYS.every((key) => before[key] === after[key])) return;
-    if (before) this.#count(before, -1);
-    if (after) this.#count(after, 1);
-  }
-
-  #classOf(agentId: string): CounterClass | undefined {
-    return this.#sql.exec<CounterClass>(`SELECT ${CLASS_SQL} FROM roster WHERE agent_id = ?`, agentId).toArray()[0];
-  }
-
-  #count(of: CounterClass, delta: 1 | -1): void {
-    const key = CLASS_KEYS.map((name) => of[name]);
-    const match = CLASS_KEYS.map((name) => `${name} = ?`).join(" AND ");
-    if (delta === 1) {
-      this.#sql.exec(
-        `INSERT INTO roster_counts (${CLASS_KEYS.join(", ")}, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)
-         ON CONFLICT (${CLASS_KEYS.join(", ")}) DO UPDATE SET n = n + 1`,
-        ...key,
-      );
-    } else {
-      const left = this.#sql.exec<{ n: number }>(`UPDATE roster_counts SET n = n - 1 WHERE ${match} RETURNING n`, ...key).toArray()[0]?.n;
-      // Emptied classes go, so the counters stay a few hundred rows however many revisions pass.
-      if (left === 0) this.#sql.exec(`DELETE FROM roster_counts WHERE ${match}`, ...key);
-    }
+    this.#sql.exec("DELETE FROM roster WHERE active = 0");
   }
 
   list(policyId: string, query: AgentQuery, context: StatusContext): { items: ListedAgent[]; total: number } {
