@@ -30,10 +30,18 @@ export class AgentActions {
   #maxSeqKnown: number | null = null;
   #unenrollingKnown: boolean | null = null;
 
-  constructor(sql: SqlStorage, agentId: string, outbox: EsOutbox) {
+  /**
+   * `unrecorded`: the agent has no record, so it has no actions either (they are stored only for an
+   * agent with one, and dropping a record forgets them): a new agent's enrollment reads none.
+   */
+  constructor(sql: SqlStorage, agentId: string, outbox: EsOutbox, unrecorded: boolean) {
     this.#sql = sql;
     this.#agentId = agentId;
     this.#outbox = outbox;
+    if (unrecorded) {
+      this.#maxSeqKnown = 0;
+      this.#unenrollingKnown = false;
+    }
   }
 
   /** Stores an action, once per action id (the ingest watcher may bring back one this server wrote). */

@@ -80,16 +80,14 @@ export class AgentStore extends DurableObject<Env> {
       report: (backlog) => mirrorMonitorFor(env, owner).report(owner, backlog),
       wake,
     });
-    this.#effects = new AgentEffects(ctx.storage.sql, env, wake, ctx.id.toString());
+    this.#effects = new AgentEffects(ctx.storage, env, wake, ctx.id.toString());
     this.#keys = new OutputKeyRing(ctx, env, wake);
     this.#home = {
       storage: ctx.storage,
       outbox: this.#outbox,
       effects: this.#effects,
       keys: this.#keys,
-      // A failed delivery is retried by the alarm; the change itself has succeeded.
-      deliverEffects: () =>
-        this.#effects.deliverNow().catch((err: unknown) => log.error("agent_effects.deliver_failed", { error: (err as Error).message })),
+      change: (write) => this.#effects.change(write),
       deferSave: (agent) => this.#deferSave(agent),
       countCheckin: (policyId) => {
         this.#tally.count(policyId, Date.now());
@@ -113,6 +111,11 @@ export class AgentStore extends DurableObject<Env> {
       // Ids that name no agent (failed lookups) are not kept.
       this.#resident.leave(agentId, agent.enrolled);
     }
+  }
+
+  /** Effects not yet delivered to other objects (tests and observability; the Worker never asks). */
+  pendingEffects(): number {
+    return this.#effects.pending();
   }
 
   /**

@@ -46,11 +46,12 @@ export interface AgentHome {
   readonly effects: AgentEffects;
   readonly keys: OutputKeyRing;
   /**
-   * Delivers the effects written so far now rather than with the store's next alarm: after admin
-   * changes, so an admin reads what they wrote. Check-ins and acks leave theirs to the alarm, which
-   * batches them.
+   * Writes `write`'s changes in one transaction and delivers the effects they wrote before it
+   * returns, rather than with the store's next alarm: for enrollments and admin changes, so an admin
+   * reads what they wrote. Check-ins and acks write theirs directly and leave them to the alarm,
+   * which batches them.
    */
-  deliverEffects(): Promise<void>;
+  change<T>(write: () => T): Promise<T>;
   /** The agent holds check-in times not yet written: the store calls `saveCheckin` soon (see CHECKIN_FLUSH_MS). */
   deferSave(agent: Agent): void;
   /** One check-in of an agent of `policyId`, for the policy's check-ins per minute (durable/checkin-tally.ts). */
@@ -99,13 +100,13 @@ export class Agent {
     this.#keys = home.keys;
     this.#effects = home.effects;
     this.#home = home;
-    this.#actions = new AgentActions(this.#sql, agentId, home.outbox);
-    this.#lease = new SocketLease(this.#sql, agentId);
-    this.#history = new StatusHistory(this.#sql, agentId);
-    this.#roster = new RosterFeed(home.effects);
     const row = this.#sql
       .exec<{ doc: string; access_key_hash: string | null }>("SELECT doc, access_key_hash FROM agents WHERE agent_id = ?", agentId)
       .toArray()[0];
+    this.#actions = new AgentActions(this.#sql, agentId, home.outbox, !row);
+    this.#lease = new SocketLease(this.#sql, agentId);
+    this.#history = new StatusHistory(this.#sql, agentId);
+    this.#roster = new RosterFeed(home.effects);
     if (row) {
       this.#doc = JSON.parse(row.doc) as AgentDoc;
       this.#key.hash = row.access_key_hash;
@@ -170,7 +171,7 @@ export class Agent {
       ...(input.enrollmentId ? { enrollment_id: input.enrollmentId } : {}),
       ...(replaceTokenHash ? { replace_token: replaceTokenHash } : {}),
     };
-    this.#storage.transactionSync(() => {
+    await this.#home.change(() => {
       // An inactive record is deleted and the agent starts over (fleet-server deletes the document).
       if (existing && !existing.active) {
         this.#actions.forget();
@@ -182,7 +183,6 @@ export class Agent {
       if (existing) this.#effects.shard(existing.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unauthorized, reason: "agent re-enrolled" });
       this.#save(doc, keyHash);
     });
-    await this.#home.deliverEffects();
     log.info("agent.enrolled", { agent_id: doc.id, policy_id: doc.policy_id, replaced: !!existing?.active });
     return {
       item: {
@@ -277,11 +277,10 @@ export class Agent {
       return { error: "Conflict", detail: `collector ${doc.id} does not accept restart commands (no AcceptsRestartCommand capability)` };
     }
     const now = new Date().toISOString();
-    this.#storage.transactionSync(() => {
+    await this.#home.change(() => {
       this.#save({ ...doc, opamp: { ...doc.opamp!, restart_requested_at: now }, updated_at: now });
       this.#effects.shard(doc.policy_id, { kind: "wake", agentId: doc.id, seq: this.#actions.maxSeq() });
     });
-    await this.#home.deliverEffects();
     return { requested_at: now };
   }
 
@@ -488,21 +487,19 @@ export class Agent {
       const revoked = await this.forceUnenroll();
       if ("error" in revoked) return revoked;
       // The action is done for this agent: its progress counts it, as an ack would.
-      this.#storage.transactionSync(() => this.#effects.result(action.action_id, { agentId: doc.id, at: new Date().toISOString() }));
-      await this.#home.deliverEffects();
+      await this.#home.change(() => this.#effects.result(action.action_id, { agentId: doc.id, at: new Date().toISOString() }));
       return { seq: 0 };
     }
-    let stored = { seq: 0, added: false };
-    this.#storage.transactionSync(() => {
-      stored = this.#actions.add(action);
-      if (!stored.added) return;
+    const stored = await this.#home.change(() => {
+      const stored = this.#actions.add(action);
+      if (!stored.added) return stored;
       // Kibana marks an upgrade as started when it creates the action.
       if (action.type === "UPGRADE") this.#save({ ...doc, upgrade_started_at: action.created_at, updated_at: action.created_at });
       // A pending UNENROLL shows in the roster (unenrolling).
       else this.#roster.sync(doc.policy_id, this.#summary());
       this.#effects.shard(doc.policy_id, { kind: "wake", agentId: doc.id, seq: stored.seq });
+      return stored;
     });
-    if (stored.added) await this.#home.deliverEffects();
     return { seq: stored.seq };
   }
 
@@ -513,7 +510,7 @@ export class Agent {
   async dropIfNeverCheckedIn(): Promise<boolean> {
     const doc = this.#doc;
     if (!doc || doc.last_checkin) return false;
-    this.#storage.transactionSync(() => {
+    await this.#home.change(() => {
       this.#sql.exec("DELETE FROM agents WHERE agent_id = ?", this.#id);
       this.#actions.forget();
       this.#history.forget();
@@ -521,7 +518,6 @@ export class Agent {
       this.#roster.leave(doc.id);
       this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unauthorized, reason: "agent re-enrolled" });
     });
-    await this.#home.deliverEffects();
     this.#doc = null;
     this.#key.hash = null;
     this.#unsaved = false;
@@ -554,13 +550,12 @@ export class Agent {
     const doc = this.#doc;
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     const now = new Date().toISOString();
-    this.#storage.transactionSync(() => {
+    await this.#home.change(() => {
       this.#save({ ...doc, active: false, unenrolled_at: doc.unenrolled_at ?? now, unenrolled_reason: "manual", updated_at: now }, null);
       this.#keys.retire(this.#id, null);
       this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unenrolled, reason: "agent revoked" });
     });
     await this.#keys.scheduleRetirement();
-    await this.#home.deliverEffects();
     log.info("agent.revoked", { agent_id: doc.id });
     return { ok: true };
   }
@@ -574,11 +569,10 @@ export class Agent {
     if (!doc) return { error: "NotFound", detail: "agent not found" };
     if (!doc.active) return { error: "Conflict", detail: `agent ${doc.id} is unenrolled` };
     if (doc.policy_id === policyId) return { error: "Conflict", detail: `agent ${doc.id} is already assigned to ${policyId}` };
-    this.#storage.transactionSync(() => {
+    await this.#home.change(() => {
       this.#save({ ...doc, policy_id: policyId, policy_revision_idx: 0, updated_at: new Date().toISOString() });
       this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.reassigned, reason: "agent reassigned" });
     });
-    await this.#home.deliverEffects();
     return { previousPolicyId: doc.policy_id };
   }
 
@@ -590,8 +584,7 @@ export class Agent {
     const tags = normaliseTags([...(replace ?? doc.tags).filter((t) => !removed.has(t)), ...add]);
     // Repeated bulk adds must not grow the record past what a row holds (docs/hardening.md).
     if (tags.length > MAX_AGENT_TAGS) return { error: "AdminBadRequest", detail: `tags: an agent keeps at most ${MAX_AGENT_TAGS} tags` };
-    this.#save({ ...doc, tags, updated_at: new Date().toISOString() });
-    await this.#home.deliverEffects();
+    await this.#home.change(() => this.#save({ ...doc, tags, updated_at: new Date().toISOString() }));
     return { tags };
   }
 

@@ -1,11 +1,12 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
+import { AgentEffects } from "../durable/agent-effects";
 import { AgentStore, CHECKIN_FLUSH_MS } from "../durable/agent-store";
 import { agentStoreName } from "../src/agents/agent-stores";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import { parseApiKeyHeader } from "../src/auth/api-key";
 import { agentObject } from "../src/durable-stubs";
-import { ackEvent, ackRequest, adminRequest, checkinRequest, enrolledAgent, json, queueAction } from "./helpers";
+import { ackEvent, ackRequest, adminRequest, agentSummary, checkinRequest, enrolledAgent, json, queueAction } from "./helpers";
 
 /** Two client-chosen agent ids that hash to the same store object. */
 function neighbours(prefix: string): [string, string] {
@@ -248,8 +249,8 @@ describe("effects that go at once", () => {
         { agentId, clientChosenId: true, policyId, namespaces: [], type: "PERMANENT", localMetadata: null, tags: [], version: "9.5.2" },
       ]);
       expect("item" in enrolled).toBe(true);
-      // Delivered by the store itself (the admin reads it at once): nothing is left in the outbox.
-      expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);
+      // Delivered by the store itself (the admin reads it at once): nothing is left to deliver.
+      expect(store.pendingEffects()).toBe(0);
       await new Promise((resolve) => setTimeout(resolve, 0));
       // The fallback for a delivery a crash cuts short, a second out: not an alarm run per enrollment.
       const alarm = await state.storage.getAlarm();
@@ -258,6 +259,62 @@ describe("effects that go at once", () => {
     });
     const listed = await json<{ items: Array<{ id: string }> }>(await adminRequest("GET", `/api/fleet/agents?kuery=${encodeURIComponent(`policy_id:${policyId}`)}&perPage=100`));
     expect(listed.items.map((a) => a.id)).toContain(agentId);
+  });
+
+  it("a burst of enrollments in one store is delivered in full and asks for the alarm once", async () => {
+    const policyId = "effects-burst";
+    await enrolledAgent(policyId);
+    const store = agentStoreName("effects-burst-0");
+    const ids: string[] = [];
+    for (let i = 0; ids.length < 6; i++) if (agentStoreName(`effects-burst-${i}`) === store) ids.push(`effects-burst-${i}`);
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(store));
+    await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+      // Every wake-up request reads the alarm first (AlarmSchedule): counting reads counts requests.
+      // (The alarm is not deleted first: the store would still believe in it and rightly ask for none.)
+      const getAlarm = vi.spyOn(state.storage, "getAlarm");
+      const enroll = (agentId: string) =>
+        (instance as AgentStore).call(agentId, "enroll", [
+          { agentId, clientChosenId: true, policyId, namespaces: [], type: "PERMANENT", localMetadata: null, tags: [], version: "9.5.2" },
+        ]);
+      // Three at once (the later ones join one delivery), then three one after another.
+      const outcomes = await Promise.all(ids.slice(0, 3).map(enroll));
+      for (const agentId of ids.slice(3)) outcomes.push(await enroll(agentId));
+      expect(outcomes.every((outcome) => "item" in outcome)).toBe(true);
+      // Requests are written in turn after the writes that made them: give them time to land.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((instance as AgentStore).pendingEffects()).toBe(0);
+      // None when an earlier test's fallback alarm is still due.
+      expect(getAlarm.mock.calls.length).toBeLessThanOrEqual(1);
+      getAlarm.mockRestore();
+      expect(await state.storage.getAlarm()).not.toBeNull();
+      // Delivered rows wait for the next delivery to delete them in its change's transaction; the alarm deletes the rest.
+      await (instance as AgentStore).alarm();
+      expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);
+    });
+    const listed = await json<{ items: Array<{ id: string }> }>(await adminRequest("GET", `/api/fleet/agents?kuery=${encodeURIComponent(`policy_id:${policyId}`)}&perPage=100`));
+    expect(listed.items.map((a) => a.id)).toEqual(expect.arrayContaining(ids));
+  });
+
+  it("a change that rolls back delivers none of its effects; the next change delivers its own at once", async () => {
+    const policyId = "effects-rollback";
+    await enrolledAgent(policyId);
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName("effects-rollback-real")));
+    await runInDurableObject(stub, async (_instance: unknown, state: DurableObjectState) => {
+      const effects = new AgentEffects(state.storage, env, async () => undefined, "rollback-test");
+      // A first change, so the next deliveries go from memory (nothing older waits in the table).
+      await effects.change(() => effects.roster(policyId, agentSummary("effects-rollback-first"), true));
+      await expect(
+        effects.change(() => {
+          effects.roster(policyId, agentSummary("effects-rollback-phantom"), true);
+          throw new Error("the change fails after writing its effect");
+        }),
+      ).rejects.toThrow("the change fails");
+      await effects.change(() => effects.roster(policyId, agentSummary("effects-rollback-real"), true));
+      expect(effects.pending()).toBe(0);
+    });
+    const listed = await json<{ items: Array<{ id: string }> }>(await adminRequest("GET", `/api/fleet/agents?kuery=${encodeURIComponent(`policy_id:${policyId}`)}&perPage=100`));
+    expect(listed.items.map((a) => a.id)).toEqual(expect.arrayContaining(["effects-rollback-first", "effects-rollback-real"]));
+    expect(listed.items.map((a) => a.id)).not.toContain("effects-rollback-phantom");
   });
 
   it("an effect nobody delivers right away (a poll taking over from a socket) asks for the alarm at once", async () => {
