@@ -140,9 +140,11 @@ export class AgentEffects {
    * The agent's roster row in `policyId` changed; only the newest pending row is kept. An agent new
    * to the policy (enrolled, reassigned) is listed at once; changes to a listed agent are batched.
    */
-  roster(policyId: string, summary: AgentSummary, joined: boolean): void {
+  roster(policyId: string, summary: AgentSummary, joined: boolean, summaryJson = JSON.stringify(summary)): void {
     const delayMs = joined ? 0 : ROSTER_DELAY_MS;
-    this.#add("hub", policyId, summary.agent_id, { type: "upsert", summary } satisfies RosterBody, `roster:${policyId}:${summary.agent_id}`, delayMs);
+    // A RosterBody "upsert" around the row's JSON, which the caller built already to compare rows.
+    const body = `{"type":"upsert","summary":${summaryJson}}`;
+    this.#add("hub", policyId, summary.agent_id, body, `roster:${policyId}:${summary.agent_id}`, delayMs);
   }
 
   /** The agent left `policyId`: its roster row there goes (replacing a pending upsert). */
@@ -374,8 +376,8 @@ export class AgentEffects {
     return count;
   }
 
-  #add(kind: Kind, target: string, agentId: string, body: object, coalesceKey: string | null, delayMs: number): void {
-    const text = JSON.stringify(body);
+  #add(kind: Kind, target: string, agentId: string, body: object | string, coalesceKey: string | null, delayMs: number): void {
+    const text = typeof body === "string" ? body : JSON.stringify(body);
     // REPLACE drops the pending row of the same coalesce key, and the new row takes a new sequence (AUTOINCREMENT): it goes in its turn.
     const { seq } = this.#sql
       .exec<{ seq: number }>("INSERT OR REPLACE INTO effects (kind, target, agent_id, body, coalesce_key) VALUES (?, ?, ?, ?, ?) RETURNING seq", kind, target, agentId, text, coalesceKey)

@@ -27,7 +27,7 @@ export class RosterFeed {
     if (policyId === this.#policy && row === this.#row) return;
     const joined = policyId !== this.#policy;
     if (this.#policy !== null && joined) this.#effects.leave(this.#policy, summary.agent_id);
-    this.#effects.roster(policyId, summary, joined);
+    this.#effects.roster(policyId, summary, joined, row);
     this.#policy = policyId;
     this.#row = row;
   }
