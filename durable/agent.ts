@@ -104,7 +104,7 @@ export class Agent {
       .exec<{ doc: string; access_key_hash: string | null }>("SELECT doc, access_key_hash FROM agents WHERE agent_id = ?", agentId)
       .toArray()[0];
     this.#actions = new AgentActions(this.#sql, agentId, home.outbox, !row);
-    this.#lease = new SocketLease(this.#sql, agentId);
+    this.#lease = new SocketLease(this.#sql, agentId, !row);
     this.#history = new StatusHistory(this.#sql, agentId);
     this.#roster = new RosterFeed(home.effects);
     if (row) {
@@ -514,6 +514,7 @@ export class Agent {
       this.#sql.exec("DELETE FROM agents WHERE agent_id = ?", this.#id);
       this.#actions.forget();
       this.#history.forget();
+      this.#lease.drop();
       this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "delete", coalesce: true });
       this.#roster.leave(doc.id);
       this.#effects.shard(doc.policy_id, { kind: "disconnect", agentId: doc.id, code: CLOSE.unauthorized, reason: "agent re-enrolled" });

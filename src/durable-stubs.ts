@@ -36,6 +36,26 @@ interface AgentStoreStub {
   call(agentId: string, method: AgentMethod, args: unknown[]): Promise<unknown>;
 }
 
+/**
+ * Ids of the objects every request names (agent stores, hubs and their shards, the directory), per
+ * namespace: `idFromName` hashes the name on each call, ~4 µs and several calls per request. An id
+ * is a plain value, usable by any request (a stub is not: stubs are made per call). Names of
+ * per-operation objects (bulk jobs, uploads) are not kept; a map past ID_CACHE_LIMIT starts over.
+ */
+const ID_CACHE_LIMIT = 10_000;
+const idCache = new WeakMap<DurableObjectNamespace, Map<string, DurableObjectId>>();
+
+function idOf(namespace: DurableObjectNamespace, name: string): DurableObjectId {
+  let ids = idCache.get(namespace);
+  if (!ids) idCache.set(namespace, (ids = new Map<string, DurableObjectId>()));
+  let id = ids.get(name);
+  if (!id) {
+    if (ids.size >= ID_CACHE_LIMIT) ids.clear();
+    ids.set(name, (id = namespace.idFromName(name)));
+  }
+  return id;
+}
+
 /** A handle's methods live on one prototype, made once, instead of closures per handle. */
 class AgentCaller {
   constructor(
@@ -56,13 +76,13 @@ for (const method of AGENT_METHODS) {
  * object; each call is one RPC to the store.
  */
 export function agentObject(env: Env, agentId: string): AgentHandle {
-  const store = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agentId))) as unknown as AgentStoreStub;
+  const store = env.AGENT_STORES.get(idOf(env.AGENT_STORES, agentStoreName(agentId))) as unknown as AgentStoreStub;
   // The prototype carries exactly AGENT_METHODS, each forwarding its own arguments and result.
   return new AgentCaller(store, agentId) as unknown as AgentHandle;
 }
 
 export const policyHub = (env: Env, policyId: string) =>
-  env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName(policyId)) as unknown as Remote<PolicyHub>;
+  env.POLICY_HUBS.get(idOf(env.POLICY_HUBS, policyId)) as unknown as Remote<PolicyHub>;
 /**
  * How many fan-out shards the policy has, as far as this isolate knows: the fixed count, or the one
  * the policy's shards last answered with (src/checkin/revision-cache.ts), or 1 before any answer.
@@ -83,7 +103,7 @@ export const hubShard = (env: Env, policyId: string, agentId: string) => {
 export const hubShards = (env: Env, policyId: string, count: number) => Array.from({ length: count }, (_, i) => hubShardAt(env, policyId, i));
 
 export const hubShardAt = (env: Env, policyId: string, index: number) =>
-  env.HUB_SHARDS.get(env.HUB_SHARDS.idFromName(`${policyId}#${index}`)) as unknown as Remote<HubShard>;
+  env.HUB_SHARDS.get(idOf(env.HUB_SHARDS, `${policyId}#${index}`)) as unknown as Remote<HubShard>;
 
 /**
  * Which of a policy's `count` roster shards keeps this agent's roster row: the stable hash its
@@ -93,9 +113,9 @@ export const rosterShardIndexOf = (agentId: string, count: number): number => ag
 
 /** Roster shard `index` (1 or more) of a policy; index 0 lives in the policy's hub (`policyHub`). */
 export const rosterShard = (env: Env, policyId: string, index: number) =>
-  env.ROSTER_SHARDS.get(env.ROSTER_SHARDS.idFromName(`${policyId}#roster-${index}`)) as unknown as Remote<RosterShard>;
+  env.ROSTER_SHARDS.get(idOf(env.ROSTER_SHARDS, `${policyId}#roster-${index}`)) as unknown as Remote<RosterShard>;
 
-export const directory = (env: Env) => env.DIRECTORY.get(env.DIRECTORY.idFromName("fleet")) as unknown as Remote<Directory>;
+export const directory = (env: Env) => env.DIRECTORY.get(idOf(env.DIRECTORY, "fleet")) as unknown as Remote<Directory>;
 
 /** The single watcher that follows Kibana's writes in Elasticsearch. */
 export const ingestWatcher = (env: Env) => env.INGEST.get(env.INGEST.idFromName("kibana")) as unknown as Remote<IngestWatcher>;
@@ -110,7 +130,7 @@ export const bulkJob = (env: Env, id: string) => env.BULK_JOBS.get(env.BULK_JOBS
 export const MIRROR_MONITOR_SHARDS = 16;
 
 export const mirrorMonitorShard = (env: Env, shard: number) =>
-  env.MIRROR_MONITORS.get(env.MIRROR_MONITORS.idFromName(`mirror-${shard}`)) as unknown as Remote<MirrorMonitor>;
+  env.MIRROR_MONITORS.get(idOf(env.MIRROR_MONITORS, `mirror-${shard}`)) as unknown as Remote<MirrorMonitor>;
 
 /** The monitor shard an object reports to, by a stable hash of its name. */
 export const mirrorMonitorFor = (env: Env, owner: string) => mirrorMonitorShard(env, stableHash(owner) % MIRROR_MONITOR_SHARDS);

@@ -235,6 +235,29 @@ describe("agent store (many agents per object)", () => {
   });
 });
 
+describe("socket leases", () => {
+  it("a record's removal drops its lease, so the id's next enrollment starts with none", async () => {
+    const agentId = "lease-dropped-never-checked-in";
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agentId)));
+    await agentObject(env, agentId).enroll({ agentId, clientChosenId: true, policyId: "lease-p", namespaces: [], type: "PERMANENT", localMetadata: null, tags: [], version: "9.5.2" });
+    await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+      const leases = () => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM socket_lease WHERE agent_id = ?", agentId).one().n;
+      // A socket that opened with the agent's key, the agent never having checked in.
+      expect(await (instance as AgentStore).call(agentId, "attachSocket", ["socket-1"])).toBeNull();
+      expect(leases()).toBe(1);
+      expect(await (instance as AgentStore).call(agentId, "dropIfNeverCheckedIn", [])).toBe(true);
+      expect(leases()).toBe(0);
+      // A store that starts afresh knows an unrecorded agent holds no lease, and its enrollment deletes none.
+      const restarted = new AgentStore(state, env);
+      const exec = vi.spyOn(state.storage.sql, "exec");
+      expect("item" in (await restarted.call(agentId, "enroll", [{ agentId, clientChosenId: true, policyId: "lease-p", namespaces: [], type: "PERMANENT", localMetadata: null, tags: [], version: "9.5.2" }]))).toBe(true);
+      expect(exec.mock.calls.filter(([query]) => query.includes("socket_lease"))).toEqual([]);
+      exec.mockRestore();
+      expect(leases()).toBe(0);
+    });
+  });
+});
+
 describe("effects that go at once", () => {
   it("an enrollment delivers its roster row before it returns and asks for the alarm only as a fallback, about a second later", async () => {
     const policyId = "effects-fallback";
