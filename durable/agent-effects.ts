@@ -117,8 +117,9 @@ export class AgentEffects {
   #fresh: FreshRow[] = [];
   /**
    * Every undelivered row of the table is in `#fresh`, so a delivery takes them from memory instead
-   * of reading the table (the read was ~0.1 ms of an enrollment). False after a restart, a failed
-   * delivery, a rolled-back change or a row written outside `change`, until a read finds them all.
+   * of reading the table (~0.05 ms per read in local workerd, BENCHMARKS.md). False after a restart,
+   * a failed delivery, a rolled-back change or a row written outside `change`, until a read finds
+   * them all.
    */
   #inMemory = false;
   /** An effect that goes at once was written outside `change`: the alarm is asked for once the write is done. */
