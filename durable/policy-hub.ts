@@ -362,8 +362,7 @@ export class PolicyHub extends DurableObject<Env> {
   /** Roster rows of the hub's own part from an agent store's effects: one transaction, idempotent (versions). */
   async applyRoster(policyId: string, changes: RosterChanges): Promise<void> {
     this.#policyId = policyId;
-    // One implicit transaction, as in RosterShard.applyRoster.
-    this.#roster.apply(changes);
+    this.ctx.storage.transactionSync(() => this.#roster.apply(changes));
     // The hub's own part sees a share of the policy's enrollments and removals: enough to notice growth.
     if (changes.upserts.length + changes.removes.length > 0) await this.#checkFanout();
     await this.#watch.changed();
