@@ -64,34 +64,53 @@ async function main() {
   const report = { tool: "load-sim", started_at: new Date().toISOString(), options: { sizes, shapes, rate, perShard, policySize }, runs: [] };
   // --no-build: serve the bundle a previous run built (.wrangler/bench-bundle-entry).
   let built = Boolean(args["no-build"]);
+  mkdirSync(path.dirname(out), { recursive: true });
+  const save = () => writeFileSync(out, JSON.stringify(report, null, 2));
+  let failed = null;
   for (const agents of sizes) {
     for (const shape of shapes) {
-      const run = await simulate({
-        esStub: Boolean(args["es-stub"]),
-        agents,
-        shape,
-        rate,
-        perShard,
-        policySize,
-        build: !built,
-        steadyRounds: Number(args["steady-rounds"] ?? 1),
-        ...(args.exact ? EXACT : {}),
-      });
+      // Each phase is saved as it ends, so a run the server does not survive (a 100,000-agent fleet
+      // outgrows one local isolate) still leaves the phases it finished, marked `incomplete`.
+      const slot = report.runs.push({ agents, shape, incomplete: true, phases: [] }) - 1;
+      try {
+        report.runs[slot] = await simulate({
+          esStub: Boolean(args["es-stub"]),
+          agents,
+          shape,
+          rate,
+          perShard,
+          policySize,
+          build: !built,
+          steadyRounds: Number(args["steady-rounds"] ?? 1),
+          ...(args.exact ? EXACT : {}),
+          onPhase: (partial) => {
+            report.runs[slot] = { ...partial, incomplete: true };
+            save();
+          },
+        });
+      } catch (err) {
+        failed = err;
+        report.runs[slot].error = err.message;
+      }
       built = true;
-      report.runs.push(run);
-      mkdirSync(path.dirname(out), { recursive: true });
-      writeFileSync(out, JSON.stringify(report, null, 2));
+      save();
+      if (failed) break;
     }
+    if (failed) break;
   }
   process.stderr.write(`[load-sim] wrote ${out}\n`);
   printTables(report);
+  if (failed) {
+    process.stderr.write(`[load-sim] stopped: ${failed.message}\n`);
+    process.exitCode = 1;
+  }
 }
 
 /**
  * One run: a fresh server, a fleet of `agents` in `shape`. Options beyond those (`longPollS`,
  * `startSpreadS`, `stormSimS`, `steadyRounds`) let a test run a tiny fleet whose counts are exact.
  */
-export async function simulate({ agents, shape, rate = 500, perShard = 5000, policySize = 1000, build = true, steadyRounds = 1, longPollS, startSpreadS, stormSimS = 60, exact = false, esStub = false, onProgress }) {
+export async function simulate({ agents, shape, rate = 500, perShard = 5000, policySize = 1000, build = true, steadyRounds = 1, longPollS, startSpreadS, stormSimS = 60, exact = false, esStub = false, onProgress, onPhase }) {
   const policies = shape === "many" ? Math.max(1, Math.ceil(agents / policySize)) : 1;
   const shards = shape === "many" ? 1 : Math.min(256, Math.max(1, Math.ceil(agents / perShard)));
   // One round (every agent's heartbeat once) takes agents ÷ rate wall seconds, at least 10.
@@ -125,6 +144,7 @@ export async function simulate({ agents, shape, rate = 500, perShard = 5000, pol
     let peakRssMb = 0;
     const rssTimer = setInterval(() => (peakRssMb = Math.max(peakRssMb, rssMb(ready.workerdPids))), 1000);
     const streamed = new Map();
+    const header = () => ({ agents, shape, policies, shards_per_policy: shards, compression, long_poll_ms: longPollMs, wall_s: (Date.now() - started) / 1000 });
     const result = await postLines(
       new URL("/__sim/run", ready.url),
       {
@@ -147,12 +167,13 @@ export async function simulate({ agents, shape, rate = 500, perShard = 5000, pol
           esBefore = structuredClone(es.counts);
         }
         if (line.phase) progress(`phase ${line.phase.phase}: ${line.phase.wall_s.toFixed(1)} s wall, ${line.phase.sim_s.toFixed(0)} s simulated, errors ${JSON.stringify(line.phase.errors ?? {})}`);
+        if (line.phase) onPhase?.({ ...header(), workerd_peak_rss_mb: peakRssMb, phases: [...streamed.values()] });
       },
     );
     clearInterval(rssTimer);
     // The phases as streamed (with the stub's counts) replace the result's copies.
     if (es) for (const p of result.phases) p.elasticsearch ??= streamed.get(p.phase)?.elasticsearch;
-    return { agents, shape, policies, shards_per_policy: shards, compression, long_poll_ms: longPollMs, wall_s: (Date.now() - started) / 1000, workerd_peak_rss_mb: peakRssMb, ...result };
+    return { ...header(), workerd_peak_rss_mb: peakRssMb, ...result };
   } finally {
     server.stdin.end();
     await new Promise((resolve) => server.once("exit", resolve));
