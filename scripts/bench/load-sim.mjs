@@ -12,6 +12,9 @@
 //        [--exact]   (a tiny run whose counts are checked by hand: test/e2e/load-sim.test.ts)
 //        [--es-stub] [--no-build]
 //
+// The report is written after every phase: a run the local server does not survive keeps the
+// phases it finished (the run marked `incomplete`, with the error) and the command exits non-zero.
+//
 // --es-stub configures the Elasticsearch mirror (ES_URL) to a local stub that only counts what it is
 // sent (requests by kind, `_bulk` requests and their operations) and answers each with the least
 // Elasticsearch would (every bulk item created, an API key, an empty search): good for counting
@@ -355,6 +358,10 @@ export function printTables(report, write = console.log) {
     const w = p.window_sim_s;
     const per = (cls) => (busiest(p, cls) ? `${fmt(busiest(p, cls).events / w)}/s` : "0");
     write(`| ${run.agents.toLocaleString("en-US")} | ${fleetOf(run)} | ${per("AgentStore")} | ${per("HubShard")} | ${per("PolicyHub")} | ${busiest(p, "AgentStore")?.rows_read ?? 0} |`);
+  }
+
+  for (const run of report.runs.filter((r) => r.incomplete)) {
+    write(`\n${run.agents.toLocaleString("en-US")} agents (${run.shape}): incomplete, phases ${run.phases.map((p) => p.phase).join(", ") || "none"}${run.error ? ` (${run.error})` : ""}`);
   }
 
   write("\nBilled duration while every agent long-polls (steady phase; an object is active in a tick with an event or a call in flight, and for 10 s after, at tick resolution):\n");
