@@ -1,6 +1,8 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { AgentRoster } from "../durable/agent-roster";
 import type { AgentStore } from "../durable/agent-store";
+import type { AgentSummary } from "../src/agents/status";
 import { agentStoreName } from "../src/agents/agent-stores";
 import { adminRequest, enrolledAgent, json } from "./helpers";
 
@@ -61,4 +63,67 @@ describe("roster times on their way to the hub", () => {
       expect(listed.items.map((a) => [a.id, a.last_checkin])).toEqual([[agent.id, at]]);
     });
   });
+});
+
+/** The roster's SQL, counting the rows each statement writes (what Cloudflare bills: docs/cost.md). */
+function countingSql(sql: SqlStorage, written: number[]): SqlStorage {
+  return new Proxy(sql, {
+    get(target, prop) {
+      if (prop !== "exec") return Reflect.get(target, prop, target) as unknown;
+      return (query: string, ...bindings: SqlStorageValue[]) => {
+        const cursor = target.exec(query, ...bindings);
+        written.push(cursor.rowsWritten);
+        return cursor;
+      };
+    },
+  });
+}
+
+const summary = (agentId: string, lastCheckin: string): AgentSummary => ({
+  agent_id: agentId,
+  active: true,
+  enrolled_at: "2026-12-01T00:00:00.000Z",
+  last_checkin: lastCheckin,
+  last_checkin_status: "online",
+  last_checkin_message: null,
+  hostname: "web-01",
+  version: "9.5.2",
+  tags: [],
+  policy_revision_idx: 1,
+  upgrading: false,
+  unenrolling: false,
+  unhealthy_reason: null,
+  type: "PERMANENT",
+});
+
+describe("a heartbeat's time at the roster", () => {
+  // Two rows a heartbeat before the check-in time's index was dropped: the row and its index entry.
+  for (const [where, stub] of [
+    ["a policy hub's own part", () => env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("heartbeat-rows-hub"))],
+    ["a roster shard", () => env.ROSTER_SHARDS.get(env.ROSTER_SHARDS.idFromName("heartbeat-rows-part"))],
+  ] as const) {
+    it(`writes one row in ${where}, and the time is what offline counts read`, async () => {
+      await runInDurableObject(stub(), async (_instance, state: DurableObjectState) => {
+        const written: number[] = [];
+        const roster = new AgentRoster(countingSql(state.storage.sql, written));
+        const indexes = state.storage.sql
+          .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'roster' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+          .toArray()
+          .map((row) => row.name);
+        expect(indexes).toEqual(["roster_bucket", "roster_enrolled_at", "roster_hostname", "roster_revision", "roster_troubled"]);
+
+        const start = Date.UTC(2026, 11, 1, 12);
+        roster.upsert(summary("beating", new Date(start).toISOString()), 1);
+        written.length = 0;
+        roster.touch("beating", new Date(start + 290_000).toISOString(), 2);
+        expect(written).toEqual([1]);
+
+        // The offline count and the next offline time follow the touched time, not the upserted one.
+        const context = { now: start + 700_000, offlineAfterMs: 600_000, latestRevision: 1 };
+        expect(roster.counts(context)).toMatchObject({ online: 1, offline: 0, total: 1 });
+        expect(roster.counts({ ...context, now: start + 900_000 })).toMatchObject({ online: 0, offline: 1, total: 1 });
+        expect(roster.oldestLiveCheckin(new Date(context.now - context.offlineAfterMs).toISOString())).toBe(new Date(start + 290_000).toISOString());
+      });
+    });
+  }
 });
