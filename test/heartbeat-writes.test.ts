@@ -123,6 +123,7 @@ describe("a heartbeat's time at the roster", () => {
         expect(roster.counts(context)).toMatchObject({ online: 1, offline: 0, total: 1 });
         expect(roster.counts({ ...context, now: start + 900_000 })).toMatchObject({ online: 0, offline: 1, total: 1 });
         expect(roster.oldestLiveCheckin(new Date(context.now - context.offlineAfterMs).toISOString())).toBe(new Date(start + 290_000).toISOString());
+        expect(roster.oldestLiveCheckin(new Date(start + 300_000).toISOString())).toBeNull();
       });
     });
   }
