@@ -389,7 +389,7 @@ export class PolicyHub extends DurableObject<Env> {
    * Publishes a new revision to the first stage only. Later stages follow as the evaluation
    * (every 10 s, or an admin's `promote`) finds each stage acked and healthy.
    */
-  async startRollout(published: RolloutStart): Promise<RolloutState | Failure> {
+  async startRollout(published: RolloutStart): Promise<RolloutProgress | Failure> {
     const input = this.#completed(published);
     return this.#write(() => this.#rollouts.start(input));
   }
@@ -399,7 +399,7 @@ export class PolicyHub extends DurableObject<Env> {
   }
 
   /** pause, resume, promote (skip the wait), or abort (everyone back to the previous content, as a new revision). */
-  async rolloutCommand(command: RolloutCommand, by: string): Promise<RolloutState | Failure> {
+  async rolloutCommand(command: RolloutCommand, by: string): Promise<RolloutProgress | Failure> {
     return this.#write(() => this.#rollouts.command(command, by));
   }
 

@@ -74,7 +74,7 @@ export class RolloutControl {
    * Publishes a new revision to the first stage only. Later stages follow as the evaluation
    * (every 10 s, or an admin's `promote`) finds each stage acked and healthy.
    */
-  async start(input: RolloutStart): Promise<RolloutState | Failure> {
+  async start(input: RolloutStart): Promise<RolloutProgress | Failure> {
     const latest = this.#hub.latest();
     if (!latest) return { error: "NotFound", detail: `agent policy ${input.policyId} has no revision to roll out from` };
     if (isSplitting(this.#state)) return { error: "Conflict", detail: `a staged rollout of revision ${this.#state.target} is already in progress` };
@@ -98,18 +98,20 @@ export class RolloutControl {
     this.#samples.begin(this.#state!.target);
     await this.#sample(this.#state!, true);
     await this.#hub.wakeAt(Date.now() + ROLLOUT_EVALUATION_MS);
-    return this.#state!;
+    return this.#progressOf(this.#state!);
   }
 
   /** The rollout with the current stage's counts, or null when the policy never had one. */
   async progress(): Promise<RolloutProgress | null> {
-    const rollout = this.#state;
-    if (!rollout) return null;
-    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...(await this.#stageStats(rollout)) }, samples: this.#samples.list(rollout.target) };
+    return this.#state ? this.#progressOf(this.#state) : null;
   }
 
-  /** pause, resume, promote (skip the wait), or abort (everyone back to the previous content, as a new revision). */
-  async command(command: RolloutCommand, by: string): Promise<RolloutState | Failure> {
+  /**
+   * pause, resume, promote (skip the wait), or abort (everyone back to the previous content, as a new
+   * revision). Answers with the progress as the command left it, read in the same write step: an
+   * evaluation that runs right after (a resume asks for one at once) does not show through.
+   */
+  async command(command: RolloutCommand, by: string): Promise<RolloutProgress | Failure> {
     const rollout = this.#state;
     if (!isSplitting(rollout)) return { error: "Conflict", detail: "no staged rollout is in progress" };
     if (command !== "promote") await this.#sample(rollout, false);
@@ -141,7 +143,7 @@ export class RolloutControl {
         break;
       }
     }
-    return this.#state!;
+    return this.#progressOf(this.#state!);
   }
 
   /** One evaluation of a running rollout: promote, complete, hold, or wait. */
@@ -169,6 +171,10 @@ export class RolloutControl {
   /** A revision published elsewhere (Kibana) replaces whatever was being rolled out. */
   supersede(reason: string): void {
     if (isSplitting(this.#state)) this.#save({ ...this.#state, status: "superseded", reason });
+  }
+
+  async #progressOf(rollout: RolloutState): Promise<RolloutProgress> {
+    return { ...rollout, current: { percent: rollout.stages[rollout.stage] ?? 100, ...(await this.#stageStats(rollout)) }, samples: this.#samples.list(rollout.target) };
   }
 
   /** Samples the current stage's counts now (see RolloutSamples). */

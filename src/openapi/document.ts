@@ -161,7 +161,7 @@ const OPERATIONS: Operation[] = [
     auth: "admin",
     response: RolloutView,
   },
-  { method: "post", path: "/api/fleet/agent_policies/{id}/rollouts/current/{command}", summary: "pause, resume, promote or abort the staged rollout", auth: "admin", response: RolloutView },
+  { method: "post", path: "/api/fleet/agent_policies/{id}/rollouts/current/{command}", summary: "pause, resume, promote or abort the staged rollout; answers with its progress as the command left it", auth: "admin", response: RolloutView },
   { method: "get", path: "/api/fleet/enrollment_api_keys", summary: "List enrollment keys (secrets not shown)", auth: "admin", query: Paging, response: EnrollmentKeyList },
   { method: "post", path: "/api/fleet/enrollment_api_keys", summary: "Create an enrollment key (secret shown once)", auth: "admin", body: EnrollmentKeyCreate, response: EnrollmentKeyResponse },
   { method: "get", path: "/api/fleet/enrollment_api_keys/{id}", summary: "One enrollment key", auth: "admin", response: EnrollmentKeyResponse },

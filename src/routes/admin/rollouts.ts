@@ -32,7 +32,7 @@ export const rollouts = new Hono<AppEnv>()
       }),
     );
     await directory(c.env).registerPolicy({ id: policyId, name: body.name ?? latest.name, namespace: body.namespace ?? latest.namespace, revision: rollout.target, updated_at: rollout.created_at });
-    return c.json({ item: await hub.stagedRollout() });
+    return c.json({ item: rollout });
   })
   .get("/api/fleet/agent_policies/:id/rollouts/current", async (c) => {
     const rollout = await policyHub(c.env, c.req.param("id")).stagedRollout();
@@ -42,11 +42,11 @@ export const rollouts = new Hono<AppEnv>()
   .post("/api/fleet/agent_policies/:id/rollouts/current/:command{pause|resume|promote|abort}", async (c) => {
     const hub = policyHub(c.env, c.req.param("id"));
     const command = c.req.param("command") as "pause" | "resume" | "promote" | "abort";
-    orThrow(await hub.rolloutCommand(command, c.get("admin")));
+    const rollout = orThrow(await hub.rolloutCommand(command, c.get("admin")));
     if (command === "abort") {
       // An abort publishes the previous content as a new revision: the catalogue follows, as after a PUT.
       const latest = await hub.latest();
       if (latest) await directory(c.env).registerPolicy({ id: latest.policy_id, name: latest.name, namespace: latest.namespace, revision: latest.revision, updated_at: latest.created_at });
     }
-    return c.json({ item: await hub.stagedRollout() });
+    return c.json({ item: rollout });
   });
