@@ -2,9 +2,8 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { AgentRoster } from "../durable/agent-roster";
 import type { AgentStore } from "../durable/agent-store";
-import type { AgentSummary } from "../src/agents/status";
 import { agentStoreName } from "../src/agents/agent-stores";
-import { adminRequest, enrolledAgent, json } from "./helpers";
+import { adminRequest, agentSummary, enrolledAgent, json } from "./helpers";
 
 /** `n` client-chosen agent ids that hash to the same store object. */
 function sameStore(prefix: string, n: number): string[] {
@@ -79,23 +78,6 @@ function countingSql(sql: SqlStorage, written: number[]): SqlStorage {
   });
 }
 
-const summary = (agentId: string, lastCheckin: string): AgentSummary => ({
-  agent_id: agentId,
-  active: true,
-  enrolled_at: "2026-12-01T00:00:00.000Z",
-  last_checkin: lastCheckin,
-  last_checkin_status: "online",
-  last_checkin_message: null,
-  hostname: "web-01",
-  version: "9.5.2",
-  tags: [],
-  policy_revision_idx: 1,
-  upgrading: false,
-  unenrolling: false,
-  unhealthy_reason: null,
-  type: "PERMANENT",
-});
-
 describe("a heartbeat's time at the roster", () => {
   // Two rows a heartbeat before the check-in time's index was dropped: the row and its index entry.
   for (const [where, stub] of [
@@ -113,7 +95,7 @@ describe("a heartbeat's time at the roster", () => {
         expect(indexes).toEqual(["roster_bucket", "roster_enrolled_at", "roster_hostname", "roster_revision", "roster_troubled"]);
 
         const start = Date.UTC(2026, 11, 1, 12);
-        roster.upsert(summary("beating", new Date(start).toISOString()), 1);
+        roster.upsert(agentSummary("beating", { last_checkin: new Date(start).toISOString() }), 1);
         written.length = 0;
         roster.touch("beating", new Date(start + 290_000).toISOString(), 2);
         expect(written).toEqual([1]);
