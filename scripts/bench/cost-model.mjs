@@ -48,13 +48,28 @@ export const AGENT_HOUR = {
 };
 
 /**
- * Counts per event (per heartbeat, per agent per revision) from one benchmark's recorded counts.
- * What a store does once per flush window rather than once per heartbeat (its alarms, their
- * setAlarm rows, the policy hub's calls carrying a window's roster updates) is kept apart, per
- * store that took part (`per_window`), so the bill can batch it as production traffic would: the
- * benchmark sends every agent's heartbeat within seconds, production spreads them over 5 minutes.
+ * What a heartbeat writes for itself: the agent's row in its store and its row in the policy's
+ * roster (the hub's part or a roster shard). Every other row written while heartbeats are counted
+ * is a store's flush window's: the effect rows carrying the window's times and counts, what the
+ * hub keeps of each batch it applied (`checkin_batches`, `checkin_minutes`), and `setAlarm`.
  */
-export function perEvent(counts, label) {
+const HEARTBEAT_TABLES = { AgentStore: ["agents"], PolicyHub: ["roster"], RosterShard: ["roster"] };
+
+/** Objects whose calls in a heartbeat's counts each carry a store's window: the hub and the roster's parts. */
+const WINDOW_CALLEES = ["PolicyHub", "RosterShard"];
+
+/**
+ * Counts per event (per heartbeat, per agent per revision) from one benchmark's recorded counts.
+ * For heartbeats (`windowed`), what a store does once per flush window rather than once per heartbeat (its alarms and their
+ * setAlarm rows, its effect rows, the calls to the hub and the roster's parts carrying a window's
+ * roster updates and counts, and what those write besides roster rows) is kept apart, per store
+ * that took part (`per_window`), so the bill can batch it as production traffic would: the
+ * benchmark sends every agent's heartbeat within seconds, production spreads them over 5 minutes.
+ * Runs recorded before rows were counted per table keep only setAlarm rows per window. A policy
+ * change is counted whole per agent (its acks' roster rows are effect rows of their own): an upper
+ * bound, as a rollout's windows are as full in production as in the benchmark.
+ */
+export function perEvent(counts, label, { windowed = true } = {}) {
   const c = counts?.[label];
   if (!c || !c.events) return null;
   const out = { events: c.events, worker_requests: c.worker_requests / c.events, do_requests: 0, ws_messages: 0, rows_read: 0, rows_written: 0, starts: 0, by_class: {}, per_window: null };
@@ -70,14 +85,28 @@ export function perEvent(counts, label) {
   }
   const stores = Object.entries(c.per_object ?? {}).filter(([key, n]) => key.startsWith("AgentStore/") && n > 0).length;
   const store = c.classes?.AgentStore;
-  const hub = c.classes?.PolicyHub;
-  if (stores > 0 && store) {
-    // Per store and window: its alarm runs (flush, effect delivery) and their setAlarm rows, and the hub calls it made.
-    out.per_window = { stores, requests: (store.alarm + (hub?.requests ?? 0)) / stores, rows_written: store.set_alarms / stores };
-    out.do_requests -= (store.alarm + (hub?.requests ?? 0)) / c.events;
-    out.rows_written -= store.set_alarms / c.events;
+  if (windowed && stores > 0 && store) {
+    const requests = store.alarm + WINDOW_CALLEES.reduce((sum, name) => sum + (c.classes?.[name]?.requests ?? 0), 0);
+    const rows = store.rows_written_by_table ? windowRows(c.classes) : store.set_alarms;
+    // A store sends its policy's check-in counts once per window: heartbeats spread over more than
+    // one window (a long-poll phase of 10,000 agents takes ~20 s) are counted as so many windows.
+    const windows = c.classes?.PolicyHub?.methods?.countCheckins || stores;
+    out.per_window = { stores, windows, requests: requests / windows, rows_written: rows / windows };
+    out.do_requests -= requests / c.events;
+    out.rows_written -= rows / c.events;
   }
   return out;
+}
+
+/** Rows written by the store, the hub and the roster's parts other than a heartbeat's own (HEARTBEAT_TABLES), setAlarm's included. */
+function windowRows(classes) {
+  let rows = 0;
+  for (const [name, tables] of Object.entries(HEARTBEAT_TABLES)) {
+    const k = classes[name];
+    if (!k) continue;
+    rows += k.rows_written - tables.reduce((sum, table) => sum + (k.rows_written_by_table?.[table] ?? 0), 0);
+  }
+  return rows;
 }
 
 /** Held heartbeats are written per store at most every 10 s (CHECKIN_FLUSH_MS). */
@@ -172,7 +201,7 @@ export function costTable(counts, { cpuMsPerHeartbeat = null } = {}) {
   const poll = perEvent(counts, "poll_heartbeat");
   const socket = perEvent(counts, "socket_heartbeat");
   const rounds = Object.keys(counts ?? {}).filter((k) => k.startsWith("fanout"));
-  const change = rounds.length ? perEvent(counts, rounds.at(-1)) : null;
+  const change = rounds.length ? perEvent(counts, rounds.at(-1), { windowed: false }) : null;
   const rows = [];
   for (const [channel, heartbeat] of [["long_poll", poll], ["websocket", socket]]) {
     if (!heartbeat) continue;
@@ -186,8 +215,8 @@ export function printCostTable(table, write = console.log) {
   const per = (h) =>
     h
       ? `${h.worker_requests.toFixed(2)} Worker req, ${h.do_requests.toFixed(2)} DO req, ${h.ws_messages.toFixed(2)} WS msg, ${h.rows_read.toFixed(1)} rows read, ${h.rows_written.toFixed(2)} rows written` +
-        (h.per_window ? `; per store flush window: ${h.per_window.requests.toFixed(2)} DO req, ${h.per_window.rows_written.toFixed(2)} rows written (${h.per_window.stores} stores)` : "") +
-        ` [${Object.entries(h.by_class).map(([k, v]) => `${k} ${v.requests.toFixed(2)} req/${v.rows_written.toFixed(2)} rw`).join(", ")}]`
+        (h.per_window ? `; per store flush window: ${h.per_window.requests.toFixed(2)} DO req, ${h.per_window.rows_written.toFixed(2)} rows written (${h.per_window.windows} windows of ${h.per_window.stores} stores)` : "") +
+        ` [by class, window work included: ${Object.entries(h.by_class).map(([k, v]) => `${k} ${v.requests.toFixed(2)} req/${v.rows_written.toFixed(2)} rw`).join(", ")}]`
       : "not measured";
   write(`\nMeasured per long-poll heartbeat: ${per(table.per_heartbeat.long_poll)}`);
   write(`Measured per socket heartbeat: ${per(table.per_heartbeat.websocket)}`);

@@ -28,7 +28,10 @@ const UNCOUNTED = new Set(["parkedCount"]);
 const LIFECYCLE = new Set(["constructor", "fetch", "alarm", "webSocketMessage", "webSocketClose", "webSocketError"]);
 
 function classCounts(name) {
-  return (counts.classes[name] ??= { requests: 0, rpc: 0, fetch: 0, alarm: 0, ws_messages: 0, ws_closes: 0, starts: 0, rows_read: 0, rows_written: 0, set_alarms: 0, objects: 0, methods: {} });
+  return (counts.classes[name] ??= {
+    requests: 0, rpc: 0, fetch: 0, alarm: 0, ws_messages: 0, ws_closes: 0, starts: 0, rows_read: 0, rows_written: 0, set_alarms: 0, objects: 0, methods: {},
+    rows_written_by_table: {},
+  });
 }
 
 /** Every method an instance answers (RPC, fetch, alarm, WebSocket handlers), up to the runtime's base class. */
@@ -117,41 +120,42 @@ function findMethod(Base, name) {
 }
 
 /**
+ * The table a statement writes (its first INSERT, REPLACE, UPDATE or DELETE), so the cost model can
+ * tell a heartbeat's own rows from a flush window's (scripts/bench/cost-model.mjs); rows written by
+ * triggers count with the statement that fired them.
+ */
+const WRITES = /^\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(\w+)/i;
+const tableOf = (query) => WRITES.exec(query)?.[1] ?? "other";
+
+/**
  * Counts the rows each statement read and wrote. A cursor's counts are final once it is consumed,
  * which a caller does before its next statement (cursors do not outlive an await), so each
  * statement's counts are added when the next one starts, or when the totals are read.
  */
 const pendingCursors = new Set();
+function settle(entry) {
+  if (!pendingCursors.delete(entry)) return;
+  const { cursor, c, rows } = entry;
+  c.rows_read += cursor.rowsRead;
+  c.rows_written += cursor.rowsWritten;
+  rows.read += cursor.rowsRead;
+  rows.written += cursor.rowsWritten;
+  if (cursor.rowsWritten > 0) c.rows_written_by_table[entry.table] = (c.rows_written_by_table[entry.table] ?? 0) + cursor.rowsWritten;
+}
 function countSql(sql, c, rows) {
   const exec = sql.exec.bind(sql);
   let last = null;
-  sql.exec = (...args) => {
+  sql.exec = (query, ...bindings) => {
     if (last) settle(last);
-    const cursor = exec(...args);
-    last = { cursor, c, rows };
+    const cursor = exec(query, ...bindings);
+    last = { cursor, c, rows, table: tableOf(query) };
     pendingCursors.add(last);
     return cursor;
-  };
-  const settle = (entry) => {
-    if (!pendingCursors.delete(entry)) return;
-    entry.c.rows_read += entry.cursor.rowsRead;
-    entry.c.rows_written += entry.cursor.rowsWritten;
-    entry.rows.read += entry.cursor.rowsRead;
-    entry.rows.written += entry.cursor.rowsWritten;
-  };
-  countSql.settleAll ??= () => {
-    for (const entry of [...pendingCursors]) {
-      pendingCursors.delete(entry);
-      entry.c.rows_read += entry.cursor.rowsRead;
-      entry.c.rows_written += entry.cursor.rowsWritten;
-      entry.rows.read += entry.cursor.rowsRead;
-      entry.rows.written += entry.cursor.rowsWritten;
-    }
   };
 }
 
 function snapshot(withSeconds = false) {
-  countSql.settleAll?.();
+  for (const entry of [...pendingCursors]) settle(entry);
   const busiest = {};
   for (const [key, n] of perObject) {
     const cls = key.slice(0, key.indexOf("/"));

@@ -1,0 +1,81 @@
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+
+/**
+ * The bill's split of a heartbeat's counts (scripts/bench/cost-model.mjs): the agent's own rows and
+ * calls per heartbeat, everything a store's flush window does once per store, so the bill batches
+ * it by production's density (docs/cost.md). Counts are shaped as scripts/bench/counting-entry.mjs
+ * records them.
+ */
+
+interface PerEvent {
+  do_requests: number;
+  rows_written: number;
+  per_window: { stores: number; requests: number; rows_written: number } | null;
+}
+type CostModel = { perEvent: (counts: unknown, label: string, options?: { windowed?: boolean }) => PerEvent | null };
+
+const load = async () => (await import(path.resolve(__dirname, "../../scripts/bench/cost-model.mjs"))) as CostModel;
+
+const zero = { ws_messages: 0, rows_read: 0, starts: 0, alarm: 0, set_alarms: 0 };
+
+/** 100 heartbeats over two stores, each store flushing once: its alarm runs and their setAlarm rows, two effect rows' worth of rows, a call to the hub and two to roster parts. */
+function heartbeats(byTable: boolean, windowsCounted?: number) {
+  const tables = <T>(t: T) => (byTable ? { rows_written_by_table: t } : {});
+  return {
+    poll_heartbeat: {
+      events: 100,
+      worker_requests: 100,
+      per_object: { "AgentStore/a": 60, "AgentStore/b": 40 },
+      classes: {
+        AgentStore: { ...zero, requests: 104, alarm: 4, set_alarms: 4, rows_written: 120, ...tables({ agents: 100, effects: 16 }) },
+        HubShard: { ...zero, requests: 100, rows_written: 0, ...tables({}) },
+        PolicyHub: {
+          ...zero,
+          requests: 2,
+          rows_written: 30,
+          ...tables({ roster: 22, checkin_batches: 6, checkin_minutes: 2 }),
+          ...(windowsCounted ? { methods: { countCheckins: windowsCounted } } : {}),
+        },
+        RosterShard: { ...zero, requests: 4, rows_written: 78, ...tables({ roster: 78 }) },
+      },
+    },
+  };
+}
+
+describe("the cost model's heartbeat", () => {
+  it("is the agent's row, its roster row and its two calls; the rest is per store and window", async () => {
+    const { perEvent } = await load();
+    expect(perEvent(heartbeats(true), "poll_heartbeat")).toMatchObject({
+      do_requests: expect.closeTo(2, 9),
+      rows_written: expect.closeTo(2, 9),
+      per_window: { stores: 2, windows: 2, requests: 5, rows_written: 14 },
+    });
+  });
+
+  it("divides by the windows the stores' check-in counts name when the heartbeats spanned more than one", async () => {
+    const { perEvent } = await load();
+    expect(perEvent(heartbeats(true, 4), "poll_heartbeat")).toMatchObject({
+      rows_written: expect.closeTo(2, 9),
+      per_window: { stores: 2, windows: 4, requests: 2.5, rows_written: 7 },
+    });
+  });
+
+  it("keeps only setAlarm rows per window for a run recorded before rows were counted per table", async () => {
+    const { perEvent } = await load();
+    expect(perEvent(heartbeats(false), "poll_heartbeat")).toMatchObject({
+      do_requests: 2,
+      rows_written: expect.closeTo(2.24, 9),
+      per_window: { stores: 2, windows: 2, requests: 5, rows_written: 2 },
+    });
+  });
+
+  it("counts a policy change whole per agent", async () => {
+    const { perEvent } = await load();
+    expect(perEvent(heartbeats(true), "poll_heartbeat", { windowed: false })).toMatchObject({
+      do_requests: expect.closeTo(2.1, 9),
+      rows_written: expect.closeTo(2.28, 9),
+      per_window: null,
+    });
+  });
+});
