@@ -392,13 +392,17 @@ export class AgentEffects {
       return;
     }
     this.#inMemory = false;
+    // A delivery queued and not yet started reads the table when it starts (this row cleared
+    // #inMemory), so it takes the row: the store's alarm queues its delivery before its flush writes
+    // the window's rows, and needs no second run for them.
+    if (this.#queued) return;
     if (delayMs > 0) return this.#wakeBy(Date.now() + delayMs);
     if (this.#atOnce) return;
     this.#atOnce = true;
     // Once the write is done: a microtask later.
     queueMicrotask(() => {
       this.#atOnce = false;
-      this.#wakeBy(Date.now());
+      if (!this.#queued) this.#wakeBy(Date.now());
     });
   }
 

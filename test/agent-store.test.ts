@@ -211,15 +211,20 @@ describe("agent store (many agents per object)", () => {
         for (const agent of agents) held.push(await heartbeat(agent));
         const lastSeq = () => sql.exec<{ seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'effects'").one().seq;
         const before = lastSeq();
+        const alarmsSet: number[] = [];
+        const setAlarm = vi.spyOn(state.storage, "setAlarm").mockImplementation(async (at) => void alarmsSet.push(Number(at)));
         const clock = vi.spyOn(Date, "now").mockReturnValue(Date.now() + CHECKIN_FLUSH_MS + 1);
         try {
           await store.alarm();
         } finally {
           clock.mockRestore();
+          setAlarm.mockRestore();
         }
         // Both agents' times went out in one effect row (and the flush's check-in counts in one more), delivered.
         expect(lastSeq() - before).toBe(2);
         expect(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);
+        // By the run that wrote them: no second alarm run (and setAlarm row) is asked for them.
+        expect(alarmsSet).toEqual([]);
         const listed = await json<{ items: Array<{ id: string; last_checkin: string }> }>(await adminRequest("GET", "/api/fleet/agents?policy_id=held-shared-row"));
         expect(Object.fromEntries(listed.items.map((a) => [a.id, a.last_checkin]))).toEqual(Object.fromEntries(ids.map((id, i) => [id, held[i]])));
       });
