@@ -128,13 +128,17 @@ export class AgentStore extends DurableObject<Env> {
       // Queued first: it reads the effects when it starts, so the rows the flush below writes go with
       // it instead of asking for another alarm run.
       const delivered = this.#effects.deliver();
-      // The alarm also fires for effects and the outbox: held times are written when due, not at
-      // every run, or a busy store would write every heartbeat.
-      if (this.#flushDue !== null) {
-        if (Date.now() >= this.#flushDue) this.#saveCheckins();
-        else await this.#alarms.request(this.#flushDue);
+      try {
+        // The alarm also fires for effects and the outbox: held times are written when due, not at
+        // every run, or a busy store would write every heartbeat.
+        if (this.#flushDue !== null) {
+          if (Date.now() >= this.#flushDue) this.#saveCheckins();
+          else await this.#alarms.request(this.#flushDue);
+        }
+      } finally {
+        // Awaited even when the flush throws: a queued delivery is never left running unobserved.
+        await delivered;
       }
-      await delivered;
       await this.#outbox.drain();
       await this.#keys.invalidateRetired();
     });
