@@ -5,6 +5,7 @@ import { mirrorMonitorFor, type AgentCallResult } from "../src/durable-stubs";
 import { Agent, type AgentHome } from "./agent";
 import { AgentEffects, EFFECTS_SCHEMA } from "./agent-effects";
 import { AlarmSchedule } from "./alarm-schedule";
+import { CheckinJournal, CHECKIN_JOURNAL_SCHEMA } from "./checkin-journal";
 import { CheckinTally } from "./checkin-tally";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { STATUS_HISTORY_SCHEMA } from "./status-history";
@@ -17,9 +18,10 @@ import { log, useLogSettings } from "../src/log";
 const MAX_RESIDENT = 5_000;
 
 /**
- * Check-in times that changed nothing else are written at most this late: fleet-server's check-in
- * bulker flushes every 10 s too (fleet-protocol.md §7), though it holds status changes as well,
- * which are written here at once. A crash loses at most this much of `last_checkin`, never a state.
+ * Check-in times that changed nothing else are written at most this late, all of a window's in one
+ * journal row (durable/checkin-journal.ts): fleet-server's check-in bulker flushes every 10 s too
+ * (fleet-protocol.md §7), though it holds status changes as well, which are written here at once.
+ * A crash loses at most this much of `last_checkin`, never a state.
  */
 export const CHECKIN_FLUSH_MS = 10_000;
 
@@ -47,6 +49,7 @@ const SCHEMA = [
   `ALTER TABLE socket_lease DROP COLUMN until;`,
   EFFECTS_SCHEMA,
   STATUS_HISTORY_SCHEMA,
+  CHECKIN_JOURNAL_SCHEMA,
 ];
 
 /**
@@ -62,6 +65,7 @@ export class AgentStore extends DurableObject<Env> {
   readonly #effects: AgentEffects;
   readonly #keys: OutputKeyRing;
   readonly #home: AgentHome;
+  readonly #journal: CheckinJournal;
   readonly #resident = new ResidentSet<Agent>(MAX_RESIDENT, (agent) => agent.unsaved);
   /** Agents holding check-in times not yet written, and when they are due. */
   readonly #unsaved = new Set<Agent>();
@@ -82,6 +86,7 @@ export class AgentStore extends DurableObject<Env> {
     });
     this.#effects = new AgentEffects(ctx.storage, env, wake, ctx.id.toString());
     this.#keys = new OutputKeyRing(ctx, env, wake);
+    this.#journal = new CheckinJournal(ctx.storage.sql);
     this.#home = {
       storage: ctx.storage,
       outbox: this.#outbox,
@@ -89,6 +94,7 @@ export class AgentStore extends DurableObject<Env> {
       keys: this.#keys,
       change: (write) => this.#effects.change(write),
       deferSave: (agent) => this.#deferSave(agent),
+      journaledCheckin: (agentId) => this.#journal.timeOf(agentId),
       countCheckin: (policyId) => {
         this.#tally.count(policyId, Date.now());
         this.#flushSoon();
@@ -159,13 +165,28 @@ export class AgentStore extends DurableObject<Env> {
   }
 
   /**
-   * One write per agent, all in the calling event's implicit transaction; the policies' rosters
-   * learn the new times from one effect row per policy, and their check-in counts from another.
+   * One journal row for the window's times, all in the calling event's implicit transaction; the
+   * policies' rosters learn the new times from one effect row per policy, and their check-in counts
+   * from another. Windows an hour old leave the journal, their quiet agents' times moving into the
+   * records (durable/checkin-journal.ts).
    */
   #saveCheckins(): void {
+    const now = Date.now();
     this.#effects.collectTouches(() => {
-      for (const agent of this.#unsaved) agent.saveCheckin();
+      const times = new Map<string, string>();
+      for (const agent of this.#unsaved) {
+        const at = agent.journalCheckin();
+        if (at) times.set(agent.id, at);
+      }
+      this.#journal.write(times, now);
     });
+    this.#journal.expire(now, (agentId, at) =>
+      this.ctx.storage.sql.exec(
+        "UPDATE agents SET doc = json_set(doc, '$.last_checkin', ?1, '$.updated_at', max(json_extract(doc, '$.updated_at'), ?1)) WHERE agent_id = ?2 AND json_extract(doc, '$.last_checkin') < ?1",
+        at,
+        agentId,
+      ),
+    );
     for (const [policyId, minutes] of this.#tally.take()) this.#effects.checkins(policyId, minutes);
     this.#unsaved.clear();
     this.#flushDue = null;

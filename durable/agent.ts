@@ -52,8 +52,10 @@ export interface AgentHome {
    * which batches them.
    */
   change<T>(write: () => T): Promise<T>;
-  /** The agent holds check-in times not yet written: the store calls `saveCheckin` soon (see CHECKIN_FLUSH_MS). */
+  /** The agent holds check-in times not yet written: the store calls `journalCheckin` soon (see CHECKIN_FLUSH_MS). */
   deferSave(agent: Agent): void;
+  /** The agent's newest check-in time in the store's journal (durable/checkin-journal.ts), if any. */
+  journaledCheckin(agentId: string): string | undefined;
   /** One check-in of an agent of `policyId`, for the policy's check-ins per minute (durable/checkin-tally.ts). */
   countCheckin(policyId: string): void;
 }
@@ -64,7 +66,8 @@ export interface AgentHome {
  * public method is one RPC of that store. Strong consistency per agent: every mutation goes through
  * `#save`, one synchronous SQLite transaction per change. The one exception is a check-in that
  * changes nothing but `last_checkin` / `updated_at`: like fleet-server's check-in bulker, those
- * times are held in memory and written by the store within CHECKIN_FLUSH_MS.
+ * times are held in memory and written by the store within CHECKIN_FLUSH_MS, into its check-in
+ * journal rather than this agent's record.
  */
 export class Agent {
   readonly #id: string;
@@ -108,10 +111,14 @@ export class Agent {
     this.#history = new StatusHistory(this.#sql, agentId);
     this.#roster = new RosterFeed(home.effects);
     if (row) {
-      this.#doc = JSON.parse(row.doc) as AgentDoc;
+      this.#doc = withJournaledTimes(JSON.parse(row.doc) as AgentDoc, home.journaledCheckin(agentId));
       this.#key.hash = row.access_key_hash;
       this.#roster.loaded(this.#doc.policy_id, this.#summary());
     }
+  }
+
+  get id(): string {
+    return this.#id;
   }
 
   /** False for an id that names no agent (or one forgotten before it ever checked in). */
@@ -119,14 +126,23 @@ export class Agent {
     return this.#doc !== null;
   }
 
-  /** Check-in times are held in memory only (see `saveCheckin`). */
+  /** Check-in times are held in memory only (see `journalCheckin`). */
   get unsaved(): boolean {
     return this.#unsaved;
   }
 
-  /** Writes check-in times held in memory (called by the store, not over RPC). */
-  saveCheckin(): void {
-    if (this.#unsaved && this.#doc) this.#save(this.#doc, undefined, true);
+  /**
+   * The check-in time held in memory, for the store to write into its journal in this same
+   * transaction (called by the store, not over RPC); its roster row and mirror document follow.
+   * The record keeps the time of its last real change.
+   */
+  journalCheckin(): string | null {
+    const doc = this.#doc;
+    if (!this.#unsaved || !doc?.last_checkin) return null;
+    this.#unsaved = false;
+    this.#roster.touch(doc.policy_id, doc.id, doc.last_checkin, () => this.#summary());
+    this.#mirror(doc);
+    return doc.last_checkin;
   }
 
   async enroll(
@@ -696,14 +712,10 @@ export class Agent {
     return 200;
   }
 
-  /**
-   * Writes the record; `keyHash` undefined keeps the current key, null revokes it. `timesOnly`: the
-   * record differs from the stored one only in its check-in times (a held heartbeat).
-   */
-  #save(doc: AgentDoc, keyHash?: string | null, timesOnly = false): void {
+  /** Writes the record; `keyHash` undefined keeps the current key, null revokes it. */
+  #save(doc: AgentDoc, keyHash?: string | null): void {
     const hash = keyHash === undefined ? this.#key.hash : keyHash;
-    // A held heartbeat's times never change the status; every other write may.
-    if (!timesOnly) this.#history.record(this.#doc, doc, doc.updated_at);
+    this.#history.record(this.#doc, doc, doc.updated_at);
     this.#sql.exec(
       "INSERT INTO agents (agent_id, doc, access_key_hash) VALUES (?, ?, ?) ON CONFLICT (agent_id) DO UPDATE SET doc = excluded.doc, access_key_hash = excluded.access_key_hash",
       this.#id,
@@ -713,9 +725,21 @@ export class Agent {
     this.#doc = doc;
     this.#key.hash = hash;
     this.#unsaved = false;
-    if (timesOnly && doc.last_checkin) this.#roster.touch(doc.policy_id, doc.id, doc.last_checkin, () => this.#summary());
-    else this.#roster.sync(doc.policy_id, this.#summary());
-    // Building the document costs a deep copy per check-in: only when there is a mirror to feed.
+    this.#roster.sync(doc.policy_id, this.#summary());
+    this.#mirror(doc);
+  }
+
+  /** Building the document costs a deep copy per check-in: only when there is a mirror to feed. */
+  #mirror(doc: AgentDoc): void {
     if (this.#outbox.enabled) this.#outbox.add({ index: INDEX.agents, id: doc.id, op: "index", body: agentDocument(doc), coalesce: true });
   }
+}
+
+/**
+ * A record with its check-in times brought up to the journal's, when the journal holds a newer
+ * time. A record that never checked in takes none: its first check-in is always written to it.
+ */
+function withJournaledTimes(doc: AgentDoc, journaled: string | undefined): AgentDoc {
+  if (!journaled || !doc.last_checkin || journaled <= doc.last_checkin) return doc;
+  return { ...doc, last_checkin: journaled, updated_at: doc.updated_at > journaled ? doc.updated_at : journaled };
 }

@@ -2,6 +2,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it, vi } from "vitest";
 import { AgentEffects } from "../durable/agent-effects";
 import { AgentStore, CHECKIN_FLUSH_MS } from "../durable/agent-store";
+import { JOURNAL_SPAN_MS } from "../durable/checkin-journal";
 import { agentStoreName } from "../src/agents/agent-stores";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import { parseApiKeyHeader } from "../src/auth/api-key";
@@ -22,6 +23,16 @@ function neighbours(prefix: string): [string, string] {
     if (other) return [other, id];
     seen.set(agentStoreName(id), id);
   }
+}
+
+/** The agent's record as a fresh store on the same storage loads it: what survives a restart. */
+async function durableRecord(state: DurableObjectState, agentId: string): Promise<AgentDoc> {
+  return (await new AgentStore(state, env).call(agentId, "record", []))!;
+}
+
+/** The agent's stored row itself, without the store's check-in journal. */
+function storedRow(state: DurableObjectState, agentId: string): AgentDoc {
+  return JSON.parse(state.storage.sql.exec<{ doc: string }>("SELECT doc FROM agents WHERE agent_id = ?", agentId).one().doc) as AgentDoc;
 }
 
 interface CheckinBody {
@@ -73,8 +84,7 @@ describe("agent store (many agents per object)", () => {
     const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
     await runInDurableObject(stub, async (instance: unknown, state) => {
       const store = instance as AgentStore;
-      const stored = () =>
-        JSON.parse(state.storage.sql.exec<{ doc: string }>("SELECT doc FROM agents WHERE agent_id = ?", agent.id).one().doc) as AgentDoc;
+      const stored = () => durableRecord(state, agent.id);
       const live = async () => (await store.call(agent.id, "record", []))!;
       const checkin = async (message: string) => {
         const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message, version: "9.6.0" }]);
@@ -82,34 +92,39 @@ describe("agent store (many agents per object)", () => {
       };
 
       await checkin("Running");
-      const first = stored();
+      const first = await stored();
       expect(first.last_checkin).toBe((await live()).last_checkin);
+      expect(storedRow(state, agent.id).last_checkin).toBe(first.last_checkin);
 
-      // Only the times changed: the agent's record has them, the stored row not yet.
+      // Only the times changed: the agent's record has them, storage not yet.
       await tick();
       await checkin("Running");
       const heartbeat = (await live()).last_checkin!;
       expect(heartbeat > first.last_checkin!).toBe(true);
-      expect(stored().last_checkin).toBe(first.last_checkin);
+      expect((await stored()).last_checkin).toBe(first.last_checkin);
 
-      // Anything else (here the message) is written at once, with the times.
+      // Anything else (here the message) is written at once, with the times, into the row itself.
       await tick();
       await checkin("Running: 2 units");
-      expect(stored()).toMatchObject({ last_checkin_message: "Running: 2 units", last_checkin: (await live()).last_checkin });
+      const changed = (await live()).last_checkin;
+      expect(await stored()).toMatchObject({ last_checkin_message: "Running: 2 units", last_checkin: changed });
+      expect(storedRow(state, agent.id).last_checkin).toBe(changed);
 
-      // The store's alarm writes held times once they are due (it also fires for other work: early, it leaves them).
+      // The store's alarm writes held times once they are due (it also fires for other work: early, it leaves them),
+      // into its check-in journal: the row keeps the time of its last real change.
       await tick();
       await checkin("Running: 2 units");
-      expect(stored().last_checkin).not.toBe((await live()).last_checkin);
+      expect((await stored()).last_checkin).not.toBe((await live()).last_checkin);
       await store.alarm();
-      expect(stored().last_checkin).not.toBe((await live()).last_checkin);
+      expect((await stored()).last_checkin).not.toBe((await live()).last_checkin);
       const dueAlarm = vi.spyOn(Date, "now").mockReturnValue(Date.now() + CHECKIN_FLUSH_MS + 1);
       try {
         await store.alarm();
       } finally {
         dueAlarm.mockRestore();
       }
-      expect(stored().last_checkin).toBe((await live()).last_checkin);
+      expect((await stored()).last_checkin).toBe((await live()).last_checkin);
+      expect(storedRow(state, agent.id).last_checkin).toBe(changed);
 
       // So does any call once they are due, on a store that stays busy.
       await tick();
@@ -117,9 +132,9 @@ describe("agent store (many agents per object)", () => {
       const due = (await live()).last_checkin;
       const clock = vi.spyOn(Date, "now").mockReturnValue(Date.now() + CHECKIN_FLUSH_MS + 1);
       try {
-        expect(stored().last_checkin).not.toBe(due);
+        expect((await stored()).last_checkin).not.toBe(due);
         await store.call(agent.id, "record", []);
-        expect(stored().last_checkin).toBe(due);
+        expect((await stored()).last_checkin).toBe(due);
       } finally {
         clock.mockRestore();
       }
@@ -135,7 +150,7 @@ describe("agent store (many agents per object)", () => {
       await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
         const tools: HeldTools = {
           state,
-          stored: () => (JSON.parse(state.storage.sql.exec<{ doc: string }>("SELECT doc FROM agents WHERE agent_id = ?", agent.id).one().doc) as AgentDoc).last_checkin!,
+          stored: async () => (await durableRecord(state, agent.id)).last_checkin!,
           heartbeat: async (store) => {
             await new Promise((resolve) => setTimeout(resolve, 5));
             const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message: "Running", version: "9.6.0" }]);
@@ -165,7 +180,7 @@ describe("agent store (many agents per object)", () => {
      */
     async function untilStored(tools: HeldTools, store: AgentStore, held: string): Promise<void> {
       const bound = Date.parse(held) + CHECKIN_FLUSH_MS + 1_000;
-      for (let runs = 0; tools.stored() !== held; runs++) {
+      for (let runs = 0; (await tools.stored()) !== held; runs++) {
         const alarm = await tools.state.storage.getAlarm();
         expect(alarm, "the held time has no alarm to write it").not.toBeNull();
         expect(alarm!).toBeLessThanOrEqual(bound);
@@ -181,7 +196,7 @@ describe("agent store (many agents per object)", () => {
         const run = store.alarm();
         const held = await heartbeat(store);
         await run;
-        expect(stored()).not.toBe(held);
+        expect(await stored()).not.toBe(held);
         await untilStored(tools, store, held);
         // The flush sends the policy's roster only the new time (a "touch" effect), and the listing shows it.
         await store.alarm();
@@ -235,12 +250,103 @@ describe("agent store (many agents per object)", () => {
         const { state, stored, heartbeat } = tools;
         const restarted = new AgentStore(state, env);
         const held = await heartbeat(restarted);
-        expect(stored()).not.toBe(held);
+        expect(await stored()).not.toBe(held);
         // An early alarm (another concern's) leaves the time held and asks again for the flush.
         await alarmAt(restarted, Date.now());
-        expect(stored()).not.toBe(held);
+        expect(await stored()).not.toBe(held);
         await untilStored(tools, restarted, held);
       });
+    });
+  });
+});
+
+describe("the check-in journal", () => {
+  it("a window's heartbeats are one journal row; the records stay as written until a quiet agent's time ages out into its own", async () => {
+    const ids = neighbours("journal");
+    const agents = [await enrolledAgent("journal", { id: ids[0] }), await enrolledAgent("journal", { id: ids[1] })];
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(ids[0])));
+    await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+      const store = instance as AgentStore;
+      const sql = state.storage.sql;
+      const journalRows = () => sql.exec<{ window: number; times: string }>("SELECT window, times FROM checkin_journal ORDER BY window").toArray();
+      const heartbeat = async (agent: (typeof agents)[number]) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const outcome = await store.call(agent.id, "checkin", [parseApiKeyHeader(`ApiKey ${agent.key}`), { status: "online", message: "Running", version: "9.6.0" }]);
+        if ("error" in outcome) throw new Error(outcome.error);
+        return (await store.call(agent.id, "record", []))!.last_checkin!;
+      };
+      const flushAt = async (at: number) => {
+        const clock = vi.spyOn(Date, "now").mockReturnValue(at);
+        try {
+          await store.alarm();
+        } finally {
+          clock.mockRestore();
+        }
+      };
+      // First check-ins are written to the records themselves.
+      const first = [await heartbeat(agents[0]!), await heartbeat(agents[1]!)];
+      await store.alarm();
+      const start = Date.now();
+      const rowsBefore = journalRows().length;
+
+      // Both agents' next heartbeats: one journal row for the window, both records untouched.
+      const second = [await heartbeat(agents[0]!), await heartbeat(agents[1]!)];
+      await flushAt(start + CHECKIN_FLUSH_MS + 1);
+      const rows = journalRows();
+      expect(rows.length).toBe(rowsBefore + 1);
+      expect(JSON.parse(rows.at(-1)!.times)).toEqual({ [ids[0]]: second[0], [ids[1]]: second[1] });
+      expect(ids.map((id) => storedRow(state, id).last_checkin)).toEqual(first);
+      // What a restart reads (and lists) is the journal's time.
+      expect((await durableRecord(state, ids[0])).last_checkin).toBe(second[0]);
+      expect((await durableRecord(state, ids[1])).last_checkin).toBe(second[1]);
+
+      // Only the first agent checks in again, in a later window.
+      const third = await heartbeat(agents[0]!);
+      await flushAt(start + 2 * (CHECKIN_FLUSH_MS + 1));
+      expect(journalRows().length).toBe(rowsBefore + 2);
+
+      // An hour on, the first window ages out: the second agent (quiet since) gets its time in its
+      // record; the first agent's newest time is in a younger window, so its record is not rewritten.
+      const fourth = await heartbeat(agents[0]!);
+      await flushAt(rows.at(-1)!.window + JOURNAL_SPAN_MS + 1);
+      expect(storedRow(state, ids[1]).last_checkin).toBe(second[1]);
+      expect(storedRow(state, ids[1]).updated_at).toBe(second[1]);
+      expect(storedRow(state, ids[0]).last_checkin).toBe(first[0]);
+      expect(journalRows().map((row) => Object.keys(JSON.parse(row.times) as object))).toEqual([[ids[0]], [ids[0]]]);
+      expect((await durableRecord(state, ids[0])).last_checkin).toBe(fourth);
+      expect((await durableRecord(state, ids[1])).last_checkin).toBe(second[1]);
+      expect(third < fourth).toBe(true);
+    });
+  });
+
+  it("a record written after a journaled time keeps its own, newer time when that window ages out", async () => {
+    const agent = await enrolledAgent("journal-rewritten");
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent.id)));
+    await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+      const store = instance as AgentStore;
+      const checkin = async (message: string) => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const outcome = await store.call(agent.id, "checkin", [parseApiKeyHeader(`ApiKey ${agent.key}`), { status: "online", message, version: "9.6.0" }]);
+        if ("error" in outcome) throw new Error(outcome.error);
+        return (await store.call(agent.id, "record", []))!.last_checkin!;
+      };
+      const flushAt = async (at: number) => {
+        const clock = vi.spyOn(Date, "now").mockReturnValue(at);
+        try {
+          await store.alarm();
+        } finally {
+          clock.mockRestore();
+        }
+      };
+      await checkin("Running");
+      await checkin("Running");
+      await flushAt(Date.now() + CHECKIN_FLUSH_MS + 1);
+      // A real change writes the record with its newer time; the journal's older one must not overwrite it.
+      const changed = await checkin("Degraded");
+      await flushAt(Date.now() + JOURNAL_SPAN_MS + CHECKIN_FLUSH_MS + 1);
+      expect(storedRow(state, agent.id)).toMatchObject({ last_checkin: changed, last_checkin_message: "Degraded" });
+      expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM checkin_journal").one().n).toBe(0);
+      expect((await durableRecord(state, agent.id)).last_checkin).toBe(changed);
     });
   });
 });
@@ -391,8 +497,8 @@ describe("effects that go at once", () => {
 interface HeldTools {
   state: DurableObjectState;
   store: AgentStore;
-  /** The stored row's `last_checkin`. */
-  stored: () => string;
+  /** `last_checkin` as a restarted store reads it (its row, or the check-in journal's newer time). */
+  stored: () => Promise<string>;
   /** A check-in that changes nothing but the times; returns the agent's (held) `last_checkin`. */
   heartbeat: (store: AgentStore) => Promise<string>;
 }
