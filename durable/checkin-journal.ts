@@ -6,10 +6,11 @@
  * bill (docs/cost.md). The records keep the time of their last real change; the journal holds the
  * newer times, and an agent loaded from its record takes the journal's time when it is newer.
  *
- * A window's row is kept for `JOURNAL_SPAN_MS`. When it ages out, the agents whose newest time is
- * in it (they have not checked in since: gone quiet) get that time written into their records, and
- * the row goes. So the journal holds at most an hour of windows, and an agent checking in regularly
- * never has its record rewritten for its times alone.
+ * A window's row is kept for `JOURNAL_SPAN_MS`. At the first flush after that, the agents whose
+ * newest time is in it (they have not checked in since: gone quiet) get that time written into
+ * their records, and the row goes. So a busy store's journal holds about an hour of windows (a
+ * store that stopped flushing keeps its last ones, which cost nothing), and an agent checking in
+ * regularly never has its record rewritten for its times alone.
  */
 export const CHECKIN_JOURNAL_SCHEMA = `CREATE TABLE checkin_journal (window INTEGER PRIMARY KEY, times TEXT NOT NULL);`;
 

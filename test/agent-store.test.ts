@@ -1,4 +1,5 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import { AgentEffects } from "../durable/agent-effects";
 import { AgentStore, CHECKIN_FLUSH_MS } from "../durable/agent-store";
@@ -316,6 +317,99 @@ describe("the check-in journal", () => {
       expect((await durableRecord(state, ids[0])).last_checkin).toBe(fourth);
       expect((await durableRecord(state, ids[1])).last_checkin).toBe(second[1]);
       expect(third < fourth).toBe(true);
+    });
+  });
+
+  it("whatever the order of heartbeats, changes, flushes, restarts and hours passing, a restart reads each agent's last time as of its last flush or change, and a row holds its time once the journal let it go", async () => {
+    const ids = neighbours("journal-model");
+    const agents = [await enrolledAgent("journal-model", { id: ids[0] }), await enrolledAgent("journal-model", { id: ids[1] })];
+    const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(ids[0])));
+    type Step = { kind: "heartbeat"; agent: 0 | 1 } | { kind: "change"; agent: 0 | 1 } | { kind: "flush"; laterMs: number } | { kind: "restart" };
+    const stepArb: fc.Arbitrary<Step> = fc.oneof(
+      fc.record({ kind: fc.constant("heartbeat" as const), agent: fc.constantFrom(0 as const, 1 as const) }),
+      fc.record({ kind: fc.constant("change" as const), agent: fc.constantFrom(0 as const, 1 as const) }),
+      // Flushes a little later, or after most of the journal's span, or past it.
+      fc.record({ kind: fc.constant("flush" as const), laterMs: fc.constantFrom(CHECKIN_FLUSH_MS + 1, JOURNAL_SPAN_MS / 3, JOURNAL_SPAN_MS / 2, JOURNAL_SPAN_MS + 1) }),
+      fc.record({ kind: fc.constant("restart" as const) }),
+    );
+    await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+      let store = instance as AgentStore;
+      // The store's own clock for flushes and journal windows: only ever moves forward, across runs too.
+      let ahead = 0;
+      let lastWindow = 0;
+      let changes = 0;
+      const checkin = async (i: 0 | 1, message: string) => {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        const agent = agents[i]!;
+        const outcome = await store.call(agent.id, "checkin", [parseApiKeyHeader(`ApiKey ${agent.key}`), { status: "online", message, version: "9.6.0" }]);
+        if ("error" in outcome) throw new Error(outcome.error);
+        return (await store.call(agent.id, "record", []))!.last_checkin!;
+      };
+      const latest = (a: string | null, b: string | null) => (a === null ? b : b === null || a > b ? a : b);
+
+      await fc.assert(
+        fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 14 }), async (steps) => {
+          // Each run starts from a written record per agent: its row is the truth, the journal holds nothing newer.
+          const messages = ["", ""];
+          const model = await Promise.all(
+            ([0, 1] as const).map(async (i) => {
+              messages[i] = `change ${++changes}`;
+              const at = await checkin(i, messages[i]!);
+              return { live: at, row: at, journaled: null as string | null, window: 0, held: false };
+            }),
+          );
+          // A store flushes (and lets old windows go) when a check-in since its last flush asked for it.
+          let due = true;
+          for (const step of steps) {
+            if (step.kind === "heartbeat" || step.kind === "change") due = true;
+            if (step.kind === "heartbeat") {
+              const m = model[step.agent]!;
+              m.live = await checkin(step.agent, messages[step.agent]!);
+              m.held = true;
+            } else if (step.kind === "change") {
+              const m = model[step.agent]!;
+              messages[step.agent] = `change ${++changes}`;
+              m.live = m.row = await checkin(step.agent, messages[step.agent]!);
+              m.held = false;
+            } else if (step.kind === "restart") {
+              store = new AgentStore(state, env);
+              // Held times die with the old object: what is durable is what there is.
+              for (const m of model) m.live = latest(m.row, m.journaled)!;
+              for (const m of model) m.held = false;
+              due = false;
+            } else {
+              ahead += step.laterMs;
+              const now = Date.now() + ahead;
+              const clock = vi.spyOn(Date, "now").mockReturnValue(now);
+              try {
+                await store.alarm();
+              } finally {
+                clock.mockRestore();
+              }
+              if (due) {
+                const window = Math.max(now, lastWindow + 1);
+                if (model.some((m) => m.held)) lastWindow = window;
+                for (const m of model) {
+                  if (m.held) Object.assign(m, { journaled: m.live, window, held: false });
+                  if (m.journaled !== null && m.window < now - JOURNAL_SPAN_MS) {
+                    m.row = latest(m.row, m.journaled)!;
+                    m.journaled = null;
+                  }
+                }
+              }
+              due = false;
+            }
+            for (const [i, m] of model.entries()) {
+              expect(storedRow(state, ids[i]!).last_checkin, `row of agent ${i} after ${JSON.stringify(step)}`).toBe(m.row);
+              expect((await durableRecord(state, ids[i]!)).last_checkin, `restart's view of agent ${i} after ${JSON.stringify(step)}`).toBe(
+                latest(m.row, m.journaled),
+              );
+              expect((await store.call(ids[i]!, "record", []))!.last_checkin).toBe(m.live);
+            }
+          }
+        }),
+        { numRuns: 150 },
+      );
     });
   });
 
