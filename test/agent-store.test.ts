@@ -354,7 +354,7 @@ describe("the check-in journal", () => {
           const model = await Promise.all(
             ([0, 1] as const).map(async (i) => {
               messages[i] = `change ${++changes}`;
-              const at = await checkin(i, messages[i]!);
+              const at = await checkin(i, messages[i]);
               return { live: at, row: at, journaled: null as string | null, window: 0, held: false };
             }),
           );
