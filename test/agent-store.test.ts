@@ -36,6 +36,27 @@ function storedRow(state: DurableObjectState, agentId: string): AgentDoc {
   return JSON.parse(state.storage.sql.exec<{ doc: string }>("SELECT doc FROM agents WHERE agent_id = ?", agentId).one().doc) as AgentDoc;
 }
 
+/**
+ * A check-in of `agent` in `store` a few ms after the last one (so its time is new), answered with
+ * nothing: returns the `last_checkin` the agent's record now has.
+ */
+async function checkinIn(store: AgentStore, agent: { id: string; key: string }, message = "Running"): Promise<string> {
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  const outcome = await store.call(agent.id, "checkin", [parseApiKeyHeader(`ApiKey ${agent.key}`), { status: "online", message, version: "9.6.0" }]);
+  if ("error" in outcome) throw new Error(outcome.error);
+  return (await store.call(agent.id, "record", []))!.last_checkin!;
+}
+
+/** Runs the store's alarm at `at`, as the runtime would once that time has come. */
+async function alarmAt(store: AgentStore, at: number): Promise<void> {
+  const clock = vi.spyOn(Date, "now").mockReturnValue(at);
+  try {
+    await store.alarm();
+  } finally {
+    clock.mockRestore();
+  }
+}
+
 interface CheckinBody {
   actions?: Array<{ id: string; type: string; agent_id: string }>;
 }
@@ -146,33 +167,17 @@ describe("agent store (many agents per object)", () => {
     /** Sets up one agent that has checked in once (its record is written), inside its store. */
     async function withAgent(policyId: string, body: (tools: HeldTools) => Promise<void>): Promise<void> {
       const agent = await enrolledAgent(policyId);
-      const key = parseApiKeyHeader(`ApiKey ${agent.key}`);
       const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent.id)));
       await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
         const tools: HeldTools = {
           state,
           stored: async () => (await durableRecord(state, agent.id)).last_checkin!,
-          heartbeat: async (store) => {
-            await new Promise((resolve) => setTimeout(resolve, 5));
-            const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message: "Running", version: "9.6.0" }]);
-            if ("error" in outcome) throw new Error(outcome.error);
-            return (await store.call(agent.id, "record", []))!.last_checkin!;
-          },
+          heartbeat: (store) => checkinIn(store, agent),
           store: instance as AgentStore,
         };
         await tools.heartbeat(tools.store);
         await body(tools);
       });
-    }
-
-    /** Runs the store's alarm at `at`, as the runtime would once that time has come. */
-    async function alarmAt(store: AgentStore, at: number): Promise<void> {
-      const clock = vi.spyOn(Date, "now").mockReturnValue(at);
-      try {
-        await store.alarm();
-      } finally {
-        clock.mockRestore();
-      }
     }
 
     /**
@@ -270,20 +275,8 @@ describe("the check-in journal", () => {
       const store = instance as AgentStore;
       const sql = state.storage.sql;
       const journalRows = () => sql.exec<{ window: number; times: string }>("SELECT window, times FROM checkin_journal ORDER BY window").toArray();
-      const heartbeat = async (agent: (typeof agents)[number]) => {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        const outcome = await store.call(agent.id, "checkin", [parseApiKeyHeader(`ApiKey ${agent.key}`), { status: "online", message: "Running", version: "9.6.0" }]);
-        if ("error" in outcome) throw new Error(outcome.error);
-        return (await store.call(agent.id, "record", []))!.last_checkin!;
-      };
-      const flushAt = async (at: number) => {
-        const clock = vi.spyOn(Date, "now").mockReturnValue(at);
-        try {
-          await store.alarm();
-        } finally {
-          clock.mockRestore();
-        }
-      };
+      const heartbeat = (agent: (typeof agents)[number]) => checkinIn(store, agent);
+      const flushAt = (at: number) => alarmAt(store, at);
       // First check-ins are written to the records themselves.
       const first = [await heartbeat(agents[0]!), await heartbeat(agents[1]!)];
       await store.alarm();
@@ -338,13 +331,7 @@ describe("the check-in journal", () => {
       let ahead = 0;
       let lastWindow = 0;
       let changes = 0;
-      const checkin = async (i: 0 | 1, message: string) => {
-        await new Promise((resolve) => setTimeout(resolve, 2));
-        const agent = agents[i]!;
-        const outcome = await store.call(agent.id, "checkin", [parseApiKeyHeader(`ApiKey ${agent.key}`), { status: "online", message, version: "9.6.0" }]);
-        if ("error" in outcome) throw new Error(outcome.error);
-        return (await store.call(agent.id, "record", []))!.last_checkin!;
-      };
+      const checkin = (i: 0 | 1, message: string) => checkinIn(store, agents[i]!, message);
       const latest = (a: string | null, b: string | null) => (a === null ? b : b === null || a > b ? a : b);
 
       await fc.assert(
@@ -380,12 +367,7 @@ describe("the check-in journal", () => {
             } else {
               ahead += step.laterMs;
               const now = Date.now() + ahead;
-              const clock = vi.spyOn(Date, "now").mockReturnValue(now);
-              try {
-                await store.alarm();
-              } finally {
-                clock.mockRestore();
-              }
+              await alarmAt(store, now);
               if (due) {
                 const window = Math.max(now, lastWindow + 1);
                 if (model.some((m) => m.held)) lastWindow = window;
@@ -418,20 +400,8 @@ describe("the check-in journal", () => {
     const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent.id)));
     await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
       const store = instance as AgentStore;
-      const checkin = async (message: string) => {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        const outcome = await store.call(agent.id, "checkin", [parseApiKeyHeader(`ApiKey ${agent.key}`), { status: "online", message, version: "9.6.0" }]);
-        if ("error" in outcome) throw new Error(outcome.error);
-        return (await store.call(agent.id, "record", []))!.last_checkin!;
-      };
-      const flushAt = async (at: number) => {
-        const clock = vi.spyOn(Date, "now").mockReturnValue(at);
-        try {
-          await store.alarm();
-        } finally {
-          clock.mockRestore();
-        }
-      };
+      const checkin = (message: string) => checkinIn(store, agent, message);
+      const flushAt = (at: number) => alarmAt(store, at);
       await checkin("Running");
       await checkin("Running");
       await flushAt(Date.now() + CHECKIN_FLUSH_MS + 1);
