@@ -53,9 +53,8 @@ export class CheckinJournal {
   /**
    * Retires the windows older than `JOURNAL_SPAN_MS`, in the caller's transaction: `settle` is
    * given each agent whose newest time is in a retired window, to write it into its record.
-   * Returns how many windows went.
    */
-  expire(now: number, settle: (agentId: string, at: string) => void): number {
+  expire(now: number, settle: (agentId: string, at: string) => void): void {
     const latest = this.#entries();
     const old = this.#sql
       .exec<{ window: number; times: string }>("SELECT window, times FROM checkin_journal WHERE window < ? ORDER BY window", now - JOURNAL_SPAN_MS)
@@ -69,7 +68,6 @@ export class CheckinJournal {
       }
     }
     if (old.length > 0) this.#sql.exec("DELETE FROM checkin_journal WHERE window <= ?", old[old.length - 1]!.window);
-    return old.length;
   }
 
   #entries(): Map<string, Entry> {

@@ -101,17 +101,12 @@ describe("agent store (many agents per object)", () => {
 
   it("writes a heartbeat's times within the flush period and any other change at once", async () => {
     const agent = await enrolledAgent("store-heartbeat");
-    const key = parseApiKeyHeader(`ApiKey ${agent.key}`);
     const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent.id)));
-    const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
     await runInDurableObject(stub, async (instance: unknown, state) => {
       const store = instance as AgentStore;
       const stored = () => durableRecord(state, agent.id);
       const live = async () => (await store.call(agent.id, "record", []))!;
-      const checkin = async (message: string) => {
-        const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message, version: "9.6.0" }]);
-        if ("error" in outcome) throw new Error(outcome.error);
-      };
+      const checkin = (message: string) => checkinIn(store, agent, message);
 
       await checkin("Running");
       const first = await stored();
@@ -119,14 +114,12 @@ describe("agent store (many agents per object)", () => {
       expect(storedRow(state, agent.id).last_checkin).toBe(first.last_checkin);
 
       // Only the times changed: the agent's record has them, storage not yet.
-      await tick();
       await checkin("Running");
       const heartbeat = (await live()).last_checkin!;
       expect(heartbeat > first.last_checkin!).toBe(true);
       expect((await stored()).last_checkin).toBe(first.last_checkin);
 
       // Anything else (here the message) is written at once, with the times, into the row itself.
-      await tick();
       await checkin("Running: 2 units");
       const changed = (await live()).last_checkin;
       expect(await stored()).toMatchObject({ last_checkin_message: "Running: 2 units", last_checkin: changed });
@@ -134,22 +127,15 @@ describe("agent store (many agents per object)", () => {
 
       // The store's alarm writes held times once they are due (it also fires for other work: early, it leaves them),
       // into its check-in journal: the row keeps the time of its last real change.
-      await tick();
       await checkin("Running: 2 units");
       expect((await stored()).last_checkin).not.toBe((await live()).last_checkin);
       await store.alarm();
       expect((await stored()).last_checkin).not.toBe((await live()).last_checkin);
-      const dueAlarm = vi.spyOn(Date, "now").mockReturnValue(Date.now() + CHECKIN_FLUSH_MS + 1);
-      try {
-        await store.alarm();
-      } finally {
-        dueAlarm.mockRestore();
-      }
+      await alarmAt(store, Date.now() + CHECKIN_FLUSH_MS + 1);
       expect((await stored()).last_checkin).toBe((await live()).last_checkin);
       expect(storedRow(state, agent.id).last_checkin).toBe(changed);
 
       // So does any call once they are due, on a store that stays busy.
-      await tick();
       await checkin("Running: 2 units");
       const due = (await live()).last_checkin;
       const clock = vi.spyOn(Date, "now").mockReturnValue(Date.now() + CHECKIN_FLUSH_MS + 1);
@@ -218,18 +204,11 @@ describe("agent store (many agents per object)", () => {
       await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
         const store = instance as AgentStore;
         const sql = state.storage.sql;
-        const heartbeat = async (agent: (typeof agents)[number]) => {
-          const key = parseApiKeyHeader(`ApiKey ${agent.key}`);
-          const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message: "Running", version: "9.6.0" }]);
-          if ("error" in outcome) throw new Error(outcome.error);
-          return (await store.call(agent.id, "record", []))!.last_checkin!;
-        };
         // First check-ins write the records (and their roster rows); the next ones only move times.
-        for (const agent of agents) await heartbeat(agent);
+        for (const agent of agents) await checkinIn(store, agent);
         await store.alarm();
-        await new Promise((resolve) => setTimeout(resolve, 5));
         const held: string[] = [];
-        for (const agent of agents) held.push(await heartbeat(agent));
+        for (const agent of agents) held.push(await checkinIn(store, agent));
         const lastSeq = () => sql.exec<{ seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'effects'").one().seq;
         const before = lastSeq();
         const alarmsSet: number[] = [];
