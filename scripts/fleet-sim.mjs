@@ -63,6 +63,9 @@ const opt = {
   maxSeconds: Number(args["max-seconds"] ?? 1800),
   name: args.name ?? (args.target === "bare" ? "bare" : "fleet-sim"),
   policyId: args["policy-id"] ?? `bench-${Date.now().toString(36)}`,
+  // Agent i enrolls into policy i mod N (`<policy-id>-<k>` when N > 1), and every revision is
+  // published to all N: fleet B's shape (many small policies) for the counts of what it costs.
+  policies: Math.max(1, Math.min(Number(args.policies ?? 1), 1000)),
   wsFraction: Number(args["ws-fraction"] ?? 0),
   // This share of the fleet are OpenTelemetry collectors on OpAMP (docs/opamp.md): enrolled with the
   // token over POST /v1/opamp, then on an OpAMP WebSocket with their own credential (pushed to).
@@ -138,12 +141,14 @@ async function main() {
 async function runFleet() {
   snapshot("start");
   phase = "setup";
-  const policy = policyContent(1);
-  const put = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy });
-  if (put.status !== 200) throw new Error(`policy PUT: ${put.status} ${put.body}`);
-  const key = await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: opt.policyId, name: "bench" });
-  if (key.status !== 200) throw new Error(`enrollment key: ${key.status} ${key.body}`);
-  const enrollmentToken = JSON.parse(key.body).item.api_key;
+  const policyIds = opt.policies === 1 ? [opt.policyId] : Array.from({ length: opt.policies }, (_, k) => `${opt.policyId}-${k}`);
+  await publishAll(policyIds, 1);
+  const enrollmentTokens = [];
+  for (const policyId of policyIds) {
+    const key = await admin("POST", "/api/fleet/enrollment_api_keys", { policy_id: policyId, name: "bench" });
+    if (key.status !== 200) throw new Error(`enrollment key: ${key.status} ${key.body}`);
+    enrollmentTokens.push(JSON.parse(key.body).item.api_key);
+  }
   snapshot("policy_created");
 
   // 2. Enrollment.
@@ -157,6 +162,7 @@ async function runFleet() {
   const cpu0 = cpuNow();
   await pooled(agents, opt.enrollConcurrency, async (a) => {
     const t = performance.now();
+    const enrollmentToken = enrollmentTokens[a.i % enrollmentTokens.length];
     let res;
     // Admission limits answer 429 with Retry-After; the simulator waits that long and tries again
     // (a real agent ignores Retry-After and backs off ≥ 60 s, which would only stretch the phase).
@@ -222,10 +228,8 @@ async function runFleet() {
     const cpu1 = cpuNow();
     round.t0 = performance.now();
     fleet.round = round;
-    const res = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy: policyContent(revisionExpected) });
+    const published = await publishAll(policyIds, revisionExpected);
     const publishMs = performance.now() - round.t0;
-    if (res.status !== 200) throw new Error(`publish: ${res.status} ${res.body}`);
-    const published = JSON.parse(res.body).item.revision;
     fleet.latestRevision = published;
     round.revision = published;
     await waitUntil(() => round.acked.size >= enrolled.length, opt.fanoutTimeout * 1000, () => `rev ${published}: received ${round.received.size}, acked ${round.acked.size}/${enrolled.length}`);
@@ -267,9 +271,7 @@ async function runFleet() {
   await Promise.allSettled(loops);
   stopped = false;
   if (opt.counts) await pollHeartbeats(enrolled.filter((a) => !a.usedSocket));
-  const behind = await admin("PUT", `/api/fleet/agent_policies/${opt.policyId}`, { name: `Bench ${opt.policyId}`, namespace: "default", policy: policyContent(fleet.latestRevision + 1) });
-  if (behind.status !== 200) throw new Error(`publish: ${behind.status} ${behind.body}`);
-  const latest = JSON.parse(behind.body).item.revision;
+  const latest = await publishAll(policyIds, fleet.latestRevision + 1);
   // The parked path beside it: a quarter of the agents, up to one per worker (their own, so every
   // other check-in stays a heartbeat), report the latest revision and ask for the shortest poll
   // (poll_timeout; the benchmark's server sets CHECKIN_MIN_POLL=500ms: each agent checks in ~1.5
@@ -292,6 +294,22 @@ async function runFleet() {
     }) },
   ]));
   snapshot("after_throughput");
+}
+
+/**
+ * Publishes the content of `revision` to every policy (created by the first call), which keeps
+ * their revision numbers in step; returns the revision they now have.
+ */
+async function publishAll(policyIds, revision) {
+  let published = null;
+  for (const policyId of policyIds) {
+    const res = await admin("PUT", `/api/fleet/agent_policies/${policyId}`, { name: `Bench ${policyId}`, namespace: "default", policy: policyContent(revision) });
+    if (res.status !== 200) throw new Error(`publish ${policyId}: ${res.status} ${res.body}`);
+    const item = JSON.parse(res.body).item.revision;
+    if (published !== null && item !== published) throw new Error(`publish ${policyId}: revision ${item}, the others ${published}`);
+    published = item;
+  }
+  return published;
 }
 
 /**

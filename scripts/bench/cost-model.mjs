@@ -28,6 +28,8 @@ export const PRICES = {
 };
 
 const HOURS_PER_MONTH = 730;
+/** Fleet B of docs/scale.md: many policies of this many agents each. */
+const FLEET_B_POLICY_SIZE = 1000;
 /** Durable Objects per policy hold this many agents each (architecture.md "Sharded fan-out"). */
 const AGENTS_PER_SHARD = 5000;
 const AGENT_STORES = 64;
@@ -58,6 +60,9 @@ const HEARTBEAT_TABLES = { AgentStore: ["agents"], PolicyHub: ["roster"], Roster
 /** Objects whose calls in a heartbeat's counts each carry a store's window: the hub and the roster's parts. */
 const WINDOW_CALLEES = ["PolicyHub", "RosterShard"];
 
+/** What a store writes once per flush window whatever policies it holds: the journal row (and `setAlarm`, counted apart). */
+const STORE_WINDOW_TABLES = ["checkin_journal"];
+
 /**
  * Counts per event (per heartbeat, per agent per revision) from one benchmark's recorded counts.
  * For heartbeats (`windowed`), what a store does once per flush window rather than once per heartbeat (its alarms and their
@@ -86,13 +91,26 @@ export function perEvent(counts, label, { windowed = true } = {}) {
   const stores = Object.entries(c.per_object ?? {}).filter(([key, n]) => key.startsWith("AgentStore/") && n > 0).length;
   const store = c.classes?.AgentStore;
   if (windowed && stores > 0 && store) {
-    const requests = store.alarm + WINDOW_CALLEES.reduce((sum, name) => sum + (c.classes?.[name]?.requests ?? 0), 0);
+    const calls = WINDOW_CALLEES.reduce((sum, name) => sum + (c.classes?.[name]?.requests ?? 0), 0);
     const rows = store.rows_written_by_table ? windowRows(c.classes) : store.set_alarms;
-    // A store sends its policy's check-in counts once per window: heartbeats spread over more than
-    // one window (a long-poll phase of 10,000 agents takes ~20 s) are counted as so many windows.
-    const windows = c.classes?.PolicyHub?.methods?.countCheckins || stores;
-    out.per_window = { stores, windows, requests: requests / windows, rows_written: rows / windows };
-    out.do_requests -= requests / c.events;
+    // A store sends each policy's hub its check-in counts once per window (`countCheckins`, or
+    // with the roster's times in one `applyRoster` call): the windows are (store, policy) pairs,
+    // and heartbeats spread over more than one window (a long-poll phase of 10,000 agents takes
+    // ~20 s) count as so many windows.
+    const windows = c.classes?.PolicyHub?.methods?.countCheckins || c.classes?.PolicyHub?.methods?.applyRoster || stores;
+    // Once per store and window, however many policies it holds: the alarm run, its setAlarm and
+    // the journal row. Runs recorded before rows were counted per table keep it all per pair.
+    const storeWindows = store.rows_written_by_table ? store.alarm || stores : 0;
+    const storeRows = storeWindows ? store.set_alarms + STORE_WINDOW_TABLES.reduce((sum, table) => sum + (store.rows_written_by_table[table] ?? 0), 0) : 0;
+    const storeRequests = storeWindows ? store.alarm : 0;
+    out.per_window = {
+      stores,
+      windows,
+      requests: (calls + store.alarm - storeRequests) / windows,
+      rows_written: (rows - storeRows) / windows,
+      store: storeWindows ? { windows: storeWindows, requests: storeRequests / storeWindows, rows_written: storeRows / storeWindows } : null,
+    };
+    out.do_requests -= (calls + store.alarm) / c.events;
     out.rows_written -= rows / c.events;
   }
   return out;
@@ -112,13 +130,20 @@ function windowRows(classes) {
 /** Held heartbeats are written per store at most every 10 s (CHECKIN_FLUSH_MS). */
 const FLUSH_WINDOW_S = 10;
 
+/** Heartbeats in one store's flush window in production: 10 s of `agents ÷ 64 × rate` (or one, when sparser). */
+function heartbeatsPerWindow(agents, perHour) {
+  return Math.max(1, (agents / AGENT_STORES) * (perHour / 3600) * FLUSH_WINDOW_S);
+}
+
 /**
- * Per-window work per heartbeat in production: each store sees `agents ÷ 64 × rate` heartbeats a
- * second; a window gathers 10 s of them (or one, when they are sparser than that).
+ * (store, policy) windows per heartbeat in production: a store's window of h heartbeats, spread
+ * evenly over `policies` equal policies, holds `policies × (1 − (1 − 1/policies)^h)` of them, and
+ * each costs an effect row, a call to that policy's hub and the hub's batch records. One policy:
+ * 1/h. 1,000 policies of 1,000 agents: 423 of a window's 550 heartbeats bring their own.
  */
-function windowShare(agents, perHour) {
-  const perStorePerSecond = (agents / AGENT_STORES) * (perHour / 3600);
-  return 1 / Math.max(1, perStorePerSecond * FLUSH_WINDOW_S);
+export function policyWindowsPerHeartbeat(agents, perHour, policies = 1) {
+  const h = heartbeatsPerWindow(agents, perHour);
+  return (policies * (1 - (1 - 1 / policies) ** h)) / h;
 }
 
 /**
@@ -136,11 +161,14 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
   const changes = month(AGENT_HOUR.policy_changes);
   const worker_requests = beats * heartbeat.worker_requests + changes * (change?.worker_requests ?? 0);
   const ws_messages = beats * heartbeat.ws_messages + changes * (change?.ws_messages ?? 0) + (channel === "websocket" ? month(AGENT_HOUR.socket_pings) : 0);
-  const share = windowShare(agents, perHour);
-  const window = heartbeat.per_window ?? { requests: 0, rows_written: 0 };
-  const do_requests = beats * (heartbeat.do_requests + share * window.requests) + changes * (change?.do_requests ?? 0);
+  const pairShare = policyWindowsPerHeartbeat(agents, perHour, policies);
+  const storeShare = 1 / heartbeatsPerWindow(agents, perHour);
+  const window = heartbeat.per_window ?? { requests: 0, rows_written: 0, store: null };
+  const storeWindow = window.store ?? { requests: 0, rows_written: 0 };
+  const windowWork = (key) => pairShare * window[key] + storeShare * storeWindow[key];
+  const do_requests = beats * (heartbeat.do_requests + windowWork("requests")) + changes * (change?.do_requests ?? 0);
   const rows_read = beats * heartbeat.rows_read + changes * (change?.rows_read ?? 0);
-  const rows_written = beats * (heartbeat.rows_written + share * window.rows_written) + changes * (change?.rows_written ?? 0);
+  const rows_written = beats * (heartbeat.rows_written + windowWork("rows_written")) + changes * (change?.rows_written ?? 0);
   const activeObjects = activeObjectsOf(agents, policies);
   const gb_s = activeObjects * p.do_gb_per_object * HOURS_PER_MONTH * 3600;
   // Only a long poll invokes the Worker; a socket's message goes to its shard (objects bill duration, not CPU).
@@ -159,6 +187,7 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
   return {
     agents,
     channel,
+    policies,
     usage: { worker_requests, cpu_ms, do_requests, ws_messages, rows_read, rows_written, active_objects: activeObjects, gb_s },
     dollars: Object.fromEntries(Object.entries(lines).map(([k, v]) => [k, Math.round(v * 100) / 100])),
     total: Math.round(total * 100) / 100,
@@ -205,7 +234,12 @@ export function costTable(counts, { cpuMsPerHeartbeat = null } = {}) {
   const rows = [];
   for (const [channel, heartbeat] of [["long_poll", poll], ["websocket", socket]]) {
     if (!heartbeat) continue;
-    for (const agents of [10_000, 100_000, 1_000_000]) rows.push(monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartbeat }));
+    // Fleet A (one policy) and fleet B (policies of 1,000 agents) of docs/scale.md.
+    for (const policySize of [null, FLEET_B_POLICY_SIZE]) {
+      for (const agents of [10_000, 100_000, 1_000_000]) {
+        rows.push(monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartbeat, policies: policySize ? agents / policySize : 1 }));
+      }
+    }
   }
   return { prices: PRICES.source, agent_hour: AGENT_HOUR, cpu_ms_per_heartbeat: cpuMsPerHeartbeat, per_heartbeat: { long_poll: poll, websocket: socket }, per_agent_per_change: change, rows };
 }
@@ -215,19 +249,22 @@ export function printCostTable(table, write = console.log) {
   const per = (h) =>
     h
       ? `${h.worker_requests.toFixed(2)} Worker req, ${h.do_requests.toFixed(2)} DO req, ${h.ws_messages.toFixed(2)} WS msg, ${h.rows_read.toFixed(1)} rows read, ${h.rows_written.toFixed(2)} rows written` +
-        (h.per_window ? `; per store flush window: ${h.per_window.requests.toFixed(2)} DO req, ${h.per_window.rows_written.toFixed(2)} rows written (${h.per_window.windows} windows of ${h.per_window.stores} stores)` : "") +
+        (h.per_window
+          ? `; per policy in a store's flush window: ${h.per_window.requests.toFixed(2)} DO req, ${h.per_window.rows_written.toFixed(2)} rows written (${h.per_window.windows} windows of ${h.per_window.stores} stores)` +
+            (h.per_window.store ? `; per store window: ${h.per_window.store.requests.toFixed(2)} DO req, ${h.per_window.store.rows_written.toFixed(2)} rows written (${h.per_window.store.windows} windows)` : "")
+          : "") +
         ` [by class, window work included: ${Object.entries(h.by_class).map(([k, v]) => `${k} ${v.requests.toFixed(2)} req/${v.rows_written.toFixed(2)} rw`).join(", ")}]`
       : "not measured";
   write(`\nMeasured per long-poll heartbeat: ${per(table.per_heartbeat.long_poll)}`);
   write(`Measured per socket heartbeat: ${per(table.per_heartbeat.websocket)}`);
   write(`Measured per agent per policy change: ${per(table.per_agent_per_change)}`);
-  write(`\nMonthly bill (${table.prices}; one policy; a policy change a day; Worker CPU ${table.cpu_ms_per_heartbeat ?? 0} ms per long-poll check-in):\n`);
-  write("| agents | channel | Worker req/month | DO req/month (WS msgs ÷ 20) | rows written/month | always-active objects | Workers $ | DO requests $ | duration $ | rows $ | total $/month | $/agent-month |");
-  write("|---|---|---|---|---|---|---|---|---|---|---|---|");
+  write(`\nMonthly bill (${table.prices}; one policy, or policies of ${FLEET_B_POLICY_SIZE.toLocaleString("en-US")}; a policy change a day; Worker CPU ${table.cpu_ms_per_heartbeat ?? 0} ms per long-poll check-in):\n`);
+  write("| agents | policies | channel | Worker req/month | DO req/month (WS msgs ÷ 20) | rows written/month | always-active objects | Workers $ | DO requests $ | duration $ | rows $ | total $/month | $/agent-month |");
+  write("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of table.rows) {
     const u = r.usage;
     const d = r.dollars;
-    write(`| ${r.agents.toLocaleString("en-US")} | ${r.channel} | ${(u.worker_requests / 1e6).toFixed(1)}M | ${((u.do_requests + u.ws_messages / 20) / 1e6).toFixed(1)}M | ${(u.rows_written / 1e6).toFixed(1)}M | ${u.active_objects} | ${fmt(d.base + d.worker_requests + d.worker_cpu)} | ${fmt(d.do_requests)} | ${fmt(d.do_duration)} | ${fmt(d.rows_read + d.rows_written)} | ${fmt(r.total)} | ${r.per_agent_month.toFixed(4)} |`);
+    write(`| ${r.agents.toLocaleString("en-US")} | ${(r.policies ?? 1).toLocaleString("en-US")} | ${r.channel} | ${(u.worker_requests / 1e6).toFixed(1)}M | ${((u.do_requests + u.ws_messages / 20) / 1e6).toFixed(1)}M | ${(u.rows_written / 1e6).toFixed(1)}M | ${u.active_objects} | ${fmt(d.base + d.worker_requests + d.worker_cpu)} | ${fmt(d.do_requests)} | ${fmt(d.do_duration)} | ${fmt(d.rows_read + d.rows_written)} | ${fmt(r.total)} | ${r.per_agent_month.toFixed(4)} |`);
   }
 }
 

@@ -38,7 +38,7 @@ mkdirSync(outDir, { recursive: true });
 const adminToken = "bench-admin-token";
 // Long enough that no parked poll expires while it is measured (the issue allows this for benchmarks).
 const longPoll = args["long-poll"] ?? "30m";
-const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", "throughput-concurrency", "enroll-concurrency", "ramp-rate", "fanout-timeout", "settle-seconds", "ws-fraction", "opamp-fraction", "accept-encoding"]
+const simArgs = ["agents", "honor-retry-after", "rounds", "throughput-seconds", "throughput-concurrency", "enroll-concurrency", "ramp-rate", "fanout-timeout", "settle-seconds", "ws-fraction", "opamp-fraction", "accept-encoding", "policies"]
   .filter((k) => args[k] !== undefined)
   .flatMap((k) => [`--${k}`, String(args[k])]);
 const maxSeconds = Number(args["max-seconds"] ?? 1800);

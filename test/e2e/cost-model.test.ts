@@ -11,9 +11,12 @@ import { describe, expect, it } from "vitest";
 interface PerEvent {
   do_requests: number;
   rows_written: number;
-  per_window: { stores: number; requests: number; rows_written: number } | null;
+  per_window: { stores: number; requests: number; rows_written: number; store: { windows: number; requests: number; rows_written: number } | null } | null;
 }
-type CostModel = { perEvent: (counts: unknown, label: string, options?: { windowed?: boolean }) => PerEvent | null };
+type CostModel = {
+  perEvent: (counts: unknown, label: string, options?: { windowed?: boolean }) => PerEvent | null;
+  policyWindowsPerHeartbeat: (agents: number, perHour: number, policies?: number) => number;
+};
 
 const load = async () => (await import(path.resolve(__dirname, "../../scripts/bench/cost-model.mjs"))) as CostModel;
 
@@ -44,12 +47,14 @@ function heartbeats(byTable: boolean, windowsCounted?: number) {
 }
 
 describe("the cost model's heartbeat", () => {
-  it("is the agent's row, its roster row and its two calls; the rest is per store and window", async () => {
+  it("is the agent's row, its roster row and its two calls; the rest is per policy in a store's window, or per store window", async () => {
     const { perEvent } = await load();
     expect(perEvent(heartbeats(true), "poll_heartbeat")).toMatchObject({
       do_requests: expect.closeTo(2, 9),
       rows_written: expect.closeTo(2, 9),
-      per_window: { stores: 2, windows: 2, requests: 5, rows_written: 14 },
+      // The six calls to the hub and the roster's parts and the 24 effect and batch rows per policy
+      // window; the four alarm runs and their setAlarm rows per store window.
+      per_window: { stores: 2, windows: 2, requests: 3, rows_written: 12, store: { windows: 4, requests: 1, rows_written: 1 } },
     });
   });
 
@@ -57,7 +62,7 @@ describe("the cost model's heartbeat", () => {
     const { perEvent } = await load();
     expect(perEvent(heartbeats(true, 4), "poll_heartbeat")).toMatchObject({
       rows_written: expect.closeTo(2, 9),
-      per_window: { stores: 2, windows: 4, requests: 2.5, rows_written: 7 },
+      per_window: { stores: 2, windows: 4, requests: 1.5, rows_written: 6, store: { windows: 4, requests: 1, rows_written: 1 } },
     });
   });
 
@@ -66,7 +71,7 @@ describe("the cost model's heartbeat", () => {
     expect(perEvent(heartbeats(false), "poll_heartbeat")).toMatchObject({
       do_requests: 2,
       rows_written: expect.closeTo(2.24, 9),
-      per_window: { stores: 2, windows: 2, requests: 5, rows_written: 2 },
+      per_window: { stores: 2, windows: 2, requests: 5, rows_written: 2, store: null },
     });
   });
 
@@ -77,5 +82,16 @@ describe("the cost model's heartbeat", () => {
       rows_written: expect.closeTo(2.28, 9),
       per_window: null,
     });
+  });
+
+  it("charges a heartbeat 1/h of a policy window with one policy, and a whole one when every agent has its own", async () => {
+    const { policyWindowsPerHeartbeat } = await load();
+    // 64,000 agents at 36 check-ins an hour: 1,000 per store, 100 per store and 10 s window.
+    expect(policyWindowsPerHeartbeat(64_000, 36)).toBeCloseTo(0.01, 9);
+    expect(policyWindowsPerHeartbeat(64_000, 36, 64_000)).toBeCloseTo(1, 2);
+    // 1,000 policies: 1,000 × (1 − 0.999^100) = 95.2 of the window's 100 heartbeats bring a policy of their own.
+    expect(policyWindowsPerHeartbeat(64_000, 36, 1000)).toBeCloseTo(0.952, 3);
+    // Sparser than one heartbeat a window: each is its window.
+    expect(policyWindowsPerHeartbeat(64, 36)).toBe(1);
   });
 });
