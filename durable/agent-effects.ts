@@ -22,11 +22,13 @@ type Kind = "hub" | "shard" | "job" | "checkins";
 /**
  * A hub's roster row of the agent, its removal, or only new check-in times: those of one flush of
  * held heartbeats share a row (agent id, time pairs), so a heartbeat costs no outbox row of its own.
+ * The flush's check-in counts for the policy ride its first such row (`minutes`): one row and one
+ * hub call per policy and flush.
  */
 type RosterBody =
   | { type: "upsert"; summary: AgentSummary }
   | { type: "remove" }
-  | { type: "touches"; times: Array<[string, string]> }
+  | { type: "touches"; times: Array<[string, string]>; minutes?: CheckinMinutes }
   /** One agent's time, as stores wrote it before shared rows: still in outboxes at the deploy that brings them. */
   | { type: "touch"; lastCheckin: string };
 
@@ -70,12 +72,20 @@ class RosterCalls {
   #size = HUB_CALL_CHANGES;
 
   add<K extends keyof RosterChanges>(kind: K, change: RosterChanges[K][number]): void {
-    if (this.#size >= HUB_CALL_CHANGES) {
-      this.calls.push({ upserts: [], removes: [], touches: [] });
-      this.#size = 0;
-    }
+    if (this.#size >= HUB_CALL_CHANGES) this.#next();
     (this.calls.at(-1)![kind] as Array<RosterChanges[K][number]>).push(change);
     this.#size++;
+  }
+
+  /** With no change yet, one empty call (it carries the hub's check-in counts). */
+  atLeastOne(): this {
+    if (this.calls.length === 0) this.#next();
+    return this;
+  }
+
+  #next(): void {
+    this.calls.push({ upserts: [], removes: [], touches: [] });
+    this.#size = 0;
   }
 }
 
@@ -167,9 +177,11 @@ export class AgentEffects {
 
   /**
    * Runs `write` (synchronous: one transaction with what it writes) and records the check-in times
-   * it touches as one effect row per policy (per TOUCHES_PER_ROW agents) instead of one per agent.
+   * it touches as one effect row per policy (per TOUCHES_PER_ROW agents) instead of one per agent,
+   * the policy's check-ins counted per minute since the last flush (`counts`,
+   * durable/checkin-tally.ts) in its first row: a policy in the flush costs one row and one call.
    */
-  collectTouches(write: () => void): void {
+  collectTouches(counts: ReadonlyMap<string, CheckinMinutes>, write: () => void): void {
     const touches = new Map<string, Map<string, string>>();
     this.#touches = touches;
     try {
@@ -177,21 +189,18 @@ export class AgentEffects {
     } finally {
       // Times already written to agents' rows are sent even if a later agent's write threw.
       this.#touches = null;
-      for (const [policyId, times] of touches) {
-        const all = [...times];
-        for (let i = 0; i < all.length; i += TOUCHES_PER_ROW) this.#addTouches(policyId, all.slice(i, i + TOUCHES_PER_ROW));
+      for (const policyId of new Set([...touches.keys(), ...counts.keys()])) {
+        const all = [...(touches.get(policyId) ?? [])];
+        const minutes = counts.get(policyId);
+        this.#addTouches(policyId, all.slice(0, TOUCHES_PER_ROW), minutes);
+        for (let i = TOUCHES_PER_ROW; i < all.length; i += TOUCHES_PER_ROW) this.#addTouches(policyId, all.slice(i, i + TOUCHES_PER_ROW));
       }
     }
   }
 
-  #addTouches(policyId: string, times: Array<[string, string]>): void {
+  #addTouches(policyId: string, times: Array<[string, string]>, minutes?: CheckinMinutes): void {
     // A shared row names no single agent; agent_id routes only shard effects.
-    this.#add("hub", policyId, "", { type: "touches", times } satisfies RosterBody, null, ROSTER_DELAY_MS);
-  }
-
-  /** Check-ins counted per minute for `policyId` since the last flush (durable/checkin-tally.ts). */
-  checkins(policyId: string, minutes: CheckinMinutes): void {
-    this.#add("checkins", policyId, "", { minutes }, null, ROSTER_DELAY_MS);
+    this.#add("hub", policyId, "", { type: "touches", times, ...(minutes ? { minutes } : {}) } satisfies RosterBody, null, ROSTER_DELAY_MS);
   }
 
   /** Work for the agent's fan-out shard of `policyId`. A newer wake-up replaces a pending one. */
@@ -328,6 +337,9 @@ export class AgentEffects {
         const count = await this.#rosterShards(target);
         // Only the parts this batch touches (a policy laid out for 1M agents has 20; an enrollment touches one).
         const parts = new Map<number, RosterCalls>();
+        // Check-in counts go to the hub (part 0) with its first call; the store's id and the row's
+        // sequence name each batch, so the hub counts a redelivered one once.
+        const counted: CheckinBatch[] = [];
         const part = (agentId: string): RosterCalls => {
           const index = rosterShardIndexOf(agentId, count);
           let calls = parts.get(index);
@@ -337,14 +349,18 @@ export class AgentEffects {
         for (const row of group) {
           const body = JSON.parse(row.body) as RosterBody;
           if (body.type === "upsert") part(row.agent_id).add("upserts", { summary: body.summary, version: row.seq });
-          else if (body.type === "touches") for (const [agentId, lastCheckin] of body.times) part(agentId).add("touches", { agentId, lastCheckin, version: row.seq });
+          else if (body.type === "touches") {
+            for (const [agentId, lastCheckin] of body.times) part(agentId).add("touches", { agentId, lastCheckin, version: row.seq });
+            if (body.minutes) counted.push({ batch: `${this.#source}:${row.seq}`, minutes: body.minutes });
+          }
           else if (body.type === "touch") part(row.agent_id).add("touches", { agentId: row.agent_id, lastCheckin: body.lastCheckin, version: row.seq });
           else part(row.agent_id).add("removes", { agentId: row.agent_id, version: row.seq });
         }
+        if (counted.length > 0 && !parts.has(0)) parts.set(0, new RosterCalls().atLeastOne());
         const sent = await Promise.allSettled(
           [...parts].map(async ([index, calls]) => {
-            for (const changes of calls.calls) {
-              if (index === 0) await policyHub(this.#env, target).applyRoster(target, changes);
+            for (const [n, changes] of calls.calls.entries()) {
+              if (index === 0) await policyHub(this.#env, target).applyRoster(target, changes, n === 0 ? counted : []);
               else await rosterShard(this.#env, target, index).applyRoster(changes);
             }
           }),
@@ -361,7 +377,8 @@ export class AgentEffects {
         return;
       }
       case "checkins":
-        // The store's id and the row's sequence name the batch: the hub counts a redelivered one once.
+        // Counts on a row of their own, as stores wrote them before they rode the roster's row: still
+        // in outboxes at the deploy that brings that.
         return policyHub(this.#env, target).countCheckins(
           group.map((row): CheckinBatch => ({ batch: `${this.#source}:${row.seq}`, minutes: (JSON.parse(row.body) as { minutes: CheckinMinutes }).minutes })),
         );

@@ -165,14 +165,14 @@ export class AgentStore extends DurableObject<Env> {
   }
 
   /**
-   * One journal row for the window's times, all in the calling event's implicit transaction; the
-   * policies' rosters learn the new times from one effect row per policy, and their check-in counts
-   * from another. Windows an hour old leave the journal, their quiet agents' times moving into the
-   * records (durable/checkin-journal.ts).
+   * One journal row for the window's times, all in the calling event's implicit transaction; each
+   * policy's roster learns the new times and its check-in counts from one effect row (one hub call).
+   * Windows an hour old leave the journal, their quiet agents' times moving into the records
+   * (durable/checkin-journal.ts).
    */
   #saveCheckins(): void {
     const now = Date.now();
-    this.#effects.collectTouches(() => {
+    this.#effects.collectTouches(new Map(this.#tally.take()), () => {
       const times = new Map<string, string>();
       for (const agent of this.#unsaved) {
         const at = agent.journalCheckin();
@@ -187,7 +187,6 @@ export class AgentStore extends DurableObject<Env> {
         agentId,
       ),
     );
-    for (const [policyId, minutes] of this.#tally.take()) this.#effects.checkins(policyId, minutes);
     this.#unsaved.clear();
     this.#flushDue = null;
   }

@@ -360,16 +360,22 @@ export class PolicyHub extends DurableObject<Env> {
     return this.#rosters.count();
   }
 
-  /** Roster rows of the hub's own part from an agent store's effects: one transaction, idempotent (versions). */
-  async applyRoster(policyId: string, changes: RosterChanges): Promise<void> {
+  /**
+   * Roster rows of the hub's own part from an agent store's effects, with the check-in counts of
+   * the store's flush: one transaction, idempotent (versions, batch ids).
+   */
+  async applyRoster(policyId: string, changes: RosterChanges, checkins: CheckinBatch[] = []): Promise<void> {
     this.#policyId = policyId;
-    this.ctx.storage.transactionSync(() => this.#roster.apply(changes));
+    this.ctx.storage.transactionSync(() => {
+      this.#roster.apply(changes);
+      if (checkins.length > 0) this.#checkins.add(checkins, Date.now());
+    });
     // The hub's own part sees a share of the policy's enrollments and removals: enough to notice growth.
     if (changes.upserts.length + changes.removes.length > 0) await this.#checkFanout();
     await this.#watch.changed();
   }
 
-  /** Check-in counts from agent stores' flushes; a batch already counted is ignored. */
+  /** Check-in counts from agent stores' flushes written before they rode `applyRoster`; a batch already counted is ignored. */
   async countCheckins(batches: CheckinBatch[]): Promise<void> {
     const changed = this.ctx.storage.transactionSync(() => this.#checkins.add(batches, Date.now()));
     if (changed) await this.#watch.changed();

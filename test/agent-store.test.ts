@@ -7,7 +7,7 @@ import { JOURNAL_SPAN_MS } from "../durable/checkin-journal";
 import { agentStoreName } from "../src/agents/agent-stores";
 import type { AgentDoc } from "../src/protocol/agent-doc";
 import { parseApiKeyHeader } from "../src/auth/api-key";
-import { agentObject } from "../src/durable-stubs";
+import { agentObject, policyHub } from "../src/durable-stubs";
 import { ackEvent, ackRequest, adminRequest, agentSummary, checkinRequest, enrolledAgent, eventually, json, queueAction } from "./helpers";
 
 /** A `setAlarm` argument as epoch milliseconds. */
@@ -197,7 +197,7 @@ describe("agent store (many agents per object)", () => {
       });
     });
 
-    it("one flush sends its policy's hub one row of times, however many agents it writes", async () => {
+    it("one flush sends its policy's hub one row of times and check-in counts, however many agents it writes", async () => {
       const ids = neighbours("held-shared-row");
       const agents = [await enrolledAgent("held-shared-row", { id: ids[0] }), await enrolledAgent("held-shared-row", { id: ids[1] })];
       const stub = env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(ids[0])));
@@ -220,9 +220,12 @@ describe("agent store (many agents per object)", () => {
           clock.mockRestore();
           setAlarm.mockRestore();
         }
-        // Both agents' times went out in one effect row (and the flush's check-in counts in one more), delivered.
-        expect(lastSeq() - before).toBe(2);
+        // Both agents' times and the flush's check-in counts went out in one effect row, delivered.
+        expect(lastSeq() - before).toBe(1);
         expect(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);
+        // The hub counted every check-in of the two agents since they enrolled (two each).
+        const { checkins } = await policyHub(env, "held-shared-row").glance("held-shared-row");
+        expect(checkins.reduce((sum, [, n]) => sum + n, 0)).toBe(4);
         // By the run that wrote them: no second alarm run (and setAlarm row) is asked for them.
         expect(alarmsSet).toEqual([]);
         const listed = await json<{ items: Array<{ id: string; last_checkin: string }> }>(await adminRequest("GET", "/api/fleet/agents?policy_id=held-shared-row"));

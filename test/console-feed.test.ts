@@ -212,4 +212,15 @@ describe("check-ins per minute", () => {
     await hub.countCheckins([{ batch: "store-x:43", minutes: [[minute - 61 * MINUTE_MS, 5]] }]);
     expect((await hub.glance("rate-twice")).checkins).toEqual([[minute, 9]]);
   });
+
+  it("counts a batch that rides the roster's call once, however often the call is delivered", async () => {
+    await putPolicy("rate-roster");
+    const hub = policyHub(env, "rate-roster");
+    const minute = minuteOf(Date.now());
+    const none = { upserts: [], removes: [], touches: [] };
+    const batch = { batch: "store-y:7", minutes: [[minute, 3]] as Array<[number, number]> };
+    await hub.applyRoster("rate-roster", none, [batch]);
+    await hub.applyRoster("rate-roster", none, [batch, { batch: "store-y:8", minutes: [[minute, 1]] }]);
+    expect((await hub.glance("rate-roster")).checkins).toEqual([[minute, 4]]);
+  });
 });

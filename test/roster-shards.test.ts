@@ -1,7 +1,10 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { AgentEffects } from "../durable/agent-effects";
 import { AgentRoster } from "../durable/agent-roster";
 import { ROSTER_LAYOUT_SCHEMA } from "../durable/sharded-roster";
+import { agentStoreName } from "../src/agents/agent-stores";
+import { minuteOf } from "../src/agents/checkin-rate";
 import { policyHub, rosterShardIndexOf } from "../src/durable-stubs";
 import { adminRequest, agentSummary, checkinRequest, enrolledOnRevision1, eventually, json, type Enrolled } from "./helpers";
 
@@ -170,4 +173,22 @@ describe("a policy with several roster shards", () => {
     expect(await policyHub(env, "sharded-earlier").rosterShards("sharded-earlier")).toBe(1);
     expect((await json<{ results: Record<string, number> }>(await adminRequest("GET", "/api/fleet/agent_status?policyId=sharded-earlier"))).results).toMatchObject({ enrolling: 1, total: 1 });
   });
+
+  it("sends a flush's check-in counts to the hub with the times, also when none of the times is for the hub's part", async () => {
+    const [agent] = (await fleet("sharded-counts", 6)).filter((a) => rosterShardIndexOf(a.id, SHARDS) !== 0);
+    const minute = minuteOf(Date.now());
+    const counted = async () => (await policyHub(env, "sharded-counts").glance("sharded-counts")).checkins.reduce((sum, [, n]) => sum + n, 0);
+    const before = await counted();
+    const at = new Date().toISOString();
+    await runInDurableObject(env.AGENT_STORES.get(env.AGENT_STORES.idFromName(agentStoreName(agent!.id))), async (_instance, state: DurableObjectState) => {
+      const effects = new AgentEffects(state.storage, env, async () => undefined, "sharded-counts-test");
+      effects.collectTouches(new Map([["sharded-counts", [[minute, 5]]]]), () => effects.touch("sharded-counts", agent!.id, at));
+      await effects.deliver();
+      expect(effects.pending()).toBe(0);
+    });
+    // The hub counted the batch (in an otherwise empty call), and the agent's part has its time.
+    expect((await counted()) - before).toBe(5);
+    expect((await allPages("kuery=policy_id:sharded-counts")).find((a) => a.id === agent!.id)?.last_checkin).toBe(at);
+  });
 });
+
