@@ -351,7 +351,7 @@ export class AgentEffects {
           if (body.type === "upsert") part(row.agent_id).add("upserts", { summary: body.summary, version: row.seq });
           else if (body.type === "touches") {
             for (const [agentId, lastCheckin] of body.times) part(agentId).add("touches", { agentId, lastCheckin, version: row.seq });
-            if (body.minutes) counted.push({ batch: `${this.#source}:${row.seq}`, minutes: body.minutes });
+            if (body.minutes) counted.push({ source: this.#source, seq: row.seq, minutes: body.minutes });
           }
           else if (body.type === "touch") part(row.agent_id).add("touches", { agentId: row.agent_id, lastCheckin: body.lastCheckin, version: row.seq });
           else part(row.agent_id).add("removes", { agentId: row.agent_id, version: row.seq });
@@ -380,7 +380,7 @@ export class AgentEffects {
         // Counts on a row of their own, as stores wrote them before they rode the roster's row: still
         // in outboxes at the deploy that brings that.
         return policyHub(this.#env, target).countCheckins(
-          group.map((row): CheckinBatch => ({ batch: `${this.#source}:${row.seq}`, minutes: (JSON.parse(row.body) as { minutes: CheckinMinutes }).minutes })),
+          group.map((row): CheckinBatch => ({ source: this.#source, seq: row.seq, minutes: (JSON.parse(row.body) as { minutes: CheckinMinutes }).minutes })),
         );
       case "job":
         return bulkJob(this.#env, target).recordResults(group.map((row) => JSON.parse(row.body) as ActionResult));

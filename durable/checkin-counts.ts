@@ -10,9 +10,23 @@ export const CHECKIN_COUNTS_SCHEMA = `
   CREATE INDEX checkin_batches_minute ON checkin_batches (minute);`;
 
 /**
+ * Schema step: the batches counted are kept as one row per store (its counted sequences and their
+ * first minutes, JSON) instead of a row per batch, so a batch costs one row rewritten, not an
+ * insert and a later delete with their two index entries (six rows written). A batch id was
+ * `<store id>:<sequence>`; store ids are hex.
+ */
+export const CHECKIN_SOURCES_SCHEMA = `
+  CREATE TABLE checkin_sources (source TEXT PRIMARY KEY, batches TEXT NOT NULL) WITHOUT ROWID;
+  INSERT INTO checkin_sources (source, batches)
+    SELECT substr(batch, 1, instr(batch, ':') - 1), json_group_array(json_array(CAST(substr(batch, instr(batch, ':') + 1) AS INTEGER), minute))
+    FROM checkin_batches WHERE instr(batch, ':') > 0 GROUP BY 1;
+  DROP TABLE checkin_batches;`;
+
+/**
  * A policy's check-ins per minute, summed from its agents' stores' batches (durable/checkin-tally.ts):
- * two small writes per batch (a store sends one per flush), none per check-in. Only the last
- * CHECKIN_MINUTES_KEPT minutes are kept; a batch delivered later than that is dropped whole.
+ * per batch (a store sends one per flush) its store's row of counted batches is rewritten and its
+ * minutes added to, none per check-in. Only the last CHECKIN_MINUTES_KEPT minutes are kept; a batch
+ * delivered later than that is dropped whole, and so is what a store's row remembers of it.
  */
 export class CheckinCounts {
   readonly #sql: SqlStorage;
@@ -25,17 +39,29 @@ export class CheckinCounts {
   add(batches: CheckinBatch[], now: number): boolean {
     const oldest = minuteOf(now) - (CHECKIN_MINUTES_KEPT - 1) * MINUTE_MS;
     this.#sql.exec("DELETE FROM checkin_minutes WHERE minute < ?", oldest);
-    this.#sql.exec("DELETE FROM checkin_batches WHERE minute < ?", oldest);
+    const bySource = new Map<string, CheckinBatch[]>();
+    for (const batch of batches) {
+      let list = bySource.get(batch.source);
+      if (!list) bySource.set(batch.source, (list = []));
+      list.push(batch);
+    }
     let changed = false;
-    for (const { batch, minutes } of batches) {
-      const kept = minutes.filter(([minute]) => minute >= oldest);
-      if (kept.length === 0) continue;
-      const first = Math.min(...kept.map(([minute]) => minute));
-      const added = this.#sql.exec("INSERT INTO checkin_batches (batch, minute) VALUES (?, ?) ON CONFLICT (batch) DO NOTHING RETURNING batch", batch, first).toArray();
-      if (added.length === 0) continue;
-      for (const [minute, count] of kept) {
-        this.#sql.exec("INSERT INTO checkin_minutes (minute, count) VALUES (?, ?) ON CONFLICT (minute) DO UPDATE SET count = count + excluded.count", minute, count);
+    for (const [source, list] of bySource) {
+      const row = this.#sql.exec<{ batches: string }>("SELECT batches FROM checkin_sources WHERE source = ?", source).toArray()[0];
+      // Sequence → the first minute it counted, for the batches of the minutes still kept.
+      const seen = new Map((row ? (JSON.parse(row.batches) as Array<[number, number]>) : []).filter(([, minute]) => minute >= oldest));
+      let added = false;
+      for (const { seq, minutes } of list) {
+        const kept = minutes.filter(([minute]) => minute >= oldest);
+        if (kept.length === 0 || seen.has(seq)) continue;
+        seen.set(seq, Math.min(...kept.map(([minute]) => minute)));
+        for (const [minute, count] of kept) {
+          this.#sql.exec("INSERT INTO checkin_minutes (minute, count) VALUES (?, ?) ON CONFLICT (minute) DO UPDATE SET count = count + excluded.count", minute, count);
+        }
+        added = true;
       }
+      if (!added) continue;
+      this.#sql.exec("INSERT INTO checkin_sources (source, batches) VALUES (?, ?) ON CONFLICT (source) DO UPDATE SET batches = excluded.batches", source, JSON.stringify([...seen]));
       changed = true;
     }
     return changed;

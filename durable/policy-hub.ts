@@ -18,7 +18,7 @@ import type { RosterChanges } from "../src/agents/effects";
 import type { CheckinBatch } from "../src/agents/checkin-rate";
 import { AlarmSchedule } from "./alarm-schedule";
 import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_COUNT_TRIGGERS_SCHEMA, ROSTER_COUNTS_SCHEMA, ROSTER_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_UNINDEXED_CHECKIN_SCHEMA, ROSTER_VERSION_SCHEMA, type StatusCounts } from "./agent-roster";
-import { CheckinCounts, CHECKIN_COUNTS_SCHEMA } from "./checkin-counts";
+import { CheckinCounts, CHECKIN_COUNTS_SCHEMA, CHECKIN_SOURCES_SCHEMA } from "./checkin-counts";
 import { CoalescedRun } from "./coalesced-run";
 import { ConsoleWatch } from "./console-watch";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
@@ -46,6 +46,7 @@ const SCHEMA = [
   ROLLOUT_SAMPLES_SCHEMA,
   ROSTER_COUNT_TRIGGERS_SCHEMA,
   ROSTER_UNINDEXED_CHECKIN_SCHEMA,
+  CHECKIN_SOURCES_SCHEMA,
 ];
 
 /** Stored under FANOUT_KEY; see `PolicyHub.#fanout`. */

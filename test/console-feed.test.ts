@@ -1,9 +1,10 @@
 import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { AgentRoster } from "../durable/agent-roster";
+import { CheckinCounts, CHECKIN_SOURCES_SCHEMA } from "../durable/checkin-counts";
 import type { FleetOverviewData } from "../src/admin/fleet-overview";
 import type { AgentSummary } from "../src/agents/status";
-import { MINUTE_MS, minuteOf } from "../src/agents/checkin-rate";
+import { CHECKIN_MINUTES_KEPT, MINUTE_MS, minuteOf } from "../src/agents/checkin-rate";
 import { fleetConfig } from "../src/config";
 import { FEED_RESYNC_MS } from "../src/console/live-channel";
 import { policyHub } from "../src/durable-stubs";
@@ -204,13 +205,49 @@ describe("check-ins per minute", () => {
     await putPolicy("rate-twice");
     const hub = policyHub(env, "rate-twice");
     const minute = minuteOf(Date.now());
-    const batch = { batch: "store-x:41", minutes: [[minute, 7]] as Array<[number, number]> };
+    const batch = { source: "store-x", seq: 41, minutes: [[minute, 7]] as Array<[number, number]> };
     await hub.countCheckins([batch]);
-    await hub.countCheckins([batch, { batch: "store-x:42", minutes: [[minute, 2]] }]);
+    await hub.countCheckins([batch, { source: "store-x", seq: 42, minutes: [[minute, 2]] }]);
     expect((await hub.glance("rate-twice")).checkins).toEqual([[minute, 9]]);
     // Minutes older than the hour kept are not counted at all.
-    await hub.countCheckins([{ batch: "store-x:43", minutes: [[minute - 61 * MINUTE_MS, 5]] }]);
+    await hub.countCheckins([{ source: "store-x", seq: 43, minutes: [[minute - 61 * MINUTE_MS, 5]] }]);
     expect((await hub.glance("rate-twice")).checkins).toEqual([[minute, 9]]);
+  });
+
+  it("keeps counting a batch once across the change to one row of counted batches per store", async () => {
+    await putPolicy("rate-migrated");
+    const minute = minuteOf(Date.now());
+    const store = "0f".repeat(32);
+    await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("rate-migrated")), async (_instance, state: DurableObjectState) => {
+      // A hub as the earlier schema left it: batch 5 of this store counted, one row per batch.
+      state.storage.sql.exec("DROP TABLE checkin_sources");
+      state.storage.sql.exec("CREATE TABLE checkin_batches (batch TEXT PRIMARY KEY, minute INTEGER NOT NULL)");
+      state.storage.sql.exec("INSERT INTO checkin_batches (batch, minute) VALUES (?, ?)", `${store}:5`, minute);
+      state.storage.sql.exec("INSERT INTO checkin_minutes (minute, count) VALUES (?, 4)", minute);
+      state.storage.sql.exec(CHECKIN_SOURCES_SCHEMA);
+      expect(state.storage.sql.exec("SELECT source, batches FROM checkin_sources").toArray()).toEqual([{ source: store, batches: JSON.stringify([[5, minute]]) }]);
+    });
+    const hub = policyHub(env, "rate-migrated");
+    await hub.countCheckins([{ source: store, seq: 5, minutes: [[minute, 4]] }]);
+    await hub.countCheckins([{ source: store, seq: 6, minutes: [[minute, 1]] }]);
+    expect((await hub.glance("rate-migrated")).checkins).toEqual([[minute, 5]]);
+  });
+
+  it("remembers a store's counted batches only for the minutes it keeps", async () => {
+    await putPolicy("rate-forget");
+    await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("rate-forget")), async (_instance, state: DurableObjectState) => {
+      const counts = new CheckinCounts(state.storage.sql);
+      const t0 = minuteOf(Date.now());
+      const remembered = () => JSON.parse(state.storage.sql.exec<{ batches: string }>("SELECT batches FROM checkin_sources WHERE source = 's'").one().batches) as unknown;
+      expect(counts.add([{ source: "s", seq: 1, minutes: [[t0, 1]] }, { source: "s", seq: 2, minutes: [[t0, 2]] }], t0)).toBe(true);
+      expect(counts.add([{ source: "s", seq: 2, minutes: [[t0, 2]] }], t0)).toBe(false);
+      expect(remembered()).toEqual([[1, t0], [2, t0]]);
+      // An hour on, the minute t0 is no longer kept: its batches are forgotten as the next one is counted.
+      const later = t0 + CHECKIN_MINUTES_KEPT * MINUTE_MS;
+      expect(counts.add([{ source: "s", seq: 3, minutes: [[later, 1]] }], later)).toBe(true);
+      expect(remembered()).toEqual([[3, later]]);
+      expect(counts.recent(later)).toEqual([[later, 1]]);
+    });
   });
 
   it("counts a batch that rides the roster's call once, however often the call is delivered", async () => {
@@ -218,9 +255,9 @@ describe("check-ins per minute", () => {
     const hub = policyHub(env, "rate-roster");
     const minute = minuteOf(Date.now());
     const none = { upserts: [], removes: [], touches: [] };
-    const batch = { batch: "store-y:7", minutes: [[minute, 3]] as Array<[number, number]> };
+    const batch = { source: "store-y", seq: 7, minutes: [[minute, 3]] as Array<[number, number]> };
     await hub.applyRoster("rate-roster", none, [batch]);
-    await hub.applyRoster("rate-roster", none, [batch, { batch: "store-y:8", minutes: [[minute, 1]] }]);
+    await hub.applyRoster("rate-roster", none, [batch, { source: "store-y", seq: 8, minutes: [[minute, 1]] }]);
     expect((await hub.glance("rate-roster")).checkins).toEqual([[minute, 4]]);
   });
 });

@@ -15,9 +15,13 @@ export const CHECKIN_MINUTES_SHOWN = 30;
 /** Pairs of [minute, check-ins]. */
 export type CheckinMinutes = Array<[number, number]>;
 
-/** One store's counts for one policy, from one flush: `batch` names it, so a redelivery counts once. */
+/**
+ * One store's counts for one policy, from one flush: the store (`source`) and its effect row's
+ * sequence (`seq`, increasing per store) name it, so a redelivery counts once.
+ */
 export interface CheckinBatch {
-  batch: string;
+  source: string;
+  seq: number;
   minutes: CheckinMinutes;
 }
 
