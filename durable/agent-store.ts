@@ -3,7 +3,7 @@ import { fleetConfig, type Env } from "../src/config";
 import { AGENT_METHODS, type AgentMethod } from "../src/agents/agent-stores";
 import { mirrorMonitorFor, type AgentCallResult } from "../src/durable-stubs";
 import { Agent, type AgentHome } from "./agent";
-import { AgentEffects, EFFECTS_SCHEMA } from "./agent-effects";
+import { AgentEffects, EFFECTS_PARTIAL_KEY_SCHEMA, EFFECTS_SCHEMA } from "./agent-effects";
 import { AlarmSchedule } from "./alarm-schedule";
 import { CheckinJournal, CHECKIN_JOURNAL_SCHEMA } from "./checkin-journal";
 import { CheckinTally } from "./checkin-tally";
@@ -50,6 +50,7 @@ const SCHEMA = [
   EFFECTS_SCHEMA,
   STATUS_HISTORY_SCHEMA,
   CHECKIN_JOURNAL_SCHEMA,
+  EFFECTS_PARTIAL_KEY_SCHEMA,
 ];
 
 /**

@@ -7,6 +7,7 @@
 //   node scripts/bench/run.mjs --agents 10000 [--rounds 2] [--throughput-seconds 15]
 //        [--throughput-concurrency 256] [--enroll-concurrency 64] [--ramp-rate 2000]
 //        [--storage disk|memory] [--only project|bare] [--ws-fraction 0] [--opamp-fraction 0] [--max-agents N|max] [--shards N] [--rollout-rate N]
+//        [--policies N] [--agents-per-roster-shard N]
 //        [--accept-encoding gzip|identity] [--direct]   (--direct: past Miniflare's entry worker)
 //        [--interleave K] [--no-count] [--port P]   (P and P+1: the two servers; 18330 by default)
 //
@@ -73,6 +74,9 @@ const projectArgs = [
     "--var", `FLEET_MAX_AGENTS=${args["max-agents"] ?? "max"}`,
     // Fan-out shards per policy, to compare shard counts (wrangler.toml's value otherwise).
     ...(args.shards ? ["--var", `POLICY_HUB_SHARDS=${args.shards}`] : []),
+    // Roster parts per policy: ceil(FLEET_MAX_AGENTS ÷ this). Many small policies (--policies) want
+    // 1000000 here, one part each, as docs/scale.md §2 tells an operator whose policies are small.
+    ...(args["agents-per-roster-shard"] ? ["--var", `AGENTS_PER_ROSTER_SHARD=${args["agents-per-roster-shard"]}`] : []),
     // Agents per second a revision is delivered to (docs/scale.md §3; wrangler.toml's 16,000 otherwise).
     ...(args["rollout-rate"] ? ["--var", `ROLLOUT_RATE=${args["rollout-rate"]}`] : []),
     // The server's log level (wrangler.toml's otherwise): info logs each enrollment and socket.
