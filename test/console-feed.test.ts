@@ -1,7 +1,7 @@
 import { SELF, env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { AgentRoster } from "../durable/agent-roster";
-import { CheckinCounts, CHECKIN_SOURCES_SCHEMA } from "../durable/checkin-counts";
+import { CheckinCounts, CHECKIN_COUNTS_SCHEMA, CHECKIN_SOURCES_SCHEMA } from "../durable/checkin-counts";
 import type { FleetOverviewData } from "../src/admin/fleet-overview";
 import type { AgentSummary } from "../src/agents/status";
 import { CHECKIN_MINUTES_KEPT, MINUTE_MS, minuteOf } from "../src/agents/checkin-rate";
@@ -214,26 +214,31 @@ describe("check-ins per minute", () => {
     expect((await hub.glance("rate-twice")).checkins).toEqual([[minute, 9]]);
   });
 
-  it("keeps counting a batch once across the change to one row of counted batches per store", async () => {
+  it("keeps its counts, and counts a batch once, across the change to one row per store", async () => {
     await putPolicy("rate-migrated");
     const minute = minuteOf(Date.now());
     const store = "0f".repeat(32);
     await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("rate-migrated")), async (_instance, state: DurableObjectState) => {
-      // A hub as the earlier schema left it: batch 5 of this store counted, one row per batch.
-      state.storage.sql.exec("DROP TABLE checkin_sources");
-      state.storage.sql.exec("CREATE TABLE checkin_batches (batch TEXT PRIMARY KEY, minute INTEGER NOT NULL)");
+      // A hub as the earlier schema left it: batch 5 of this store counted, a row per batch and per minute.
+      state.storage.sql.exec(`DROP TABLE checkin_sources; ${CHECKIN_COUNTS_SCHEMA}`);
       state.storage.sql.exec("INSERT INTO checkin_batches (batch, minute) VALUES (?, ?)", `${store}:5`, minute);
-      state.storage.sql.exec("INSERT INTO checkin_minutes (minute, count) VALUES (?, 4)", minute);
+      state.storage.sql.exec("INSERT INTO checkin_minutes (minute, count) VALUES (?, 4), (?, 2)", minute, minute - MINUTE_MS);
       state.storage.sql.exec(CHECKIN_SOURCES_SCHEMA);
-      expect(state.storage.sql.exec("SELECT source, batches FROM checkin_sources").toArray()).toEqual([{ source: store, batches: JSON.stringify([[5, minute]]) }]);
+      expect(state.storage.sql.exec("SELECT source, batches FROM checkin_sources ORDER BY source").toArray()).toEqual([
+        { source: "", batches: "[]" },
+        { source: store, batches: JSON.stringify([[5, minute]]) },
+      ]);
     });
     const hub = policyHub(env, "rate-migrated");
     await hub.countCheckins([{ source: store, seq: 5, minutes: [[minute, 4]] }]);
     await hub.countCheckins([{ source: store, seq: 6, minutes: [[minute, 1]] }]);
-    expect((await hub.glance("rate-migrated")).checkins).toEqual([[minute, 5]]);
+    expect((await hub.glance("rate-migrated")).checkins).toEqual([
+      [minute - MINUTE_MS, 2],
+      [minute, 5],
+    ]);
   });
 
-  it("remembers a store's counted batches only for the minutes it keeps", async () => {
+  it("remembers a store's counted batches and minutes only for the minutes it keeps, and sums the stores' minutes", async () => {
     await putPolicy("rate-forget");
     await runInDurableObject(env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("rate-forget")), async (_instance, state: DurableObjectState) => {
       const counts = new CheckinCounts(state.storage.sql);
@@ -247,6 +252,9 @@ describe("check-ins per minute", () => {
       expect(counts.add([{ source: "s", seq: 3, minutes: [[later, 1]] }], later)).toBe(true);
       expect(remembered()).toEqual([[3, later]]);
       expect(counts.recent(later)).toEqual([[later, 1]]);
+      // Another store's batch in the same minute adds to it; one a minute earlier shows beside it.
+      expect(counts.add([{ source: "t", seq: 1, minutes: [[later, 4], [later - MINUTE_MS, 2]] }], later)).toBe(true);
+      expect(counts.recent(later)).toEqual([[later - MINUTE_MS, 2], [later, 5]]);
     });
   });
 
