@@ -41,13 +41,11 @@ export const EFFECTS_PARTIAL_KEY_SCHEMA = `
   ALTER TABLE effects_rebuilt RENAME TO effects;
   CREATE UNIQUE INDEX effects_coalesce_key ON effects (coalesce_key) WHERE coalesce_key IS NOT NULL;`;
 
-type Kind = "hub" | "shard" | "job" | "checkins";
+type Kind = "hub" | "shard" | "job" | "checkins" | "flush";
 
 /**
- * A hub's roster row of the agent, its removal, or only new check-in times: those of one flush of
- * held heartbeats share a row (agent id, time pairs), so a heartbeat costs no outbox row of its own.
- * The flush's check-in counts for the policy ride its first such row (`minutes`): one row and one
- * hub call per policy and flush.
+ * A hub's roster row of the agent, its removal, or only new check-in times with the check-ins
+ * counted per minute: what one flush of held heartbeats sends a policy (a part of a `FlushBody`).
  */
 type RosterBody =
   | { type: "upsert"; summary: AgentSummary }
@@ -55,6 +53,17 @@ type RosterBody =
   | { type: "touches"; times: Array<[string, string]>; minutes?: CheckinMinutes }
   /** One agent's time, as stores wrote it before shared rows: still in outboxes at the deploy that brings them. */
   | { type: "touch"; lastCheckin: string };
+
+/** What a policy's hub gets from one flush of held heartbeats. */
+type FlushPart = { times: Array<[string, string]>; minutes?: CheckinMinutes };
+
+/**
+ * One flush of held heartbeats for every policy it touches (kind "flush"): one row per flush (per
+ * TOUCHES_PER_ROW times), not one per policy, so a store whose flush holds 400 policies (1,000
+ * policies of 1,000 agents) writes one row, not 400. Delivered as a "hub" row to each policy; the
+ * policies whose call failed stay in the row for the retry.
+ */
+type FlushBody = { policies: Array<[string, FlushPart]> };
 
 interface EffectRow extends Record<string, SqlStorageValue> {
   seq: number;
@@ -201,9 +210,9 @@ export class AgentEffects {
 
   /**
    * Runs `write` (synchronous: one transaction with what it writes) and records the check-in times
-   * it touches as one effect row per policy (per TOUCHES_PER_ROW agents) instead of one per agent,
-   * the policy's check-ins counted per minute since the last flush (`counts`,
-   * durable/checkin-tally.ts) in its first row: a policy in the flush costs one row and one call.
+   * it touches, with each policy's check-ins counted per minute since the last flush (`counts`,
+   * durable/checkin-tally.ts), as one effect row for the whole flush (per TOUCHES_PER_ROW times)
+   * instead of one per agent or per policy; each policy then gets one call.
    */
   collectTouches(counts: ReadonlyMap<string, CheckinMinutes>, write: () => void): void {
     const touches = new Map<string, Map<string, string>>();
@@ -213,12 +222,24 @@ export class AgentEffects {
     } finally {
       // Times already written to agents' rows are sent even if a later agent's write threw.
       this.#touches = null;
+      let row: Array<[string, FlushPart]> = [];
+      let size = 0;
+      const add = (policyId: string, part: FlushPart) => {
+        if (size > 0 && size + part.times.length > TOUCHES_PER_ROW) {
+          this.#add("flush", "", "", { policies: row } satisfies FlushBody, null, ROSTER_DELAY_MS);
+          row = [];
+          size = 0;
+        }
+        row.push([policyId, part]);
+        size += part.times.length;
+      };
       for (const policyId of new Set([...touches.keys(), ...counts.keys()])) {
         const all = [...(touches.get(policyId) ?? [])];
         const minutes = counts.get(policyId);
-        this.#addTouches(policyId, all.slice(0, TOUCHES_PER_ROW), minutes);
-        for (let i = TOUCHES_PER_ROW; i < all.length; i += TOUCHES_PER_ROW) this.#addTouches(policyId, all.slice(i, i + TOUCHES_PER_ROW));
+        add(policyId, { times: all.slice(0, TOUCHES_PER_ROW), ...(minutes ? { minutes } : {}) });
+        for (let i = TOUCHES_PER_ROW; i < all.length; i += TOUCHES_PER_ROW) add(policyId, { times: all.slice(i, i + TOUCHES_PER_ROW) });
       }
+      if (row.length > 0) this.#add("flush", "", "", { policies: row } satisfies FlushBody, null, ROSTER_DELAY_MS);
     }
   }
 
@@ -294,8 +315,21 @@ export class AgentEffects {
     if (!byWriter) this.#forgetDelivered();
     const rows = this.#take(byWriter);
     if (rows.length === 0) return;
-    const groups = new Map<string, EffectRow[]>();
+    // A flush row goes to each of its policies as a "hub" row of the same sequence; the policies
+    // whose call fails are what the row keeps.
+    const flushes = new Map<number, { row: EffectRow; parts: Map<string, FlushPart>; failed: Set<string> }>();
+    const sends: EffectRow[] = [];
     for (const row of rows) {
+      if (row.kind !== "flush") {
+        sends.push(row);
+        continue;
+      }
+      const parts = new Map((JSON.parse(row.body) as FlushBody).policies);
+      flushes.set(row.seq, { row, parts, failed: new Set() });
+      for (const [policyId, part] of parts) sends.push({ ...row, kind: "hub", target: policyId, body: JSON.stringify({ type: "touches", ...part } satisfies RosterBody) });
+    }
+    const groups = new Map<string, EffectRow[]>();
+    for (const row of sends) {
       const key = row.kind === "shard" ? `shard:${row.target}#${shardIndexOf(row.agent_id, shardCountOf(this.#env, row.target))}` : `${row.kind}:${row.target}`;
       let group = groups.get(key);
       if (!group) groups.set(key, (group = []));
@@ -306,8 +340,9 @@ export class AgentEffects {
       [...groups.values()].map(async (group) => {
         try {
           await this.#send(group);
-          for (const row of group) this.#delivered.push(row.seq);
+          for (const row of group) if (!flushes.has(row.seq)) this.#delivered.push(row.seq);
         } catch (err) {
+          for (const row of group) flushes.get(row.seq)?.failed.add(row.target);
           const attempts = group.reduce((most, row) => Math.max(most, row.attempts), 0) + 1;
           this.#sql.exec("UPDATE effects SET attempts = ? WHERE seq IN (SELECT value FROM json_each(?))", attempts, JSON.stringify(group.map((row) => row.seq)));
           retryAfter = Math.max(retryAfter, Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.min(attempts, 10)));
@@ -318,6 +353,13 @@ export class AgentEffects {
         }
       }),
     );
+    for (const [seq, { row, parts, failed }] of flushes) {
+      if (failed.size === 0) this.#delivered.push(seq);
+      else if (failed.size < parts.size) {
+        const kept: FlushBody = { policies: [...parts].filter(([policyId]) => failed.has(policyId)) };
+        this.#sql.exec("UPDATE effects SET body = ? WHERE seq = ?", JSON.stringify(kept), row.seq);
+      }
+    }
     if (retryAfter > 0) await this.#schedule(Date.now() + retryAfter);
     else if (rows.length === BATCH) await this.#schedule(Date.now());
     // A writer's delivered rows wait for the alarm (see `#delivered`), asked for unless one is due sooner.

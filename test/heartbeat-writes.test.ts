@@ -1,10 +1,13 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { EFFECTS_PARTIAL_KEY_SCHEMA, EFFECTS_SCHEMA } from "../durable/agent-effects";
+import { AgentEffects, EFFECTS_PARTIAL_KEY_SCHEMA, EFFECTS_SCHEMA } from "../durable/agent-effects";
 import { AgentRoster } from "../durable/agent-roster";
 import type { AgentStore } from "../durable/agent-store";
 import { agentStoreName } from "../src/agents/agent-stores";
-import { adminRequest, agentSummary, enrolledAgent, json } from "./helpers";
+import { minuteOf } from "../src/agents/checkin-rate";
+import type { Env } from "../src/config";
+import { policyHub } from "../src/durable-stubs";
+import { adminRequest, agentSummary, enrolledAgent, json, putPolicy } from "./helpers";
 
 /** `n` client-chosen agent ids that hash to the same store object. */
 function sameStore(prefix: string, n: number): string[] {
@@ -132,6 +135,52 @@ describe("the agent store's outbox rows", () => {
       expect(insert(sql, "roster:p:a").one().seq).toBeGreaterThan(keyedSeq);
       expect(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects WHERE coalesce_key = 'roster:p:a'").one().n).toBe(1);
     });
+  });
+
+  it("hold a flush in one row for every policy in it, of which a retry sends only the policies whose call failed", async () => {
+    await putPolicy("flush-a");
+    await putPolicy("flush-b");
+    const minute = minuteOf(Date.now());
+    const counted = async (policyId: string) => (await policyHub(env, policyId).glance(policyId)).checkins.reduce((sum, [, n]) => sum + n, 0);
+    const before = [await counted("flush-a"), await counted("flush-b")];
+    // flush-b's hub refuses the roster's call until told otherwise.
+    let refuse = true;
+    const hubs = env.POLICY_HUBS;
+    const names = new Map<string, string>();
+    const flaky = {
+      ...env,
+      POLICY_HUBS: {
+        idFromName(name: string) {
+          const id = hubs.idFromName(name);
+          names.set(id.toString(), name);
+          return id;
+        },
+        get(id: DurableObjectId) {
+          const stub = hubs.get(id);
+          if (names.get(id.toString()) !== "flush-b") return stub;
+          return new Proxy(stub, { get: (target, prop) => (prop === "applyRoster" && refuse ? () => Promise.reject(new Error("hub unreachable")) : (Reflect.get(target, prop) as unknown)) });
+        },
+      },
+    } as unknown as Env;
+    await runInDurableObject(outboxOf("outbox-flush-rows"), async (_instance: unknown, state: DurableObjectState) => {
+      const effects = new AgentEffects(state.storage, flaky, async () => undefined, "flush-test");
+      const rows = () => state.storage.sql.exec<{ kind: string; body: string }>("SELECT kind, body FROM effects").toArray();
+      const at = new Date().toISOString();
+      effects.collectTouches(new Map([["flush-a", [[minute, 2]]], ["flush-b", [[minute, 3]]]] as Array<[string, Array<[number, number]>]>), () => {
+        effects.touch("flush-a", "flush-a-agent", at);
+        effects.touch("flush-b", "flush-b-agent", at);
+      });
+      expect(rows().map((row) => [row.kind, JSON.parse(row.body) as unknown])).toEqual([
+        ["flush", { policies: [["flush-a", { times: [["flush-a-agent", at]], minutes: [[minute, 2]] }], ["flush-b", { times: [["flush-b-agent", at]], minutes: [[minute, 3]] }]] }],
+      ]);
+      await effects.deliver();
+      expect(rows().map((row) => JSON.parse(row.body) as unknown)).toEqual([{ policies: [["flush-b", { times: [["flush-b-agent", at]], minutes: [[minute, 3]] }]] }]);
+      refuse = false;
+      await effects.deliver();
+      expect(effects.pending()).toBe(0);
+    });
+    // Each hub counted its policy's batch once.
+    expect([(await counted("flush-a")) - before[0]!, (await counted("flush-b")) - before[1]!]).toEqual([2, 3]);
   });
 
   it("keep their rows, their sequence and their coalescing through the step that stops indexing rows without a key", async () => {
