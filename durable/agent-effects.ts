@@ -17,30 +17,6 @@ export const EFFECTS_SCHEMA = `
     coalesce_key TEXT UNIQUE,
     attempts INTEGER NOT NULL DEFAULT 0);`;
 
-/**
- * Schema step: only rows that coalesce are in the coalescing key's index. A column-level UNIQUE
- * indexes every row, NULL keys too, so each row without a key (a flush's times, a socket close)
- * cost two rows written to insert and two to delete; now one each. SQLite cannot drop a column's
- * constraint, so the table is rebuilt, its AUTOINCREMENT sequence carried over: the sequence is
- * the version the hubs compare roster rows by, and must never go back.
- */
-export const EFFECTS_PARTIAL_KEY_SCHEMA = `
-  CREATE TABLE effects_rebuilt (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    target TEXT NOT NULL,
-    agent_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    coalesce_key TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0);
-  INSERT INTO effects_rebuilt (seq, kind, target, agent_id, body, coalesce_key, attempts)
-    SELECT seq, kind, target, agent_id, body, coalesce_key, attempts FROM effects;
-  DELETE FROM sqlite_sequence WHERE name = 'effects_rebuilt';
-  INSERT INTO sqlite_sequence (name, seq) SELECT 'effects_rebuilt', seq FROM sqlite_sequence WHERE name = 'effects';
-  DROP TABLE effects;
-  ALTER TABLE effects_rebuilt RENAME TO effects;
-  CREATE UNIQUE INDEX effects_coalesce_key ON effects (coalesce_key) WHERE coalesce_key IS NOT NULL;`;
-
 type Kind = "hub" | "shard" | "job" | "checkins" | "flush";
 
 /**

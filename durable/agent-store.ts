@@ -3,7 +3,7 @@ import { fleetConfig, type Env } from "../src/config";
 import { AGENT_METHODS, type AgentMethod } from "../src/agents/agent-stores";
 import { mirrorMonitorFor, type AgentCallResult } from "../src/durable-stubs";
 import { Agent, type AgentHome } from "./agent";
-import { AgentEffects, EFFECTS_PARTIAL_KEY_SCHEMA, EFFECTS_SCHEMA } from "./agent-effects";
+import { AgentEffects, EFFECTS_SCHEMA } from "./agent-effects";
 import { AlarmSchedule } from "./alarm-schedule";
 import { CheckinJournal, CHECKIN_JOURNAL_SCHEMA } from "./checkin-journal";
 import { CheckinTally } from "./checkin-tally";
@@ -50,7 +50,6 @@ const SCHEMA = [
   EFFECTS_SCHEMA,
   STATUS_HISTORY_SCHEMA,
   CHECKIN_JOURNAL_SCHEMA,
-  EFFECTS_PARTIAL_KEY_SCHEMA,
 ];
 
 /**
@@ -167,9 +166,9 @@ export class AgentStore extends DurableObject<Env> {
 
   /**
    * One journal row for the window's times, all in the calling event's implicit transaction; each
-   * policy's roster learns the new times and its check-in counts from one effect row (one hub call).
-   * Windows an hour old leave the journal, their quiet agents' times moving into the records
-   * (durable/checkin-journal.ts).
+   * policy's roster learns the new times and its check-in counts from the flush's one effect row
+   * (one hub call per policy). Windows an hour old leave the journal, their quiet agents' times
+   * moving into the records (durable/checkin-journal.ts).
    */
   #saveCheckins(): void {
     const now = Date.now();

@@ -1,6 +1,6 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { AgentEffects, EFFECTS_PARTIAL_KEY_SCHEMA, EFFECTS_SCHEMA } from "../durable/agent-effects";
+import { AgentEffects } from "../durable/agent-effects";
 import { AgentRoster } from "../durable/agent-roster";
 import type { AgentStore } from "../durable/agent-store";
 import { agentStoreName } from "../src/agents/agent-stores";
@@ -117,25 +117,6 @@ describe("a heartbeat's time at the roster", () => {
 
 describe("the agent store's outbox rows", () => {
   const outboxOf = (name: string) => env.AGENT_STORES.get(env.AGENT_STORES.idFromName(name));
-  const insert = (sql: SqlStorage, key: string | null) =>
-    sql.exec<{ seq: number }>("INSERT OR REPLACE INTO effects (kind, target, agent_id, body, coalesce_key) VALUES ('hub', 'p', '', '{}', ?) RETURNING seq", key);
-
-  it("cost no index entry when they do not coalesce: the row and its sequence to insert, the row to delete", async () => {
-    await runInDurableObject(outboxOf("outbox-rows-written"), async (_instance: unknown, state: DurableObjectState) => {
-      const sql = state.storage.sql;
-      const plain = insert(sql, null);
-      const { seq } = plain.one();
-      // The row and the AUTOINCREMENT sequence's row.
-      expect(plain.rowsWritten).toBe(2);
-      expect(sql.exec("DELETE FROM effects WHERE seq = ?", seq).rowsWritten).toBe(1);
-      // A row that coalesces has its key's index entry too, and a newer one replaces it.
-      const keyed = insert(sql, "roster:p:a");
-      const keyedSeq = keyed.one().seq;
-      expect(keyed.rowsWritten).toBe(3);
-      expect(insert(sql, "roster:p:a").one().seq).toBeGreaterThan(keyedSeq);
-      expect(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects WHERE coalesce_key = 'roster:p:a'").one().n).toBe(1);
-    });
-  });
 
   it("hold a flush in one row for every policy in it, of which a retry sends only the policies whose call failed", async () => {
     await putPolicy("flush-a");
@@ -181,29 +162,5 @@ describe("the agent store's outbox rows", () => {
     });
     // Each hub counted its policy's batch once.
     expect([(await counted("flush-a")) - before[0]!, (await counted("flush-b")) - before[1]!]).toEqual([2, 3]);
-  });
-
-  it("keep their rows, their sequence and their coalescing through the step that stops indexing rows without a key", async () => {
-    for (const pending of [true, false]) {
-      await runInDurableObject(outboxOf(`outbox-rebuilt-${pending}`), async (_instance: unknown, state: DurableObjectState) => {
-        const sql = state.storage.sql;
-        // The table as the earlier schema made it, 40 rows written, all delivered but the last (or all).
-        sql.exec(`DROP TABLE effects; ${EFFECTS_SCHEMA}`);
-        for (let seq = 1; seq <= 40; seq++) sql.exec("INSERT INTO effects (seq, kind, target, agent_id, body, coalesce_key) VALUES (?, 'hub', 'p', 'a', '{}', ?)", seq, seq === 40 ? "roster:p:a" : null);
-        sql.exec("DELETE FROM effects WHERE seq < ?", pending ? 40 : 41);
-        // Before the step a row without a key has an index entry too.
-        const before = insert(sql, null);
-        expect(before.rowsWritten).toBe(3);
-        sql.exec("DELETE FROM effects WHERE seq = ?", before.one().seq);
-        sql.exec(EFFECTS_PARTIAL_KEY_SCHEMA);
-        expect(sql.exec("SELECT seq, coalesce_key FROM effects").toArray()).toEqual(pending ? [{ seq: 40, coalesce_key: "roster:p:a" }] : []);
-        // The sequence (the hubs' version of roster rows) goes on from where it was (41 went to the probe row).
-        const after = insert(sql, null);
-        expect(after.one().seq).toBe(42);
-        expect(after.rowsWritten).toBe(2);
-        expect(insert(sql, "roster:p:a").one().seq).toBe(43);
-        expect(sql.exec("SELECT seq FROM effects WHERE coalesce_key = 'roster:p:a'").toArray()).toEqual([{ seq: 43 }]);
-      });
-    }
   });
 });
