@@ -219,9 +219,9 @@ export class AgentEffects {
     }
   }
 
-  #addTouches(policyId: string, times: Array<[string, string]>, minutes?: CheckinMinutes): void {
+  #addTouches(policyId: string, times: Array<[string, string]>): void {
     // A shared row names no single agent; agent_id routes only shard effects.
-    this.#add("hub", policyId, "", { type: "touches", times, ...(minutes ? { minutes } : {}) } satisfies RosterBody, null, ROSTER_DELAY_MS);
+    this.#add("hub", policyId, "", { type: "touches", times } satisfies RosterBody, null, ROSTER_DELAY_MS);
   }
 
   /** Work for the agent's fan-out shard of `policyId`. A newer wake-up replaces a pending one. */
