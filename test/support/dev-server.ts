@@ -35,7 +35,22 @@ export async function freePort(): Promise<number> {
  */
 export async function startDevServer(vars: Record<string, string> = {}, options: { state?: string; viaNpm?: boolean; port?: number } = {}): Promise<DevServer> {
   // A given port: a restart on the same address, for clients that keep talking across it.
-  const port = options.port ?? (await freePort());
+  if (options.port !== undefined) return launch(vars, options, options.port);
+  // A free port is free when asked, not necessarily when the server binds it: another process of
+  // the run (a workerd of another test project) can take it in between. Then a new one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(vars, options, await freePort());
+    } catch (err) {
+      if (!(err instanceof AddressInUse) || attempt === 3) throw err;
+    }
+  }
+}
+
+/** The server could not bind the port it was given. */
+class AddressInUse extends Error {}
+
+async function launch(vars: Record<string, string>, options: { state?: string; viaNpm?: boolean }, port: number): Promise<DevServer> {
   const state = options.state ?? mkdtempSync(join(tmpdir(), "fleet-e2e-"));
   const adminToken = "e2e-admin-token";
   const varArgs = Object.entries({ FLEET_ADMIN_TOKEN: adminToken, ...vars }).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
@@ -60,7 +75,10 @@ export async function startDevServer(vars: Record<string, string> = {}, options:
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`dev server exited early:\n${output}`);
+    if (child.exitCode !== null) {
+      if (!options.state) rmSync(state, { recursive: true, force: true });
+      throw new (/ERR_ADDRESS_IN_USE|Address already in use/.test(output) ? AddressInUse : Error)(`dev server exited early:\n${output}`);
+    }
     try {
       if ((await fetch(`${url}/api/status`)).ok) break;
     } catch {
