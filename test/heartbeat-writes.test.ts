@@ -6,8 +6,7 @@ import type { AgentStore } from "../durable/agent-store";
 import { agentStoreName } from "../src/agents/agent-stores";
 import { minuteOf } from "../src/agents/checkin-rate";
 import type { Env } from "../src/config";
-import { policyHub } from "../src/durable-stubs";
-import { adminRequest, agentSummary, enrolledAgent, json, putPolicy } from "./helpers";
+import { adminRequest, agentSummary, checkinsCounted, enrolledAgent, json, putPolicy } from "./helpers";
 
 /** `n` client-chosen agent ids that hash to the same store object. */
 function sameStore(prefix: string, n: number): string[] {
@@ -122,8 +121,7 @@ describe("the agent store's outbox rows", () => {
     await putPolicy("flush-a");
     await putPolicy("flush-b");
     const minute = minuteOf(Date.now());
-    const counted = async (policyId: string) => (await policyHub(env, policyId).glance(policyId)).checkins.reduce((sum, [, n]) => sum + n, 0);
-    const before = [await counted("flush-a"), await counted("flush-b")];
+    const before = [await checkinsCounted("flush-a"), await checkinsCounted("flush-b")];
     // flush-b's hub refuses the roster's call until told otherwise.
     let refuse = true;
     const hubs = env.POLICY_HUBS;
@@ -161,6 +159,6 @@ describe("the agent store's outbox rows", () => {
       expect(effects.pending()).toBe(0);
     });
     // Each hub counted its policy's batch once.
-    expect([(await counted("flush-a")) - before[0]!, (await counted("flush-b")) - before[1]!]).toEqual([2, 3]);
+    expect([(await checkinsCounted("flush-a")) - before[0]!, (await checkinsCounted("flush-b")) - before[1]!]).toEqual([2, 3]);
   });
 });

@@ -1,5 +1,6 @@
 import { SELF, env } from "cloudflare:test";
 import type { AgentSummary } from "../src/agents/status";
+import { policyHub } from "../src/durable-stubs";
 import { AGENT_VERSION, agentHeaders } from "./support/agent-headers";
 
 export { AGENT_VERSION, agentHeaders };
@@ -184,6 +185,11 @@ export async function queueAction(agentId: string, action: Record<string, unknow
 
 export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
   return res.json<T>();
+}
+
+/** Check-ins the policy's hub has counted, over every minute it shows. */
+export async function checkinsCounted(policyId: string): Promise<number> {
+  return (await policyHub(env, policyId).glance(policyId)).checkins.reduce((sum, [, n]) => sum + n, 0);
 }
 
 /** Check-ins parked across all of a policy's fan-out shards. */
