@@ -100,15 +100,15 @@ export function perEvent(counts, label, { windowed = true } = {}) {
     const windows = c.classes?.PolicyHub?.methods?.countCheckins || c.classes?.PolicyHub?.methods?.applyRoster || stores;
     // Once per store and window, however many policies it holds: the alarm run, its setAlarm and
     // the journal row. Runs recorded before rows were counted per table keep it all per pair.
-    const storeWindows = store.rows_written_by_table ? store.alarm || stores : 0;
-    const storeRows = storeWindows ? store.set_alarms + STORE_WINDOW_TABLES.reduce((sum, table) => sum + (store.rows_written_by_table[table] ?? 0), 0) : 0;
-    const storeRequests = storeWindows ? store.alarm : 0;
+    const byStore = store.rows_written_by_table
+      ? { windows: store.alarm || stores, requests: store.alarm, rows: store.set_alarms + STORE_WINDOW_TABLES.reduce((sum, table) => sum + (store.rows_written_by_table[table] ?? 0), 0) }
+      : { windows: 0, requests: 0, rows: 0 };
     out.per_window = {
       stores,
       windows,
-      requests: (calls + store.alarm - storeRequests) / windows,
-      rows_written: (rows - storeRows) / windows,
-      store: storeWindows ? { windows: storeWindows, requests: storeRequests / storeWindows, rows_written: storeRows / storeWindows } : null,
+      requests: (calls + store.alarm - byStore.requests) / windows,
+      rows_written: (rows - byStore.rows) / windows,
+      store: byStore.windows ? { windows: byStore.windows, requests: byStore.requests / byStore.windows, rows_written: byStore.rows / byStore.windows } : null,
     };
     out.do_requests -= (calls + store.alarm) / c.events;
     out.rows_written -= rows / c.events;
