@@ -172,7 +172,7 @@ export class AgentStore extends DurableObject<Env> {
    */
   #saveCheckins(): void {
     const now = Date.now();
-    this.#effects.collectTouches(new Map(this.#tally.take()), () => {
+    this.#effects.collectTouches(this.#tally.take(), () => {
       const times = new Map<string, string>();
       for (const agent of this.#unsaved) {
         const at = agent.journalCheckin();

@@ -22,8 +22,8 @@ export class CheckinTally {
   }
 
   /** The counts so far, per policy; the tally starts again from zero. */
-  take(): Array<[string, CheckinMinutes]> {
-    const taken = [...this.#counts].map(([policyId, minutes]): [string, CheckinMinutes] => [policyId, [...minutes]]);
+  take(): Map<string, CheckinMinutes> {
+    const taken = new Map([...this.#counts].map(([policyId, minutes]): [string, CheckinMinutes] => [policyId, [...minutes]]));
     this.#counts = new Map();
     return taken;
   }
