@@ -466,7 +466,8 @@ export class AgentEffects {
   }
 
   #wakeBy(at: number): void {
-    if (at >= this.#dueAt) return;
+    // A wake-up already due is not trusted to come: its alarm may have gone (deleted, or a failed write).
+    if (at >= this.#dueAt && this.#dueAt > Date.now()) return;
     this.#schedule(at).catch((err: unknown) => log.error("agent_effects.schedule_failed", { error: (err as Error).message }));
   }
 

@@ -439,6 +439,8 @@ describe("effects that go at once", () => {
     await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
       const store = instance as AgentStore;
       await state.storage.deleteAlarm();
+      // Past the wake-up attaching asked for, which the store still remembers: a due time is not proof of an alarm.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
       // The time asked for, read from the request itself: the alarm may even have run by the time the test looks.
       const setAlarm = vi.spyOn(state.storage, "setAlarm");
       const started = Date.now();
@@ -531,6 +533,8 @@ describe("effects that go at once", () => {
       const store = instance as AgentStore;
       expect(await store.call(agent.id, "attachSocket", ["socket-1"])).toBeNull();
       await state.storage.deleteAlarm();
+      // Past the wake-up attaching asked for, which the store still remembers: a due time is not proof of an alarm.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
       // The time asked for, read from the request itself: an alarm asked for at once may have run before the test looks.
       const setAlarm = vi.spyOn(state.storage, "setAlarm");
       const outcome = await store.call(agent.id, "checkin", [key, { status: "online", message: "Running", version: "9.5.2" }]);
