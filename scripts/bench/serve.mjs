@@ -105,6 +105,24 @@ function bareOrProjectPersist(kind) {
   return dir;
 }
 
+/**
+ * Errors that come from running every object of the fleet in one local process, not from the
+ * project: said once per run, beside the first line that shows them (BENCHMARKS.md, "Open items").
+ */
+const LOCAL_LIMITS = [
+  {
+    marker: "SQLITE_NOMEM",
+    meaning:
+      "SQLITE_NOMEM: this workerd caps SQLite's heap at 512 MiB for the whole process (every object's databases together; production meters each object's own), so a local fleet of many objects runs out (BENCHMARKS.md, Open items)",
+    said: false,
+  },
+  {
+    marker: "SQLITE_CANTOPEN",
+    meaning: "SQLITE_CANTOPEN: the process is out of file descriptors (sockets and every object's database files share them; raise ulimit -n)",
+    said: false,
+  },
+];
+
 const mf = new Miniflare({
   ...options,
   host: "127.0.0.1",
@@ -129,6 +147,11 @@ const mf = new Miniflare({
           return;
         }
         process.stderr.write(`[worker ${Date.now()}] ${line}\n`);
+        const limit = LOCAL_LIMITS.find((l) => !l.said && line.includes(l.marker));
+        if (limit) {
+          limit.said = true;
+          process.stderr.write(`[serve] ${limit.meaning}\n`);
+        }
       });
     }
   },
