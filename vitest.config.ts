@@ -11,6 +11,8 @@ const WORKER_BINDINGS = {
   // The PGP route's configured key; never fetch Elastic's key from a test.
   PGP_PUBLIC_KEY: "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nconfigured-test-key\n-----END PGP PUBLIC KEY BLOCK-----\n",
   PGP_UPSTREAM_URL: "",
+  // Views learn heartbeats at each flush, as tests read them; the one-minute hold has its own test.
+  CHECKIN_VIEW_LAG: "0s",
 };
 
 /** Fan-out at a scale a few agents show: per-policy shard counts of 8 agents a shard (at most 4), 12 agents/s. */

@@ -1,7 +1,7 @@
 import type { CheckinBatch, CheckinMinutes } from "../src/agents/checkin-rate";
 import type { ActionResult, RosterChanges, ShardEffect } from "../src/agents/effects";
 import type { AgentSummary } from "../src/agents/status";
-import type { Env } from "../src/config";
+import { fleetConfig, type Env } from "../src/config";
 import { revisionCache } from "../src/checkin/revision-cache";
 import { bulkJob, hubShardAt, policyHub, rosterShard, rosterShardIndexOf, shardCountOf, shardIndexOf } from "../src/durable-stubs";
 import { log } from "../src/log";
@@ -70,6 +70,11 @@ const ROSTER_DELAY_MS = 500;
  */
 const IMMEDIATE_FALLBACK_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
+/**
+ * How long after a check-in its store has flushed it: the store's flush window (CHECKIN_FLUSH_MS,
+ * 10 s, durable/agent-store.ts) and 2 s for its alarm to run.
+ */
+export const FLUSHED_BY_MS = 12_000;
 /** Check-in times per effect row, so one row stays a modest RPC argument in a store of many agents. */
 const TOUCHES_PER_ROW = 1_000;
 /** Roster changes per call to a hub or roster shard (a call's arguments are cloned whole). */
@@ -143,6 +148,15 @@ export class AgentEffects {
   #inMemory = false;
   /** An effect that goes at once was written outside `change`: the alarm is asked for once the write is done. */
   #atOnce = false;
+  /**
+   * Until when flush rows (heartbeat times and counts) wait for the next flushes, so each policy's
+   * hub gets one call per `checkinViewLagMs` from this store, not one per flush window in which any
+   * of its agents checked in (in a fleet of small policies nearly every heartbeat was a window of its
+   * own: a call and 1.5 rows at the hub, docs/cost.md). Set by the first flush row after a delivery
+   * of flush rows; 0 while none wait. In memory: a restart delivers them at its first delivery. The
+   * rows are written with the journal, so holding them loses nothing.
+   */
+  #flushesHeldUntil = 0;
   /** Check-in times collected by `collectTouches`, per policy; null outside it. */
   #touches: Map<string, Map<string, string>> | null = null;
   /** Roster shard count per policy, as its hub answered. */
@@ -198,11 +212,12 @@ export class AgentEffects {
     } finally {
       // Times already written to agents' rows are sent even if a later agent's write threw.
       this.#touches = null;
+      const delayMs = this.#holdFlushes();
       let row: Array<[string, FlushPart]> = [];
       let size = 0;
       const add = (policyId: string, part: FlushPart) => {
         if (size > 0 && size + part.times.length > TOUCHES_PER_ROW) {
-          this.#add("flush", "", "", { policies: row } satisfies FlushBody, null, ROSTER_DELAY_MS);
+          this.#add("flush", "", "", { policies: row } satisfies FlushBody, null, delayMs);
           row = [];
           size = 0;
         }
@@ -215,8 +230,24 @@ export class AgentEffects {
         add(policyId, { times: all.slice(0, TOUCHES_PER_ROW), ...(minutes ? { minutes } : {}) });
         for (let i = TOUCHES_PER_ROW; i < all.length; i += TOUCHES_PER_ROW) add(policyId, { times: all.slice(i, i + TOUCHES_PER_ROW) });
       }
-      if (row.length > 0) this.#add("flush", "", "", { policies: row } satisfies FlushBody, null, ROSTER_DELAY_MS);
+      if (row.length > 0) this.#add("flush", "", "", { policies: row } satisfies FlushBody, null, delayMs);
     }
+  }
+
+  /** Starts a hold of flush rows unless one runs; how long from now it lasts (at least ROSTER_DELAY_MS). */
+  #holdFlushes(): number {
+    const now = Date.now();
+    if (this.#flushesHeldUntil === 0) {
+      this.#flushesHeldUntil = holdEnd(now, fleetConfig(this.#env).checkinViewLagMs);
+      // Asked for here, not by the rows: a row joins a delivery already queued without asking, and that one leaves it.
+      if (this.#flushesHeldUntil > now) this.#wakeBy(this.#flushesHeldUntil);
+    }
+    return Math.max(ROSTER_DELAY_MS, this.#flushesHeldUntil - now);
+  }
+
+  /** Flush rows wait (see `#flushesHeldUntil`). */
+  #holding(): boolean {
+    return Date.now() < this.#flushesHeldUntil;
   }
 
   #addTouches(policyId: string, times: Array<[string, string]>): void {
@@ -268,6 +299,8 @@ export class AgentEffects {
   /** The store's alarm: delivers one batch, and the alarm asked for has run. Never throws. */
   deliver(): Promise<void> {
     this.#dueAt = Infinity;
+    // Held flush rows are not this run's: the end of their hold is asked for again.
+    if (this.#holding()) this.#wakeBy(this.#flushesHeldUntil);
     return this.#deliver(false);
   }
 
@@ -291,6 +324,8 @@ export class AgentEffects {
     if (!byWriter) this.#forgetDelivered();
     const rows = this.#take(byWriter);
     if (rows.length === 0) return;
+    // These flush rows go now: the next flush starts a new hold.
+    if (rows.some((row) => row.kind === "flush")) this.#flushesHeldUntil = 0;
     // A flush row goes to each of its policies as a "hub" row of the same sequence; the policies
     // whose call fails are what the row keeps.
     const flushes = new Map<number, { row: EffectRow; parts: Map<string, FlushPart>; failed: Set<string> }>();
@@ -348,17 +383,27 @@ export class AgentEffects {
    * otherwise, and always for the alarm (the safety net), it is read from the table.
    */
   #take(byWriter: boolean): EffectRow[] {
-    if (byWriter && this.#inMemory) return this.#fresh.splice(0, BATCH);
+    const holding = this.#holding();
+    if (byWriter && this.#inMemory) {
+      if (!holding) return this.#fresh.splice(0, BATCH);
+      const taken: EffectRow[] = [];
+      const left: FreshRow[] = [];
+      for (const row of this.#fresh) (row.kind === "flush" || taken.length === BATCH ? left : taken).push(row);
+      this.#fresh = left;
+      return taken;
+    }
     const rows = this.#sql
       .exec<EffectRow>(
-        "SELECT seq, kind, target, agent_id, body, attempts FROM effects WHERE seq NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?",
+        "SELECT seq, kind, target, agent_id, body, attempts FROM effects WHERE seq NOT IN (SELECT value FROM json_each(?1)) AND (?2 = 0 OR kind <> 'flush') ORDER BY seq LIMIT ?3",
         JSON.stringify(this.#delivered),
+        holding ? 1 : 0,
         BATCH,
       )
       .toArray();
     // Every committed row is in the table: the read holds the fresh ones too, or a later read will.
     this.#fresh = [];
-    this.#inMemory = rows.length < BATCH;
+    // Held rows were left out of the read, so memory does not hold every row until they go.
+    this.#inMemory = rows.length < BATCH && !holding;
     return rows;
   }
 
@@ -475,6 +520,16 @@ export class AgentEffects {
     this.#dueAt = Math.min(this.#dueAt, at);
     return this.#wake(at);
   }
+}
+
+/**
+ * A hold ends FLUSHED_BY_MS past a multiple of `lagMs` (a minute by default): every check-in of the
+ * span before it has been flushed by then, so a minute's count reaches the hub whole, about 12 s
+ * after the minute ends, as without a hold. 0: no hold.
+ */
+export function holdEnd(now: number, lagMs: number): number {
+  if (lagMs <= 0) return now;
+  return Math.floor((now - FLUSHED_BY_MS) / lagMs) * lagMs + lagMs + FLUSHED_BY_MS;
 }
 
 /** Removes the row of `key` that REPLACE just dropped from the table (at most one). */

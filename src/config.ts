@@ -44,6 +44,8 @@ export interface Env {
   ES_USERNAME?: string;
   ES_PASSWORD?: string;
   ES_MIRROR_FLUSH?: string;
+  /** How long a store's heartbeat times and counts wait before going to the policies' hubs (default: AGENT_OFFLINE_AFTER ÷ 10, 1m). */
+  CHECKIN_VIEW_LAG?: string;
   ES_INGEST_INTERVAL?: string;
   AGENT_OFFLINE_AFTER?: string;
   FLEET_MAX_AGENTS?: string;
@@ -96,6 +98,11 @@ export interface FleetConfig {
   actionDefaultExpirationMs: number;
   /** Delay between a state change and the `_bulk` that mirrors it; writes within it coalesce. */
   mirrorFlushMs: number;
+  /**
+   * How long an agent store holds a flush's check-in times and counts for the policies' hubs, so each
+   * hub gets one call per store per this span instead of one per flush window (durable/agent-effects.ts).
+   */
+  checkinViewLagMs: number;
   /** No check-in for this long makes an agent offline in admin views. */
   offlineAfterMs: number;
   /** Admission limits for the declared fleet size (src/limits/tiers.ts). */
@@ -120,6 +127,7 @@ const cache = new WeakMap<Env, FleetConfig>();
 export function fleetConfig(env: Env): FleetConfig {
   let config = cache.get(env);
   if (!config) {
+    const offlineAfterMs = durationVar(env, "AGENT_OFFLINE_AFTER", "10m");
     config = {
       version: parseServerVersion(env),
       checkin: {
@@ -130,13 +138,14 @@ export function fleetConfig(env: Env): FleetConfig {
       },
       actionDefaultExpirationMs: durationVar(env, "ACTION_DEFAULT_EXPIRATION", "720h"),
       mirrorFlushMs: durationVar(env, "ES_MIRROR_FLUSH", "1s"),
-      offlineAfterMs: durationVar(env, "AGENT_OFFLINE_AFTER", "10m"),
+      offlineAfterMs,
       tier: tierFor(maxAgentsVar(env)),
       hubShards: shardsVar(env),
       rosterShards: rosterShardsFor(maxAgentsVar(env), agentsPerRosterShardVar(env)),
       rolloutRate: rolloutRateVar(env),
       rolloutBurst: wholeVar(env, "ROLLOUT_BURST", "16000", 0, 10_000_000),
       serverHosts: serverHostsVar(env),
+      checkinViewLagMs: checkinViewLagVar(env, offlineAfterMs),
     };
     cache.set(env, config);
   }
@@ -148,6 +157,16 @@ function durationVar(env: Env, name: keyof Env, fallback: string): number {
   const ms = parseGoDuration(raw);
   if (ms === null || ms < 0) throw new Error(`configuration: ${name}=${JSON.stringify(raw)} is not a duration like "5m" or "30s"`);
   return ms;
+}
+
+/** A tenth of AGENT_OFFLINE_AFTER unless set (1m by default); a lag that long or longer would show agents that check in as offline. */
+function checkinViewLagVar(env: Env, offlineAfterMs: number): number {
+  if (env.CHECKIN_VIEW_LAG === undefined) return Math.floor(offlineAfterMs / 10);
+  const lag = durationVar(env, "CHECKIN_VIEW_LAG", "");
+  if (lag >= offlineAfterMs) {
+    throw new Error(`configuration: CHECKIN_VIEW_LAG=${JSON.stringify(env.CHECKIN_VIEW_LAG)} must be shorter than AGENT_OFFLINE_AFTER, or agents that check in look offline`);
+  }
+  return lag;
 }
 
 function maxAgentsVar(env: Env): number {

@@ -1,5 +1,5 @@
 import { env, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { AgentEffects } from "../durable/agent-effects";
 import { AgentRoster } from "../durable/agent-roster";
 import type { AgentStore } from "../durable/agent-store";
@@ -116,6 +116,59 @@ describe("a heartbeat's time at the roster", () => {
 
 describe("the agent store's outbox rows", () => {
   const outboxOf = (name: string) => env.AGENT_STORES.get(env.AGENT_STORES.idFromName(name));
+
+  it("wait for the next minute's send and reach the hub together; a writer's change goes meanwhile, a restart sends them at once", async () => {
+    const policyId = "flush-hold";
+    const agent = await enrolledAgent(policyId);
+    const before = await checkinsCounted(policyId);
+    const listed = async () => (await json<{ items: Array<{ id: string; last_checkin: string }> }>(await adminRequest("GET", `/api/fleet/agents?policy_id=${policyId}`))).items;
+    const lastCheckin = async () => (await listed()).find((a) => a.id === agent.id)?.last_checkin;
+    const listedAt = await lastCheckin();
+    const lagged = { ...env, CHECKIN_VIEW_LAG: "1m" } as Env;
+    // 20 s into a minute: the hold ends 12 s into the next one (FLUSHED_BY_MS), 52 s on.
+    const start = Math.floor(Date.now() / 60_000) * 60_000 + 20_000;
+    const minute = minuteOf(start);
+    // Later than any real check-in of this run, so only the hold decides what the list shows.
+    const [first, second, third] = [0, 10_000, 20_000].map((ms) => new Date(start + 3_600_000 + ms).toISOString());
+    const clock = vi.spyOn(Date, "now").mockReturnValue(start);
+    try {
+      await runInDurableObject(outboxOf("outbox-flush-hold"), async (_instance: unknown, state: DurableObjectState) => {
+        const wakes: number[] = [];
+        const effects = new AgentEffects(state.storage, lagged, async (at) => void wakes.push(at), "hold-test");
+        const flushRows = () => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects WHERE kind = 'flush'").one().n;
+        // As in the store's alarm: its delivery is queued before its flush writes the rows, and leaves them.
+        const queued = effects.deliver();
+        effects.collectTouches(new Map([[policyId, [[minute, 2]]]]), () => effects.touch(policyId, agent.id, first!));
+        await queued;
+        expect(wakes).toEqual([start + 52_000]);
+        // The store's alarm runs meanwhile (its next flush window): the row stays, and its wake-up is asked for again.
+        await effects.deliver();
+        expect(wakes.slice(1)).toEqual([start + 52_000]);
+        // A writer's change is not held: an admin or an enrolling agent waits for it.
+        await effects.change(() => effects.roster(policyId, agentSummary("flush-hold-joined"), true));
+        expect((await listed()).map((a) => a.id)).toContain("flush-hold-joined");
+        expect([flushRows(), await lastCheckin(), (await checkinsCounted(policyId)) - before]).toEqual([1, listedAt, 0]);
+        // The next window's flush joins the hold: same end, two rows.
+        clock.mockReturnValue(start + 10_000);
+        effects.collectTouches(new Map([[policyId, [[minute, 3]]]]), () => effects.touch(policyId, agent.id, second!));
+        expect(wakes.at(-1)).toBe(start + 52_000);
+        await effects.deliver();
+        expect(flushRows()).toBe(2);
+        clock.mockReturnValue(start + 52_000);
+        await effects.deliver();
+        expect(flushRows()).toBe(0);
+        expect([await lastCheckin(), (await checkinsCounted(policyId)) - before]).toEqual([second, 5]);
+        // A new hold, to the next minute's send; a restart (a new outbox over the same table) does not know it and sends the row.
+        effects.collectTouches(new Map([[policyId, [[minute, 1]]]]), () => effects.touch(policyId, agent.id, third!));
+        expect(wakes.at(-1)).toBe(start + 112_000);
+        await new AgentEffects(state.storage, lagged, async () => undefined, "hold-test").deliver();
+        expect(flushRows()).toBe(0);
+      });
+    } finally {
+      clock.mockRestore();
+    }
+    expect([await lastCheckin(), (await checkinsCounted(policyId)) - before]).toEqual([third, 6]);
+  });
 
   it("hold a flush in one row for every policy in it, of which a retry sends only the policies whose call failed", async () => {
     await putPolicy("flush-a");

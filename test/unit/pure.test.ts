@@ -1,5 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { FLUSHED_BY_MS, holdEnd } from "../../durable/agent-effects";
+import { CHECKIN_FLUSH_MS } from "../../durable/agent-store";
 import { agentIdOfAccessKey, newAccessKeyId } from "../../src/auth/access-key";
 import { parseApiKeyHeader } from "../../src/auth/api-key";
 import { hashReplaceToken, verifyReplaceToken } from "../../src/auth/replace-token";
@@ -221,6 +223,35 @@ describe("roster shards per policy (FLEET_MAX_AGENTS, AGENTS_PER_ROSTER_SHARD)",
   it("refuses a shard size that is not a positive whole number", () => {
     expect(() => shards({ AGENTS_PER_ROSTER_SHARD: "0" })).toThrow('configuration: AGENTS_PER_ROSTER_SHARD="0" is not a positive whole number');
     expect(() => shards({ AGENTS_PER_ROSTER_SHARD: "lots" })).toThrow("AGENTS_PER_ROSTER_SHARD");
+  });
+});
+
+describe("how far a policy's views may lag heartbeats (CHECKIN_VIEW_LAG)", () => {
+  const lag = (vars: Record<string, string>) => fleetConfig(vars as unknown as Env).checkinViewLagMs;
+
+  it("is a tenth of AGENT_OFFLINE_AFTER by default (a minute), any duration shorter than it otherwise", () => {
+    expect(lag({})).toBe(60_000);
+    expect(lag({ AGENT_OFFLINE_AFTER: "3s" })).toBe(300);
+    expect(lag({ CHECKIN_VIEW_LAG: "0s" })).toBe(0);
+    expect(lag({ CHECKIN_VIEW_LAG: "9m59s" })).toBe(599_000);
+  });
+
+  it("ends a hold 12 s past the next multiple of the lag, when every check-in before that multiple is flushed", () => {
+    const minute = Date.UTC(2026, 11, 2, 10, 0);
+    expect(holdEnd(minute + 20_000, 60_000)).toBe(minute + 72_000);
+    expect(holdEnd(minute + 11_999, 60_000)).toBe(minute + 12_000);
+    expect(holdEnd(minute + 12_000, 60_000)).toBe(minute + 72_000);
+    expect(holdEnd(minute + 5_000, 30_000)).toBe(minute + 12_000);
+    expect(holdEnd(minute + 20_000, 30_000)).toBe(minute + 42_000);
+    expect(holdEnd(minute + 20_000, 0)).toBe(minute + 20_000);
+    // Past the store's flush window: a check-in of the span is flushed before its send.
+    expect(FLUSHED_BY_MS).toBeGreaterThan(CHECKIN_FLUSH_MS);
+  });
+
+  it("refuses a lag at which agents that check in would look offline, or no duration", () => {
+    expect(() => lag({ CHECKIN_VIEW_LAG: "10m" })).toThrow('configuration: CHECKIN_VIEW_LAG="10m" must be shorter than AGENT_OFFLINE_AFTER');
+    expect(() => lag({ CHECKIN_VIEW_LAG: "2m", AGENT_OFFLINE_AFTER: "90s" })).toThrow("shorter than AGENT_OFFLINE_AFTER");
+    expect(() => lag({ CHECKIN_VIEW_LAG: "soon" })).toThrow('CHECKIN_VIEW_LAG="soon" is not a duration');
   });
 });
 
