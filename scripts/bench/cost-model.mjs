@@ -136,13 +136,22 @@ function heartbeatsPerWindow(agents, perHour) {
 }
 
 /**
- * (store, policy) windows per heartbeat in production: a store's window of h heartbeats, spread
- * evenly over `policies` equal policies, holds `policies × (1 − (1 − 1/policies)^h)` of them, and
- * each costs an effect row, a call to that policy's hub and the hub's batch records. One policy:
- * 1/h. 1,000 policies of 1,000 agents: 423 of a window's 550 heartbeats bring their own.
+ * A store sends each policy's hub its flushed times and counts together once per CHECKIN_VIEW_LAG
+ * (a minute by default; durable/agent-effects.ts): the span a (store, policy) window's call covers.
+ * The benchmark's server sends every flush at once (CHECKIN_VIEW_LAG=0s, so the count phases see
+ * the calls); what one call costs the hub does not depend on how many flushes it carries.
  */
-export function policyWindowsPerHeartbeat(agents, perHour, policies = 1) {
-  const h = heartbeatsPerWindow(agents, perHour);
+const SEND_SPAN_S = 60;
+
+/**
+ * (store, policy) windows per heartbeat in production: a store's send span (`spanS`) of h
+ * heartbeats, spread evenly over `policies` equal policies, holds `policies × (1 − (1 − 1/policies)^h)`
+ * of them, and each costs a call to that policy's hub and the hub's batch records. One policy: 1/h.
+ * 1,000 policies of 1,000 agents at 1M: 963 of a minute's 3,281 heartbeats bring their own (with a
+ * 10 s span, 423 of 550).
+ */
+export function policyWindowsPerHeartbeat(agents, perHour, policies = 1, spanS = SEND_SPAN_S) {
+  const h = Math.max(1, (agents / AGENT_STORES) * (perHour / 3600) * spanS);
   return (policies * (1 - (1 - 1 / policies) ** h)) / h;
 }
 

@@ -127,6 +127,8 @@ export async function simulate({ agents, shape, rate = 500, perShard = 5000, pol
     CHECKIN_LONG_POLL: `${longPollMs}ms`,
     CHECKIN_JITTER: `${Math.round((JITTER_S * 1000) / compression)}ms`,
     LOG_LEVEL: "warn",
+    // The flush window is not compressed, so neither is the send span: each flush goes at once.
+    CHECKIN_VIEW_LAG: "0s",
     // Many small policies: one roster part each, as docs/scale.md §2 tells an operator whose largest
     // policy is far smaller than the fleet (the default lays every policy out for the whole fleet).
     ...(shape === "many" ? { AGENTS_PER_ROSTER_SHARD: "1000000" } : {}),

@@ -79,6 +79,9 @@ const projectArgs = [
     ...(args["agents-per-roster-shard"] ? ["--var", `AGENTS_PER_ROSTER_SHARD=${args["agents-per-roster-shard"]}`] : []),
     // Agents per second a revision is delivered to (docs/scale.md §3; wrangler.toml's 16,000 otherwise).
     ...(args["rollout-rate"] ? ["--var", `ROLLOUT_RATE=${args["rollout-rate"]}`] : []),
+    // Every flush goes to the hubs at once, so the count phases (12 s after their heartbeats) see its
+    // calls; the cost model joins a minute of flushes into one call per policy, as production does.
+    "--var", "CHECKIN_VIEW_LAG=0s",
     // The server's log level (wrangler.toml's otherwise): info logs each enrollment and socket.
     ...(args["log-level"] ? ["--var", `LOG_LEVEL=${args["log-level"]}`] : []),
 ];

@@ -15,7 +15,7 @@ interface PerEvent {
 }
 type CostModel = {
   perEvent: (counts: unknown, label: string, options?: { windowed?: boolean }) => PerEvent | null;
-  policyWindowsPerHeartbeat: (agents: number, perHour: number, policies?: number) => number;
+  policyWindowsPerHeartbeat: (agents: number, perHour: number, policies?: number, spanS?: number) => number;
 };
 
 const load = async () => (await import(path.resolve(__dirname, "../../scripts/bench/cost-model.mjs"))) as CostModel;
@@ -86,12 +86,22 @@ describe("the cost model's heartbeat", () => {
 
   it("charges a heartbeat 1/h of a policy window with one policy, and a whole one when every agent has its own", async () => {
     const { policyWindowsPerHeartbeat } = await load();
-    // 64,000 agents at 36 check-ins an hour: 1,000 per store, 100 per store and 10 s window.
-    expect(policyWindowsPerHeartbeat(64_000, 36)).toBeCloseTo(0.01, 9);
-    expect(policyWindowsPerHeartbeat(64_000, 36, 64_000)).toBeCloseTo(1, 2);
-    // 1,000 policies: 1,000 × (1 − 0.999^100) = 95.2 of the window's 100 heartbeats bring a policy of their own.
-    expect(policyWindowsPerHeartbeat(64_000, 36, 1000)).toBeCloseTo(0.952, 3);
-    // Sparser than one heartbeat a window: each is its window.
-    expect(policyWindowsPerHeartbeat(64, 36)).toBe(1);
+    // 64,000 agents at 36 check-ins an hour: 1,000 per store, 100 per store and 10 s span.
+    expect(policyWindowsPerHeartbeat(64_000, 36, 1, 10)).toBeCloseTo(0.01, 9);
+    expect(policyWindowsPerHeartbeat(64_000, 36, 64_000, 10)).toBeCloseTo(1, 2);
+    // 1,000 policies: 1,000 × (1 − 0.999^100) = 95.2 of the span's 100 heartbeats bring a policy of their own.
+    expect(policyWindowsPerHeartbeat(64_000, 36, 1000, 10)).toBeCloseTo(0.952, 3);
+    // Sparser than one heartbeat a span: each is its window.
+    expect(policyWindowsPerHeartbeat(64, 36, 1, 10)).toBe(1);
+  });
+
+  it("joins a minute of a store's flushes into one call per policy (the default send span)", async () => {
+    const { policyWindowsPerHeartbeat } = await load();
+    // 600 heartbeats a store sends in a minute: 1,000 × (1 − 0.999^600) = 451 policies, 0.752 of one per heartbeat.
+    expect(policyWindowsPerHeartbeat(64_000, 36, 1000)).toBeCloseTo(0.752, 3);
+    expect(policyWindowsPerHeartbeat(64_000, 36)).toBeCloseTo(1 / 600, 9);
+    // Fleet B at 1M, 12.6 polls an hour: 0.29 of a call per heartbeat, not the 10 s window's 0.77.
+    expect(policyWindowsPerHeartbeat(1_000_000, 12.6, 1000)).toBeCloseTo(0.293, 3);
+    expect(policyWindowsPerHeartbeat(1_000_000, 12.6, 1000, 10)).toBeCloseTo(0.77, 2);
   });
 });
