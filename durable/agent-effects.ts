@@ -140,10 +140,10 @@ export class AgentEffects {
   /** Committed rows of `change`s, not yet taken by a delivery, oldest first. */
   #fresh: FreshRow[] = [];
   /**
-   * Every undelivered row of the table is in `#fresh`, so a delivery takes them from memory instead
-   * of reading the table (~0.05 ms per read in local workerd, BENCHMARKS.md). False after a restart,
-   * a failed delivery, a rolled-back change or a row written outside `change`, until a read finds
-   * them all.
+   * Every undelivered row of the table is in `#fresh` (but flush rows held for the store's next send,
+   * which the alarm reads from the table), so a delivery takes them from memory instead of reading
+   * the table (~0.05 ms per read in local workerd, BENCHMARKS.md). False after a restart, a failed
+   * delivery, a rolled-back change or a row written outside `change`, until a read finds them all.
    */
   #inMemory = false;
   /** An effect that goes at once was written outside `change`: the alarm is asked for once the write is done. */
@@ -383,15 +383,8 @@ export class AgentEffects {
    * otherwise, and always for the alarm (the safety net), it is read from the table.
    */
   #take(byWriter: boolean): EffectRow[] {
+    if (byWriter && this.#inMemory) return this.#fresh.splice(0, BATCH);
     const holding = this.#holding();
-    if (byWriter && this.#inMemory) {
-      if (!holding) return this.#fresh.splice(0, BATCH);
-      const taken: EffectRow[] = [];
-      const left: FreshRow[] = [];
-      for (const row of this.#fresh) (row.kind === "flush" || taken.length === BATCH ? left : taken).push(row);
-      this.#fresh = left;
-      return taken;
-    }
     const rows = this.#sql
       .exec<EffectRow>(
         "SELECT seq, kind, target, agent_id, body, attempts FROM effects WHERE seq NOT IN (SELECT value FROM json_each(?1)) AND (?2 = 0 OR kind <> 'flush') ORDER BY seq LIMIT ?3",
@@ -402,8 +395,8 @@ export class AgentEffects {
       .toArray();
     // Every committed row is in the table: the read holds the fresh ones too, or a later read will.
     this.#fresh = [];
-    // Held rows were left out of the read, so memory does not hold every row until they go.
-    this.#inMemory = rows.length < BATCH && !holding;
+    // Held flush rows were left out of the read: they are not memory's to hold (see `#add`).
+    this.#inMemory = rows.length < BATCH;
     return rows;
   }
 
@@ -495,6 +488,9 @@ export class AgentEffects {
       this.#writing.push({ seq, kind, target, agent_id: agentId, body: text, attempts: 0, coalesceKey });
       return;
     }
+    // A row held for the store's next send goes with the alarm that ends the hold (asked for when
+    // the hold began), which reads the table: writers' deliveries from memory have nothing to take.
+    if (kind === "flush" && this.#holding()) return;
     this.#inMemory = false;
     // A delivery queued and not yet started reads the table when it starts (this row cleared
     // #inMemory), so it takes the row: the store's alarm queues its delivery before its flush writes
