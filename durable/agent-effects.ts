@@ -296,6 +296,15 @@ export class AgentEffects {
     return result;
   }
 
+  /**
+   * At the store's start: rows the last instance left (held for the send it would have made, or cut
+   * short by a crash) go within a second rather than at whatever alarm it had asked for, up to a
+   * minute away for a hold. One indexed read per start.
+   */
+  resume(): void {
+    if (this.#sql.exec("SELECT 1 FROM effects LIMIT 1").toArray().length > 0) this.#wakeBy(Date.now() + IMMEDIATE_FALLBACK_MS);
+  }
+
   /** The store's alarm: delivers one batch, and the alarm asked for has run. Never throws. */
   deliver(): Promise<void> {
     this.#dueAt = Infinity;

@@ -100,7 +100,7 @@ export class AgentStore extends DurableObject<Env> {
         this.#flushSoon();
       },
     };
-    migrateOnStart(ctx, SCHEMA);
+    migrateOnStart(ctx, SCHEMA, () => this.#effects.resume());
   }
 
   /** Runs one agent operation (the store's whole RPC surface; `agentObject` gives it a typed face). */

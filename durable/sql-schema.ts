@@ -18,8 +18,12 @@ export function migrateSchema(storage: DurableObjectStorage, steps: readonly str
 
 /**
  * Migrates from an object's constructor, which cannot await: the runtime delivers no event to the
- * object until this settles, and resets the object if it throws.
+ * object until this settles, and resets the object if it throws. `started` runs after the migration,
+ * for start-up work that reads the tables.
  */
-export function migrateOnStart(ctx: DurableObjectState, steps: readonly string[]): void {
-  void ctx.blockConcurrencyWhile(async () => migrateSchema(ctx.storage, steps));
+export function migrateOnStart(ctx: DurableObjectState, steps: readonly string[], started?: () => void): void {
+  void ctx.blockConcurrencyWhile(async () => {
+    migrateSchema(ctx.storage, steps);
+    started?.();
+  });
 }

@@ -117,7 +117,7 @@ describe("a heartbeat's time at the roster", () => {
 describe("the agent store's outbox rows", () => {
   const outboxOf = (name: string) => env.AGENT_STORES.get(env.AGENT_STORES.idFromName(name));
 
-  it("wait for the next minute's send and reach the hub together; a writer's change goes meanwhile from memory, a restart sends them at once", async () => {
+  it("wait for the next minute's send and reach the hub together; a writer's change goes meanwhile from memory, a restart sends them within a second", async () => {
     const policyId = "flush-hold";
     const agent = await enrolledAgent(policyId);
     const before = await checkinsCounted(policyId);
@@ -162,11 +162,19 @@ describe("the agent store's outbox rows", () => {
         await effects.deliver();
         expect(flushRows()).toBe(0);
         expect([await lastCheckin(), (await checkinsCounted(policyId)) - before]).toEqual([second, 5]);
-        // A new hold, to the next minute's send; a restart (a new outbox over the same table) does not know it and sends the row.
+        // A new hold, to the next minute's send; a restart (a new outbox over the same table) does not
+        // know it: it asks for its alarm within a second of starting, and sends the row.
         effects.collectTouches(new Map([[policyId, [[minute, 1]]]]), () => effects.touch(policyId, agent.id, third!));
         expect(wakes.at(-1)).toBe(start + 112_000);
-        await new AgentEffects(state.storage, lagged, async () => undefined, "hold-test").deliver();
-        expect(flushRows()).toBe(0);
+        const restartWakes: number[] = [];
+        const restarted = new AgentEffects(state.storage, lagged, async (at) => void restartWakes.push(at), "hold-test");
+        restarted.resume();
+        expect(restartWakes).toEqual([start + 53_000]);
+        await restarted.deliver();
+        expect(state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM effects").one().n).toBe(0);
+        // With nothing left, a start asks for nothing.
+        new AgentEffects(state.storage, lagged, async (at) => void restartWakes.push(at), "hold-test").resume();
+        expect(restartWakes).toEqual([start + 53_000]);
       });
     } finally {
       clock.mockRestore();
