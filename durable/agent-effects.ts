@@ -153,8 +153,8 @@ export class AgentEffects {
    * hub gets one call per `checkinViewLagMs` from this store, not one per flush window in which any
    * of its agents checked in (in a fleet of small policies nearly every heartbeat was a window of its
    * own: a call and 1.5 rows at the hub, docs/cost.md). Set by the first flush row after a delivery
-   * of flush rows; 0 while none wait. In memory: a restart delivers them at its first delivery. The
-   * rows are written with the journal, so holding them loses nothing.
+   * of flush rows; 0 while none wait. In memory: a restarted store asks for its alarm at once
+   * (`resume`). The rows are written with the journal, so holding them loses nothing.
    */
   #flushesHeldUntil = 0;
   /** Check-in times collected by `collectTouches`, per policy; null outside it. */
