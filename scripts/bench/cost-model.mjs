@@ -130,9 +130,9 @@ function windowRows(classes) {
 /** Held heartbeats are written per store at most every 10 s (CHECKIN_FLUSH_MS). */
 const FLUSH_WINDOW_S = 10;
 
-/** Heartbeats in one store's flush window in production: 10 s of `agents ÷ 64 × rate` (or one, when sparser). */
-function heartbeatsPerWindow(agents, perHour) {
-  return Math.max(1, (agents / AGENT_STORES) * (perHour / 3600) * FLUSH_WINDOW_S);
+/** Heartbeats a store takes in `spanS` in production (its flush window by default): `agents ÷ 64 × rate` of them, or one when sparser. */
+function heartbeatsPerWindow(agents, perHour, spanS = FLUSH_WINDOW_S) {
+  return Math.max(1, (agents / AGENT_STORES) * (perHour / 3600) * spanS);
 }
 
 /**
@@ -151,7 +151,7 @@ const SEND_SPAN_S = 60;
  * 10 s span, 423 of 550).
  */
 export function policyWindowsPerHeartbeat(agents, perHour, policies = 1, spanS = SEND_SPAN_S) {
-  const h = Math.max(1, (agents / AGENT_STORES) * (perHour / 3600) * spanS);
+  const h = heartbeatsPerWindow(agents, perHour, spanS);
   return (policies * (1 - (1 - 1 / policies) ** h)) / h;
 }
 
