@@ -113,6 +113,30 @@ export const ROSTER_COUNTS_SCHEMA = `
  */
 export const ROSTER_UNINDEXED_CHECKIN_SCHEMA = "DROP INDEX IF EXISTS roster_last_checkin;";
 
+/**
+ * Schema step: heartbeats' check-in times wait in a journal and reach their roster rows at the next
+ * read that needs check-in times, or once the journal's oldest row is TOUCH_FOLD_AFTER_MS old
+ * (`fold`). A heartbeat used to write its agent's row, most of the bill at scale (docs/cost.md); now
+ * a delivered batch appends to the journal's last row (one row written) and a fold writes each
+ * touched agent's row once. `touches` is JSON arrays `[agent id, time, version]` joined by commas.
+ */
+export const ROSTER_TOUCH_JOURNAL_SCHEMA = "CREATE TABLE roster_touches (id INTEGER PRIMARY KEY, written_at INTEGER NOT NULL, n INTEGER NOT NULL, touches TEXT NOT NULL);";
+
+/**
+ * Journaled check-in times reach their rows at least this often, whether or not anything reads
+ * them: it bounds the journal (~75 bytes a heartbeat; at 50,000 agents polling every 5 minutes,
+ * ~22 MB) and a fold's work, and costs each agent one row written per fold (2 an hour, against
+ * 12 heartbeats).
+ */
+export const TOUCH_FOLD_AFTER_MS = 30 * 60_000;
+
+/**
+ * Touches per journal row (~75 KB). A batch appends to the last row while it has room, so a part
+ * receiving many small batches (a store's minute of a small policy) writes one row per batch and
+ * deletes one per thousand touches; an append rewrites the row, which this bounds.
+ */
+export const TOUCHES_PER_ROW = 1_000;
+
 /** Every roster schema step in order, for an object that holds nothing but a roster (a roster shard). */
 export const ROSTER_SCHEMA_STEPS = [
   ROSTER_SCHEMA,
@@ -122,6 +146,7 @@ export const ROSTER_SCHEMA_STEPS = [
   ROSTER_COUNTS_SCHEMA,
   ROSTER_COUNT_TRIGGERS_SCHEMA,
   ROSTER_UNINDEXED_CHECKIN_SCHEMA,
+  ROSTER_TOUCH_JOURNAL_SCHEMA,
 ];
 
 interface CounterClass extends Record<string, SqlStorageValue> {
@@ -181,9 +206,12 @@ const STATUS_SQL = `CASE
  * agent's store. Rows come only from the agents' stores, as effects of the changes that made them
  * (durable/agent-effects.ts), so the roster follows the agents' records within the effects'
  * delivery bound. Every row change updates the counters in the same statement (the count triggers).
+ * A heartbeat's time is the exception: it waits in a journal until a read needs it (`fold`).
  */
 export class AgentRoster {
   readonly #sql: SqlStorage;
+  /** When the journal's oldest row was written (null: empty); read from the table on first use. */
+  #journalSince: number | null | undefined;
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
@@ -201,11 +229,61 @@ export class AgentRoster {
     this.#sql.exec("DELETE FROM roster_meta WHERE k = 'rebuild_counts'");
   }
 
-  /** An agent store's batch (inside the caller's transaction). */
-  apply(changes: RosterChanges): void {
+  /**
+   * An agent store's batch (inside the caller's transaction). Rows and removals are written at once;
+   * check-in times go to the journal, folded into their rows by the next read that needs them or
+   * once the journal is TOUCH_FOLD_AFTER_MS old.
+   */
+  apply(changes: RosterChanges, now = Date.now()): void {
     for (const { summary, version } of changes.upserts) this.upsert(summary, version);
     for (const { agentId, version } of changes.removes) this.remove(agentId, version);
-    for (const { agentId, lastCheckin, version } of changes.touches) this.touch(agentId, lastCheckin, version);
+    if (changes.touches.length > 0) this.#journal(changes.touches, now);
+    if (now - (this.#journalOldest() ?? now) >= TOUCH_FOLD_AFTER_MS) this.fold();
+  }
+
+  #journal(touches: RosterChanges["touches"], now: number): void {
+    const since = this.#journalOldest() ?? now;
+    let rest = touches.map(({ agentId, lastCheckin, version }) => JSON.stringify([agentId, lastCheckin, version]));
+    // Appended to the last row when it has room (checked by SQL: memory may hold a rolled-back row).
+    const appended = this.#sql.exec(
+      "UPDATE roster_touches SET touches = touches || ',' || ?, n = n + ? WHERE id = (SELECT MAX(id) FROM roster_touches) AND n + ? <= ?",
+      rest.join(","),
+      rest.length,
+      rest.length,
+      TOUCHES_PER_ROW,
+    );
+    if (appended.rowsWritten > 0) rest = [];
+    for (let i = 0; i < rest.length; i += TOUCHES_PER_ROW) {
+      const row = rest.slice(i, i + TOUCHES_PER_ROW);
+      this.#sql.exec("INSERT INTO roster_touches (written_at, n, touches) VALUES (?, ?, ?)", now, row.length, row.join(","));
+    }
+    this.#journalSince = since;
+  }
+
+  #journalOldest(): number | null {
+    if (this.#journalSince === undefined) {
+      this.#journalSince = this.#sql.exec<{ since: number | null }>("SELECT MIN(written_at) AS since FROM roster_touches").one().since;
+    }
+    return this.#journalSince;
+  }
+
+  /**
+   * The journal's check-in times reach their rows: each agent's newest (by version), unless its row
+   * is newer already, the version rule a touch applied at once followed. Rows and removals that
+   * arrived meanwhile were written first, which a version decides the same way unless deliveries
+   * came out of order. Atomic: one synchronous run (the runtime commits it as one transaction).
+   */
+  fold(): void {
+    if (this.#journalOldest() === null) return;
+    this.#sql.exec(
+      `UPDATE roster SET last_checkin = touched.checkin, summary_version = touched.version
+       FROM (SELECT value ->> 0 AS agent_id, value ->> 1 AS checkin, MAX(value ->> 2) AS version
+             FROM roster_touches, json_each('[' || roster_touches.touches || ']') GROUP BY agent_id) AS touched
+       WHERE roster.agent_id = touched.agent_id AND roster.summary_version < touched.version`,
+    );
+    this.#sql.exec("DELETE FROM roster_touches");
+    // Unknown, not empty: the caller's transaction may yet roll the fold back.
+    this.#journalSince = undefined;
   }
 
   /** Writes an agent's row unless a newer version is already here. */
@@ -247,6 +325,7 @@ export class AgentRoster {
    * most 1% of the rows); failures are a time range of the troubled rows' own index.
    */
   stageStats(threshold: number, target: number, since: string): StageStats {
+    this.fold();
     const whole = Math.floor(threshold / SLICE);
     const counted = this.#sql
       .exec<{ members: number; acked: number }>(
@@ -269,11 +348,6 @@ export class AgentRoster {
     return { members: counted.members + cut.members, acked: counted.acked + cut.acked, failed };
   }
 
-  /** A newer check-in time for an agent's row (a held heartbeat), unless the row is newer already. */
-  touch(agentId: string, lastCheckin: string, version: number): void {
-    this.#sql.exec("UPDATE roster SET last_checkin = ?, summary_version = ? WHERE agent_id = ? AND summary_version < ?", lastCheckin, version, agentId, version);
-  }
-
   /** Removes an agent's row unless it is newer than the removal. */
   remove(agentId: string, version: number): void {
     this.#sql.exec("DELETE FROM roster WHERE agent_id = ? AND summary_version <= ?", agentId, version);
@@ -288,6 +362,7 @@ export class AgentRoster {
   }
 
   list(policyId: string, query: AgentQuery, context: StatusContext): { items: ListedAgent[]; total: number } {
+    this.fold();
     const { where, params } = this.#filter(query);
     const cutoff = offlineCutoff(context);
     const base = `SELECT *, ${STATUS_SQL} AS status FROM roster`;
@@ -309,6 +384,7 @@ export class AgentRoster {
    * offline cutoff move to offline, counted by a scan of the rows (the check-in time is not indexed).
    */
   counts(context: StatusContext): StatusCounts {
+    this.fold();
     const latest = context.latestRevision;
     const counts: StatusCounts = { online: 0, offline: 0, degraded: 0, error: 0, updating: 0, enrolling: 0, unenrolling: 0, unenrolled: 0, total: 0 };
     const classes = this.#sql
@@ -364,6 +440,7 @@ export class AgentRoster {
    * once per console push.
    */
   oldestLiveCheckin(cutoff: string): string | null {
+    this.fold();
     // MIN, not ORDER BY … LIMIT 1: without an index the sort reads every row twice.
     return this.#sql
       .exec<{ oldest: string | null }>(
@@ -383,6 +460,7 @@ export class AgentRoster {
 
   /** Active agents behind `revision` that report trouble: the likely failures of a rollout. */
   failing(revision: number, limit: number): ListedAgent[] {
+    this.fold();
     return this.#sql
       .exec<RosterRow>(
         `SELECT *, 'error' AS status FROM roster WHERE active = 1 AND policy_revision_idx < ?

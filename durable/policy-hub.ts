@@ -17,7 +17,7 @@ import type { RolloutState } from "../src/policy/staged-rollout";
 import type { RosterChanges } from "../src/agents/effects";
 import type { CheckinBatch } from "../src/agents/checkin-rate";
 import { AlarmSchedule } from "./alarm-schedule";
-import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_COUNT_TRIGGERS_SCHEMA, ROSTER_COUNTS_SCHEMA, ROSTER_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_UNINDEXED_CHECKIN_SCHEMA, ROSTER_VERSION_SCHEMA, type StatusCounts } from "./agent-roster";
+import { AgentRoster, ROSTER_BUCKET_SCHEMA, ROSTER_COUNT_TRIGGERS_SCHEMA, ROSTER_COUNTS_SCHEMA, ROSTER_SCHEMA, ROSTER_TOUCH_JOURNAL_SCHEMA, ROSTER_TYPE_SCHEMA, ROSTER_UNINDEXED_CHECKIN_SCHEMA, ROSTER_VERSION_SCHEMA, type StatusCounts } from "./agent-roster";
 import { CheckinCounts, CHECKIN_COUNTS_SCHEMA, CHECKIN_SOURCES_SCHEMA } from "./checkin-counts";
 import { CoalescedRun } from "./coalesced-run";
 import { ConsoleWatch } from "./console-watch";
@@ -47,6 +47,7 @@ const SCHEMA = [
   ROSTER_COUNT_TRIGGERS_SCHEMA,
   ROSTER_UNINDEXED_CHECKIN_SCHEMA,
   CHECKIN_SOURCES_SCHEMA,
+  ROSTER_TOUCH_JOURNAL_SCHEMA,
 ];
 
 /** Stored under FANOUT_KEY; see `PolicyHub.#fanout`. */

@@ -1,7 +1,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { AgentEffects } from "../durable/agent-effects";
-import { AgentRoster } from "../durable/agent-roster";
+import { AgentRoster, TOUCH_FOLD_AFTER_MS, TOUCHES_PER_ROW } from "../durable/agent-roster";
 import type { AgentStore } from "../durable/agent-store";
 import { agentStoreName } from "../src/agents/agent-stores";
 import { minuteOf } from "../src/agents/checkin-rate";
@@ -82,15 +82,16 @@ function countingSql(sql: SqlStorage, written: number[]): SqlStorage {
 }
 
 describe("a heartbeat's time at the roster", () => {
-  // Two rows a heartbeat before the check-in time's index was dropped: the row and its index entry.
   for (const [where, stub] of [
     ["a policy hub's own part", () => env.POLICY_HUBS.get(env.POLICY_HUBS.idFromName("heartbeat-rows-hub"))],
     ["a roster shard", () => env.ROSTER_SHARDS.get(env.ROSTER_SHARDS.idFromName("heartbeat-rows-part"))],
   ] as const) {
-    it(`writes one row in ${where}, and the time is what offline counts read`, async () => {
+    it(`waits in ${where}'s journal (one row a batch) and reaches each agent's row once, at the read that needs it, even after a restart`, async () => {
       await runInDurableObject(stub(), async (_instance, state: DurableObjectState) => {
         const written: number[] = [];
+        const total = () => written.splice(0).reduce((a, b) => a + b, 0);
         const roster = new AgentRoster(countingSql(state.storage.sql, written));
+        // The check-in time has no index, so folding a time moves no index entry.
         const indexes = state.storage.sql
           .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'roster' AND name NOT LIKE 'sqlite_%' ORDER BY name")
           .toArray()
@@ -98,17 +99,81 @@ describe("a heartbeat's time at the roster", () => {
         expect(indexes).toEqual(["roster_bucket", "roster_enrolled_at", "roster_hostname", "roster_revision", "roster_troubled"]);
 
         const start = Date.UTC(2026, 11, 1, 12);
-        roster.upsert(agentSummary("beating", { last_checkin: new Date(start).toISOString() }), 1);
-        written.length = 0;
-        roster.touch("beating", new Date(start + 290_000).toISOString(), 2);
-        expect(written).toEqual([1]);
+        const iso = (ms: number) => new Date(start + ms).toISOString();
+        const agents = ["beating", "beating-too"];
+        for (const id of agents) roster.upsert(agentSummary(id, { last_checkin: iso(0) }), 1);
+        const beat = (ms: number, version: number) => ({ upserts: [], removes: [], touches: agents.map((agentId) => ({ agentId, lastCheckin: iso(ms), version })) });
+        const journal = () => state.storage.sql.exec<{ n: number }>("SELECT n FROM roster_touches ORDER BY id").toArray().map((row) => row.n);
+        const stored = () => state.storage.sql.exec<{ last_checkin: string }>("SELECT last_checkin FROM roster ORDER BY agent_id").toArray().map((row) => row.last_checkin);
+        total();
 
-        // The offline count and the next offline time follow the touched time, not the upserted one.
-        const context = { now: start + 700_000, offlineAfterMs: 600_000, latestRevision: 1 };
-        expect(roster.counts(context)).toMatchObject({ online: 1, offline: 0, total: 1 });
-        expect(roster.counts({ ...context, now: start + 900_000 })).toMatchObject({ online: 0, offline: 1, total: 1 });
-        expect(roster.oldestLiveCheckin(new Date(context.now - context.offlineAfterMs).toISOString())).toBe(new Date(start + 290_000).toISOString());
-        expect(roster.oldestLiveCheckin(new Date(start + 300_000).toISOString())).toBeNull();
+        state.storage.transactionSync(() => roster.apply(beat(290_000, 2), start + 300_000));
+        state.storage.transactionSync(() => roster.apply(beat(580_000, 3), start + 590_000));
+        expect(total()).toBe(2);
+        expect(stored()).toEqual([iso(0), iso(0)]);
+
+        expect(journal()).toEqual([4]);
+
+        // A new instance over the same tables (the object restarted) finds the journal. The read folds
+        // it: each agent's newest time, one row each, and the journal's row goes.
+        const restarted = new AgentRoster(countingSql(state.storage.sql, written));
+        const context = { now: start + 1_100_000, offlineAfterMs: 600_000, latestRevision: 1 };
+        expect(restarted.counts(context)).toMatchObject({ online: 2, offline: 0, total: 2 });
+        expect(total()).toBe(3);
+        expect(journal()).toEqual([]);
+        expect(stored()).toEqual([iso(580_000), iso(580_000)]);
+        expect(restarted.counts({ ...context, now: start + 1_200_000 })).toMatchObject({ online: 0, offline: 2, total: 2 });
+        expect(total()).toBe(0);
+        expect(restarted.oldestLiveCheckin(iso(500_000))).toBe(iso(580_000));
+        expect(restarted.oldestLiveCheckin(iso(590_000))).toBeNull();
+
+        // Unread, the journal still reaches the rows once its oldest row is TOUCH_FOLD_AFTER_MS old.
+        state.storage.transactionSync(() => restarted.apply(beat(870_000, 4), start + 880_000));
+        state.storage.transactionSync(() => restarted.apply(beat(1_160_000, 5), start + 880_000 + TOUCH_FOLD_AFTER_MS - 1));
+        expect(stored()).toEqual([iso(580_000), iso(580_000)]);
+        state.storage.transactionSync(() => restarted.apply({ upserts: [], removes: [], touches: [] }, start + 880_000 + TOUCH_FOLD_AFTER_MS));
+        expect(stored()).toEqual([iso(1_160_000), iso(1_160_000)]);
+        expect(journal()).toEqual([]);
+
+        // A batch fills rows of TOUCHES_PER_ROW; the next appends to the last while it has room.
+        const many = (n: number, version: number) => ({
+          upserts: [],
+          removes: [],
+          touches: Array.from({ length: n }, (_, i) => ({ agentId: `elsewhere-${i}`, lastCheckin: iso(1_200_000), version })),
+        });
+        state.storage.transactionSync(() => restarted.apply(many(2 * TOUCHES_PER_ROW + 501, 6), start + 1_210_000));
+        expect(journal()).toEqual([TOUCHES_PER_ROW, TOUCHES_PER_ROW, 501]);
+        state.storage.transactionSync(() => restarted.apply(beat(1_200_000, 6), start + 1_210_000));
+        expect(journal()).toEqual([TOUCHES_PER_ROW, TOUCHES_PER_ROW, 503]);
+        state.storage.transactionSync(() => restarted.apply(many(TOUCHES_PER_ROW - 502, 7), start + 1_220_000));
+        expect(journal()).toEqual([TOUCHES_PER_ROW, TOUCHES_PER_ROW, 503, TOUCHES_PER_ROW - 502]);
+        restarted.fold();
+        expect(stored()).toEqual([iso(1_200_000), iso(1_200_000)]);
+        expect(journal()).toEqual([]);
+      });
+    });
+  }
+});
+
+describe("every roster read that shows check-in times", () => {
+  const start = Date.UTC(2026, 11, 1, 12);
+  const iso = (ms: number) => new Date(start + ms).toISOString();
+  const reads: Array<[string, (roster: AgentRoster) => unknown, unknown]> = [
+    ["counts", (r) => r.counts({ now: start + 700_000, offlineAfterMs: 600_000, latestRevision: 1 }).offline, 0],
+    ["stage counts", (r) => r.stageStats(10_000, 1, iso(200_000)).failed, 1],
+    ["the listing", (r) => r.list("p", { includeInactive: true, sortField: "agent_id", sortOrder: "asc", limit: 10, offset: 0 }, { now: start, offlineAfterMs: 600_000, latestRevision: 1 }).items[0]?.last_checkin, iso(290_000)],
+    ["the next offline time", (r) => r.oldestLiveCheckin(iso(1)), iso(290_000)],
+    ["a rollout's failing agents", (r) => r.failing(2, 10)[0]?.last_checkin, iso(290_000)],
+  ];
+  for (const [name, read, expected] of reads) {
+    it(`folds the journal first: ${name}`, async () => {
+      await runInDurableObject(env.ROSTER_SHARDS.get(env.ROSTER_SHARDS.idFromName(`fold-before-${name}`)), async (_instance, state: DurableObjectState) => {
+        const roster = new AgentRoster(state.storage.sql);
+        state.storage.transactionSync(() => {
+          roster.upsert(agentSummary("troubled", { last_checkin: iso(0), last_checkin_status: "error", policy_revision_idx: 1 }), 1);
+          roster.apply({ upserts: [], removes: [], touches: [{ agentId: "troubled", lastCheckin: iso(290_000), version: 2 }] }, start + 300_000);
+        });
+        expect(read(roster)).toEqual(expected);
       });
     });
   }

@@ -38,14 +38,63 @@ const summaryArb = fc.record({
 type Change =
   | { kind: "upsert"; summary: AgentSummary; version: number }
   | { kind: "touch"; agentId: string; lastCheckin: string; version: number }
-  | { kind: "remove"; agentId: string; version: number };
+  | { kind: "remove"; agentId: string; version: number }
+  | { kind: "fold" };
 
 const version = fc.integer({ min: 1, max: 40 });
 const changeArb: fc.Arbitrary<Change> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant("upsert" as const), summary: summaryArb, version }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant("touch" as const), agentId: fc.constantFrom(...IDS), lastCheckin: fc.integer({ min: 0, max: 20 }).map(at), version }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("remove" as const), agentId: fc.constantFrom(...IDS), version }) },
+  { weight: 1, arbitrary: fc.constant({ kind: "fold" as const }) },
 );
+
+/**
+ * Versions as an agent store's effect sequence gives them: an effect row carries one time per
+ * agent, so no two touches, nor a touch and a row, share a version; rows and removals may (a
+ * retried delivery). Each change's drawn version keeps its order against the others.
+ */
+function sequenced(changes: Change[]): Change[] {
+  return changes.map((change, i) => {
+    if (change.kind === "fold") return change;
+    return { ...change, version: change.version * 100 + (change.kind === "touch" ? i : 99) };
+  });
+}
+
+/**
+ * What the rows must say: rows and removals at once by the version rule, check-in times journaled
+ * and, at a fold, each agent's newest applied unless its row is as new or newer.
+ */
+function expectedRows(changes: Change[]): Map<string, { last_checkin: string | null; active: boolean; last_checkin_status: string | null; policy_revision_idx: number }> {
+  const rows = new Map<string, { summary: AgentSummary; version: number }>();
+  let journal = new Map<string, { lastCheckin: string; version: number }>();
+  const fold = () => {
+    for (const [agentId, touch] of journal) {
+      const row = rows.get(agentId);
+      if (row && row.version < touch.version) rows.set(agentId, { summary: { ...row.summary, last_checkin: touch.lastCheckin }, version: touch.version });
+    }
+    journal = new Map();
+  };
+  for (const change of changes) {
+    if (change.kind === "fold") fold();
+    else if (change.kind === "upsert") {
+      const row = rows.get(change.summary.agent_id);
+      if (!row || change.version >= row.version) rows.set(change.summary.agent_id, { summary: change.summary, version: change.version });
+    } else if (change.kind === "remove") {
+      const row = rows.get(change.agentId);
+      if (row && row.version <= change.version) rows.delete(change.agentId);
+    } else if ((journal.get(change.agentId)?.version ?? -1) < change.version) {
+      journal.set(change.agentId, { lastCheckin: change.lastCheckin, version: change.version });
+    }
+  }
+  fold();
+  return new Map(
+    [...rows].map(([agentId, { summary }]) => [
+      agentId,
+      { last_checkin: summary.last_checkin, active: summary.active, last_checkin_status: summary.last_checkin_status, policy_revision_idx: summary.policy_revision_idx },
+    ]),
+  );
+}
 
 /** Stage thresholds: anywhere, on 1% slice edges, and right at and after the agents' own buckets. */
 const thresholdArb = fc.oneof(
@@ -69,23 +118,27 @@ function scanned(roster: AgentRoster, context: StatusContext): ListedAgent[] {
 }
 
 describe("roster counters", () => {
-  it("equal a scan of the rows after random rows, times and removals, stale versions included", async () => {
+  it("equal a scan of the rows after random rows, journaled times, folds and removals, stale versions included; the rows are what the version rule gives", async () => {
     const shard = env.ROSTER_SHARDS.get(env.ROSTER_SHARDS.idFromName("counters-property"));
     await runInDurableObject(shard, async (_instance, state: DurableObjectState) => {
       const roster = new AgentRoster(state.storage.sql);
       fc.assert(
         fc.property(fc.array(changeArb, { minLength: 1, maxLength: 60 }), fc.array(readArb, { minLength: 1, maxLength: 4 }), (changes, reads) => {
-          state.storage.sql.exec("DELETE FROM roster; DELETE FROM roster_counts");
-          for (const change of changes) {
+          state.storage.sql.exec("DELETE FROM roster; DELETE FROM roster_counts; DELETE FROM roster_touches");
+          const sequence = sequenced(changes);
+          for (const change of sequence) {
             state.storage.transactionSync(() => {
-              if (change.kind === "upsert") roster.upsert(change.summary, change.version);
-              else if (change.kind === "touch") roster.touch(change.agentId, change.lastCheckin, change.version);
-              else roster.remove(change.agentId, change.version);
+              if (change.kind === "fold") roster.fold();
+              else if (change.kind === "upsert") roster.apply({ upserts: [{ summary: change.summary, version: change.version }], removes: [], touches: [] }, BASE);
+              else if (change.kind === "touch") roster.apply({ upserts: [], removes: [], touches: [{ agentId: change.agentId, lastCheckin: change.lastCheckin, version: change.version }] }, BASE);
+              else roster.apply({ upserts: [], removes: [{ agentId: change.agentId, version: change.version }], touches: [] }, BASE);
             });
           }
+          const expected = expectedRows(sequence);
           for (const read of reads) {
             const context: StatusContext = { now: read.now, offlineAfterMs: 10 * 60_000, latestRevision: read.latestRevision };
             const rows = scanned(roster, context);
+            expect(new Map(rows.map((row) => [row.agent_id, { last_checkin: row.last_checkin, active: row.active, last_checkin_status: row.last_checkin_status, policy_revision_idx: row.policy_revision_idx }]))).toEqual(expected);
             const byStatus = Object.fromEntries(AGENT_STATUSES.map((status) => [status, rows.filter((row) => row.status === status).length]));
             expect(roster.counts(context)).toEqual({ ...byStatus, total: rows.length });
 
