@@ -57,6 +57,22 @@ export const AGENT_HOUR = {
  */
 const HEARTBEAT_TABLES = { AgentStore: ["agents"], PolicyHub: ["roster"], RosterShard: ["roster"] };
 
+/**
+ * A heartbeat's time waits in its roster part's journal (durable/agent-roster.ts) and reaches the
+ * agent's row when a read needs it or every TOUCH_FOLD_AFTER_MS (30 min): unread, each agent's row
+ * is written twice an hour however often it checks in, and each journal row of TOUCHES_PER_ROW
+ * (1,000) times is deleted once. The benchmark's heartbeat phases end before any fold, so its
+ * counts hold the journal's appends (per window) and not these; the bill adds them.
+ */
+const ROSTER_FOLDS_PER_HOUR = 2;
+const TOUCHES_PER_JOURNAL_ROW = 1000;
+const JOURNAL_TABLE = "roster_touches";
+
+/** Rows a journaled heartbeat's time costs at the folds, per heartbeat of an agent checking in `perHour` times an hour. */
+export function foldRowsPerHeartbeat(perHour) {
+  return ROSTER_FOLDS_PER_HOUR / perHour + 1 / TOUCHES_PER_JOURNAL_ROW;
+}
+
 /** Objects whose calls in a heartbeat's counts each carry a store's window: the hub and the roster's parts. */
 const WINDOW_CALLEES = ["PolicyHub", "RosterShard"];
 
@@ -77,7 +93,9 @@ const STORE_WINDOW_TABLES = ["checkin_journal"];
 export function perEvent(counts, label, { windowed = true } = {}) {
   const c = counts?.[label];
   if (!c || !c.events) return null;
-  const out = { events: c.events, worker_requests: c.worker_requests / c.events, do_requests: 0, ws_messages: 0, rows_read: 0, rows_written: 0, starts: 0, by_class: {}, per_window: null };
+  const out = { events: c.events, worker_requests: c.worker_requests / c.events, do_requests: 0, ws_messages: 0, rows_read: 0, rows_written: 0, starts: 0, by_class: {}, per_window: null, journaled: false };
+  // Runs recorded before the roster's journal wrote each heartbeat's roster row at once.
+  out.journaled = Object.values(c.classes ?? {}).some((k) => (k.rows_written_by_table?.[JOURNAL_TABLE] ?? 0) > 0);
   for (const [name, k] of Object.entries(c.classes ?? {})) {
     const row = { requests: k.requests / c.events, ws_messages: k.ws_messages / c.events, rows_read: k.rows_read / c.events, rows_written: k.rows_written / c.events, starts: k.starts / c.events };
     if (Object.values(row).every((v) => v === 0)) continue;
@@ -177,7 +195,8 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
   const windowWork = (key) => pairShare * window[key] + storeShare * storeWindow[key];
   const do_requests = beats * (heartbeat.do_requests + windowWork("requests")) + changes * (change?.do_requests ?? 0);
   const rows_read = beats * heartbeat.rows_read + changes * (change?.rows_read ?? 0);
-  const rows_written = beats * (heartbeat.rows_written + windowWork("rows_written")) + changes * (change?.rows_written ?? 0);
+  const folds = heartbeat.journaled ? foldRowsPerHeartbeat(perHour) : 0;
+  const rows_written = beats * (heartbeat.rows_written + windowWork("rows_written") + folds) + changes * (change?.rows_written ?? 0);
   const activeObjects = activeObjectsOf(agents, policies);
   const gb_s = activeObjects * p.do_gb_per_object * HOURS_PER_MONTH * 3600;
   // Only a long poll invokes the Worker; a socket's message goes to its shard (objects bill duration, not CPU).
@@ -267,6 +286,9 @@ export function printCostTable(table, write = console.log) {
   write(`\nMeasured per long-poll heartbeat: ${per(table.per_heartbeat.long_poll)}`);
   write(`Measured per socket heartbeat: ${per(table.per_heartbeat.websocket)}`);
   write(`Measured per agent per policy change: ${per(table.per_agent_per_change)}`);
+  if (table.per_heartbeat.long_poll?.journaled || table.per_heartbeat.websocket?.journaled) {
+    write(`Added per heartbeat: the roster journal's folds, ${foldRowsPerHeartbeat(AGENT_HOUR.poll_checkins).toFixed(3)} rows (long poll), ${foldRowsPerHeartbeat(AGENT_HOUR.socket_checkins).toFixed(3)} (socket)`);
+  }
   write(`\nMonthly bill (${table.prices}; one policy, or policies of ${FLEET_B_POLICY_SIZE.toLocaleString("en-US")}; a policy change a day; Worker CPU ${table.cpu_ms_per_heartbeat ?? 0} ms per long-poll check-in):\n`);
   write("| agents | policies | channel | Worker req/month | DO req/month (WS msgs ÷ 20) | rows written/month | always-active objects | Workers $ | DO requests $ | duration $ | rows $ | total $/month | $/agent-month |");
   write("|---|---|---|---|---|---|---|---|---|---|---|---|---|");

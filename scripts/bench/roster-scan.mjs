@@ -3,7 +3,9 @@
 // check-in time's index"): the real AgentRoster (durable/agent-roster.ts) in workerd, one roster part
 // of --rows agents (default 50,000, a part of a 1M-agent policy), timed with and without the dropped
 // `roster_last_checkin` index. Each read is one RPC; the table shows the best of --reps per read
-// minus the best of an empty RPC, and the rows each statement read and wrote.
+// minus the best of an empty RPC, and the rows each statement read and wrote. "touch" is a
+// heartbeat's time journaled; then, once, the fold of a half hour of the part's heartbeats
+// ("Cut: the roster row per heartbeat").
 //
 //   node scripts/bench/roster-scan.mjs [--rows 50000] [--reps 15]
 import { mkdtempSync, rmSync } from "node:fs";
@@ -57,15 +59,29 @@ export class Part extends DurableObject {
       const rows = cursor.toArray();
       stats.rowsRead += cursor.rowsRead;
       stats.rowsWritten += cursor.rowsWritten;
-      return { toArray: () => rows, one: () => rows[0] };
+      return { toArray: () => rows, one: () => rows[0], rowsRead: cursor.rowsRead, rowsWritten: cursor.rowsWritten };
     } });
     const roster = new AgentRoster(counted);
     const context = { now, offlineAfterMs: OFFLINE_AFTER_MS, latestRevision: 2 };
     let result;
     if (name === "counts") result = roster.counts(context).offline;
     else if (name === "oldestLiveCheckin") result = roster.oldestLiveCheckin(new Date(now - OFFLINE_AFTER_MS).toISOString());
-    else if (name === "touch") result = roster.touch("agent-777", new Date(now).toISOString(), ++this.version);
+    else if (name === "touch") {
+      roster.apply({ upserts: [], removes: [], touches: [{ agentId: "agent-777", lastCheckin: new Date(now).toISOString(), version: ++this.version }] }, now);
+    } else if (name === "fold") roster.fold();
     return { result, ...stats };
+  }
+  /** A half hour's journal of the whole part: every agent's 6 heartbeats, in batches of a store's minute at 1M (156 times). */
+  journalHalfHour(n, now) {
+    const roster = new AgentRoster(this.ctx.storage.sql);
+    const touches = [];
+    for (let beat = 0; beat < 6; beat++) {
+      for (let i = 0; i < n; i++) touches.push({ agentId: "agent-" + i, lastCheckin: new Date(now + beat * 300_000).toISOString(), version: ++this.version });
+    }
+    for (let i = 0; i < touches.length; i += 156) {
+      this.ctx.storage.transactionSync(() => roster.apply({ upserts: [], removes: [], touches: touches.slice(i, i + 156) }, now));
+    }
+    return this.ctx.storage.sql.exec("SELECT COUNT(*) AS rows, SUM(n) AS times FROM roster_touches").one();
   }
 }
 export default { fetch() { return new Response("roster-scan"); } };
@@ -110,6 +126,13 @@ try {
       const { ms, last } = await best(() => part.read(name, now));
       console.log(`| ${indexed ? "with the index" : "without (today)"} | ${name} | ${Math.max(0, ms - empty.ms).toFixed(2)} | ${last.rowsRead} | ${last.rowsWritten} | ${last.result ?? ""} |`);
     }
+    if (indexed) continue;
+    // Once, not best of: a fold empties the journal it reads.
+    const journal = await part.journalHalfHour(rows, now);
+    const start = performance.now();
+    const folded = await part.read("fold", now);
+    const ms = performance.now() - start - empty.ms;
+    console.log(`| without (today) | fold of a half hour's journal (${journal.times.toLocaleString("en-US")} times in ${journal.rows} rows) | ${ms.toFixed(2)} | ${folded.rowsRead} | ${folded.rowsWritten} | |`);
   }
   await mf.dispose();
 } finally {

@@ -9,12 +9,16 @@ import { describe, expect, it } from "vitest";
  */
 
 interface PerEvent {
+  journaled: boolean;
   do_requests: number;
   rows_written: number;
   per_window: { stores: number; requests: number; rows_written: number; store: { windows: number; requests: number; rows_written: number } | null } | null;
 }
 type CostModel = {
   perEvent: (counts: unknown, label: string, options?: { windowed?: boolean }) => PerEvent | null;
+  monthlyBill: (fleet: { agents: number; channel: string; heartbeat: PerEvent; change: null; cpuMsPerHeartbeat: number }) => { usage: { rows_written: number } };
+  foldRowsPerHeartbeat: (perHour: number) => number;
+  AGENT_HOUR: { poll_checkins: number };
   policyWindowsPerHeartbeat: (agents: number, perHour: number, policies?: number, spanS?: number) => number;
 };
 
@@ -82,6 +86,21 @@ describe("the cost model's heartbeat", () => {
       rows_written: expect.closeTo(2.28, 9),
       per_window: null,
     });
+  });
+
+  it("adds the roster journal's folds only to a run whose heartbeats' times were journaled: two rows an agent-hour, and a journal row's delete per 1,000 times", async () => {
+    const { perEvent, monthlyBill, foldRowsPerHeartbeat, AGENT_HOUR } = await load();
+    const journaled = heartbeats(true);
+    const hub = journaled.poll_heartbeat.classes.PolicyHub as { rows_written: number; rows_written_by_table: Record<string, number> };
+    hub.rows_written_by_table.roster_touches = 2;
+    hub.rows_written += 2;
+    const withJournal = perEvent(journaled, "poll_heartbeat")!;
+    const without = perEvent(heartbeats(true), "poll_heartbeat")!;
+    expect([withJournal.journaled, without.journaled]).toEqual([true, false]);
+    expect(foldRowsPerHeartbeat(12)).toBeCloseTo(2 / 12 + 1 / 1000, 12);
+    const rows = (heartbeat: PerEvent) => monthlyBill({ agents: 1000, channel: "long_poll", heartbeat, change: null, cpuMsPerHeartbeat: 0 }).usage.rows_written;
+    // 1,000 agents for 730 hours: two folds an hour each, and a delete per 1,000 of their check-ins.
+    expect(rows(withJournal) - rows({ ...withJournal, journaled: false })).toBeCloseTo(1000 * 730 * (2 + AGENT_HOUR.poll_checkins / 1000), 3);
   });
 
   it("charges a heartbeat 1/h of a policy window with one policy, and a whole one when every agent has its own", async () => {
