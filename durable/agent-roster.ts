@@ -210,7 +210,7 @@ const STATUS_SQL = `CASE
  */
 export class AgentRoster {
   readonly #sql: SqlStorage;
-  /** When the journal's oldest row was written (null: empty); read from the table on first use. */
+  /** When the journal's oldest row was written (null: empty); read from the table when unknown (undefined). */
   #journalSince: number | null | undefined;
 
   constructor(sql: SqlStorage) {
@@ -242,22 +242,24 @@ export class AgentRoster {
   }
 
   #journal(touches: RosterChanges["touches"], now: number): void {
-    const since = this.#journalOldest() ?? now;
+    const oldest = this.#journalOldest();
     let rest = touches.map(({ agentId, lastCheckin, version }) => JSON.stringify([agentId, lastCheckin, version]));
-    // Appended to the last row when it has room (checked by SQL: memory may hold a rolled-back row).
-    const appended = this.#sql.exec(
-      "UPDATE roster_touches SET touches = touches || ',' || ?, n = n + ? WHERE id = (SELECT MAX(id) FROM roster_touches) AND n + ? <= ?",
-      rest.join(","),
-      rest.length,
-      rest.length,
-      TOUCHES_PER_ROW,
-    );
-    if (appended.rowsWritten > 0) rest = [];
+    // Appended to the last row when it has room (decided by SQL: memory may know a rolled-back row).
+    if (oldest !== null) {
+      const appended = this.#sql.exec(
+        "UPDATE roster_touches SET touches = touches || ',' || ?, n = n + ? WHERE id = (SELECT MAX(id) FROM roster_touches) AND n + ? <= ?",
+        rest.join(","),
+        rest.length,
+        rest.length,
+        TOUCHES_PER_ROW,
+      );
+      if (appended.rowsWritten > 0) rest = [];
+    }
     for (let i = 0; i < rest.length; i += TOUCHES_PER_ROW) {
       const row = rest.slice(i, i + TOUCHES_PER_ROW);
       this.#sql.exec("INSERT INTO roster_touches (written_at, n, touches) VALUES (?, ?, ?)", now, row.length, row.join(","));
     }
-    this.#journalSince = since;
+    this.#journalSince = oldest ?? now;
   }
 
   #journalOldest(): number | null {
