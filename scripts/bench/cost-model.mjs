@@ -174,11 +174,20 @@ export function policyWindowsPerHeartbeat(agents, perHour, policies = 1, spanS =
 }
 
 /**
+ * Wall-clock an object is billed for each event it handles (a call, an alarm, a socket message)
+ * when nothing else keeps it active: its CPU, the storage commit its answer waits for (the output
+ * gate) and any call it awaits. Assumed, not measured: local workerd's clock does not move inside
+ * synchronous code. Each millisecond of it is ~$19 a month of fleet B's 1M long-poll bill (~12 B events).
+ */
+export const ACTIVE_S_PER_EVENT = 0.01;
+
+/**
  * The monthly bill of a fleet of `agents` agents in one policy, all on one channel, from measured
- * per-event counts. Duration: every object that holds a parked poll, or that receives events more
- * often than every 10 s (the hibernation window), is active all month; at these sizes that is every
- * agent store, the policy hub (roster touches) and every shard (parked polls; or socket messages
- * at 5,000 sockets × 15 check-ins/h = 21/s).
+ * per-event counts. Duration (GB-s) is billed while an object runs or is idle but cannot hibernate,
+ * not while it is idle and could hibernate, even before it does (Cloudflare's pricing page, "Compute
+ * billing"): a fan-out shard holding parked polls (a call in flight) all month; every other object
+ * (stores, hubs, roster parts, socket shards: hibernatable sockets, no timers) ACTIVE_S_PER_EVENT per
+ * event, at most all month. Socket pings are answered by the runtime without waking the shard.
  */
 export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartbeat, policies = 1 }) {
   const p = PRICES;
@@ -197,8 +206,15 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
   const rows_read = beats * heartbeat.rows_read + changes * (change?.rows_read ?? 0);
   const folds = heartbeat.journaled ? foldRowsPerHeartbeat(perHour) : 0;
   const rows_written = beats * (heartbeat.rows_written + windowWork("rows_written") + folds) + changes * (change?.rows_written ?? 0);
-  const activeObjects = activeObjectsOf(agents, policies);
-  const gb_s = activeObjects * p.do_gb_per_object * HOURS_PER_MONTH * 3600;
+  // Parks go to shards that are active all month anyway (their waiters); every other event is billed.
+  const parks = (x) => (channel === "websocket" ? 0 : (x?.by_class?.HubShard?.requests ?? 0));
+  const checkinMessages = beats * heartbeat.ws_messages + changes * (change?.ws_messages ?? 0);
+  const events = do_requests + checkinMessages - beats * parks(heartbeat) - changes * parks(change);
+  const monthS = HOURS_PER_MONTH * 3600;
+  const parked = channel === "websocket" ? 0 : parkedObjectsOf(agents, policies);
+  const eventObjects = Math.min(AGENT_STORES, agents) + policies * (1 + rosterPartsOf(agents / policies)) + (channel === "websocket" ? parkedObjectsOf(agents, policies) : 0);
+  const activeObjects = parked + Math.min(eventObjects, (events * ACTIVE_S_PER_EVENT) / monthS);
+  const gb_s = activeObjects * p.do_gb_per_object * monthS;
   // Only a long poll invokes the Worker; a socket's message goes to its shard (objects bill duration, not CPU).
   const cpu_ms = channel === "websocket" ? 0 : beats * (cpuMsPerHeartbeat ?? 0);
   const over = (x, { included, per_million }) => (Math.max(0, x - included) / 1e6) * per_million;
@@ -223,11 +239,19 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
   };
 }
 
+/** Fan-out shards of a fleet (one per 5,000 of a policy's agents): all month active in a long-poll fleet, holding parked polls. */
+export function parkedObjectsOf(agents, policies = 1) {
+  return policies * Math.ceil(agents / policies / AGENTS_PER_SHARD);
+}
+
+/** Roster parts besides the hub of a policy this large: fleet A is laid out for 1M (20 parts); a policy of 1,000 has none. */
+const rosterPartsOf = (policyAgents) => (policyAgents > 1000 ? 19 : 0);
+
 /**
- * Objects active all month in a fleet of `agents` in `policies` equal policies: every store, each
- * policy's hub, and each policy's shards (one per 5,000 of its agents). The load simulation
- * measures this (`fromLoadSim`): an object counts while it has a call in flight (a parked poll) or
- * had an event within the last 10 s.
+ * Objects active all month in a fleet of `agents` in `policies` equal policies by the rule the
+ * load simulation measures (`fromLoadSim`): an object counts while it has a call in flight (a
+ * parked poll) or had an event within the last 10 s. Every store, each policy's hub, and each
+ * policy's shards (one per 5,000 of its agents). An upper bound of what is billed (`monthlyBill`).
  */
 export function activeObjectsOf(agents, policies = 1) {
   return Math.min(AGENT_STORES, agents) + policies + policies * Math.ceil(agents / policies / AGENTS_PER_SHARD);
@@ -290,12 +314,12 @@ export function printCostTable(table, write = console.log) {
     write(`Added per heartbeat: the roster journal's folds, ${foldRowsPerHeartbeat(AGENT_HOUR.poll_checkins).toFixed(3)} rows (long poll), ${foldRowsPerHeartbeat(AGENT_HOUR.socket_checkins).toFixed(3)} (socket)`);
   }
   write(`\nMonthly bill (${table.prices}; one policy, or policies of ${FLEET_B_POLICY_SIZE.toLocaleString("en-US")}; a policy change a day; Worker CPU ${table.cpu_ms_per_heartbeat ?? 0} ms per long-poll check-in):\n`);
-  write("| agents | policies | channel | Worker req/month | DO req/month (WS msgs ÷ 20) | rows written/month | always-active objects | Workers $ | DO requests $ | duration $ | rows $ | total $/month | $/agent-month |");
+  write("| agents | policies | channel | Worker req/month | DO req/month (WS msgs ÷ 20) | rows written/month | object-months of duration | Workers $ | DO requests $ | duration $ | rows $ | total $/month | $/agent-month |");
   write("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of table.rows) {
     const u = r.usage;
     const d = r.dollars;
-    write(`| ${r.agents.toLocaleString("en-US")} | ${(r.policies ?? 1).toLocaleString("en-US")} | ${r.channel} | ${(u.worker_requests / 1e6).toFixed(1)}M | ${((u.do_requests + u.ws_messages / 20) / 1e6).toFixed(1)}M | ${(u.rows_written / 1e6).toFixed(1)}M | ${u.active_objects} | ${fmt(d.base + d.worker_requests + d.worker_cpu)} | ${fmt(d.do_requests)} | ${fmt(d.do_duration)} | ${fmt(d.rows_read + d.rows_written)} | ${fmt(r.total)} | ${r.per_agent_month.toFixed(4)} |`);
+    write(`| ${r.agents.toLocaleString("en-US")} | ${(r.policies ?? 1).toLocaleString("en-US")} | ${r.channel} | ${(u.worker_requests / 1e6).toFixed(1)}M | ${((u.do_requests + u.ws_messages / 20) / 1e6).toFixed(1)}M | ${(u.rows_written / 1e6).toFixed(1)}M | ${u.active_objects.toFixed(1)} | ${fmt(d.base + d.worker_requests + d.worker_cpu)} | ${fmt(d.do_requests)} | ${fmt(d.do_duration)} | ${fmt(d.rows_read + d.rows_written)} | ${fmt(r.total)} | ${r.per_agent_month.toFixed(4)} |`);
   }
 }
 
@@ -324,7 +348,7 @@ export function printLoadSimCosts(report, write = console.log) {
     write(`| ${run.agents.toLocaleString("en-US")} | ${shape} | ${m.active_objects.toFixed(1)} (${m.modelled_active_objects}) | ${m.gb_s_per_agent_hour.toFixed(4)} | ${bulk} |`);
     shapes.set(run.shape, run.agents / run.policies);
   }
-  write("\nDuration per month, long poll, objects active as modelled (which the runs above check):\n");
+  write("\nDuration per month, long poll, if every object active by this rule were billed all month (an upper bound: the bill counts idle objects that could hibernate as not billed, `monthlyBill`):\n");
   write("| agents | policies | always-active objects | GB-s/month | duration $/month |");
   write("|---|---|---|---|---|");
   for (const [shape, policySize] of shapes) {

@@ -16,9 +16,12 @@ interface PerEvent {
 }
 type CostModel = {
   perEvent: (counts: unknown, label: string, options?: { windowed?: boolean }) => PerEvent | null;
-  monthlyBill: (fleet: { agents: number; channel: string; heartbeat: PerEvent; change: null; cpuMsPerHeartbeat: number }) => { usage: { rows_written: number } };
+  monthlyBill: (fleet: { agents: number; channel: string; heartbeat: PerEvent; change: null; cpuMsPerHeartbeat: number }) => {
+    usage: { rows_written: number; do_requests: number; gb_s: number };
+  };
+  ACTIVE_S_PER_EVENT: number;
   foldRowsPerHeartbeat: (perHour: number) => number;
-  AGENT_HOUR: { poll_checkins: number };
+  AGENT_HOUR: { poll_checkins: number; socket_checkins: number };
   policyWindowsPerHeartbeat: (agents: number, perHour: number, policies?: number, spanS?: number) => number;
 };
 
@@ -101,6 +104,22 @@ describe("the cost model's heartbeat", () => {
     const rows = (heartbeat: PerEvent) => monthlyBill({ agents: 1000, channel: "long_poll", heartbeat, change: null, cpuMsPerHeartbeat: 0 }).usage.rows_written;
     // 1,000 agents for 730 hours: two folds an hour each, and a delete per 1,000 of their check-ins.
     expect(rows(withJournal) - rows({ ...withJournal, journaled: false })).toBeCloseTo(1000 * 730 * (2 + AGENT_HOUR.poll_checkins / 1000), 3);
+  });
+
+  it("bills duration all month for the shards holding parked polls, and for every other object per event it handles, at most all month", async () => {
+    const { perEvent, monthlyBill, ACTIVE_S_PER_EVENT, AGENT_HOUR } = await load();
+    const heartbeat = perEvent(heartbeats(true), "poll_heartbeat")!;
+    const month = 730 * 3600;
+    const bill = (channel: string, h: PerEvent) => monthlyBill({ agents: 10_000, channel, heartbeat: h, change: null, cpuMsPerHeartbeat: 0 }).usage;
+    // Long poll: two shards of 5,000 parked polls; every call but the parks (one a heartbeat) is an event.
+    const poll = bill("long_poll", heartbeat);
+    const parks = 10_000 * 730 * AGENT_HOUR.poll_checkins;
+    expect(poll.gb_s).toBeCloseTo((2 * month + (poll.do_requests - parks) * ACTIVE_S_PER_EVENT) * 0.128, 0);
+    // Sockets: no shard is held active; the shard's calls are events like the rest.
+    const socket = bill("websocket", heartbeat);
+    expect(socket.gb_s).toBeCloseTo(socket.do_requests * ACTIVE_S_PER_EVENT * 0.128, 0);
+    // No object is billed more than the month: 64 stores, the hub and its 19 roster parts, two socket shards.
+    expect(bill("websocket", { ...heartbeat, do_requests: 1e6 }).gb_s).toBeCloseTo(86 * month * 0.128, 0);
   });
 
   it("charges a heartbeat 1/h of a policy window with one policy, and a whole one when every agent has its own", async () => {
