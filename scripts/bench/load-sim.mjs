@@ -366,7 +366,7 @@ export function printTables(report, write = console.log) {
     write(`\n${run.agents.toLocaleString("en-US")} agents (${run.shape}): incomplete, phases ${run.phases.map((p) => p.phase).join(", ") || "none"}${run.error ? ` (${run.error})` : ""}`);
   }
 
-  write("\nBilled duration while every agent long-polls (steady phase; an object is active in a tick with an event or a call in flight, and for 10 s after, at tick resolution):\n");
+  write("\nObjects active while every agent long-polls (steady phase; active in a tick with an event or a call in flight, and for 10 s after, at tick resolution): an upper bound of billed duration, as Cloudflare bills an idle object that could hibernate nothing (docs/cost.md):\n");
   write("| agents | policies × agents, shards | active objects (of those that ran) | GB-s per agent-hour |");
   write("|---|---|---|---|");
   for (const run of report.runs) {
