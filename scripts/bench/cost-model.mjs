@@ -80,6 +80,13 @@ const WINDOW_CALLEES = ["PolicyHub", "RosterShard"];
 const STORE_WINDOW_TABLES = ["checkin_journal"];
 
 /**
+ * The store's outbox: in steady state, the flush's one effect row for all its policies (since
+ * `d763ddc`), so once per store window too. Runs recorded before it wrote one per policy; they are
+ * told apart by the roster's journal (later still), and keep these rows per policy window.
+ */
+const FLUSH_OUTBOX_TABLE = "effects";
+
+/**
  * Counts per event (per heartbeat, per agent per revision) from one benchmark's recorded counts.
  * For heartbeats (`windowed`), what a store does once per flush window rather than once per heartbeat (its alarms and their
  * setAlarm rows, its effect rows, the calls to the hub and the roster's parts carrying a window's
@@ -118,8 +125,9 @@ export function perEvent(counts, label, { windowed = true } = {}) {
     const windows = c.classes?.PolicyHub?.methods?.countCheckins || c.classes?.PolicyHub?.methods?.applyRoster || stores;
     // Once per store and window, however many policies it holds: the alarm run, its setAlarm and
     // the journal row. Runs recorded before rows were counted per table keep it all per pair.
+    const storeTables = out.journaled ? [...STORE_WINDOW_TABLES, FLUSH_OUTBOX_TABLE] : STORE_WINDOW_TABLES;
     const byStore = store.rows_written_by_table
-      ? { windows: store.alarm || stores, requests: store.alarm, rows: store.set_alarms + STORE_WINDOW_TABLES.reduce((sum, table) => sum + (store.rows_written_by_table[table] ?? 0), 0) }
+      ? { windows: store.alarm || stores, requests: store.alarm, rows: store.set_alarms + storeTables.reduce((sum, table) => sum + (store.rows_written_by_table[table] ?? 0), 0) }
       : { windows: 0, requests: 0, rows: 0 };
     out.per_window = {
       stores,

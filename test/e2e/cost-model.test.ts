@@ -100,6 +100,9 @@ describe("the cost model's heartbeat", () => {
     const withJournal = perEvent(journaled, "poll_heartbeat")!;
     const without = perEvent(heartbeats(true), "poll_heartbeat")!;
     expect([withJournal.journaled, without.journaled]).toEqual([true, false]);
+    // Such a run writes one outbox row per flush for all its policies: its 16 effect rows go per
+    // store window (with the 4 setAlarm rows), not per policy window as in an older run (above).
+    expect(withJournal.per_window).toMatchObject({ rows_written: 5, store: { windows: 4, rows_written: 5 } });
     expect(foldRowsPerHeartbeat(12)).toBeCloseTo(2 / 12 + 1 / 1000, 12);
     const rows = (heartbeat: PerEvent) => monthlyBill({ agents: 1000, channel: "long_poll", heartbeat, change: null, cpuMsPerHeartbeat: 0 }).usage.rows_written;
     // 1,000 agents for 730 hours: two folds an hour each, and a delete per 1,000 of their check-ins.
