@@ -5,6 +5,7 @@ import { fleetConfig, type Env } from "../src/config";
 import { revisionCache } from "../src/checkin/revision-cache";
 import { bulkJob, hubShardAt, policyHub, rosterShard, rosterShardIndexOf, shardCountOf, shardIndexOf } from "../src/durable-stubs";
 import { log } from "../src/log";
+import { CHECKIN_FLUSH_MS } from "./checkin-journal";
 
 /** Schema step of the agent store: consequences of agent changes waiting for delivery. */
 export const EFFECTS_SCHEMA = `
@@ -70,11 +71,8 @@ const ROSTER_DELAY_MS = 500;
  */
 const IMMEDIATE_FALLBACK_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
-/**
- * How long after a check-in its store has flushed it: the store's flush window (CHECKIN_FLUSH_MS,
- * 10 s, durable/agent-store.ts) and 2 s for its alarm to run.
- */
-export const FLUSHED_BY_MS = 12_000;
+/** How long after a check-in its store has flushed it: the store's flush window and 2 s for its alarm to run. */
+export const FLUSHED_BY_MS = CHECKIN_FLUSH_MS + 2_000;
 /** Check-in times per effect row, so one row stays a modest RPC argument in a store of many agents. */
 const TOUCHES_PER_ROW = 1_000;
 /** Roster changes per call to a hub or roster shard (a call's arguments are cloned whole). */
@@ -530,7 +528,7 @@ export class AgentEffects {
 /**
  * A hold ends FLUSHED_BY_MS past a multiple of `lagMs` (a minute by default): every check-in of the
  * span before it has been flushed by then, so a minute's count reaches the hub whole, about 12 s
- * after the minute ends, as without a hold. 0: no hold.
+ * after the minute ends, as without a hold. A lag of 0: no hold (it ends now).
  */
 export function holdEnd(now: number, lagMs: number): number {
   if (lagMs <= 0) return now;

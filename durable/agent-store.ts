@@ -5,7 +5,7 @@ import { mirrorMonitorFor, type AgentCallResult } from "../src/durable-stubs";
 import { Agent, type AgentHome } from "./agent";
 import { AgentEffects, EFFECTS_SCHEMA } from "./agent-effects";
 import { AlarmSchedule } from "./alarm-schedule";
-import { CheckinJournal, CHECKIN_JOURNAL_SCHEMA } from "./checkin-journal";
+import { CHECKIN_FLUSH_MS, CheckinJournal, CHECKIN_JOURNAL_SCHEMA } from "./checkin-journal";
 import { CheckinTally } from "./checkin-tally";
 import { EsOutbox, OUTBOX_SCHEMA } from "./es-outbox";
 import { STATUS_HISTORY_SCHEMA } from "./status-history";
@@ -16,14 +16,6 @@ import { log, useLogSettings } from "../src/log";
 
 /** At most this many agents stay loaded in memory per store (least recently used idle ones are unloaded). */
 const MAX_RESIDENT = 5_000;
-
-/**
- * Check-in times that changed nothing else are written at most this late, all of a window's in one
- * journal row (durable/checkin-journal.ts): fleet-server's check-in bulker flushes every 10 s too
- * (fleet-protocol.md §7), though it holds status changes as well, which are written here at once.
- * A crash loses at most this much of `last_checkin`, never a state.
- */
-export const CHECKIN_FLUSH_MS = 10_000;
 
 const SCHEMA = [
   `CREATE TABLE agents (agent_id TEXT PRIMARY KEY, doc TEXT NOT NULL, access_key_hash TEXT);

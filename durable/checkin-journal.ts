@@ -14,6 +14,14 @@
  */
 export const CHECKIN_JOURNAL_SCHEMA = `CREATE TABLE checkin_journal (window INTEGER PRIMARY KEY, times TEXT NOT NULL);`;
 
+/**
+ * Check-in times that changed nothing else are written at most this late, all of a window's in one
+ * journal row: fleet-server's check-in bulker flushes every 10 s too (fleet-protocol.md §7), though
+ * it holds status changes as well, which the store writes at once (durable/agent-store.ts). A crash
+ * loses at most this much of `last_checkin`, never a state.
+ */
+export const CHECKIN_FLUSH_MS = 10_000;
+
 /** How long a window's times stay in the journal before the quiet agents' times move into their records. */
 export const JOURNAL_SPAN_MS = 60 * 60_000;
 

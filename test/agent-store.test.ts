@@ -2,7 +2,8 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import fc from "fast-check";
 import { describe, expect, it, vi } from "vitest";
 import { AgentEffects } from "../durable/agent-effects";
-import { AgentStore, CHECKIN_FLUSH_MS } from "../durable/agent-store";
+import { AgentStore } from "../durable/agent-store";
+import { CHECKIN_FLUSH_MS } from "../durable/checkin-journal";
 import { JOURNAL_SPAN_MS } from "../durable/checkin-journal";
 import { agentStoreName } from "../src/agents/agent-stores";
 import type { AgentDoc } from "../src/protocol/agent-doc";

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FLUSHED_BY_MS, holdEnd } from "../../durable/agent-effects";
-import { CHECKIN_FLUSH_MS } from "../../durable/agent-store";
+import { CHECKIN_FLUSH_MS } from "../../durable/checkin-journal";
 import { agentIdOfAccessKey, newAccessKeyId } from "../../src/auth/access-key";
 import { parseApiKeyHeader } from "../../src/auth/api-key";
 import { hashReplaceToken, verifyReplaceToken } from "../../src/auth/replace-token";
