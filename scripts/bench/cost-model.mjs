@@ -100,9 +100,9 @@ const FLUSH_OUTBOX_TABLE = "effects";
 export function perEvent(counts, label, { windowed = true } = {}) {
   const c = counts?.[label];
   if (!c || !c.events) return null;
-  const out = { events: c.events, worker_requests: c.worker_requests / c.events, do_requests: 0, ws_messages: 0, rows_read: 0, rows_written: 0, starts: 0, by_class: {}, per_window: null, journaled: false };
   // Runs recorded before the roster's journal wrote each heartbeat's roster row at once.
-  out.journaled = Object.values(c.classes ?? {}).some((k) => (k.rows_written_by_table?.[JOURNAL_TABLE] ?? 0) > 0);
+  const journaled = Object.values(c.classes ?? {}).some((k) => (k.rows_written_by_table?.[JOURNAL_TABLE] ?? 0) > 0);
+  const out = { events: c.events, worker_requests: c.worker_requests / c.events, do_requests: 0, ws_messages: 0, rows_read: 0, rows_written: 0, starts: 0, by_class: {}, per_window: null, journaled };
   for (const [name, k] of Object.entries(c.classes ?? {})) {
     const row = { requests: k.requests / c.events, ws_messages: k.ws_messages / c.events, rows_read: k.rows_read / c.events, rows_written: k.rows_written / c.events, starts: k.starts / c.events };
     if (Object.values(row).every((v) => v === 0)) continue;
@@ -219,8 +219,9 @@ export function monthlyBill({ agents, channel, heartbeat, change, cpuMsPerHeartb
   const checkinMessages = beats * heartbeat.ws_messages + changes * (change?.ws_messages ?? 0);
   const events = do_requests + checkinMessages - beats * parks(heartbeat) - changes * parks(change);
   const monthS = HOURS_PER_MONTH * 3600;
-  const parked = channel === "websocket" ? 0 : parkedObjectsOf(agents, policies);
-  const eventObjects = Math.min(AGENT_STORES, agents) + policies * (1 + rosterPartsOf(agents / policies)) + (channel === "websocket" ? parkedObjectsOf(agents, policies) : 0);
+  const shards = parkedObjectsOf(agents, policies);
+  const parked = channel === "websocket" ? 0 : shards;
+  const eventObjects = Math.min(AGENT_STORES, agents) + policies * (1 + rosterPartsOf(agents / policies)) + (shards - parked);
   const activeObjects = parked + Math.min(eventObjects, (events * ACTIVE_S_PER_EVENT) / monthS);
   const gb_s = activeObjects * p.do_gb_per_object * monthS;
   // Only a long poll invokes the Worker; a socket's message goes to its shard (objects bill duration, not CPU).
@@ -262,7 +263,7 @@ const rosterPartsOf = (policyAgents) => (policyAgents > 1000 ? 19 : 0);
  * policy's shards (one per 5,000 of its agents). An upper bound of what is billed (`monthlyBill`).
  */
 export function activeObjectsOf(agents, policies = 1) {
-  return Math.min(AGENT_STORES, agents) + policies + policies * Math.ceil(agents / policies / AGENTS_PER_SHARD);
+  return Math.min(AGENT_STORES, agents) + policies + parkedObjectsOf(agents, policies);
 }
 
 /**
